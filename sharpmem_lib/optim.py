@@ -1,0 +1,284 @@
+"""The sharpness-aware optimizer family (paper §2, §5).
+
+Every algorithm in the paper is one mechanism with different gradient coefficients.
+With ``g(w)`` the gradient of the training loss and the first-order SAM perturbation
+
+    e = rho * g(w) / ||g(w)||          (joint norm over all parameters)
+
+the update direction handed to the base optimizer is
+
+    a * g(w) + b * g(w + e).
+
+===============  =====================  ===========================================
+algorithm        (a, b)                 objective
+===============  =====================  ===========================================
+``sgd``          (1, 0)                 L(w); no second pass
+``sam``          (0, 1)                 max_{e in B(rho)} L(w + e)           (§2)
+``sharp``        (1 + lam, -lam)        L - lam [max L(w + e) - L(w)]        (eq. 4)
+``sharpreg``     (1 + lam - xi, -lam)   (1 + lam - xi) L - lam max L(w + e)  (eq. 6)
+===============  =====================  ===========================================
+
+The first-order approximation of max_{e in B(rho)} L(w + e) is L(w + e) with e as above
+(Foret et al. 2020), whose gradient is approximated by g(w + e). ``adaptive=True`` uses
+ASAM's scale-invariant ball (Kwon et al. 2021): e = rho * w^2 g / ||w g||.
+
+The API follows davda54/sam: ``first_step`` / ``second_step``, or ``step(closure)``
+with a closure that zeroes the gradients, runs forward and backward, and returns the loss.
+Stochastic weight averaging (SWA, Izmailov et al. 2018) is orthogonal to this choice and
+lives in :mod:`sharpmem_lib.train` through :mod:`torch.optim.swa_utils`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from sharpmem_lib.validation import check_choice, check_nonnegative
+
+__all__ = [
+    "ALGORITHMS",
+    "BASE_OPTIMIZERS",
+    "Coefficients",
+    "SharpnessAware",
+    "coefficients",
+    "frozen_bn_stats",
+    "make_optimizer",
+]
+
+ALGORITHMS: dict[str, str] = {
+    "sgd": "plain gradient step on L(w): coefficients (1, 0)",
+    "sam": "sharpness-aware minimization, min max L(w+e): coefficients (0, 1)",
+    "sharp": "sharper-minimum objective of eq. 4: coefficients (1+lam, -lam)",
+    "sharpreg": "SharpReg, eq. 6: coefficients (1+lam-xi, -lam)",
+}
+
+BASE_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Weights of g(w) and g(w + e) in the update direction ``a*g(w) + b*g(w+e)``."""
+
+    a: float
+    b: float
+
+    @property
+    def needs_second_pass(self) -> bool:
+        return self.b != 0.0
+
+
+def coefficients(algorithm: str, lam: float = 0.0, xi: float = 0.0) -> Coefficients:
+    """Gradient coefficients (a, b) of a named algorithm (see the module docstring).
+
+    Parameters
+    ----------
+    algorithm : one of ``ALGORITHMS``.
+    lam : sharpness weight lambda of eqs. 4-6 (ignored by ``sgd`` and ``sam``).
+    xi : loss down-weighting xi of eqs. 5-6 (used by ``sharpreg`` only).
+    """
+    check_choice("algorithm", algorithm, ALGORITHMS)
+    check_nonnegative("lam", lam)
+    check_nonnegative("xi", xi)
+    if algorithm == "sgd":
+        return Coefficients(1.0, 0.0)
+    if algorithm == "sam":
+        return Coefficients(0.0, 1.0)
+    if algorithm == "sharp":
+        return Coefficients(1.0 + lam, -lam)
+    return Coefficients(1.0 + lam - xi, -lam)  # sharpreg, eq. 6
+
+
+_BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module | None) -> Iterator[None]:
+    """Leave BatchNorm running statistics exactly as they were after the block.
+
+    Forward passes inside still normalise with batch statistics (training mode); only the
+    running buffers (mean, var, num_batches_tracked) are restored afterwards, so the
+    perturbed pass of SAM-like algorithms cannot leak into evaluation-time statistics.
+    """
+    if model is None:
+        yield
+        return
+    saved = [
+        (m, {k: b.detach().clone() for k, b in m.named_buffers(recurse=False) if b is not None})
+        for m in model.modules()
+        if isinstance(m, _BN_TYPES)
+    ]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, buffers in saved:
+                for name, value in buffers.items():
+                    getattr(m, name).copy_(value)
+
+
+class SharpnessAware(torch.optim.Optimizer):
+    """Wrap a base optimizer so that it steps along ``a*g(w) + b*g(w + e)``.
+
+    Parameters
+    ----------
+    params : parameters (or parameter groups) to optimise.
+    base_optimizer : optimizer class, e.g. ``torch.optim.SGD``; built on the same groups.
+    rho : radius of the perturbation ball B(rho); must be >= 0.
+    a, b : coefficients of g(w) and g(w + e); see :func:`coefficients`.
+    adaptive : use ASAM's scale-invariant perturbation.
+    model : the module being trained; when given, its BatchNorm running statistics are
+        not updated by the perturbed (second) forward pass.
+    **base_kwargs : passed to ``base_optimizer`` (lr, momentum, weight_decay, ...).
+    """
+
+    def __init__(
+        self,
+        params: Iterable,
+        base_optimizer: type[torch.optim.Optimizer],
+        *,
+        rho: float = 0.05,
+        a: float = 0.0,
+        b: float = 1.0,
+        adaptive: bool = False,
+        model: nn.Module | None = None,
+        **base_kwargs,
+    ) -> None:
+        check_nonnegative("rho", rho)
+        defaults = dict(rho=rho, a=float(a), b=float(b), adaptive=adaptive, **base_kwargs)
+        super().__init__(params, defaults)
+        self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
+        # Share groups so that schedulers acting on either object act on both.
+        self.param_groups = self.base_optimizer.param_groups
+        self.defaults.update(self.base_optimizer.defaults)
+        self.model = model
+
+    @property
+    def needs_second_pass(self) -> bool:
+        return any(g["b"] != 0.0 for g in self.param_groups)
+
+    @torch.no_grad()
+    def _grad_norm(self) -> torch.Tensor:
+        """Joint L2 norm of the (ASAM-scaled) gradient over every parameter."""
+        norms = [
+            ((p.abs() if group["adaptive"] else 1.0) * p.grad).norm(p=2)
+            for group in self.param_groups
+            for p in group["params"]
+            if p.grad is not None
+        ]
+        if not norms:
+            raise RuntimeError("SharpnessAware.first_step: no parameter has a gradient")
+        return torch.linalg.vector_norm(torch.stack(norms), ord=2)
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Store g(w), then move the weights to w + e."""
+        grad_norm = self._grad_norm()
+        for group in self.param_groups:
+            scale = group["rho"] / (grad_norm + 1e-12)
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                state["g0"] = p.grad.detach().clone()
+                e = (p.pow(2) if group["adaptive"] else 1.0) * p.grad * scale
+                p.add_(e)
+                state["e"] = e
+        if zero_grad:
+            self.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False) -> None:
+        """Return to w and let the base optimizer step along a*g(w) + b*g(w + e)."""
+        for group in self.param_groups:
+            a, b = group["a"], group["b"]
+            for p in group["params"]:
+                state = self.state[p]
+                if "e" not in state:
+                    continue
+                p.sub_(state.pop("e"))
+                g0 = state.pop("g0")
+                if p.grad is None:  # parameter unused at w + e
+                    p.grad = a * g0
+                else:
+                    p.grad.mul_(b).add_(g0, alpha=a)
+        self.base_optimizer.step()
+        if zero_grad:
+            self.zero_grad(set_to_none=True)
+
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
+        """One update. ``closure`` must zero grads, compute the loss, backward, return it.
+
+        Returns the loss at w (the first closure call). With b == 0 (SGD) the closure runs
+        once and this is exactly one step of the base optimizer.
+        """
+        if closure is None:
+            raise ValueError(
+                "SharpnessAware.step needs a closure (zero_grad, forward, backward, return loss)"
+            )
+        with torch.enable_grad():
+            loss = closure()
+        if not self.needs_second_pass:
+            self.base_optimizer.step()
+            return loss
+        self.first_step(zero_grad=True)
+        with torch.enable_grad(), frozen_bn_stats(self.model):
+            closure()
+        self.second_step()
+        return loss
+
+    def state_dict(self) -> dict:
+        """The base optimizer's state (e.g. momentum buffers): what a resume needs.
+
+        The perturbation lives in ``self.state`` only between the two passes of one step.
+        """
+        return self.base_optimizer.state_dict()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.base_optimizer.load_state_dict(state_dict)
+        self.param_groups = self.base_optimizer.param_groups
+
+
+def make_optimizer(
+    model: nn.Module,
+    algorithm: str = "sgd",
+    *,
+    base: str = "sgd",
+    lr: float = 0.1,
+    rho: float = 0.1,
+    lam: float = 0.0,
+    xi: float = 0.0,
+    adaptive: bool = False,
+    **base_kwargs,
+) -> SharpnessAware:
+    """Build the optimizer for a named algorithm; all arguments are checked first.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Linear(2, 2)
+    >>> opt = make_optimizer(net, "sharpreg", rho=0.01, lam=1.5, xi=0.3, lr=0.1)
+    >>> (opt.param_groups[0]["a"], opt.param_groups[0]["b"])
+    (2.2, -1.5)
+    """
+    coef = coefficients(algorithm, lam=lam, xi=xi)
+    check_choice("base", base, BASE_OPTIMIZERS)
+    check_nonnegative("lr", lr)
+    return SharpnessAware(
+        model.parameters(),
+        BASE_OPTIMIZERS[base],
+        rho=rho,
+        a=coef.a,
+        b=coef.b,
+        adaptive=adaptive,
+        model=model,
+        lr=lr,
+        **base_kwargs,
+    )

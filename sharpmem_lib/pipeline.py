@@ -1,0 +1,152 @@
+"""``make book``: execute every notebook with a profile, then render the Jupyter Book.
+
+The repository's tracked files are never modified. The book sources (``_config.yml``,
+``_toc.yml``, ``book/``) are copied to ``_build/source`` and papermill writes the executed
+notebooks to ``_build/source/notebooks/``, the same relative paths as the committed ``.ipynb``
+files, so the book's Colab/Binder buttons open the committed notebooks. Jupyter Book then
+renders with ``execute_notebooks: off`` and ``-W --keep-going`` into ``_build/html``,
+so a failing notebook or a broken reference fails the build.
+
+Usage::
+
+    python -m sharpmem_lib.pipeline build --profile default
+    python -m sharpmem_lib.pipeline execute --profile smoke --notebook 01_toy_example
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sharpmem_lib.profiles import available_profiles, profile_parameters
+
+__all__ = ["REPO_ROOT", "notebook_paths", "execute_notebooks", "stage_book", "build_book"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BOOK_FILES = ("_config.yml", "_toc.yml", "book")
+
+
+def notebook_paths(repo_root: Path = REPO_ROOT, only: list[str] | None = None) -> list[Path]:
+    """The chapter notebooks ``notebooks/NN_*.ipynb`` in order (optionally a subset by stem)."""
+    paths = sorted((repo_root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        stems = [p.stem for p in paths]
+        for name in only:
+            if name not in stems:
+                raise ValueError(f"notebook={name!r} is not valid; choose one of {stems}")
+        paths = [p for p in paths if p.stem in only]
+    return paths
+
+
+def execute_notebooks(
+    profile: str,
+    out_dir: Path,
+    repo_root: Path = REPO_ROOT,
+    only: list[str] | None = None,
+    log=print,
+) -> dict[str, float]:
+    """Run each notebook with the profile's parameters into ``out_dir``; return wall times.
+
+    All parameters are checked before the first notebook starts. Every notebook runs even
+    if an earlier one fails; the failures are raised together at the end.
+    """
+    import papermill
+
+    params_dir = repo_root / "notebooks" / "params"
+    paths = notebook_paths(repo_root, only)
+    if profile not in available_profiles(params_dir):
+        raise ValueError(f"profile={profile!r} is not valid; choose one of {available_profiles(params_dir)}")
+    plans = [(p, profile_parameters(profile, params_dir, p.stem, papermill.inspect_notebook(p)))
+             for p in paths]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+    failures: list[str] = []
+    for path, params in plans:
+        log(f"[{profile}] executing {path.name} with {params}")
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(path), str(out_dir / path.name), parameters=params, kernel_name="python3",
+                cwd=str(path.parent), progress_bar=False, log_output=False,
+            )
+        except papermill.PapermillExecutionError as err:
+            failures.append(f"{path.name}: {err.ename}: {err.evalue}")
+        times[path.stem] = time.perf_counter() - start
+        log(f"[{profile}] {path.name}: {times[path.stem]:.1f} s")
+    if failures:
+        raise RuntimeError("notebook(s) failed (executed copies kept in {}):\n  {}".format(
+            out_dir, "\n  ".join(failures)))
+    return times
+
+
+def stage_book(stage_dir: Path, repo_root: Path = REPO_ROOT) -> None:
+    """Copy the book's sources into a fresh ``stage_dir``."""
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    stage_dir.mkdir(parents=True)
+    for name in BOOK_FILES:
+        src = repo_root / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, stage_dir / name)
+
+
+def _jupyter_book_executable() -> str:
+    """The ``jupyter-book`` script of this interpreter's environment (then the PATH)."""
+    beside = Path(sys.executable).with_name("jupyter-book")
+    found = str(beside) if beside.exists() else shutil.which("jupyter-book")
+    if found is None:
+        raise RuntimeError("jupyter-book is not installed; run `make book` (it installs requirements.txt)")
+    return found
+
+
+def build_book(profile: str, out_root: Path | None = None, repo_root: Path = REPO_ROOT, log=print) -> Path:
+    """Execute every notebook under ``profile`` and render HTML; returns ``index.html``.
+
+    Everything is written under ``<out_root>/_build`` (default: the repository's): the
+    staged sources in ``source/`` and the book in ``html/``.
+    """
+    out_root = Path(out_root or repo_root).resolve()
+    stage = out_root / "_build" / "source"
+    stage_book(stage, repo_root)
+    start = time.perf_counter()
+    times = execute_notebooks(profile, stage / "notebooks", repo_root, log=log)
+    log(f"[{profile}] notebooks executed in {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    cmd = [_jupyter_book_executable(), "build", str(stage), "--path-output", str(out_root), "-W", "--keep-going"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    times["jupyter-book build"] = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    index = out_root / "_build" / "html" / "index.html"
+    log("wall time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
+    log(f"book written to {index}")
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sharpmem_lib.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["execute", "build"])
+    parser.add_argument("--profile", default="default", help="a file stem in notebooks/params/")
+    parser.add_argument("--notebook", action="append", help="execute only this notebook (stem); repeatable")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT,
+                        help="write under OUT/_build (default: the repository)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "execute":
+            execute_notebooks(args.profile, args.out / "_build" / "source" / "notebooks", only=args.notebook)
+        else:
+            if args.notebook:
+                parser.error("--notebook applies to 'execute' only; 'build' renders every chapter")
+            build_book(args.profile, args.out)
+    except (ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

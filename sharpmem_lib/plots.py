@@ -1,0 +1,72 @@
+"""One function per paper figure. Each takes computed results and returns a Figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from sharpmem_lib.data import BLUE, RED, ToyMixture
+
+__all__ = ["toy_figure"]
+
+_CLASS_COLORS = {RED: "tab:red", BLUE: "tab:blue"}
+_METHOD_STYLE = {
+    "bayes": dict(color="black", linestyles="solid", linewidths=2.0),
+    "sgd": dict(color="tab:orange", linestyles="dashed", linewidths=1.8),
+    "sam": dict(color="tab:green", linestyles="dashdot", linewidths=1.8),
+    "sharp": dict(color="tab:purple", linestyles="dotted", linewidths=1.8),
+    "sharpreg": dict(color="tab:brown", linestyles="dotted", linewidths=1.8),
+}
+
+
+def _boundary(ax, gx, gy, labels, method: str):
+    style = _METHOD_STYLE.get(method, dict(color="gray", linestyles="solid", linewidths=1.5))
+    ax.contour(gx, gy, labels.astype(float), levels=[0.5], colors=[style["color"]],
+               linestyles=style["linestyles"], linewidths=style["linewidths"])
+    return Line2D([], [], color=style["color"], linestyle=style["linestyles"], lw=style["linewidths"],
+                  label="Bayes optimal" if method == "bayes" else method.upper())
+
+
+def _scatter(ax, data):
+    typical = data.group != 1
+    for label, color in _CLASS_COLORS.items():
+        keep = (data.y == label) & typical
+        ax.scatter(data.X[keep, 0], data.X[keep, 1], s=6, c=color, alpha=0.35, linewidths=0)
+    atypical = data.group == 1
+    return ax.scatter(data.X[atypical, 0], data.X[atypical, 1], s=40, c=_CLASS_COLORS[RED], marker="+",
+                      linewidths=1.5, label=f"atypical red points ({atypical.sum()})")
+
+
+def toy_figure(result) -> Figure:
+    """Fig. 1: (a) class densities and the Bayes boundary; (b), (c) SGD/SAM boundaries
+    learnt from a sample with few / many atypical points (first seed)."""
+    mixture: ToyMixture = result.config.mixture
+    gx, gy = result.grid_x, result.grid_y
+    pts = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    dens = np.exp(mixture.class_log_density(pts)).reshape(*gx.shape, 2)
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), sharex=True, sharey=True, layout="constrained")
+    ax = axes[0]
+    for label, cmap in ((RED, "Reds"), (BLUE, "Blues")):
+        d = dens[..., label]
+        ax.contour(gx, gy, d, levels=np.quantile(d[d > 1e-4], [0.2, 0.5, 0.8, 0.95]), cmap=cmap)
+    handles = [_boundary(ax, gx, gy, result.grids[("bayes", "bayes")], "bayes")]
+    ax.legend(handles=handles, loc="lower left", fontsize=9)
+    ax.set_title("(a) class densities and Bayes optimal boundary")
+
+    for ax, sample, title in ((axes[1], "few", "(b) few atypical points"),
+                              (axes[2], "many", "(c) many atypical points")):
+        atypical_handle = _scatter(ax, result.train_sets[sample])
+        handles = [_boundary(ax, gx, gy, result.grids[("bayes", "bayes")], "bayes")]
+        for method in result.config.algorithms:
+            handles.append(_boundary(ax, gx, gy, result.grids[(sample, method)], method))
+        n = len(result.train_sets[sample])
+        ax.legend(handles=handles + [atypical_handle], loc="lower left", fontsize=9)
+        ax.set_title(f"{title}: n = {n}, seed 0")
+    for ax in axes:
+        ax.set_xlabel("$x_1$")
+        ax.set_aspect("equal")
+    axes[0].set_ylabel("$x_2$")
+    return fig

@@ -1,0 +1,120 @@
+"""Notebooks and the book: pairs in sync, profiles valid, every notebook runs, the book builds."""
+
+import ast
+import re
+from pathlib import Path
+
+import jupytext
+import papermill
+import pytest
+
+from sharpmem_lib.pipeline import REPO_ROOT, build_book, main, notebook_paths
+from sharpmem_lib.profiles import available_profiles, load_profile, profile_parameters
+
+PARAMS_DIR = REPO_ROOT / "notebooks" / "params"
+NOTEBOOKS = notebook_paths()
+IDS = [p.stem for p in NOTEBOOKS]
+
+
+def cells(nb):
+    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+def test_there_are_chapters():
+    assert IDS and IDS[0] == "01_toy_example"
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
+def test_jupytext_pair_in_sync(ipynb):
+    """The .py (percent format) is the source; the .ipynb must hold the same cells."""
+    py = ipynb.with_suffix(".py")
+    assert py.exists(), f"{py.name} missing: every notebook is a jupytext pair"
+    assert cells(jupytext.read(py)) == cells(jupytext.read(ipynb)), (
+        f"{ipynb.name} is out of sync with {py.name}: run `jupytext --sync {py}`")
+    assert all(not c.get("outputs") for c in jupytext.read(ipynb).cells), f"{ipynb.name}: commit without outputs"
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
+def test_one_parameters_cell_with_profile(ipynb):
+    nb = jupytext.read(ipynb)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assert "profile" in papermill.inspect_notebook(ipynb)
+
+
+def test_profiles_exist():
+    assert {"smoke", "default", "paper"} <= set(available_profiles(PARAMS_DIR))
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default", "paper"])
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
+def test_profile_sets_only_known_parameters(profile, ipynb):
+    params = profile_parameters(profile, PARAMS_DIR, ipynb.stem, papermill.inspect_notebook(ipynb))
+    assert params["profile"] == profile
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
+def test_default_profile_equals_the_notebook_defaults(ipynb):
+    """Running a notebook by hand (Colab) must give what `make book` gives."""
+    known = papermill.inspect_notebook(ipynb)
+    for name, value in load_profile("default", PARAMS_DIR)[ipynb.stem].items():
+        assert ast.literal_eval(known[name]["default"]) == value, f"{ipynb.stem}: {name}"
+
+
+def test_bad_profile_and_parameters_are_named(tmp_path):
+    with pytest.raises(ValueError, match=r"profile='nope' is not valid; choose one of \[.*'default'.*\]"):
+        load_profile("nope", PARAMS_DIR)
+    (tmp_path / "typo.yaml").write_text("01_toy_example:\n  seedz: 3\n")
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['seedz'\].*valid parameters are"):
+        profile_parameters("typo", tmp_path, "01_toy_example", papermill.inspect_notebook(NOTEBOOKS[0]))
+
+
+def test_cli_rejects_bad_profile_before_running(capsys):
+    assert main(["build", "--profile", "nope", "--out", "/nonexistent/never-written"]) == 2
+    assert "profile='nope' is not valid" in capsys.readouterr().err
+    assert not Path("/nonexistent/never-written").exists()
+
+
+def test_notebook_rejects_bad_parameter_value(tmp_path):
+    """A bad value stops the notebook with the parameter's name, before any training."""
+    with pytest.raises(papermill.PapermillExecutionError, match=r"algorithm|rho=-1"):
+        papermill.execute_notebook(str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"), parameters={"rho": -1.0},
+                                   kernel_name="python3", progress_bar=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """Execute every notebook with the smoke profile and render the book (once per session)."""
+    build_dir = tmp_path_factory.mktemp("book")
+    index = build_book("smoke", build_dir, log=lambda *_: None)
+    return build_dir, index
+
+
+@pytest.mark.slow
+def test_every_notebook_executes_with_smoke_profile(smoke_book):
+    build_dir, _ = smoke_book
+    for ipynb in NOTEBOOKS:
+        executed = jupytext.read(build_dir / "_build" / "source" / "notebooks" / ipynb.name)
+        errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors
+        assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+@pytest.mark.slow
+def test_book_builds_with_every_chapter(smoke_book):
+    build_dir, index = smoke_book
+    html_dir = build_dir / "_build" / "html"
+    assert index.exists()
+    for ipynb in NOTEBOOKS:
+        page = (html_dir / "notebooks" / f"{ipynb.stem}.html").read_text()
+        # no error cell, and no warning printed to stderr on the page
+        assert "Traceback" not in page and "output traceback" not in page and "output stderr" not in page
+        # the figure is an image file that exists and is not empty
+        images = re.findall(r'<img[^>]+src="([^"]+\.png)"', page)
+        assert images, f"{ipynb.stem}: no figure"
+        for src in images:
+            assert (html_dir / "notebooks" / src).resolve().stat().st_size > 1000
+        # provenance shows the profile that produced the page
+        assert "smoke" in page and "git commit" in page
+        # the launch buttons open the committed notebook
+        assert "colab.research.google.com" in page and "notebooks/01_toy_example.ipynb" in page
