@@ -22,9 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-from sharpmem_lib.profiles import available_profiles, profile_parameters
+from sharpmem_lib.profiles import load_profile, profile_parameters
 
-__all__ = ["REPO_ROOT", "notebook_paths", "execute_notebooks", "stage_book", "build_book"]
+__all__ = ["REPO_ROOT", "notebook_paths", "plan_notebooks", "execute_notebooks", "stage_book", "build_book"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOK_FILES = ("_config.yml", "_toc.yml", "book")
@@ -42,31 +42,32 @@ def notebook_paths(repo_root: Path = REPO_ROOT, only: list[str] | None = None) -
     return paths
 
 
-def execute_notebooks(
-    profile: str,
-    out_dir: Path,
-    repo_root: Path = REPO_ROOT,
-    only: list[str] | None = None,
-    log=print,
-) -> dict[str, float]:
-    """Run each notebook with the profile's parameters into ``out_dir``; return wall times.
+def plan_notebooks(profile: str, repo_root: Path = REPO_ROOT, only: list[str] | None = None) -> list[tuple[Path, dict]]:
+    """(notebook, parameters) for every notebook under ``profile``, all checked up front.
 
-    All parameters are checked before the first notebook starts. Every notebook runs even
-    if an earlier one fails; the failures are raised together at the end.
+    Raises ``ValueError`` naming the profile, notebook or parameter at fault, before any
+    file is written or any notebook started.
     """
     import papermill
 
     params_dir = repo_root / "notebooks" / "params"
-    paths = notebook_paths(repo_root, only)
-    if profile not in available_profiles(params_dir):
-        raise ValueError(f"profile={profile!r} is not valid; choose one of {available_profiles(params_dir)}")
-    plans = [(p, profile_parameters(profile, params_dir, p.stem, papermill.inspect_notebook(p)))
-             for p in paths]
+    load_profile(profile, params_dir)  # raises naming the valid profiles, even if no notebook is selected
+    return [(p, profile_parameters(profile, params_dir, p.stem, papermill.inspect_notebook(p)))
+            for p in notebook_paths(repo_root, only)]
+
+
+def execute_notebooks(plan: list[tuple[Path, dict]], out_dir: Path, log=print) -> dict[str, float]:
+    """Run each planned notebook into ``out_dir``; return wall times per notebook.
+
+    Every notebook runs even if an earlier one fails; the failures are raised together.
+    """
+    import papermill
+
     out_dir.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     failures: list[str] = []
-    for path, params in plans:
-        log(f"[{profile}] executing {path.name} with {params}")
+    for path, params in plan:
+        log(f"[{params['profile']}] executing {path.name} with {params}")
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
@@ -76,7 +77,7 @@ def execute_notebooks(
         except papermill.PapermillExecutionError as err:
             failures.append(f"{path.name}: {err.ename}: {err.evalue}")
         times[path.stem] = time.perf_counter() - start
-        log(f"[{profile}] {path.name}: {times[path.stem]:.1f} s")
+        log(f"[{params['profile']}] {path.name}: {times[path.stem]:.1f} s")
     if failures:
         raise RuntimeError("notebook(s) failed (executed copies kept in {}):\n  {}".format(
             out_dir, "\n  ".join(failures)))
@@ -108,11 +109,12 @@ def build_book(profile: str, out_root: Path | None = None, repo_root: Path = REP
     Everything is written under ``<out_root>/_build`` (default: the repository's): the
     staged sources in ``source/`` and the book in ``html/``.
     """
+    plan = plan_notebooks(profile, repo_root)
     out_root = Path(out_root or repo_root).resolve()
     stage = out_root / "_build" / "source"
     stage_book(stage, repo_root)
     start = time.perf_counter()
-    times = execute_notebooks(profile, stage / "notebooks", repo_root, log=log)
+    times = execute_notebooks(plan, stage / "notebooks", log=log)
     log(f"[{profile}] notebooks executed in {time.perf_counter() - start:.1f} s")
     start = time.perf_counter()
     cmd = [_jupyter_book_executable(), "build", str(stage), "--path-output", str(out_root), "-W", "--keep-going"]
@@ -137,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "execute":
-            execute_notebooks(args.profile, args.out / "_build" / "source" / "notebooks", only=args.notebook)
+            plan = plan_notebooks(args.profile, only=args.notebook)
+            execute_notebooks(plan, args.out / "_build" / "source" / "notebooks")
         else:
             if args.notebook:
                 parser.error("--notebook applies to 'execute' only; 'build' renders every chapter")

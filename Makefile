@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine with Python 3.11:
+#   make test    unit tests, every notebook on tiny settings, one book build
+#   make book    every chapter with PROFILE (default: CPU, minutes), then the HTML book
+PYTHON  ?= python3
+PROFILE ?= default
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+
+.PHONY: test book sync clean help
+
+help:
+	@echo "make test            run the test suite (creates .venv on first use)"
+	@echo "make book            execute every notebook with PROFILE=$(PROFILE) and build _build/html"
+	@echo "make book PROFILE=paper   the paper's settings (needs a GPU and the datasets)"
+	@echo "make sync            regenerate notebooks/*.ipynb from their .py sources"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+book: $(STAMP)
+	$(PY) -m sharpmem_lib.pipeline build --profile $(PROFILE)
+
+sync: $(STAMP)
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
+
+clean:
+	rm -rf _build
