@@ -9,7 +9,7 @@ from matplotlib.lines import Line2D
 
 from sharpmem_lib.data import BLUE, RED, ToyMixture
 
-__all__ = ["toy_figure"]
+__all__ = ["toy_figure", "paired_seeds_figure"]
 
 _CLASS_COLORS = {RED: "tab:red", BLUE: "tab:blue"}
 _METHOD_STYLE = {
@@ -69,4 +69,30 @@ def toy_figure(result) -> Figure:
         ax.set_xlabel("$x_1$")
         ax.set_aspect("equal")
     axes[0].set_ylabel("$x_2$")
+    return fig
+
+
+def paired_seeds_figure(runs, metric: str = "atypical_acc", methods=("sgd", "sam"),
+                        label: str = "accuracy on atypical test points") -> Figure:
+    """One line per seed joining each method's score, one panel per sample size.
+
+    Shows the per-seed spread that a mean ± std hides, and which way each pair moved.
+    """
+    samples = list(dict.fromkeys(runs["sample"]))
+    fig, axes = plt.subplots(1, len(samples), figsize=(4.2 * len(samples), 3.6), sharey=True,
+                             layout="constrained", squeeze=False)
+    for ax, sample in zip(axes[0], samples):
+        wide = runs[runs["sample"] == sample].pivot(index="seed", columns="method", values=metric)
+        xs = np.arange(len(methods))
+        for _, row in wide.iterrows():
+            ys = row[list(methods)].to_numpy(dtype=float)
+            up = ys[-1] > ys[0]
+            ax.plot(xs, ys, "-o", color="tab:green" if up else "tab:gray", alpha=0.7, ms=4)
+        if "bayes" in wide:
+            ax.axhline(wide["bayes"].iloc[0], color="black", lw=1, ls="--", label="Bayes optimal")
+            ax.legend(loc="lower right", fontsize=8)
+        ax.set_xticks(xs, [m.upper() for m in methods])
+        ax.set_xlim(-0.3, len(methods) - 0.7)
+        ax.set_title(f"{sample} atypical points ({len(wide)} seeds)")
+    axes[0][0].set_ylabel(label)
     return fig

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["glue", "mean_std_table", "pct", "describe_gain"]
+__all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -46,8 +46,9 @@ def describe_gain(row: pd.Series | dict, method: str, baseline: str, what: str) 
     gain, lo, hi = row["gain"], row["ci95_low"], row["ci95_high"]
     counts = f"{method.upper()} was better on {row['wins']} of {row['seeds']} seeds"
     if math.isnan(lo):
+        why = "one seed" if row["seeds"] < 2 else "the paired differences do not vary across seeds"
         return (f"{method.upper()} − {baseline.upper()} on {what}: {100 * gain:+.1f} points "
-                f"({counts}; too few seeds for an interval).")
+                f"({counts}; no interval: {why}).")
     ci = f"95 % CI [{100 * lo:+.1f}, {100 * hi:+.1f}], paired t-test p = {row['p_value']:.3g}"
     if lo > 0:
         verdict = f"{method.upper()} beats {baseline.upper()}"
@@ -56,3 +57,14 @@ def describe_gain(row: pd.Series | dict, method: str, baseline: str, what: str) 
     else:
         verdict = f"{method.upper()} and {baseline.upper()} are not distinguishable"
     return f"{verdict} on {what}: {100 * gain:+.1f} points ({ci}; {counts})."
+
+
+def gain_table(gains: pd.DataFrame, index: str = "sample") -> pd.DataFrame:
+    """Readable version of a paired-gain frame: percentage points, interval, p-value, wins."""
+    out = pd.DataFrame(index=gains[index])
+    out["gain (points)"] = [f"{100 * g:+.1f}" for g in gains["gain"]]
+    out["95 % CI"] = [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" if not math.isnan(lo) else "n/a"
+                      for lo, hi in zip(gains["ci95_low"], gains["ci95_high"])]
+    out["p (paired t)"] = [f"{p:.3g}" if not math.isnan(p) else "n/a" for p in gains["p_value"]]
+    out["wins / seeds"] = [f"{w} / {n}" for w, n in zip(gains["wins"], gains["seeds"])]
+    return out

@@ -23,7 +23,7 @@ from sharpmem_lib.optim import ALGORITHMS
 from sharpmem_lib.train import TrainConfig, predict_logits, seed_everything, train_classifier
 from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
 
-__all__ = ["ToyConfig", "ToyResult", "run_toy_experiment", "summarize", "paired_gain", "ATYPICAL"]
+__all__ = ["ToyConfig", "ToyResult", "run_toy_experiment", "summarize", "paired_gain", "claim_verdict", "ATYPICAL"]
 
 ATYPICAL = 1  # ToyMixture group id of the atypical red cluster
 SAMPLES = ("few", "many")
@@ -193,3 +193,21 @@ def paired_gain(runs: pd.DataFrame, method: str = "sam", baseline: str = "sgd",
                     "ci95_high": mean + half, "p_value": p, "wins": int((diff > 0).sum()),
                     "ties": int((diff == 0).sum()), "seeds": n})
     return pd.DataFrame(out)
+
+
+def claim_verdict(gains: pd.DataFrame) -> str:
+    """Whether this run reproduces the paper's Fig. 1 picture, from ``paired_gain`` on
+    ``atypical_acc``: SAM beats SGD on rare atypical points (95 % interval above zero), and
+    the advantage shrinks once the atypical cluster is well sampled."""
+    by = gains.set_index("sample")
+    few, many = by.loc["few"], by.loc["many"]
+    significant = bool(few["ci95_low"] > 0)
+    shrinks = bool(many["gain"] < few["gain"])
+    if significant and shrinks:
+        return ("The paper's picture reproduces in this run: SAM is significantly better than SGD on "
+                "rare atypical points, and the advantage shrinks once they are well sampled.")
+    if significant:
+        return ("Half of the paper's picture reproduces in this run: SAM is significantly better than SGD "
+                "on rare atypical points, but the advantage does not shrink once they are well sampled.")
+    return ("The paper's picture does not reproduce in this run: with few atypical training points, SAM "
+            "is not significantly better than SGD on the atypical test points.")

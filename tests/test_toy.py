@@ -82,3 +82,24 @@ def test_summary_table_formats_mean_and_std(result):
 def test_bad_parameters_fail_before_training(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ToyConfig(**kwargs)
+
+
+def test_gain_table_is_in_percentage_points():
+    from sharpmem_lib.report import gain_table
+    gains = pd.DataFrame([dict(sample="few", gain=0.051, ci95_low=0.01, ci95_high=0.092, p_value=0.02, wins=7, seeds=10),
+                          dict(sample="many", gain=0.0, ci95_low=float("nan"), ci95_high=float("nan"),
+                               p_value=float("nan"), wins=0, seeds=2)])
+    table = gain_table(gains)
+    assert table.loc["few"].tolist() == ["+5.1", "[+1.0, +9.2]", "0.02", "7 / 10"]
+    assert table.loc["many", "95 % CI"] == "n/a"
+    assert "do not vary" in describe_gain(gains.iloc[1], "sam", "sgd", "x")
+
+
+@pytest.mark.parametrize("few, many, start", [((0.1, 0.02), 0.01, "The paper's picture reproduces"),
+                                              ((0.1, 0.02), 0.2, "Half of"),
+                                              ((-0.05, -0.2), 0.1, "The paper's picture does not reproduce")])
+def test_claim_verdict(few, many, start):
+    from sharpmem_lib.toy import claim_verdict
+    gains = pd.DataFrame([dict(sample="few", gain=few[0], ci95_low=few[1]),
+                          dict(sample="many", gain=many, ci95_low=-1.0)])
+    assert claim_verdict(gains).startswith(start)
