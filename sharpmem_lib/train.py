@@ -1,16 +1,26 @@
-"""A plain, seeded training loop over in-memory tensors (paper §4).
+"""The training engine (paper §4): seeded, resumable, validation-selected.
 
 Batches are drawn by index from tensors that already sit on the device: no DataLoader,
-no worker processes, which is what small models on small data need to be fast on a CPU.
-Any algorithm of :mod:`sharpmem_lib.optim` can be combined with stochastic weight
-averaging (SWA) through :mod:`torch.optim.swa_utils`.
+no worker processes, which is what small models on small data need to be fast on a CPU,
+and what fast CIFAR trainers do on a GPU. Any algorithm of :mod:`sharpmem_lib.optim` can be
+combined with stochastic weight averaging (SWA) through :mod:`torch.optim.swa_utils`.
+
+The paper selects the model with the best validation accuracy; the engine keeps both the
+final weights and the best-validation weights. With ``checkpoint_path`` it saves its whole
+state after every epoch (atomically) and resumes from it, so that a run killed mid-way
+ends with exactly the result of an uninterrupted run (on the CPU).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
+import os
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,6 +41,7 @@ __all__ = [
     "TrainResult",
     "DEVICES",
     "accuracy",
+    "augment_batch",
     "predict_logits",
     "seed_everything",
     "select_device",
@@ -45,9 +56,11 @@ class TrainConfig:
     """Everything that determines a training run besides the model and the data.
 
     ``algorithm``, ``rho``, ``lam``, ``xi`` and ``adaptive`` choose the member of the
-    sharpness-aware family (:mod:`sharpmem_lib.optim`); ``swa`` averages the weights of
-    the last ``1 - swa_start`` fraction of epochs. Invalid values raise ``ValueError``
-    on construction, before anything is trained.
+    sharpness-aware family (:mod:`sharpmem_lib.optim`); ``lr_milestones`` multiply the
+    learning rate by ``lr_gamma`` at those epochs (CIFAR recipe: 60/120/160, x0.2);
+    ``augment`` applies random crops (padding 4) and horizontal flips to image batches;
+    ``swa`` averages the weights of the last ``1 - swa_start`` fraction of epochs.
+    Invalid values raise ``ValueError`` on construction, before anything is trained.
     """
 
     algorithm: str = "sgd"
@@ -61,6 +74,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     epochs: int = 100
     batch_size: int = 64
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.2
+    augment: bool = False
     seed: int = 0
     swa: bool = False
     swa_start: float = 0.75
@@ -76,6 +92,10 @@ class TrainConfig:
         check_nonnegative("weight_decay", self.weight_decay)
         check_positive("epochs", self.epochs, integer=True)
         check_positive("batch_size", self.batch_size, integer=True)
+        object.__setattr__(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))
+        if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(m <= 0 for m in self.lr_milestones):
+            raise ValueError(f"lr_milestones={self.lr_milestones!r} is not valid; it must be increasing positive epochs")
+        check_positive("lr_gamma", self.lr_gamma)
         if self.swa:
             check_fraction("swa_start", self.swa_start)
             check_positive("swa_lr", self.swa_lr)
@@ -95,10 +115,22 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """The trained model (the SWA average when ``swa``) and per-epoch history."""
+    """``model``: the final model (the SWA average when ``swa``); ``best_state``: the
+    state dict with the best validation accuracy (``None`` without validation data);
+    ``history``: one dict per epoch (train loss/accuracy, validation accuracy, lr)."""
 
     model: nn.Module
     history: list[dict] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch: int | None = None
+
+    def best_model(self) -> nn.Module:
+        """A copy of the model carrying the best-validation weights."""
+        if self.best_state is None:
+            raise ValueError("no validation data was given, so there is no best-validation model")
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(self.best_state)
+        return model
 
 
 def seed_everything(seed: int) -> None:
@@ -122,20 +154,53 @@ def select_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _as_tensor(a, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a, dtype=dtype, device=device)
+def _as_tensor(a, dtype: torch.dtype | None, device: torch.device) -> torch.Tensor:
+    t = a if torch.is_tensor(a) else torch.as_tensor(np.asarray(a))
+    return t.to(device=device, dtype=dtype) if dtype is not None else t.to(device)
+
+
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> floats in [0, 1]; anything else -> float32."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA (fast CIFAR trainers do this); nothing elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, per image, on tensors.
+
+    The random numbers come from ``generator`` (on the CPU), so augmentation is part of the
+    seeded, resumable state of a run.
+    """
+    n, _, h, w = x.shape
+    shifts = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator).to(x.device)
+    flips = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    padded = nn.functional.pad(x, (padding, padding, padding, padding))
+    rows = (torch.arange(h, device=x.device)[None, :] + shifts[:, :1])  # (n, h)
+    cols = (torch.arange(w, device=x.device)[None, :] + shifts[:, 1:])  # (n, w)
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    idx_rows = rows[:, None, :, None].expand(n, x.shape[1], h, padded.shape[3])
+    out = padded.gather(2, idx_rows)
+    idx_cols = cols[:, None, None, :].expand(n, x.shape[1], h, w)
+    return out.gather(3, idx_cols)
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, X, batch_size: int = 4096) -> torch.Tensor:
-    """Logits of ``model`` (in eval mode) on every row of ``X``, on the CPU."""
+    """Logits of ``model`` (in eval mode) on every row of ``X``, as float32 on the CPU."""
     device = next(model.parameters()).device
-    X = _as_tensor(X, torch.float32, device)
+    X = _as_tensor(X, None, device)
     was_training = model.training
     model.eval()
-    out = torch.cat([model(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
+    with _autocast(device):
+        out = torch.cat([model(_to_float(X[i : i + batch_size])).float() for i in range(0, len(X), batch_size)])
     model.train(was_training)
-    return out.float().cpu()
+    return out.cpu()
 
 
 def accuracy(model: nn.Module, X, y) -> float:
@@ -144,84 +209,142 @@ def accuracy(model: nn.Module, X, y) -> float:
     return (predict_logits(model, X).argmax(1) == y).float().mean().item()
 
 
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
 def train_classifier(
     model: nn.Module,
     X,
     y,
     config: TrainConfig,
     *,
+    X_val=None,
+    y_val=None,
+    checkpoint_path: str | Path | None = None,
     progress: bool = True,
     desc: str | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` on ``(X, y)`` with cross-entropy and the configured algorithm.
+    """Train ``model`` (already on its device) on ``(X, y)`` with cross-entropy.
 
-    The data order is drawn from a generator seeded by ``config.seed``, so a run is a
-    deterministic function of (initial weights, data, config) on the CPU. Seed the model's
-    initialisation yourself (e.g. ``seed_everything``) before building it.
+    The data order and augmentation are drawn from a generator seeded by ``config.seed``,
+    so a run is a deterministic function of (initial weights, data, config) on the CPU.
+    Seed the model's initialisation yourself (e.g. ``seed_everything``) before building it.
+    With ``X_val, y_val`` the best-validation weights are kept (ties: the earlier epoch).
+    With ``checkpoint_path`` the full state is saved after each epoch and a run resumes
+    from an existing checkpoint. ``on_epoch_end(epoch)`` is called after each checkpoint.
 
     Raises ``FloatingPointError`` naming the hyperparameters if the loss diverges.
     """
     device = next(model.parameters()).device
-    X = _as_tensor(X, torch.float32, device)
+    X = _as_tensor(X, None, device)
     y = _as_tensor(y, torch.int64, device)
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+    has_val = X_val is not None
+    if has_val:
+        X_val, y_val = _as_tensor(X_val, None, device), _as_tensor(y_val, torch.int64, torch.device("cpu"))
+    if config.augment and X.ndim != 4:
+        raise ValueError(f"augment=True needs image inputs (N, C, H, W); got shape {tuple(X.shape)}")
     optimizer = make_optimizer(
-        model,
-        config.algorithm,
-        base=config.base,
-        lr=config.lr,
-        rho=config.rho,
-        lam=config.lam,
-        xi=config.xi,
-        adaptive=config.adaptive,
-        weight_decay=config.weight_decay,
+        model, config.algorithm, base=config.base, lr=config.lr, rho=config.rho, lam=config.lam, xi=config.xi,
+        adaptive=config.adaptive, weight_decay=config.weight_decay,
         **({"momentum": config.momentum} if config.base == "sgd" else {}),
     )
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
     loss_fn = nn.CrossEntropyLoss()
     swa_model = AveragedModel(model) if config.swa else None
-    swa_first_epoch = int(math.floor(config.swa_start * config.epochs)) if config.swa else None
+    swa_first_epoch = int(math.floor(config.swa_start * config.epochs)) if config.swa else config.epochs
     swa_scheduler = SWALR(optimizer, swa_lr=config.swa_lr) if config.swa else None
 
     generator = torch.Generator().manual_seed(config.seed)
-    n = len(X)
     history: list[dict] = []
+    best_state, best_epoch, best_val = None, None, -1.0
+    start_epoch = 0
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+    if checkpoint_path is not None and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if swa_model is not None:
+            swa_model.load_state_dict(state["swa_model"])
+            swa_scheduler.load_state_dict(state["swa_scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history, start_epoch = state["history"], state["epoch"]
+        best_state, best_epoch, best_val = state["best_state"], state["best_epoch"], state["best_val"]
+
+    n = len(X)
     model.train()
-    epochs = tqdm(range(config.epochs), desc=desc or config.describe(), disable=not progress, leave=False)
-    for epoch in epochs:
+    bar = tqdm(range(start_epoch, config.epochs), desc=desc or config.describe(), disable=not progress,
+               leave=False, initial=start_epoch, total=config.epochs)
+    for epoch in bar:
         order = torch.randperm(n, generator=generator).to(device)
-        total_loss, correct = 0.0, 0
+        total_loss = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
-            xb, yb = X[idx], y[idx]
-            logits_holder: list[torch.Tensor] = []
+            xb, yb = _to_float(X[idx]), y[idx]
+            if config.augment:
+                xb = augment_batch(xb, generator)
+            first_logits: list[torch.Tensor] = []
 
             def closure() -> torch.Tensor:
                 optimizer.zero_grad(set_to_none=True)
-                logits = model(xb)
-                if not logits_holder:
-                    logits_holder.append(logits.detach())
-                loss = loss_fn(logits, yb)
+                with _autocast(device):
+                    logits = model(xb)
+                    loss = loss_fn(logits.float(), yb)
+                if not first_logits:
+                    first_logits.append(logits.detach())
                 loss.backward()
                 return loss
 
             loss = optimizer.step(closure).detach()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"training diverged (loss={loss.item()}) at epoch {epoch} with "
-                    f"{config.describe()}, lr={config.lr}; try a smaller lr or xi"
-                )
-            total_loss += loss.item() * len(idx)
-            correct += (logits_holder[0].argmax(1) == yb).sum().item()
+            total_loss += loss * len(idx)
+            correct += (first_logits[0].argmax(1) == yb).sum()
+        mean_loss = total_loss.item() / n  # one host sync per epoch
+        if not math.isfinite(mean_loss):
+            raise FloatingPointError(
+                f"training diverged (mean loss {mean_loss}) in epoch {epoch + 1} with "
+                f"{config.describe()}, lr={config.lr}; try a smaller lr or xi"
+            )
+        lr_now = optimizer.param_groups[0]["lr"]
         if swa_model is not None and epoch >= swa_first_epoch:
             swa_model.update_parameters(model)
             swa_scheduler.step()
-        history.append({"epoch": epoch + 1, "train_loss": total_loss / n, "train_acc": correct / n})
-        epochs.set_postfix(loss=f"{total_loss / n:.3f}", acc=f"{correct / n:.3f}")
+        else:
+            scheduler.step()
+        record = {"epoch": epoch + 1, "train_loss": mean_loss, "train_acc": correct.item() / n, "lr": lr_now}
+        if has_val:
+            record["val_acc"] = (predict_logits(model, X_val).argmax(1) == y_val).float().mean().item()
+            if record["val_acc"] > best_val:
+                best_val, best_epoch, best_state = record["val_acc"], epoch + 1, _cpu_state(model)
+        history.append(record)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", "train_acc", "val_acc")})
+        if checkpoint_path is not None:
+            _atomic_save({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "swa_model": swa_model.state_dict() if swa_model is not None else None,
+                "swa_scheduler": swa_scheduler.state_dict() if swa_scheduler is not None else None,
+                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "history": history, "epoch": epoch + 1,
+                "best_state": best_state, "best_epoch": best_epoch, "best_val": best_val,
+            }, checkpoint_path)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1)
 
-    if swa_model is not None:
+    final = model
+    if swa_model is not None and config.epochs > swa_first_epoch:
         # BatchNorm statistics must be recomputed for the averaged weights.
-        update_bn([X[i : i + config.batch_size] for i in range(0, n, config.batch_size)], swa_model)
-        return TrainResult(swa_model.module, history)
-    return TrainResult(model, history)
-
+        update_bn(([_to_float(X[i : i + config.batch_size])] for i in range(0, n, config.batch_size)),
+                  swa_model, device=device)
+        final = swa_model.module
+    return TrainResult(final, history, best_state, best_epoch)

@@ -1,0 +1,141 @@
+"""Membership-inference partitions (paper §4, App. B), after Tang et al. (SELENA).
+
+A partition cuts a dataset into disjoint index sets:
+
+* ``members``: the target model's training set;
+* ``validation``: for early stopping (the paper selects the best-validation model); never
+  trained on and never given to the attacker;
+* ``nonmembers``: everything else; and, per *split seed*, the attacker's knowledge:
+  ``attack_members`` (half of the members), ``eval_members`` (the other half),
+  ``attack_nonmembers`` (SELENA's "reference" set) and ``eval_nonmembers``.
+
+The members, validation and non-member pool depend only on the dataset (a fixed seed, as
+SELENA fixes its permutation), so one trained target model serves every split seed: the
+"5 runs with different attack data splits" of the paper's Table 1 are 5 split seeds over
+the same target. Training seeds are a separate source of variance.
+
+SELENA's partitions, and ours (``SPLITS``; CPU datasets scaled down in the same shape):
+
+=================  ===========================  ===========  =================  ==========
+dataset            members                      validation   reference          eval non-m.
+=================  ===========================  ===========  =================  ==========
+cifar10, cifar100  official train (50,000)      1,000 test   half of the rest   the rest
+fashion_mnist      official train (60,000)      1,000 test   half of the rest   the rest
+purchase100        10 % (19,732)                5,000        15 % (29,598)      the rest
+texas100           10,000                       2,000        30 % (20,199)      the rest
+digits             50 %                         10 %         half of the rest   the rest
+longtail           50 %                         10 %         half of the rest   the rest
+=================  ===========================  ===========  =================  ==========
+
+SELENA has no validation set (it keeps the checkpoint with the best *test* accuracy, which
+its README admits is biased); ours is carved from the non-members before the reference set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sharpmem_lib.data import Arrays
+from sharpmem_lib.validation import check_choice
+
+__all__ = ["SplitSpec", "SPLITS", "Partition", "make_partition", "split_table"]
+
+POOL_SEED = 0  # fixes members / validation / non-member pool, like SELENA's saved permutation
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How a dataset is cut. Sizes are counts (int) or fractions of the whole pool (float);
+    ``members="official_train"`` uses the dataset's own training split; ``validation`` is
+    taken from the non-members (the official test split when there is one); ``reference``
+    of ``"half"`` gives half of the remaining non-members to the attacker."""
+
+    members: int | float | str
+    validation: int | float
+    reference: int | float | str
+
+
+SPLITS: dict[str, SplitSpec] = {
+    "cifar10": SplitSpec("official_train", 1_000, "half"),
+    "cifar100": SplitSpec("official_train", 1_000, "half"),
+    "fashion_mnist": SplitSpec("official_train", 1_000, "half"),
+    "purchase100": SplitSpec(0.10, 5_000, 0.15),
+    "texas100": SplitSpec(10_000, 2_000, 0.30),
+    "digits": SplitSpec(0.50, 0.10, "half"),
+    "longtail": SplitSpec(0.50, 0.10, "half"),
+}
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Disjoint index arrays into a dataset; see the module docstring."""
+
+    dataset: str
+    split_seed: int
+    members: np.ndarray
+    validation: np.ndarray
+    nonmembers: np.ndarray
+    attack_members: np.ndarray
+    eval_members: np.ndarray
+    attack_nonmembers: np.ndarray
+    eval_nonmembers: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in
+                ("members", "validation", "attack_members", "eval_members", "attack_nonmembers", "eval_nonmembers")}
+
+
+def _count(size: int | float, n: int) -> int:
+    return int(size * n) if isinstance(size, float) else int(size)
+
+
+def make_partition(name: str, data: Arrays, split_seed: int = 0) -> Partition:
+    """The partition of dataset ``name`` (whose arrays are ``data``) for ``split_seed``.
+
+    A deterministic function of (dataset, split seed); members, validation and the
+    non-member pool do not depend on the split seed.
+    """
+    check_choice("dataset", name, SPLITS)
+    spec = SPLITS[name]
+    n = len(data)
+    pool_rng = np.random.default_rng(POOL_SEED)
+    if spec.members == "official_train":
+        if not data.official_test.any():
+            raise ValueError(f"dataset {name!r} has no official test split to hold out")
+        members = np.flatnonzero(~data.official_test)
+        rest = pool_rng.permutation(np.flatnonzero(data.official_test))
+    else:
+        order = pool_rng.permutation(n)
+        n_members = _count(spec.members, n)
+        members, rest = np.sort(order[:n_members]), order[n_members:]
+    n_val = _count(spec.validation, n)
+    if n_val >= len(rest):
+        raise ValueError(f"dataset {name!r}: validation ({n_val}) leaves no non-members out of {len(rest)}")
+    validation, nonmembers = np.sort(rest[:n_val]), rest[n_val:]
+
+    rng = np.random.default_rng([split_seed, 1000])  # SELENA splits members with seed 1000
+    shuffled_members = rng.permutation(members)
+    half = len(members) // 2
+    shuffled_non = rng.permutation(nonmembers)
+    n_ref = len(nonmembers) // 2 if spec.reference == "half" else _count(spec.reference, n)
+    if not 0 < n_ref < len(nonmembers):
+        raise ValueError(f"dataset {name!r}: reference size {n_ref} does not fit {len(nonmembers)} non-members")
+    return Partition(
+        dataset=name,
+        split_seed=split_seed,
+        members=members,
+        validation=validation,
+        nonmembers=np.sort(nonmembers),
+        attack_members=np.sort(shuffled_members[:half]),
+        eval_members=np.sort(shuffled_members[half:]),
+        attack_nonmembers=np.sort(shuffled_non[:n_ref]),
+        eval_nonmembers=np.sort(shuffled_non[n_ref:]),
+    )
+
+
+def split_table(partitions: list[Partition]) -> pd.DataFrame:
+    """Sizes of each partition's sets, one row per dataset (for the book)."""
+    return pd.DataFrame([{"dataset": p.dataset, **p.sizes()} for p in partitions]).set_index("dataset")
