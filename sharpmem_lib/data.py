@@ -44,6 +44,7 @@ __all__ = [
     "DatasetNotFoundError",
     "ToyMixture",
     "data_dirs",
+    "dataset_table",
     "load_dataset",
     "longtail",
     "read_idx",
@@ -434,6 +435,7 @@ class DatasetInfo:
     source: str
     loader: Callable[..., Arrays] = field(repr=False)
     offline: bool = True  # loads without any file the user must fetch
+    published_size: tuple[int, int] | None = None  # (examples, of which official test), for datasets to fetch
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -444,16 +446,28 @@ DATASETS: dict[str, DatasetInfo] = {
     "longtail": DatasetInfo("longtail", 10, "long-tailed subpopulations per class, with ground-truth sizes",
                             "synthetic (sharpmem_lib.data.longtail), after Feldman (2020)", _load_longtail),
     "fashion_mnist": DatasetInfo("fashion_mnist", 10, "70,000 28x28 grey images of clothing",
-                                 "Xiao et al. 2017; IDX files", _load_fashion_mnist, offline=False),
+                                 "Xiao et al. 2017; IDX files", _load_fashion_mnist, offline=False,
+                                 published_size=(70_000, 10_000)),
     "cifar10": DatasetInfo("cifar10", 10, "60,000 32x32 colour images", "Krizhevsky 2009; python pickles",
-                           lambda **kw: _load_cifar("cifar10", **kw), offline=False),
+                           lambda **kw: _load_cifar("cifar10", **kw), offline=False, published_size=(60_000, 10_000)),
     "cifar100": DatasetInfo("cifar100", 100, "60,000 32x32 colour images, 100 fine classes",
-                            "Krizhevsky 2009; python pickles", lambda **kw: _load_cifar("cifar100", **kw), offline=False),
+                            "Krizhevsky 2009; python pickles", lambda **kw: _load_cifar("cifar100", **kw), offline=False,
+                            published_size=(60_000, 10_000)),
     "purchase100": DatasetInfo("purchase100", 100, "197,324 purchase records, 600 binary features",
-                               "Shokri et al. 2017 (Kaggle acquire-valued-shoppers)", _load_purchase100, offline=False),
+                               "Shokri et al. 2017 (Kaggle acquire-valued-shoppers)", _load_purchase100, offline=False,
+                               published_size=(197_324, 0)),
     "texas100": DatasetInfo("texas100", 100, "67,330 hospital discharge records, 6,169 binary features",
-                            "Shokri et al. 2017 (Texas DSHS inpatient data)", _load_texas100, offline=False),
+                            "Shokri et al. 2017 (Texas DSHS inpatient data)", _load_texas100, offline=False,
+                            published_size=(67_330, 0)),
 }
+
+
+def dataset_table():
+    """The registry as a table (for the book)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"dataset": d.name, "classes": d.num_classes, "what": d.description, "source": d.source,
+                          "needs a download": "no" if d.offline else "yes"} for d in DATASETS.values()]).set_index("dataset")
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, **kwargs) -> Arrays:

@@ -41,7 +41,8 @@ from sharpmem_lib.splits import SPLITS, make_partition
 from sharpmem_lib.train import DEVICES, TrainConfig, predict_logits, seed_everything, select_device, train_classifier
 from sharpmem_lib.validation import check_choice
 
-__all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "results_root", "run_experiment"]
+__all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "accuracy_table", "results_root",
+           "run_experiment"]
 
 FILES = ("config.json", "weights.pt", "outputs.npz", "history.json")
 
@@ -236,3 +237,25 @@ def run_experiment(
     _write_json(folder / "status.json", status)
     checkpoint.unlink(missing_ok=True)
     return Artifact(config, folder, result.history, status)
+
+
+def accuracy_table(artifacts: dict[str, Artifact], data_dir: str | Path | None = None):
+    """Accuracy of each run's final and best-validation model on the members (train), the
+    validation set, and the non-members (held out), one row per (run, model)."""
+    import pandas as pd
+
+    rows = []
+    labels: dict[str, np.ndarray] = {}
+    for label, art in artifacts.items():
+        key = json.dumps([art.config.dataset, art.config.dataset_kwargs], sort_keys=True)
+        if key not in labels:
+            labels[key] = load_dataset(art.config.dataset, data_dir=data_dir, **art.config.dataset_kwargs).y
+        y, out = labels[key], art.outputs()
+        held_out = ~out["member"] & ~out["validation"]
+        for which in ("final", "best"):
+            correct = out[f"logits_{which}"].argmax(1) == y
+            rows.append({"run": label, "weights": which, "train acc": correct[out["member"]].mean(),
+                         "validation acc": correct[out["validation"]].mean(),
+                         "held-out acc": correct[held_out].mean(),
+                         "epoch": art.status["best_epoch"] if which == "best" else len(art.history)})
+    return pd.DataFrame(rows).set_index(["run", "weights"])

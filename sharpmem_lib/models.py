@@ -12,7 +12,8 @@ from torch import nn
 
 from sharpmem_lib.validation import check_choice, check_positive
 
-__all__ = ["MLP", "FCNet", "SmallCNN", "WideResNet", "MODELS", "ACTIVATIONS", "build_model", "count_parameters"]
+__all__ = ["MLP", "FCNet", "SmallCNN", "WideResNet", "MODELS", "ACTIVATIONS", "build_model", "count_parameters",
+           "model_table"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
@@ -172,3 +173,27 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, **kwarg
     """Build a registered model for inputs of ``input_shape`` (one example, no batch axis)."""
     check_choice("model", name, MODELS)
     return MODELS[name](tuple(input_shape), num_classes, **kwargs)
+
+
+# (model, dataset, input shape, classes): the pairings the chapters use.
+STANDARD_PAIRINGS = [
+    ("mlp", "digits", (1, 8, 8), 10),
+    ("cnn", "digits", (1, 8, 8), 10),
+    ("cnn", "fashion_mnist", (1, 28, 28), 10),
+    ("fc", "purchase100", (600,), 100),
+    ("fc", "texas100", (6169,), 100),
+    ("wrn16_8", "cifar10", (3, 32, 32), 10),
+    ("wrn16_8", "cifar100", (3, 32, 32), 100),
+]
+
+
+def model_table():
+    """Parameter counts of the standard (model, dataset) pairings, built and counted."""
+    import pandas as pd
+
+    rows = []
+    for name, dataset, shape, classes in STANDARD_PAIRINGS:
+        model = build_model(name, shape, classes)
+        rows.append({"model": name, "dataset": dataset, "input": "x".join(map(str, shape)), "classes": classes,
+                     "parameters": count_parameters(model), "architecture": model.__class__.__name__})
+    return pd.DataFrame(rows).set_index(["model", "dataset"])

@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -64,6 +65,9 @@ def execute_notebooks(plan: list[tuple[Path, dict]], out_dir: Path, log=print) -
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    # One results cache for every chapter and build (the kernels inherit it): a rebuild
+    # reuses trained models instead of training them again.
+    os.environ.setdefault("SHARPMEM_RESULTS", str(REPO_ROOT / "results"))
     times: dict[str, float] = {}
     failures: list[str] = []
     for path, params in plan:

@@ -9,7 +9,7 @@ from matplotlib.lines import Line2D
 
 from sharpmem_lib.data import BLUE, RED, ToyMixture
 
-__all__ = ["toy_figure", "paired_seeds_figure"]
+__all__ = ["toy_figure", "paired_seeds_figure", "training_curves"]
 
 _CLASS_COLORS = {RED: "tab:red", BLUE: "tab:blue"}
 _METHOD_STYLE = {
@@ -95,4 +95,23 @@ def paired_seeds_figure(runs, metric: str = "atypical_acc", methods=("sgd", "sam
         ax.set_xlim(-0.3, len(methods) - 0.7)
         ax.set_title(f"{sample} atypical points ({len(wide)} seeds)")
     axes[0][0].set_ylabel(label)
+    return fig
+
+
+def training_curves(histories: dict[str, list[dict]]) -> Figure:
+    """Training loss, training accuracy and validation accuracy per epoch, one line per run."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
+    for label, history in histories.items():
+        epochs = [h["epoch"] for h in history]
+        axes[0].plot(epochs, [h["train_loss"] for h in history], label=label)
+        axes[1].plot(epochs, [h["train_acc"] for h in history], label=label)
+        if "val_acc" in history[0]:
+            axes[2].plot(epochs, [h["val_acc"] for h in history], label=label)
+            best = max(history, key=lambda h: h["val_acc"])
+            axes[2].scatter([best["epoch"]], [best["val_acc"]], s=25, zorder=3)
+    for ax, title in zip(axes, ("training loss", "training accuracy", "validation accuracy (dot: selected epoch)")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+    axes[0].set_yscale("log")
+    axes[0].legend()
     return fig

@@ -38,10 +38,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sharpmem_lib.data import Arrays
+from sharpmem_lib.data import DATASETS, Arrays, load_dataset
 from sharpmem_lib.validation import check_choice
 
-__all__ = ["SplitSpec", "SPLITS", "Partition", "make_partition", "split_table"]
+__all__ = ["SplitSpec", "SPLITS", "Partition", "make_partition", "published_partition", "split_table"]
 
 POOL_SEED = 0  # fixes members / validation / non-member pool, like SELENA's saved permutation
 
@@ -139,3 +139,16 @@ def make_partition(name: str, data: Arrays, split_seed: int = 0) -> Partition:
 def split_table(partitions: list[Partition]) -> pd.DataFrame:
     """Sizes of each partition's sets, one row per dataset (for the book)."""
     return pd.DataFrame([{"dataset": p.dataset, **p.sizes()} for p in partitions]).set_index("dataset")
+
+
+def published_partition(name: str, split_seed: int = 0) -> Partition:
+    """The partition of a dataset, computed without its files where it needs a download:
+    from its published size (offline datasets are simply loaded)."""
+    check_choice("dataset", name, SPLITS)
+    info = DATASETS[name]
+    if info.offline:
+        return make_partition(name, load_dataset(name), split_seed)
+    n, n_test = info.published_size
+    shape_only = Arrays(np.zeros((n, 0), np.uint8), np.zeros(n, np.int64),
+                        official_test=np.r_[np.zeros(n - n_test, bool), np.ones(n_test, bool)])
+    return make_partition(name, shape_only, split_seed)

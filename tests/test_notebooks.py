@@ -21,7 +21,7 @@ def cells(nb):
 
 
 def test_there_are_chapters():
-    assert IDS and IDS[0] == "01_toy_example"
+    assert {"00_data_and_models", "01_toy_example"} <= set(IDS)
 
 
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
@@ -66,7 +66,8 @@ def test_bad_profile_and_parameters_are_named(tmp_path):
         load_profile("nope", PARAMS_DIR)
     (tmp_path / "typo.yaml").write_text("01_toy_example:\n  seedz: 3\n")
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['seedz'\].*valid parameters are"):
-        profile_parameters("typo", tmp_path, "01_toy_example", papermill.inspect_notebook(NOTEBOOKS[0]))
+        profile_parameters("typo", tmp_path, "01_toy_example",
+                           papermill.inspect_notebook(REPO_ROOT / "notebooks" / "01_toy_example.ipynb"))
 
 
 def test_cli_rejects_bad_profile_before_running(capsys):
@@ -75,18 +76,31 @@ def test_cli_rejects_bad_profile_before_running(capsys):
     assert not Path("/nonexistent/never-written").exists()
 
 
-def test_notebook_rejects_bad_parameter_value(tmp_path):
+@pytest.mark.parametrize("ipynb, params, message", [
+    ("01_toy_example", {"rho": -1.0}, "rho=-1.0"),
+    ("00_data_and_models", {"dataset": "cifar1000"}, "dataset='cifar1000' is not valid"),
+    ("00_data_and_models", {"algorithms": ["sgd", "adam"]}, "algorithm='adam' is not valid"),
+])
+def test_notebook_rejects_bad_parameter_value(tmp_path, ipynb, params, message):
     """A bad value stops the notebook with the parameter's name, before any training."""
-    with pytest.raises(papermill.PapermillExecutionError, match=r"algorithm|rho=-1"):
-        papermill.execute_notebook(str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"), parameters={"rho": -1.0},
-                                   kernel_name="python3", progress_bar=False)
+    with pytest.raises(papermill.PapermillExecutionError, match=message):
+        papermill.execute_notebook(str(REPO_ROOT / "notebooks" / f"{ipynb}.ipynb"), str(tmp_path / "out.ipynb"),
+                                   parameters=params, kernel_name="python3", progress_bar=False,
+                                   cwd=str(tmp_path))
+    assert not (tmp_path / "results").exists()  # nothing trained
 
 
 @pytest.fixture(scope="session")
 def smoke_book(tmp_path_factory):
-    """Execute every notebook with the smoke profile and render the book (once per session)."""
+    """Execute every notebook with the smoke profile and render the book (once per session),
+    with a results cache of its own."""
     build_dir = tmp_path_factory.mktemp("book")
-    index = build_book("smoke", build_dir, log=lambda *_: None)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SHARPMEM_RESULTS", str(tmp_path_factory.mktemp("results")))
+    try:
+        index = build_book("smoke", build_dir, log=lambda *_: None)
+    finally:
+        mp.undo()
     return build_dir, index
 
 
@@ -117,4 +131,4 @@ def test_book_builds_with_every_chapter(smoke_book):
         # provenance shows the profile that produced the page
         assert "smoke" in page and "git commit" in page
         # the launch buttons open the committed notebook
-        assert "colab.research.google.com" in page and "notebooks/01_toy_example.ipynb" in page
+        assert "colab.research.google.com" in page and f"notebooks/{ipynb.name}" in page

@@ -65,3 +65,11 @@ def test_bad_input():
 def test_split_table():
     table = split_table([make_partition("digits", load_dataset("digits"))])
     assert table.loc["digits", "members"] == 898 and table.loc["digits", "validation"] == 179
+
+
+def test_published_partition_matches_the_fake_sized_one():
+    from sharpmem_lib.splits import published_partition
+    for name in ("purchase100", "cifar10", "digits"):
+        part = published_partition(name)
+        n, n_test = SHAPES[name]
+        assert part.sizes() == make_partition(name, fake(n, n_test)).sizes()

@@ -1,0 +1,139 @@
+"""Cached, resumable experiments: kill and resume, corrupt caches, divergence, determinism."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import sharpmem_lib.experiments as experiments
+from sharpmem_lib.experiments import CorruptArtifactWarning, ExperimentConfig, run_experiment
+from sharpmem_lib.train import TrainConfig, augment_batch
+
+CFG = ExperimentConfig("digits", "mlp", TrainConfig(algorithm="sam", epochs=4, batch_size=128, lr=0.05,
+                                                    lr_milestones=(2,), lr_gamma=0.5), model_kwargs={"hidden": (32,)})
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after(epoch):
+    def hook(e):
+        if e == epoch:
+            raise Killed
+
+    return hook
+
+
+def weights(artifact, which="final"):
+    return torch.load(artifact.path / "weights.pt", weights_only=True)[which]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted run."""
+    return run_experiment(CFG, tmp_path_factory.mktemp("ref"), progress=False)
+
+
+def test_artifact_contents(reference):
+    out = reference.outputs()
+    assert out["logits_final"].shape == (1797, 10) and out["logits_best"].shape == (1797, 10)
+    assert out["member"].sum() == 898 and out["validation"].sum() == 179 and not (out["member"] & out["validation"]).any()
+    assert [h["epoch"] for h in reference.history] == [1, 2, 3, 4]
+    assert [h["lr"] for h in reference.history] == pytest.approx([0.05, 0.05, 0.025, 0.025])
+    best = max(reference.history, key=lambda h: h["val_acc"])
+    assert reference.status["best_epoch"] == best["epoch"]
+    # stored logits are the stored weights' logits
+    model = reference.model("best")
+    from sharpmem_lib.data import load_dataset
+    logits = model(torch.as_tensor(load_dataset("digits").X)).detach().numpy()
+    np.testing.assert_allclose(logits, out["logits_best"], atol=1e-5)
+    config = json.loads((reference.path / "config.json").read_text())
+    assert config["train"]["algorithm"] == "sam" and config["dataset"] == "digits"
+
+
+def test_same_config_gives_bitwise_identical_outputs(reference, tmp_path):
+    again = run_experiment(CFG, tmp_path, progress=False)
+    for key, value in reference.outputs().items():
+        assert np.array_equal(value, again.outputs()[key]), key
+
+
+def test_killed_run_resumes_to_the_same_result(reference, tmp_path):
+    with pytest.raises(Killed):
+        run_experiment(CFG, tmp_path, progress=False, on_epoch_end=kill_after(2))
+    folder = tmp_path / "digits" / CFG.key()
+    assert (folder / "checkpoint.pt").exists() and not (folder / "status.json").exists()
+    epochs_run = []
+    resumed = run_experiment(CFG, tmp_path, progress=False, on_epoch_end=epochs_run.append)
+    assert epochs_run == [3, 4]  # continued, did not restart
+    for which in ("final", "best"):
+        for k, v in weights(reference, which).items():
+            assert torch.equal(v, weights(resumed, which)[k]), (which, k)
+    assert resumed.history == reference.history
+    assert not (folder / "checkpoint.pt").exists()
+
+
+def test_cache_hit_does_not_train(reference, monkeypatch):
+    monkeypatch.setattr(experiments, "train_classifier", lambda *a, **k: pytest.fail("retrained a cached run"))
+    assert run_experiment(CFG, reference.path.parents[1], progress=False).path == reference.path
+
+
+@pytest.mark.parametrize("victim", ["outputs.npz", "weights.pt", "status.json"])
+def test_corrupt_artifact_is_detected_and_recomputed(reference, tmp_path, victim):
+    first = run_experiment(CFG, tmp_path, progress=False)
+    path = first.path / victim
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # truncate
+    with pytest.warns(CorruptArtifactWarning, match="recomputing"):
+        second = run_experiment(CFG, tmp_path, progress=False)
+    for key, value in reference.outputs().items():
+        assert np.array_equal(value, second.outputs()[key])
+
+
+def test_unreadable_checkpoint_restarts(reference, tmp_path):
+    with pytest.raises(Killed):
+        run_experiment(CFG, tmp_path, progress=False, on_epoch_end=kill_after(1))
+    (tmp_path / "digits" / CFG.key() / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.warns(CorruptArtifactWarning, match="unreadable"):
+        run = run_experiment(CFG, tmp_path, progress=False)
+    assert np.array_equal(run.outputs()["logits_final"], reference.outputs()["logits_final"])
+
+
+def test_divergence_is_raised_recorded_and_not_retrained(tmp_path, monkeypatch):
+    cfg = ExperimentConfig("digits", "mlp", TrainConfig(algorithm="sharpreg", lam=1.5, xi=0.3, lr=1e20, epochs=2))
+    with pytest.raises(FloatingPointError, match=r"sharpreg\(rho=0.1, lam=1.5, xi=0.3\), lr=1e\+20"):
+        run_experiment(cfg, tmp_path, progress=False)
+    status = json.loads((tmp_path / "digits" / cfg.key() / "status.json").read_text())
+    assert status["status"] == "diverged" and "lr=1e+20" in status["error"]
+    monkeypatch.setattr(experiments, "train_classifier", lambda *a, **k: pytest.fail("retrained a diverged run"))
+    with pytest.raises(FloatingPointError, match="recorded in"):
+        run_experiment(cfg, tmp_path, progress=False)
+
+
+def test_cache_key_tracks_what_matters():
+    other_seed = ExperimentConfig("digits", "mlp", TrainConfig(algorithm="sam", seed=1))
+    assert ExperimentConfig("digits", "mlp", TrainConfig(algorithm="sam")).key() != other_seed.key()
+    assert ExperimentConfig("digits", "mlp", device="cpu").key() == ExperimentConfig("digits", "mlp", device="auto").key()
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(dataset="toy2d", model="mlp"), "dataset='toy2d'"),
+                                             (dict(dataset="digits", model="vgg"), "model='vgg'"),
+                                             (dict(dataset="digits", model="mlp", device="tpu"), "device='tpu'")])
+def test_bad_config_is_rejected_up_front(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig(**kwargs)
+
+
+def test_augmentation_matches_a_brute_force_crop_and_flip():
+    x = torch.arange(2 * 3 * 5 * 6, dtype=torch.float32).reshape(2, 3, 5, 6)
+    out = augment_batch(x, torch.Generator().manual_seed(4), padding=2)
+    gen = torch.Generator().manual_seed(4)  # replay the same draws
+    shifts = torch.randint(0, 5, (2, 2), generator=gen)
+    flips = torch.rand(2, generator=gen) < 0.5
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        r, c = shifts[i].tolist()
+        expected = padded[i, :, r : r + 5, c : c + 6]
+        if flips[i]:
+            expected = expected.flip(-1)
+        assert torch.equal(out[i], expected)
