@@ -41,6 +41,7 @@ results_dir = ""  # the results cache ("" = $SHARPMEM_RESULTS or ./results)
 
 # %% tags=["remove-stderr"]
 import matplotlib.pyplot as plt
+import pandas as pd
 from IPython.display import display
 
 from sharpmem_lib.data import dataset_table
@@ -50,6 +51,8 @@ from sharpmem_lib.plots import training_curves
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.splits import SPLITS, published_partition, split_table
 from sharpmem_lib.train import TrainConfig
+
+pd.set_option("display.max_colwidth", None)
 
 # Build (and so check) every configuration before anything trains.
 configs = {
