@@ -1,0 +1,215 @@
+"""Memorization and influence (paper §2, §3.2): Feldman & Zhang's subsampling estimator,
+influence entropy (eq. 3), memorization buckets and top influencers.
+
+The estimator (Feldman & Zhang 2020) trains M models, each on a random subset of the
+training set (70 % in their work). With ``masks[m, i]`` true when model m trained on point
+i and ``correct[m, j]`` true when model m classifies point j correctly,
+
+    mem(i)     = P[correct on i | i in]  - P[correct on i | i out]      (eq. 1)
+    infl(i, j) = P[correct on j | i in]  - P[correct on j | i out]      (eq. 2)
+
+each probability being the fraction over the models in that group. Both come with the
+number of models in each group and a standard error (two independent binomial proportions).
+
+Influence entropy (eq. 3) of a test point j is the entropy of |infl(i, j)| over the training
+points i *of j's own class*, normalised to sum to one: low entropy means a few training
+points carry the prediction (memorization); high entropy means it rests on many. Buckets
+sort test points by entropy: bucket 1 = lowest entropy = most memorization. (The caption of
+the paper's Fig. 2 says the reverse; its text and Fig. 3 agree with this order.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sharpmem_lib.validation import check_positive
+
+__all__ = [
+    "Estimate",
+    "SameClassInfluence",
+    "buckets",
+    "entropy_of",
+    "influence_scores",
+    "load_feldman_zhang",
+    "memorization_scores",
+]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A subsampling estimate: ``value`` and its standard error ``se``, with ``n_in`` and
+    ``n_out`` the numbers of models that trained on / held out the (training) point."""
+
+    value: np.ndarray
+    se: np.ndarray
+    n_in: np.ndarray
+    n_out: np.ndarray
+
+
+def _check(masks: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    masks, correct = np.asarray(masks, dtype=bool), np.asarray(correct, dtype=bool)
+    if masks.ndim != 2 or correct.ndim != 2 or masks.shape[0] != correct.shape[0]:
+        raise ValueError(f"masks (models x train) and correct (models x points) must share their first axis; "
+                         f"got {masks.shape} and {correct.shape}")
+    n_in, n_out = masks.sum(0), (~masks).sum(0)
+    if (n_in == 0).any() or (n_out == 0).any():
+        raise ValueError(f"{int(((n_in == 0) | (n_out == 0)).sum())} training point(s) were never held out or "
+                         "never trained on: train more models")
+    return masks, correct
+
+
+def _difference(p_in: np.ndarray, p_out: np.ndarray, n_in: np.ndarray, n_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    se = np.sqrt(p_in * (1 - p_in) / n_in + p_out * (1 - p_out) / n_out)
+    return p_in - p_out, se
+
+
+def memorization_scores(masks: np.ndarray, correct_train: np.ndarray) -> Estimate:
+    """mem(i) of eq. 1 for every training point, from ``masks`` (models x train) and
+    ``correct_train`` (models x train, each model's correctness on the training points)."""
+    masks, correct = _check(masks, correct_train)
+    if correct.shape != masks.shape:
+        raise ValueError(f"correct_train must be models x train like masks {masks.shape}; got {correct.shape}")
+    n_in, n_out = masks.sum(0), (~masks).sum(0)
+    p_in = (correct & masks).sum(0) / n_in
+    p_out = (correct & ~masks).sum(0) / n_out
+    value, se = _difference(p_in, p_out, n_in, n_out)
+    return Estimate(value, se, n_in, n_out)
+
+
+def influence_scores(masks: np.ndarray, correct_test: np.ndarray) -> Estimate:
+    """infl(i, j) of eq. 2 as (test x train) arrays, from ``masks`` (models x train) and
+    ``correct_test`` (models x test). Two matrix products, so it scales to many models."""
+    masks, correct = _check(masks, correct_test)
+    m_in = masks.astype(np.float64)
+    c = correct.astype(np.float64)
+    n_in, n_out = masks.sum(0), (~masks).sum(0)
+    p_in = (c.T @ m_in) / n_in  # (test, train)
+    p_out = (c.T @ (1.0 - m_in)) / n_out
+    value, se = _difference(p_in, p_out, n_in[None, :], n_out[None, :])
+    return Estimate(value, se, n_in, n_out)
+
+
+def entropy_of(weights: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Entropy (nats) of |weights| normalised along ``axis`` (eq. 3), 0 log 0 = 0.
+
+    An all-zero vector (nothing influences the point) is treated as evenly spread, the
+    maximum log(n): no single training point carries the prediction.
+    """
+    w = np.abs(np.asarray(weights, dtype=np.float64))
+    total = w.sum(axis=axis, keepdims=True)
+    n = w.shape[axis]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(total > 0, w / total, 1.0 / n)
+        terms = np.where(p > 0, -p * np.log(p), 0.0)
+    return terms.sum(axis=axis)
+
+
+def buckets(entropy: np.ndarray, n_buckets: int = 5) -> np.ndarray:
+    """Equal-count buckets 1..n_buckets by increasing entropy (bucket 1 = lowest entropy =
+    most memorization). Ties keep the points' order, so the result is deterministic."""
+    check_positive("n_buckets", n_buckets, integer=True)
+    entropy = np.asarray(entropy)
+    if len(entropy) < n_buckets:
+        raise ValueError(f"n_buckets={n_buckets} is more than the {len(entropy)} points to bucket")
+    ranks = np.empty(len(entropy), dtype=np.int64)
+    ranks[np.argsort(entropy, kind="stable")] = np.arange(len(entropy))
+    return 1 + (ranks * n_buckets) // len(entropy)
+
+
+@dataclass
+class SameClassInfluence:
+    """Influence restricted to same-class (train, test) pairs, per class, with dataset indices.
+
+    ``blocks[k] = (train_ids, test_ids, infl)`` with ``infl`` of shape
+    (len(train_ids), len(test_ids)): the layout of Feldman & Zhang's published file, and all
+    eq. 3 needs. ``train_mem`` maps a training id to its memorization score, where known.
+    """
+
+    blocks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    train_mem: dict[int, float] | None = None
+
+    @classmethod
+    def from_dense(cls, infl: np.ndarray, test_labels: np.ndarray, train_labels: np.ndarray,
+                   test_ids: np.ndarray | None = None, train_ids: np.ndarray | None = None,
+                   train_mem: np.ndarray | None = None) -> "SameClassInfluence":
+        """From a (test x train) influence matrix, e.g. ``influence_scores(...).value``."""
+        infl = np.asarray(infl)
+        test_ids = np.arange(infl.shape[0]) if test_ids is None else np.asarray(test_ids)
+        train_ids = np.arange(infl.shape[1]) if train_ids is None else np.asarray(train_ids)
+        blocks = {}
+        for k in np.union1d(np.unique(test_labels), np.unique(train_labels)):
+            tr, te = np.flatnonzero(train_labels == k), np.flatnonzero(test_labels == k)
+            blocks[int(k)] = (train_ids[tr], test_ids[te], infl[np.ix_(te, tr)].T)
+        mem = None if train_mem is None else dict(zip(train_ids.tolist(), np.asarray(train_mem).tolist()))
+        return cls(blocks, mem)
+
+    def test_ids(self) -> np.ndarray:
+        return np.sort(np.concatenate([te for _, te, _ in self.blocks.values()]))
+
+    def entropy(self) -> tuple[np.ndarray, np.ndarray]:
+        """(test ids, influence entropy of each), sorted by test id (eq. 3)."""
+        ids, values = [], []
+        for tr, te, block in self.blocks.values():
+            if len(te) and len(tr):
+                ids.append(te)
+                values.append(entropy_of(block, axis=0))
+        ids, values = np.concatenate(ids), np.concatenate(values)
+        order = np.argsort(ids)
+        return ids[order], values[order]
+
+    def _block_of(self, test_id: int) -> tuple[np.ndarray, np.ndarray]:
+        for tr, te, block in self.blocks.values():
+            pos = np.flatnonzero(te == test_id)
+            if len(pos):
+                return tr, block[:, pos[0]]
+        raise KeyError(f"test id {test_id} is not in any class block")
+
+    def top_influencers(self, test_id: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` same-class training ids with the largest influence on ``test_id``, and
+        their influence, largest first (ties by training id)."""
+        tr, column = self._block_of(test_id)
+        order = np.lexsort((tr, -column))[:k]
+        return tr[order], column[order]
+
+    def top1_memorization(self, test_ids: np.ndarray | None = None) -> np.ndarray:
+        """Memorization score of each test point's top-1 influencer (paper Fig. 3b, 3c)."""
+        if self.train_mem is None:
+            raise ValueError("no memorization scores attached (train_mem)")
+        test_ids = self.test_ids() if test_ids is None else np.asarray(test_ids)
+        return np.array([self.train_mem[int(self.top_influencers(int(j), 1)[0][0])] for j in test_ids])
+
+
+def load_feldman_zhang(path: str | Path) -> tuple[SameClassInfluence, dict[str, np.ndarray]]:
+    """Read Feldman & Zhang's published CIFAR-100 file (``cifar100_infl_matrix.npz``).
+
+    Per class k it holds ``infl_matrix_class{k}`` of shape (train of class k) x (test of
+    class k), ``tr_classidx_{k}`` and ``tt_classidx_{k}``: the dataset indices of those rows
+    and columns, which we map back to (forgetting ``tt_classidx_k`` silently pairs each
+    score with the wrong test image). Also ``tr_mem``, ``tr_labels``, ``tt_labels``.
+    Returns the influence and the file's other arrays.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found. Feldman & Zhang's precomputed CIFAR-100 influence and memorization "
+            "estimates are published at https://pluskid.github.io/influence-memorization/ "
+            "(file cifar100_infl_matrix.npz); pass its path.")
+    with np.load(path) as f:
+        keys = set(f.files)
+        missing = {"tr_mem", "tr_labels", "tt_labels"} - keys
+        if missing:
+            raise ValueError(f"{path}: not a Feldman-Zhang influence file (missing {sorted(missing)})")
+        classes = sorted(int(k[len("infl_matrix_class"):]) for k in keys if k.startswith("infl_matrix_class"))
+        blocks = {}
+        for k in classes:
+            infl, tr, te = f[f"infl_matrix_class{k}"], f[f"tr_classidx_{k}"], f[f"tt_classidx_{k}"]
+            if infl.shape != (len(tr), len(te)):
+                raise ValueError(f"{path}: infl_matrix_class{k} has shape {infl.shape}, "
+                                 f"expected ({len(tr)}, {len(te)}) from tr_classidx_{k}, tt_classidx_{k}")
+            blocks[k] = (np.asarray(tr), np.asarray(te), np.asarray(infl))
+        extra = {name: f[name] for name in ("tr_mem", "tr_labels", "tt_labels")}
+    mem = dict(enumerate(extra["tr_mem"].tolist()))
+    return SameClassInfluence(blocks, mem), extra
