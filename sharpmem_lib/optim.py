@@ -136,6 +136,9 @@ class SharpnessAware(torch.optim.Optimizer):
     adaptive : use ASAM's scale-invariant perturbation.
     model : the module being trained; when given, its BatchNorm running statistics are
         not updated by the perturbed (second) forward pass.
+    model_axis : ``None`` for one model. ``0`` when every parameter stacks K independent
+        models along its first axis (:mod:`sharpmem_lib.ensemble`): each model then gets its
+        own perturbation, e_k = rho g_k / ||g_k||, exactly as if trained alone.
     **base_kwargs : passed to ``base_optimizer`` (lr, momentum, weight_decay, ...).
     """
 
@@ -149,9 +152,13 @@ class SharpnessAware(torch.optim.Optimizer):
         b: float = 1.0,
         adaptive: bool = False,
         model: nn.Module | None = None,
+        model_axis: int | None = None,
         **base_kwargs,
     ) -> None:
         check_nonnegative("rho", rho)
+        if model_axis not in (None, 0):
+            raise ValueError(f"model_axis={model_axis!r} is not valid; choose one of [None, 0]")
+        self.model_axis = model_axis
         defaults = dict(rho=rho, a=float(a), b=float(b), adaptive=adaptive, **base_kwargs)
         super().__init__(params, defaults)
         self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
@@ -166,16 +173,18 @@ class SharpnessAware(torch.optim.Optimizer):
 
     @torch.no_grad()
     def _grad_norm(self) -> torch.Tensor:
-        """Joint L2 norm of the (ASAM-scaled) gradient over every parameter."""
-        norms = [
-            ((p.abs() if group["adaptive"] else 1.0) * p.grad).norm(p=2)
-            for group in self.param_groups
-            for p in group["params"]
-            if p.grad is not None
-        ]
-        if not norms:
+        """L2 norm of the (ASAM-scaled) gradient over every parameter: a scalar, or one
+        norm per model (shape (K,)) with ``model_axis=0``."""
+        squares = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = (p.abs() if group["adaptive"] else 1.0) * p.grad
+                squares.append(g.pow(2).sum() if self.model_axis is None else g.pow(2).flatten(1).sum(1))
+        if not squares:
             raise RuntimeError("SharpnessAware.first_step: no parameter has a gradient")
-        return torch.linalg.vector_norm(torch.stack(norms), ord=2)
+        return torch.stack(squares).sum(0).sqrt()
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
@@ -188,7 +197,8 @@ class SharpnessAware(torch.optim.Optimizer):
                     continue
                 state = self.state[p]
                 state["g0"] = p.grad.detach().clone()
-                e = (p.pow(2) if group["adaptive"] else 1.0) * p.grad * scale
+                s = scale if self.model_axis is None else scale.view(-1, *([1] * (p.dim() - 1)))
+                e = (p.pow(2) if group["adaptive"] else 1.0) * p.grad * s
                 p.add_(e)
                 state["e"] = e
         if zero_grad:

@@ -12,3 +12,10 @@ def test_train_throughput_quick(capsys, monkeypatch):
     runpy.run_path(str(BENCH / "train_throughput.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "mlp on digits" in out and "cnn on Fashion-MNIST-sized" in out and "SAM ex/s" in out
+
+
+def test_ensemble_throughput_quick(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["ensemble_throughput.py", "--quick"])
+    runpy.run_path(str(BENCH / "ensemble_throughput.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "ensemble trainer" in out and "per-model loop" in out and "torch matmul" in out

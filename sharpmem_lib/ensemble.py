@@ -1,0 +1,194 @@
+"""Train K small models at once (paper §3.2): the subset-trained models behind Feldman &
+Zhang's memorization and influence estimates, and shadow models for calibrated attacks.
+
+The K models share an architecture. Their parameters are stacked along a leading axis and
+one forward pass runs all of them with :func:`torch.func.vmap` over
+:func:`torch.func.functional_call` (batched matrix products instead of K small ones). Each
+model keeps what it would have alone: its own initialisation, its own training subset, its
+own data order (all from its own seed), and its own SAM perturbation: the optimizer is
+:class:`~sharpmem_lib.optim.SharpnessAware` with ``model_axis=0``. So training model k in
+the ensemble gives the same model as :func:`~sharpmem_lib.train.train_classifier` on its
+subset with its seed (the tests check this), only faster.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+from torch.optim.swa_utils import SWALR, AveragedModel
+from tqdm.auto import tqdm
+
+from sharpmem_lib.optim import BASE_OPTIMIZERS, SharpnessAware, coefficients
+from sharpmem_lib.train import TrainConfig, _as_tensor, _to_float, seed_everything
+from sharpmem_lib.validation import check_fraction, check_positive
+
+__all__ = ["Ensemble", "subset_masks", "train_ensemble"]
+
+
+def subset_masks(n_train: int, n_models: int, fraction: float = 0.7, seed: int = 0) -> np.ndarray:
+    """(n_models, n_train) bool: model k trains on a uniformly random subset of exactly
+    ``round(fraction * n_train)`` points, drawn from seed ``(seed, k)``."""
+    check_positive("n_train", n_train, integer=True)
+    check_positive("n_models", n_models, integer=True)
+    check_fraction("fraction", fraction)
+    size = round(fraction * n_train)
+    masks = np.zeros((n_models, n_train), dtype=bool)
+    for k in range(n_models):
+        masks[k, np.random.default_rng([seed, k]).choice(n_train, size, replace=False)] = True
+    return masks
+
+
+class _Stack(nn.Module):
+    """The stacked parameters as one module, so that torch.optim.swa_utils can average them."""
+
+    def __init__(self, params: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.names = list(params)
+        self.tensors = nn.ParameterList([nn.Parameter(params[n]) for n in self.names])
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self.names, self.tensors))
+
+
+@dataclass
+class Ensemble:
+    """K trained models: ``template`` (the architecture, on the meta device) and ``params``
+    (name -> tensor with a leading model axis)."""
+
+    template: nn.Module
+    params: dict[str, torch.Tensor]
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def n_models(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    @torch.no_grad()
+    def logits(self, X, batch_size: int = 2048) -> torch.Tensor:
+        """Every model's logits on every row of ``X``: (K, n, classes), float32 on the CPU."""
+        device = next(iter(self.params.values())).device
+        X = _as_tensor(X, None, device)
+        run = vmap(lambda p, x: functional_call(self.template, p, (x,)), in_dims=(0, None))
+        return torch.cat([run(self.params, _to_float(X[i : i + batch_size])) for i in range(0, len(X), batch_size)],
+                         dim=1).float().cpu()
+
+    def model(self, k: int) -> nn.Module:
+        """Model ``k`` as an ordinary module (on the CPU)."""
+        module = self._materialize()
+        module.load_state_dict({n: t[k].detach().cpu() for n, t in self.params.items()}, strict=True)
+        return module
+
+    def _materialize(self) -> nn.Module:
+        import copy
+
+        module = copy.deepcopy(self.template).to_empty(device="cpu")
+        return module
+
+
+def train_ensemble(
+    build: Callable[[], nn.Module],
+    X,
+    y,
+    masks: np.ndarray,
+    config: TrainConfig,
+    *,
+    seeds: list[int] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    desc: str = "ensemble",
+) -> Ensemble:
+    """Train one model per row of ``masks`` on the rows of ``(X, y)`` it selects.
+
+    ``build()`` returns a fresh model; model k is built after ``seed_everything(seeds[k])``
+    and its data order is drawn from a generator seeded with ``seeds[k]`` (default:
+    ``config.seed + k``). Every mask must select the same number of points (as
+    :func:`subset_masks` does), so that one batch holds a slice of each model's data.
+    Models with BatchNorm are not supported (their running statistics are per-model state).
+    """
+    masks = np.asarray(masks, dtype=bool)
+    n_models = masks.shape[0]
+    sizes = masks.sum(1)
+    if (sizes != sizes[0]).any():
+        raise ValueError("every model's subset must have the same size (see subset_masks)")
+    seeds = [config.seed + k for k in range(n_models)] if seeds is None else list(seeds)
+    if len(seeds) != n_models:
+        raise ValueError(f"seeds has {len(seeds)} entries for {n_models} models")
+    if config.augment:
+        raise ValueError("augment=True is not supported by the ensemble trainer")
+    device = torch.device(device)
+    modules = []
+    for s in seeds:
+        seed_everything(s)
+        modules.append(build())
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules[0].modules()):
+        raise ValueError("the ensemble trainer does not support BatchNorm layers")
+    params, buffers = stack_module_state(modules)
+    if buffers:
+        raise ValueError(f"the ensemble trainer supports parameter-only models; found buffers {list(buffers)}")
+    template = modules[0].to("meta")
+    stack = _Stack({n: t.detach().to(device) for n, t in params.items()})
+
+    coef = coefficients(config.algorithm, config.lam, config.xi)
+    base_kwargs = {"momentum": config.momentum} if config.base == "sgd" else {}
+    optimizer = SharpnessAware(stack.parameters(), BASE_OPTIMIZERS[config.base], rho=config.rho, a=coef.a, b=coef.b,
+                               adaptive=config.adaptive, model_axis=0, lr=config.lr,
+                               weight_decay=config.weight_decay, **base_kwargs)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
+    swa_model = AveragedModel(stack) if config.swa else None
+    swa_first_epoch = int(math.floor(config.swa_start * config.epochs)) if config.swa else config.epochs
+    swa_scheduler = SWALR(optimizer, swa_lr=config.swa_lr) if config.swa else None
+
+    X = _as_tensor(X, None, device)
+    y = _as_tensor(y, torch.int64, device)
+    subsets = torch.as_tensor(np.stack([np.flatnonzero(m) for m in masks]), device=device)  # (K, n_sub)
+    n_sub = subsets.shape[1]
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    forward = vmap(lambda p, x: functional_call(template, p, (x,)))
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    history: list[dict] = []
+    bar = tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False)
+    for epoch in bar:
+        orders = torch.stack([torch.randperm(n_sub, generator=g) for g in generators]).to(device)
+        rows = subsets.gather(1, orders)  # (K, n_sub): each model's data in its own order
+        total_loss = torch.zeros(n_models, device=device)
+        correct = torch.zeros(n_models, device=device)
+        for start in range(0, n_sub, config.batch_size):
+            idx = rows[:, start : start + config.batch_size]
+            xb, yb = _to_float(X[idx]), y[idx]  # (K, B, ...), (K, B)
+            first: list[torch.Tensor] = []
+
+            def closure() -> torch.Tensor:
+                optimizer.zero_grad(set_to_none=True)
+                logits = forward(stack.as_dict(), xb)
+                per_model = loss_fn(logits.flatten(0, 1), yb.flatten()).view(yb.shape).mean(1)
+                if not first:
+                    first.append(per_model.detach())
+                    first.append(logits.detach())
+                per_model.sum().backward()  # model k's gradient is that of its own mean loss
+                return per_model.sum()
+
+            optimizer.step(closure)
+            total_loss += first[0] * idx.shape[1]
+            correct += (first[1].argmax(-1) == yb).sum(1)
+        mean_loss = (total_loss / n_sub).cpu()
+        if not torch.isfinite(mean_loss).all():
+            bad = int((~torch.isfinite(mean_loss)).sum())
+            raise FloatingPointError(f"{bad} of {n_models} ensemble models diverged in epoch {epoch + 1} with "
+                                     f"{config.describe()}, lr={config.lr}; try a smaller lr or xi")
+        if swa_model is not None and epoch >= swa_first_epoch:
+            swa_model.update_parameters(stack)
+            swa_scheduler.step()
+        else:
+            scheduler.step()
+        history.append({"epoch": epoch + 1, "train_loss": float(mean_loss.mean()),
+                        "train_acc": float((correct / n_sub).mean())})
+        bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", acc=f"{history[-1]['train_acc']:.3f}")
+
+    final = swa_model.module if (swa_model is not None and config.epochs > swa_first_epoch) else stack
+    return Ensemble(template, {n: t.detach() for n, t in final.as_dict().items()}, history)
