@@ -20,8 +20,10 @@ the paper's Fig. 2 says the reverse; its text and Fig. 3 agree with this order.)
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -29,6 +31,9 @@ from sharpmem_lib.validation import check_positive
 
 __all__ = [
     "Estimate",
+    "SubsamplingRuns",
+    "merge_runs",
+    "run_subsampling",
     "SameClassInfluence",
     "buckets",
     "entropy_of",
@@ -213,3 +218,93 @@ def load_feldman_zhang(path: str | Path) -> tuple[SameClassInfluence, dict[str, 
         extra = {name: f[name] for name in ("tr_mem", "tr_labels", "tt_labels")}
     mem = dict(enumerate(extra["tr_mem"].tolist()))
     return SameClassInfluence(blocks, mem), extra
+
+
+# ----------------------------------------------------------------- the subsampled models
+
+
+@dataclass
+class SubsamplingRuns:
+    """What the estimator needs from M subset-trained models: for each model (``model_ids``)
+    its training mask and its correctness on every training and every test point."""
+
+    model_ids: np.ndarray
+    masks: np.ndarray
+    correct_train: np.ndarray
+    correct_test: np.ndarray
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically (a temporary file, then a rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, model_ids=self.model_ids, masks=self.masks,
+                                correct_train=self.correct_train, correct_test=self.correct_test)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SubsamplingRuns":
+        with np.load(path) as f:
+            return cls(f["model_ids"], f["masks"], f["correct_train"], f["correct_test"])
+
+    def memorization(self) -> Estimate:
+        return memorization_scores(self.masks, self.correct_train)
+
+    def influence(self) -> Estimate:
+        return influence_scores(self.masks, self.correct_test)
+
+
+def merge_runs(parts: list[SubsamplingRuns]) -> SubsamplingRuns:
+    """Concatenate shards in model order; the same model twice is an error."""
+    ids = np.concatenate([p.model_ids for p in parts])
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("the shards overlap: a model id appears twice")
+    order = np.argsort(ids)
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])[order]  # noqa: E731
+    return SubsamplingRuns(ids[order], cat("masks"), cat("correct_train"), cat("correct_test"))
+
+
+def run_subsampling(
+    build: Callable,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    config,
+    n_models: int,
+    *,
+    fraction: float = 0.7,
+    seed: int = 0,
+    shard: int = 0,
+    n_shards: int = 1,
+    chunk: int = 256,
+    progress: bool = True,
+) -> SubsamplingRuns:
+    """Train the models of shard ``shard`` of ``n_shards`` (model ids ``shard::n_shards`` of
+    ``range(n_models)``) and record masks and correctness.
+
+    Model k trains on ``subset_masks(..., seed)[k]`` with training seed ``config.seed + k``,
+    whatever the sharding, so merged shards equal one run. Models train ``chunk`` at a time
+    with :func:`~sharpmem_lib.ensemble.train_ensemble`.
+    """
+    from tqdm.auto import tqdm
+
+    from sharpmem_lib.ensemble import subset_masks, train_ensemble
+
+    check_positive("n_models", n_models, integer=True)
+    check_positive("n_shards", n_shards, integer=True)
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard={shard!r} is not valid; choose one of 0..{n_shards - 1}")
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    ids = np.arange(n_models)[shard::n_shards]
+    masks = subset_masks(len(y_train), n_models, fraction, seed)[ids]
+    correct_train = np.zeros((len(ids), len(y_train)), bool)
+    correct_test = np.zeros((len(ids), len(y_test)), bool)
+    for start in tqdm(range(0, len(ids), chunk), desc=f"subset models (shard {shard}/{n_shards})",
+                      disable=not progress):
+        part = slice(start, start + chunk)
+        ensemble = train_ensemble(build, X_train, y_train, masks[part], config,
+                                  seeds=[config.seed + int(k) for k in ids[part]], progress=False)
+        correct_train[part] = (ensemble.logits(X_train).argmax(-1).numpy() == y_train)
+        correct_test[part] = (ensemble.logits(X_test).argmax(-1).numpy() == y_test)
+    return SubsamplingRuns(ids, masks, correct_train, correct_test)

@@ -138,3 +138,27 @@ def test_bad_inputs(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(2))
     with pytest.raises(ValueError, match="not a Feldman-Zhang influence file"):
         load_feldman_zhang(tmp_path / "other.npz")
+
+
+def test_shards_merge_to_one_run(tmp_path):
+    from sharpmem_lib.data import load_dataset
+    from sharpmem_lib.memorization import SubsamplingRuns, merge_runs, run_subsampling
+    from sharpmem_lib.models import MLP
+    from sharpmem_lib.train import TrainConfig
+
+    d = load_dataset("digits")
+    X, y, Xt, yt = d.X[:200], d.y[:200], d.X[200:260], d.y[200:260]
+    cfg = TrainConfig(epochs=8, batch_size=20, lr=0.1, seed=3)
+    build = lambda: MLP(64, 10, (16,))  # noqa: E731
+    whole = run_subsampling(build, X, y, Xt, yt, cfg, n_models=7, chunk=3, progress=False)
+    for i in range(3):
+        run_subsampling(build, X, y, Xt, yt, cfg, n_models=7, shard=i, n_shards=3, chunk=2,
+                        progress=False).save(tmp_path / f"shard{i}.npz")
+    merged = merge_runs([SubsamplingRuns.load(tmp_path / f"shard{i}.npz") for i in (2, 0, 1)])
+    for name in ("model_ids", "masks", "correct_train", "correct_test"):
+        np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name))
+    assert whole.correct_train.mean() > 0.5  # the models learnt something
+    with pytest.raises(ValueError, match="overlap"):
+        merge_runs([merged, merged])
+    with pytest.raises(ValueError, match="shard=3"):
+        run_subsampling(build, X, y, Xt, yt, cfg, n_models=7, shard=3, n_shards=3)
