@@ -41,8 +41,8 @@ from sharpmem_lib.splits import SPLITS, make_partition
 from sharpmem_lib.train import DEVICES, TrainConfig, predict_logits, seed_everything, select_device, train_classifier
 from sharpmem_lib.validation import check_choice
 
-__all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "accuracy_table", "results_root",
-           "run_experiment"]
+__all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "SubsamplingConfig", "accuracy_table",
+           "bucket_accuracy_table", "results_root", "run_experiment", "run_subsampling_experiment"]
 
 FILES = ("config.json", "weights.pt", "outputs.npz", "history.json")
 
@@ -259,3 +259,83 @@ def accuracy_table(artifacts: dict[str, Artifact], data_dir: str | Path | None =
                          "held-out acc": correct[held_out].mean(),
                          "epoch": art.status["best_epoch"] if which == "best" else len(art.history)})
     return pd.DataFrame(rows).set_index(["run", "weights"])
+
+
+@dataclass(frozen=True)
+class SubsamplingConfig:
+    """Feldman & Zhang's estimator on a dataset: ``n_models`` copies of ``model`` trained
+    with ``train`` on random ``fraction`` subsets of the partition's members, evaluated on
+    the members and on the held-out non-members (validation excluded)."""
+
+    dataset: str
+    model: str = "mlp"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    n_models: int = 1000
+    fraction: float = 0.7
+    seed: int = 0
+    model_kwargs: dict = field(default_factory=dict)
+    dataset_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_choice("dataset", self.dataset, [d for d in DATASETS if d in SPLITS])
+        check_choice("model", self.model, MODELS)
+        from sharpmem_lib.ensemble import subset_masks
+
+        subset_masks(2, 1, self.fraction)  # checks fraction
+        if not isinstance(self.n_models, int) or self.n_models < 2:
+            raise ValueError(f"n_models={self.n_models!r} is not valid; it must be an integer >= 2")
+
+    def key(self) -> str:
+        content = asdict(self)
+        content["train"]["lr_milestones"] = list(content["train"]["lr_milestones"])
+        blob = json.dumps({"config": content, "version": sharpmem_lib.__version__}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Path | None = None, *,
+                               data_dir: str | Path | None = None, progress: bool = True):
+    """The cached :class:`~sharpmem_lib.memorization.SubsamplingRuns` of ``config``, with the
+    dataset indices of its training (``train_ids``) and test (``test_ids``) points."""
+    from sharpmem_lib.memorization import SubsamplingRuns, run_subsampling
+
+    data = load_dataset(config.dataset, data_dir=data_dir, **config.dataset_kwargs)
+    part = make_partition(config.dataset, data)
+    train_ids, test_ids = part.members, part.nonmembers
+    path = results_root(results_dir) / config.dataset / f"subsampling-{config.key()}.npz"
+    if path.exists():
+        try:
+            runs = SubsamplingRuns.load(path)
+            if runs.masks.shape == (config.n_models, len(train_ids)):
+                return runs, train_ids, test_ids
+            raise ValueError(f"shape {runs.masks.shape}")
+        except Exception as err:  # truncated, garbled or foreign
+            warnings.warn(f"cached subsampling runs {path} are corrupt ({err}); recomputing them",
+                          CorruptArtifactWarning, stacklevel=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = data.X.shape[1:]
+    build = lambda: build_model(config.model, shape, data.num_classes, **config.model_kwargs)  # noqa: E731
+    runs = run_subsampling(build, data.X[train_ids], data.y[train_ids], data.X[test_ids], data.y[test_ids],
+                           config.train, config.n_models, fraction=config.fraction, seed=config.seed,
+                           progress=progress)
+    runs.save(path)
+    return runs, train_ids, test_ids
+
+
+def bucket_accuracy_table(artifacts: dict[tuple[str, int], Artifact], test_ids: np.ndarray, labels: np.ndarray,
+                          bucket: np.ndarray, which: str = "best"):
+    """Accuracy of each (method, seed) model on the test points of each bucket.
+
+    ``test_ids`` are dataset indices, ``labels`` the dataset's labels, ``bucket`` the bucket
+    of each test id. Returns one row per (method, seed, bucket) with column ``acc``.
+    """
+    import pandas as pd
+
+    from sharpmem_lib.memorization import accuracy_by_bucket
+
+    check_choice("which", which, ["best", "final"])
+    rows = []
+    for (method, seed), art in artifacts.items():
+        correct = art.outputs()[f"logits_{which}"][test_ids].argmax(1) == labels[test_ids]
+        for b, acc in enumerate(accuracy_by_bucket(correct, bucket)[0], start=1):
+            rows.append({"method": method, "seed": seed, "bucket": b, "acc": float(acc)})
+    return pd.DataFrame(rows)

@@ -30,6 +30,8 @@ import numpy as np
 from sharpmem_lib.validation import check_positive
 
 __all__ = [
+    "accuracy_by_bucket",
+    "mean_by_bucket",
     "Estimate",
     "SubsamplingRuns",
     "merge_runs",
@@ -124,6 +126,21 @@ def buckets(entropy: np.ndarray, n_buckets: int = 5) -> np.ndarray:
     return 1 + (ranks * n_buckets) // len(entropy)
 
 
+def accuracy_by_bucket(correct: np.ndarray, bucket: np.ndarray, n_buckets: int = 5) -> np.ndarray:
+    """Accuracy in each bucket: ``correct`` (runs, points) bool -> (runs, n_buckets)."""
+    correct = np.atleast_2d(np.asarray(correct, dtype=float))
+    return np.stack([correct[:, bucket == b].mean(1) for b in range(1, n_buckets + 1)], axis=1)
+
+
+def mean_by_bucket(values: np.ndarray, bucket: np.ndarray, n_buckets: int = 5) -> list[float]:
+    """Mean of the finite ``values`` in each bucket (NaN for a bucket with none)."""
+    out = []
+    for b in range(1, n_buckets + 1):
+        v = values[(bucket == b) & np.isfinite(values)]
+        out.append(float(v.mean()) if len(v) else float("nan"))
+    return out
+
+
 @dataclass
 class SameClassInfluence:
     """Influence restricted to same-class (train, test) pairs, per class, with dataset indices.
@@ -180,21 +197,35 @@ class SameClassInfluence:
         return tr[order], column[order]
 
     def top1_memorization(self, test_ids: np.ndarray | None = None) -> np.ndarray:
-        """Memorization score of each test point's top-1 influencer (paper Fig. 3b, 3c)."""
+        """Memorization score of each test point's top-1 influencer (paper Figs. 3b, 3c);
+        NaN where no training point has a positive influence (then there is no top one)."""
         if self.train_mem is None:
             raise ValueError("no memorization scores attached (train_mem)")
         test_ids = self.test_ids() if test_ids is None else np.asarray(test_ids)
-        return np.array([self.train_mem[int(self.top_influencers(int(j), 1)[0][0])] for j in test_ids])
+        out = np.full(len(test_ids), np.nan)
+        for n, j in enumerate(test_ids):
+            ids, scores = self.top_influencers(int(j), 1)
+            if len(ids) and scores[0] > 0:
+                out[n] = self.train_mem[int(ids[0])]
+        return out
+
+    def any_influence(self, test_ids: np.ndarray | None = None) -> np.ndarray:
+        """Whether any same-class training point has a non-zero estimated influence on each
+        test point. Where none has, eq. 3's entropy is the evenly-spread maximum by convention."""
+        test_ids = self.test_ids() if test_ids is None else np.asarray(test_ids)
+        return np.array([bool(np.any(self._block_of(int(j))[1] != 0)) for j in test_ids])
 
 
-def load_feldman_zhang(path: str | Path) -> tuple[SameClassInfluence, dict[str, np.ndarray]]:
+def load_feldman_zhang(path: str | Path, test_id_offset: int = 0) -> tuple[SameClassInfluence, dict[str, np.ndarray]]:
     """Read Feldman & Zhang's published CIFAR-100 file (``cifar100_infl_matrix.npz``).
 
     Per class k it holds ``infl_matrix_class{k}`` of shape (train of class k) x (test of
     class k), ``tr_classidx_{k}`` and ``tt_classidx_{k}``: the dataset indices of those rows
     and columns, which we map back to (forgetting ``tt_classidx_k`` silently pairs each
     score with the wrong test image). Also ``tr_mem``, ``tr_labels``, ``tt_labels``.
-    Returns the influence and the file's other arrays.
+    ``test_id_offset`` is added to test indices (our CIFAR arrays put the 10,000 official
+    test images after the 50,000 training images: pass 50_000). Returns the influence and
+    the file's other arrays.
     """
     path = Path(path)
     if not path.exists():
@@ -214,7 +245,7 @@ def load_feldman_zhang(path: str | Path) -> tuple[SameClassInfluence, dict[str, 
             if infl.shape != (len(tr), len(te)):
                 raise ValueError(f"{path}: infl_matrix_class{k} has shape {infl.shape}, "
                                  f"expected ({len(tr)}, {len(te)}) from tr_classidx_{k}, tt_classidx_{k}")
-            blocks[k] = (np.asarray(tr), np.asarray(te), np.asarray(infl))
+            blocks[k] = (np.asarray(tr), np.asarray(te) + test_id_offset, np.asarray(infl))
         extra = {name: f[name] for name in ("tr_mem", "tr_labels", "tt_labels")}
     mem = dict(enumerate(extra["tr_mem"].tolist()))
     return SameClassInfluence(blocks, mem), extra

@@ -9,7 +9,8 @@ from matplotlib.lines import Line2D
 
 from sharpmem_lib.data import BLUE, RED, ToyMixture
 
-__all__ = ["toy_figure", "paired_seeds_figure", "training_curves"]
+__all__ = ["toy_figure", "paired_seeds_figure", "training_curves", "influencers_figure", "bucket_accuracy_figure",
+           "top1_memorization_figure", "ground_truth_figure"]
 
 _CLASS_COLORS = {RED: "tab:red", BLUE: "tab:blue"}
 _METHOD_STYLE = {
@@ -114,4 +115,122 @@ def training_curves(histories: dict[str, list[dict]]) -> Figure:
         ax.set_xlabel("epoch")
     axes[0].set_yscale("log")
     axes[0].legend()
+    return fig
+
+
+def _show_image(ax, image: np.ndarray) -> None:
+    image = np.asarray(image, dtype=float)
+    if image.max() > 1.0:
+        image = image / 255.0
+    if image.shape[0] == 1:
+        ax.imshow(image[0], cmap="gray_r", vmin=0, vmax=1)
+    else:
+        ax.imshow(np.transpose(image, (1, 2, 0)))
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def influencers_figure(X: np.ndarray, rows: list[tuple[int, int]], influence, k: int = 10) -> Figure:
+    """Fig. 2: each row a test image (framed; its bucket on the left) and its ``k`` most
+    influential same-class training images, titled with their influence.
+
+    ``rows``: (test id, bucket) pairs; ``influence``: a ``SameClassInfluence``.
+    """
+    fig, axes = plt.subplots(len(rows), k + 1, figsize=(1.1 * (k + 1), 1.25 * len(rows)), squeeze=False)
+    for r, (test_id, bucket) in enumerate(rows):
+        ax = axes[r, 0]
+        _show_image(ax, X[test_id])
+        for spine in ax.spines.values():
+            spine.set_edgecolor("tab:red" if bucket == 1 else "tab:blue")
+            spine.set_linewidth(3)
+        ax.set_ylabel(f"bucket {bucket}", fontsize=8)
+        ids, scores = influence.top_influencers(test_id, k)
+        for c in range(k):
+            ax = axes[r, c + 1]
+            if c < len(ids):
+                _show_image(ax, X[ids[c]])
+                ax.set_title(f"{scores[c]:.2f}", fontsize=7)
+            else:
+                ax.axis("off")
+    axes[0, 0].set_title("test", fontsize=8)
+    fig.subplots_adjust(wspace=0.1, hspace=0.45)
+    return fig
+
+
+def bucket_accuracy_figure(table, baseline: str = "sgd") -> Figure:
+    """Fig. 3a: test accuracy per bucket per method (mean ± std over seeds), and each
+    method's gain over ``baseline`` per bucket (mean and 95 % interval, paired by seed).
+
+    ``table``: one row per (method, seed, bucket) with column ``acc``.
+    """
+    from sharpmem_lib.report import paired_gain
+
+    methods = list(dict.fromkeys(table["method"]))
+    n_buckets = int(table["bucket"].max())
+    xs = np.arange(1, n_buckets + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        stats_ = table[table.method == method].groupby("bucket")["acc"].agg(["mean", "std"])
+        ax1.bar(xs + (i - (len(methods) - 1) / 2) * width, stats_["mean"], width, yerr=stats_["std"].fillna(0),
+                label=method.upper(), capsize=2)
+    ax1.set_xticks(xs)
+    ax1.set_xlabel("bucket (1 = lowest influence entropy = most memorization)")
+    ax1.set_ylabel("test accuracy")
+    lo = max(0.0, float(table["acc"].min()) - 0.05)
+    ax1.set_ylim(lo, 1.0)
+    ax1.legend(fontsize=8)
+    ax1.set_title("(a) accuracy per bucket")
+    for i, method in enumerate(m for m in methods if m != baseline):
+        gain = paired_gain(table, method, baseline, "acc", by="bucket").sort_values("bucket")
+        err = np.vstack([gain["gain"] - gain["ci95_low"], gain["ci95_high"] - gain["gain"]])
+        ax2.errorbar(gain["bucket"] + 0.08 * i, 100 * gain["gain"], yerr=100 * np.nan_to_num(err), marker="o",
+                     capsize=3, label=f"{method.upper()} − {baseline.upper()}")
+    ax2.axhline(0, color="black", lw=0.8)
+    ax2.set_xticks(xs)
+    ax2.set_xlabel("bucket")
+    ax2.set_ylabel("gain (percentage points)")
+    ax2.legend(fontsize=8)
+    ax2.set_title("(a') gain over SGD, paired by seed, 95 % CI")
+    return fig
+
+
+def top1_memorization_figure(top1: np.ndarray, bucket: np.ndarray, show=(1, 5)) -> Figure:
+    """Figs. 3b, 3c: distribution of the memorization score of each test point's top-1
+    influencer, for the buckets in ``show``."""
+    fig, axes = plt.subplots(1, len(show), figsize=(4.6 * len(show), 3.3), sharex=True, sharey=True,
+                             layout="constrained")
+    finite = top1[np.isfinite(top1)]
+    bins = np.linspace(min(0.0, float(finite.min(initial=0))), max(1.0, float(finite.max(initial=1))), 21)
+    for ax, b, letter in zip(axes, show, "bcdefg"):
+        values = top1[(bucket == b) & np.isfinite(top1)]
+        ax.hist(values, bins=bins, color="tab:red" if b == show[0] else "tab:blue", alpha=0.8)
+        if len(values):
+            ax.axvline(np.mean(values), color="black", ls="--", lw=1, label=f"mean {np.mean(values):.2f}")
+        else:
+            ax.text(0.5, 0.5, "no test point here has\na positive influence", ha="center", va="center",
+                    transform=ax.transAxes)
+        ax.set_title(f"({letter}) bucket {b}: {len(values)} of {int((bucket == b).sum())} test points")
+        ax.set_xlabel("memorization score of the top-1 influencer")
+        if len(values):
+            ax.legend(fontsize=8)
+    axes[0].set_ylabel("test points")
+    return fig
+
+
+def ground_truth_figure(entropy: np.ndarray, subpop_size: np.ndarray, bucket: np.ndarray) -> Figure:
+    """Influence entropy against the true size of each test point's subpopulation."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    ax1.scatter(subpop_size, entropy, s=6, alpha=0.4)
+    ax1.set_xscale("log")
+    ax1.set_xlabel("size of the test point's subpopulation (log)")
+    ax1.set_ylabel("influence entropy (nats)")
+    ax1.set_title("entropy against ground truth")
+    n_buckets = int(bucket.max())
+    ax2.boxplot([subpop_size[bucket == b] for b in range(1, n_buckets + 1)], showfliers=False)
+    ax2.set_xticks(range(1, n_buckets + 1), [str(b) for b in range(1, n_buckets + 1)])
+    ax2.set_yscale("log")
+    ax2.set_xlabel("bucket")
+    ax2.set_ylabel("subpopulation size (log)")
+    ax2.set_title("subpopulation sizes per bucket")
     return fig

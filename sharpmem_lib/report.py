@@ -10,8 +10,10 @@ import math
 from typing import Any
 
 import pandas as pd
+from scipy import stats
 
-__all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table"]
+__all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table", "paired_gain", "bucket_pattern",
+           "top1_trend"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -68,3 +70,61 @@ def gain_table(gains: pd.DataFrame, index: str = "sample") -> pd.DataFrame:
     out["p (paired t)"] = [f"{p:.3g}" if not math.isnan(p) else "n/a" for p in gains["p_value"]]
     out["wins / seeds"] = [f"{w} / {n}" for w, n in zip(gains["wins"], gains["seeds"])]
     return out
+
+
+def paired_gain(runs: pd.DataFrame, method: str = "sam", baseline: str = "sgd",
+                metric: str = "atypical_acc", by: str = "sample") -> pd.DataFrame:
+    """Gain of ``method`` over ``baseline`` in ``metric`` per value of ``by``, paired by seed
+    (same data and initial weights for both methods of a seed).
+
+    ``runs`` has one row per (``by``, ``seed``, ``method``). Returns mean gain, a 95 %
+    t-interval, the paired t-test p-value and the number of seeds on which ``method`` won.
+    """
+    out = []
+    for group, df in runs.groupby(by, sort=False):
+        wide = df.pivot(index="seed", columns="method", values=metric)
+        if method not in wide or baseline not in wide:
+            continue
+        diff = (wide[method] - wide[baseline]).to_numpy()
+        n = len(diff)
+        mean = float(diff.mean())
+        if n > 1 and diff.std(ddof=1) > 0:
+            half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n))
+            p = float(stats.ttest_rel(wide[method], wide[baseline]).pvalue)
+        else:
+            half, p = float("nan"), float("nan")
+        out.append({by: group, "metric": metric, "gain": mean, "ci95_low": mean - half,
+                    "ci95_high": mean + half, "p_value": p, "wins": int((diff > 0).sum()),
+                    "ties": int((diff == 0).sum()), "seeds": n})
+    return pd.DataFrame(out)
+
+
+def bucket_pattern(gains: pd.DataFrame, method: str, low: int = 1, high: int = 5) -> str:
+    """Does ``method``'s gain over the baseline concentrate in bucket ``low`` rather than
+    ``high`` (the paper's Fig. 3a pattern)? One sentence, from ``paired_gain(..., by="bucket")``,
+    that separates the point estimates from what the intervals support."""
+    g = gains.set_index("bucket")
+    lo_row, hi_row = g.loc[low], g.loc[high]
+    larger = lo_row["gain"] > hi_row["gain"]
+    significant = bool(lo_row["ci95_low"] > 0)
+    name = method.upper()
+    if larger and significant:
+        return (f"{name}'s gain is larger in bucket {low} than in bucket {high} and its interval in bucket "
+                f"{low} excludes zero: the paper's pattern.")
+    if larger:
+        return (f"{name}'s point estimate is larger in bucket {low} than in bucket {high}, the direction of the "
+                f"paper's pattern, but its interval in bucket {low} includes zero: not established at this scale.")
+    return f"{name}'s gain is not larger in bucket {low} than in bucket {high}: the paper's pattern does not appear."
+
+
+def top1_trend(means: list[float]) -> str:
+    """Compare the mean top-1-influencer memorization of bucket 1 with the highest bucket
+    where it is defined (NaN: no test point of that bucket has a positive influence)."""
+    defined = [b for b, m in enumerate(means, start=1) if not math.isnan(m)]
+    if not defined or defined[0] != 1 or len(defined) < 2:
+        return "cannot be compared across buckets (too few buckets with a positive influence)"
+    top = defined[-1]
+    where = "bucket 5" if top == 5 else f"bucket {top}, the highest bucket where it is defined"
+    direction = "falls" if means[0] > means[top - 1] else "does not fall"
+    paper = "as in the paper" if direction == "falls" else "unlike the paper"
+    return f"{direction} from {means[0]:.2f} in bucket 1 to {means[top - 1]:.2f} in {where}, {paper}"

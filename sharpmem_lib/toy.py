@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from tqdm.auto import tqdm
 
 from sharpmem_lib.data import Arrays, ToyMixture
 from sharpmem_lib.models import MLP
 from sharpmem_lib.optim import ALGORITHMS
 from sharpmem_lib.train import TrainConfig, predict_logits, seed_everything, train_classifier
+from sharpmem_lib.report import paired_gain
 from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
 
 __all__ = ["ToyConfig", "ToyResult", "run_toy_experiment", "summarize", "paired_gain", "claim_verdict", "ATYPICAL"]
@@ -167,32 +167,6 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     table = runs.groupby(["sample", "method"], sort=False)[metrics].agg(["mean", "std"])
     table.columns = [f"{m}_{s}" for m, s in table.columns]
     return table.reset_index()
-
-
-def paired_gain(runs: pd.DataFrame, method: str = "sam", baseline: str = "sgd",
-                metric: str = "atypical_acc") -> pd.DataFrame:
-    """Per-sample gain of ``method`` over ``baseline``, paired by seed (same data, same init).
-
-    Returns mean gain, a 95 % t-interval, the paired t-test p-value and the number of
-    seeds on which ``method`` won, per sample size.
-    """
-    out = []
-    for sample, df in runs.groupby("sample", sort=False):
-        wide = df.pivot(index="seed", columns="method", values=metric)
-        if method not in wide or baseline not in wide:
-            continue
-        diff = (wide[method] - wide[baseline]).to_numpy()
-        n = len(diff)
-        mean = float(diff.mean())
-        if n > 1 and diff.std(ddof=1) > 0:
-            half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n))
-            p = float(stats.ttest_rel(wide[method], wide[baseline]).pvalue)
-        else:
-            half, p = float("nan"), float("nan")
-        out.append({"sample": sample, "metric": metric, "gain": mean, "ci95_low": mean - half,
-                    "ci95_high": mean + half, "p_value": p, "wins": int((diff > 0).sum()),
-                    "ties": int((diff == 0).sum()), "seeds": n})
-    return pd.DataFrame(out)
 
 
 def claim_verdict(gains: pd.DataFrame) -> str:

@@ -162,3 +162,30 @@ def test_shards_merge_to_one_run(tmp_path):
         merge_runs([merged, merged])
     with pytest.raises(ValueError, match="shard=3"):
         run_subsampling(build, X, y, Xt, yt, cfg, n_models=7, shard=3, n_shards=3)
+
+
+def test_accuracy_by_bucket():
+    from sharpmem_lib.memorization import accuracy_by_bucket
+    correct = np.array([[1, 0, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
+    bucket = np.array([1, 1, 2, 2, 3, 3])
+    np.testing.assert_allclose(accuracy_by_bucket(correct, bucket, 3), [[0.5, 1.0, 0.0], [1, 1, 1]])
+
+
+def test_top1_is_undefined_without_positive_influence():
+    infl = np.array([[0.0, 0.0, 0.0], [0.2, 0.5, 0.0], [-0.1, 0.0, 0.0]])  # (test, train), one class
+    sci = SameClassInfluence.from_dense(infl, np.zeros(3, int), np.zeros(3, int), train_mem=np.array([0.1, 0.7, 0.3]))
+    top1 = sci.top1_memorization()
+    assert np.isnan(top1[0]) and top1[1] == pytest.approx(0.7) and np.isnan(top1[2])
+    assert sci.any_influence().tolist() == [False, True, True]
+
+
+def test_test_id_offset(tmp_path):
+    dense, arrays = write_fz_file(tmp_path / "f.npz", np.random.default_rng(5))
+    infl, _ = load_feldman_zhang(tmp_path / "f.npz", test_id_offset=50_000)
+    np.testing.assert_array_equal(infl.test_ids(), 50_000 + np.arange(8))
+
+
+def test_mean_by_bucket_ignores_undefined_values():
+    from sharpmem_lib.memorization import mean_by_bucket
+    out = mean_by_bucket(np.array([1.0, np.nan, 3.0, np.nan]), np.array([1, 1, 2, 3]), 3)
+    assert out[:2] == [1.0, 3.0] and np.isnan(out[2])

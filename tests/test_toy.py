@@ -103,3 +103,19 @@ def test_claim_verdict(few, many, start):
     gains = pd.DataFrame([dict(sample="few", gain=few[0], ci95_low=few[1]),
                           dict(sample="many", gain=many, ci95_low=-1.0)])
     assert claim_verdict(gains).startswith(start)
+
+
+@pytest.mark.parametrize("b1, b5, start", [((0.05, 0.01), 0.0, "SAM's gain is larger in bucket 1"),
+                                           ((0.05, -0.01), 0.0, "SAM's point estimate is larger"),
+                                           ((0.0, -0.02), 0.03, "SAM's gain is not larger")])
+def test_bucket_pattern_sentence(b1, b5, start):
+    from sharpmem_lib.report import bucket_pattern
+    gains = pd.DataFrame([dict(bucket=1, gain=b1[0], ci95_low=b1[1]), dict(bucket=5, gain=b5, ci95_low=-1.0)])
+    assert bucket_pattern(gains, "sam").startswith(start)
+
+
+def test_top1_trend_uses_the_highest_defined_bucket():
+    from sharpmem_lib.report import top1_trend
+    assert top1_trend([0.25, 0.12, 0.0, 0.0, float("nan")]).startswith("falls from 0.25 in bucket 1 to 0.00 in bucket 4")
+    assert top1_trend([0.1, 0.2, 0.2, 0.3, 0.4]).startswith("does not fall")
+    assert "cannot be compared" in top1_trend([float("nan")] * 5)
