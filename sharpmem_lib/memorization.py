@@ -339,3 +339,59 @@ def run_subsampling(
         correct_train[part] = (ensemble.logits(X_train).argmax(-1).numpy() == y_train)
         correct_test[part] = (ensemble.logits(X_test).argmax(-1).numpy() == y_test)
     return SubsamplingRuns(ids, masks, correct_train, correct_test)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sharpmem_lib.memorization shard|merge``: run one shard of the subset
+    models (e.g. one task of a SLURM job array), or merge shard files into one."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sharpmem_lib.memorization")
+    sub = parser.add_subparsers(dest="command", required=True)
+    shard = sub.add_parser("shard", help="train the subset models of one shard and save their results")
+    shard.add_argument("--dataset", default="digits")
+    shard.add_argument("--model", default="mlp")
+    shard.add_argument("--hidden", type=int, nargs="*", default=[64], help="MLP widths")
+    shard.add_argument("--n-models", type=int, default=1000)
+    shard.add_argument("--fraction", type=float, default=0.7)
+    shard.add_argument("--epochs", type=int, default=10)
+    shard.add_argument("--lr", type=float, default=0.05)
+    shard.add_argument("--batch-size", type=int, default=32)
+    shard.add_argument("--seed", type=int, default=0)
+    shard.add_argument("--shard", type=int, required=True, help="0-based, e.g. $SLURM_ARRAY_TASK_ID")
+    shard.add_argument("--n-shards", type=int, required=True)
+    shard.add_argument("--out", type=Path, required=True, help="folder for shard-XXXX-of-YYYY.npz")
+    shard.add_argument("--data-dir", default=None)
+    merge = sub.add_parser("merge", help="merge shard files into one")
+    merge.add_argument("files", nargs="+", type=Path)
+    merge.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    if args.command == "merge":
+        merged = merge_runs([SubsamplingRuns.load(f) for f in args.files])
+        merged.save(args.out)
+        print(f"merged {len(args.files)} shards, {len(merged.model_ids)} models -> {args.out}")
+        return 0
+
+    from sharpmem_lib.data import load_dataset
+    from sharpmem_lib.models import build_model
+    from sharpmem_lib.splits import make_partition
+    from sharpmem_lib.train import TrainConfig
+
+    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    part = make_partition(args.dataset, data)
+    kwargs = {"hidden": tuple(args.hidden)} if args.model in ("mlp", "fc") else {}
+    build = lambda: build_model(args.model, data.X.shape[1:], data.num_classes, **kwargs)  # noqa: E731
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    runs = run_subsampling(build, data.X[part.members], data.y[part.members], data.X[part.nonmembers],
+                           data.y[part.nonmembers], config, args.n_models, fraction=args.fraction, seed=args.seed,
+                           shard=args.shard, n_shards=args.n_shards)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"shard-{args.shard:04d}-of-{args.n_shards:04d}.npz"
+    runs.save(path)
+    print(f"shard {args.shard}/{args.n_shards}: {len(runs.model_ids)} models -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

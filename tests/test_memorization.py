@@ -189,3 +189,17 @@ def test_mean_by_bucket_ignores_undefined_values():
     from sharpmem_lib.memorization import mean_by_bucket
     out = mean_by_bucket(np.array([1.0, np.nan, 3.0, np.nan]), np.array([1, 1, 2, 3]), 3)
     assert out[:2] == [1.0, 3.0] and np.isnan(out[2])
+
+
+def test_shard_cli_round_trip(tmp_path):
+    from sharpmem_lib.memorization import SubsamplingRuns, main
+
+    common = ["--dataset", "digits", "--hidden", "8", "--n-models", "6", "--epochs", "1", "--n-shards", "2",
+              "--out", str(tmp_path / "shards")]
+    assert main(["shard", "--shard", "0", *common]) == 0
+    assert main(["shard", "--shard", "1", *common]) == 0
+    files = sorted((tmp_path / "shards").glob("shard-*.npz"))
+    assert [f.name for f in files] == ["shard-0000-of-0002.npz", "shard-0001-of-0002.npz"]
+    assert main(["merge", *map(str, files), "--out", str(tmp_path / "all.npz")]) == 0
+    merged = SubsamplingRuns.load(tmp_path / "all.npz")
+    assert merged.model_ids.tolist() == list(range(6)) and merged.masks.shape == (6, 898)
