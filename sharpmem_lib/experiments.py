@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 import sharpmem_lib
+from sharpmem_lib._io import atomic_write
 from sharpmem_lib.data import DATASETS, load_dataset
 from sharpmem_lib.models import MODELS, build_model
 from sharpmem_lib.splits import SPLITS, make_partition
@@ -74,15 +75,11 @@ class ExperimentConfig:
             raise ValueError(f"train={self.train!r} is not valid; it must be a TrainConfig")
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["train"]["lr_milestones"] = list(d["train"]["lr_milestones"])
-        return d
+        return _plain(self)
 
     def key(self) -> str:
-        """Hash of everything that determines the result, and of the library version."""
-        content = {k: v for k, v in self.to_dict().items() if k != "device"}
-        blob = json.dumps({"config": content, "version": sharpmem_lib.__version__}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """Hash of everything that determines the result (not ``device``), and of the version."""
+        return _key({k: v for k, v in self.to_dict().items() if k != "device"})
 
 
 @dataclass
@@ -110,6 +107,17 @@ class Artifact:
         return model
 
 
+def _plain(config) -> dict:
+    """A config dataclass as JSON-ready data (tuples become lists)."""
+    return json.loads(json.dumps(asdict(config)))
+
+
+def _key(content: dict) -> str:
+    """Cache key: a hash of a config's content and of the library version."""
+    blob = json.dumps({"config": content, "version": sharpmem_lib.__version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def results_root(results_dir: str | Path | None = None) -> Path:
     """``results_dir``, else ``$SHARPMEM_RESULTS``, else ``./results``."""
     return Path(results_dir or os.environ.get("SHARPMEM_RESULTS") or "results")
@@ -123,14 +131,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _write_json(path: Path, obj) -> None:
-    _write_atomic(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True)))
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True)))
 
 
 def _load_complete(config: ExperimentConfig, folder: Path) -> Artifact | None:
@@ -214,7 +216,7 @@ def run_experiment(
         raise
 
     weights = {"final": {k: v.cpu() for k, v in result.model.state_dict().items()}, "best": result.best_state}
-    _write_atomic(folder / "weights.pt", lambda p: torch.save(weights, p))
+    atomic_write(folder / "weights.pt", lambda p: torch.save(weights, p))
     best = result.best_model()
     member = np.zeros(len(data), bool)
     member[part.members] = True
@@ -226,7 +228,7 @@ def run_experiment(
         with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a name
             np.savez(f, **outputs)
 
-    _write_atomic(folder / "outputs.npz", save_outputs)
+    atomic_write(folder / "outputs.npz", save_outputs)
     _write_json(folder / "history.json", result.history)
     status = {
         "status": "complete", "sha256": {name: _sha256(folder / name) for name in FILES},
@@ -286,10 +288,8 @@ class SubsamplingConfig:
             raise ValueError(f"n_models={self.n_models!r} is not valid; it must be an integer >= 2")
 
     def key(self) -> str:
-        content = asdict(self)
-        content["train"]["lr_milestones"] = list(content["train"]["lr_milestones"])
-        blob = json.dumps({"config": content, "version": sharpmem_lib.__version__}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """Hash of the config and the library version."""
+        return _key(_plain(self))
 
 
 def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Path | None = None, *,

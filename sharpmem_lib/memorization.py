@@ -20,13 +20,13 @@ the paper's Fig. 2 says the reverse; its text and Fig. 3 agree with this order.)
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from sharpmem_lib._io import atomic_write
 from sharpmem_lib.validation import check_positive
 
 __all__ = [
@@ -266,12 +266,12 @@ class SubsamplingRuns:
 
     def save(self, path: str | Path) -> None:
         """Write atomically (a temporary file, then a rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, model_ids=self.model_ids, masks=self.masks,
-                                correct_train=self.correct_train, correct_test=self.correct_test)
-        os.replace(tmp, path)
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+                np.savez_compressed(f, model_ids=self.model_ids, masks=self.masks,
+                                    correct_train=self.correct_train, correct_test=self.correct_test)
+
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | Path) -> "SubsamplingRuns":

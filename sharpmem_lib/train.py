@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm.auto import tqdm
 
+from sharpmem_lib._io import atomic_write
 from sharpmem_lib.optim import ALGORITHMS, BASE_OPTIMIZERS, coefficients, make_optimizer
 from sharpmem_lib.validation import (
     check_choice,
@@ -209,12 +209,6 @@ def accuracy(model: nn.Module, X, y) -> float:
     return (predict_logits(model, X).argmax(1) == y).float().mean().item()
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -330,14 +324,14 @@ def train_classifier(
         history.append(record)
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", "train_acc", "val_acc")})
         if checkpoint_path is not None:
-            _atomic_save({
+            atomic_write(checkpoint_path, lambda tmp: torch.save({
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "swa_model": swa_model.state_dict() if swa_model is not None else None,
                 "swa_scheduler": swa_scheduler.state_dict() if swa_scheduler is not None else None,
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "history": history, "epoch": epoch + 1,
                 "best_state": best_state, "best_epoch": best_epoch, "best_val": best_val,
-            }, checkpoint_path)
+            }, tmp))
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
 
