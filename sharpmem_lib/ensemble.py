@@ -13,7 +13,7 @@ subset with its seed (the tests check this), only faster.
 
 from __future__ import annotations
 
-import math
+import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -21,11 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from torch.optim.swa_utils import SWALR, AveragedModel
 from tqdm.auto import tqdm
 
-from sharpmem_lib.optim import BASE_OPTIMIZERS, SharpnessAware, coefficients
-from sharpmem_lib.train import TrainConfig, _as_tensor, _to_float, seed_everything
+from sharpmem_lib.train import Schedule, TrainConfig, _as_tensor, _to_float, build_optimizer, seed_everything
 from sharpmem_lib.validation import check_fraction, check_positive
 
 __all__ = ["Ensemble", "subset_masks", "train_ensemble"]
@@ -80,14 +78,8 @@ class Ensemble:
 
     def model(self, k: int) -> nn.Module:
         """Model ``k`` as an ordinary module (on the CPU)."""
-        module = self._materialize()
-        module.load_state_dict({n: t[k].detach().cpu() for n, t in self.params.items()}, strict=True)
-        return module
-
-    def _materialize(self) -> nn.Module:
-        import copy
-
         module = copy.deepcopy(self.template).to_empty(device="cpu")
+        module.load_state_dict({n: t[k].detach().cpu() for n, t in self.params.items()}, strict=True)
         return module
 
 
@@ -134,15 +126,8 @@ def train_ensemble(
     template = modules[0].to("meta")
     stack = _Stack({n: t.detach().to(device) for n, t in params.items()})
 
-    coef = coefficients(config.algorithm, config.lam, config.xi)
-    base_kwargs = {"momentum": config.momentum} if config.base == "sgd" else {}
-    optimizer = SharpnessAware(stack.parameters(), BASE_OPTIMIZERS[config.base], rho=config.rho, a=coef.a, b=coef.b,
-                               adaptive=config.adaptive, model_axis=0, lr=config.lr,
-                               weight_decay=config.weight_decay, **base_kwargs)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
-    swa_model = AveragedModel(stack) if config.swa else None
-    swa_first_epoch = int(math.floor(config.swa_start * config.epochs)) if config.swa else config.epochs
-    swa_scheduler = SWALR(optimizer, swa_lr=config.swa_lr) if config.swa else None
+    optimizer = build_optimizer(config, stack.parameters(), model_axis=0)
+    schedule = Schedule(optimizer, config, stack)
 
     X = _as_tensor(X, None, device)
     y = _as_tensor(y, torch.int64, device)
@@ -181,14 +166,11 @@ def train_ensemble(
             bad = int((~torch.isfinite(mean_loss)).sum())
             raise FloatingPointError(f"{bad} of {n_models} ensemble models diverged in epoch {epoch + 1} with "
                                      f"{config.describe()}, lr={config.lr}; try a smaller lr or xi")
-        if swa_model is not None and epoch >= swa_first_epoch:
-            swa_model.update_parameters(stack)
-            swa_scheduler.step()
-        else:
-            scheduler.step()
+        schedule.step(epoch, stack)
         history.append({"epoch": epoch + 1, "train_loss": float(mean_loss.mean()),
                         "train_acc": float((correct / n_sub).mean())})
         bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", acc=f"{history[-1]['train_acc']:.3f}")
 
-    final = swa_model.module if (swa_model is not None and config.epochs > swa_first_epoch) else stack
+    averaged = schedule.averaged()
+    final = stack if averaged is None else averaged
     return Ensemble(template, {n: t.detach() for n, t in final.as_dict().items()}, history)

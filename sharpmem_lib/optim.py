@@ -257,7 +257,7 @@ class SharpnessAware(torch.optim.Optimizer):
 
 
 def make_optimizer(
-    model: nn.Module,
+    model: nn.Module | Iterable[torch.Tensor],
     algorithm: str = "sgd",
     *,
     base: str = "sgd",
@@ -266,9 +266,13 @@ def make_optimizer(
     lam: float = 0.0,
     xi: float = 0.0,
     adaptive: bool = False,
+    model_axis: int | None = None,
     **base_kwargs,
 ) -> SharpnessAware:
     """Build the optimizer for a named algorithm; all arguments are checked first.
+
+    ``model`` is a module (whose BatchNorm statistics the second pass then leaves alone) or
+    an iterable of parameters (e.g. stacked ensemble parameters, with ``model_axis=0``).
 
     Examples
     --------
@@ -281,14 +285,17 @@ def make_optimizer(
     coef = coefficients(algorithm, lam=lam, xi=xi)
     check_choice("base", base, BASE_OPTIMIZERS)
     check_nonnegative("lr", lr)
+    module = model if isinstance(model, nn.Module) else None
+    params = model.parameters() if module is not None else model
     return SharpnessAware(
-        model.parameters(),
+        params,
         BASE_OPTIMIZERS[base],
         rho=rho,
         a=coef.a,
         b=coef.b,
         adaptive=adaptive,
-        model=model,
+        model=module,
+        model_axis=model_axis,
         lr=lr,
         **base_kwargs,
     )

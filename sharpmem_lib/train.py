@@ -37,7 +37,9 @@ from sharpmem_lib.validation import (
 )
 
 __all__ = [
+    "Schedule",
     "TrainConfig",
+    "build_optimizer",
     "TrainResult",
     "DEVICES",
     "accuracy",
@@ -131,6 +133,52 @@ class TrainResult:
         model = copy.deepcopy(self.model)
         model.load_state_dict(self.best_state)
         return model
+
+
+def build_optimizer(config: TrainConfig, target, *, model_axis: int | None = None):
+    """The configured member of the sharpness-aware family over a module or parameters."""
+    momentum = {"momentum": config.momentum} if config.base == "sgd" else {}
+    return make_optimizer(target, config.algorithm, base=config.base, lr=config.lr, rho=config.rho, lam=config.lam,
+                          xi=config.xi, adaptive=config.adaptive, weight_decay=config.weight_decay,
+                          model_axis=model_axis, **momentum)
+
+
+class Schedule:
+    """The learning-rate schedule of a run, stepped once per epoch: LR milestones, and with
+    ``config.swa`` from epoch ``floor(swa_start * epochs)`` on SWALR's rate and an equal-weight
+    average of the weights after each epoch (:mod:`torch.optim.swa_utils`)."""
+
+    def __init__(self, optimizer, config: TrainConfig, module: nn.Module) -> None:
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
+        self.swa_model = AveragedModel(module) if config.swa else None
+        self.swa_scheduler = SWALR(optimizer, swa_lr=config.swa_lr) if config.swa else None
+        self.first_swa_epoch = int(math.floor(config.swa_start * config.epochs)) if config.swa else config.epochs
+        self.epochs = config.epochs
+
+    def step(self, epoch: int, module: nn.Module) -> None:
+        """End of (0-based) ``epoch``."""
+        if self.swa_model is not None and epoch >= self.first_swa_epoch:
+            self.swa_model.update_parameters(module)
+            self.swa_scheduler.step()
+        else:
+            self.scheduler.step()
+
+    def averaged(self) -> nn.Module | None:
+        """The SWA average, if any epoch was averaged."""
+        if self.swa_model is None or self.epochs <= self.first_swa_epoch:
+            return None
+        return self.swa_model.module
+
+    def state_dict(self) -> dict:
+        return {"scheduler": self.scheduler.state_dict(),
+                "swa_model": self.swa_model.state_dict() if self.swa_model is not None else None,
+                "swa_scheduler": self.swa_scheduler.state_dict() if self.swa_scheduler is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.swa_model is not None:
+            self.swa_model.load_state_dict(state["swa_model"])
+            self.swa_scheduler.load_state_dict(state["swa_scheduler"])
 
 
 def seed_everything(seed: int) -> None:
@@ -247,16 +295,9 @@ def train_classifier(
         X_val, y_val = _as_tensor(X_val, None, device), _as_tensor(y_val, torch.int64, torch.device("cpu"))
     if config.augment and X.ndim != 4:
         raise ValueError(f"augment=True needs image inputs (N, C, H, W); got shape {tuple(X.shape)}")
-    optimizer = make_optimizer(
-        model, config.algorithm, base=config.base, lr=config.lr, rho=config.rho, lam=config.lam, xi=config.xi,
-        adaptive=config.adaptive, weight_decay=config.weight_decay,
-        **({"momentum": config.momentum} if config.base == "sgd" else {}),
-    )
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
+    optimizer = build_optimizer(config, model)
+    schedule = Schedule(optimizer, config, model)
     loss_fn = nn.CrossEntropyLoss()
-    swa_model = AveragedModel(model) if config.swa else None
-    swa_first_epoch = int(math.floor(config.swa_start * config.epochs)) if config.swa else config.epochs
-    swa_scheduler = SWALR(optimizer, swa_lr=config.swa_lr) if config.swa else None
 
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict] = []
@@ -267,10 +308,7 @@ def train_classifier(
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if swa_model is not None:
-            swa_model.load_state_dict(state["swa_model"])
-            swa_scheduler.load_state_dict(state["swa_scheduler"])
+        schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history, start_epoch = state["history"], state["epoch"]
@@ -311,11 +349,7 @@ def train_classifier(
                 f"{config.describe()}, lr={config.lr}; try a smaller lr or xi"
             )
         lr_now = optimizer.param_groups[0]["lr"]
-        if swa_model is not None and epoch >= swa_first_epoch:
-            swa_model.update_parameters(model)
-            swa_scheduler.step()
-        else:
-            scheduler.step()
+        schedule.step(epoch, model)
         record = {"epoch": epoch + 1, "train_loss": mean_loss, "train_acc": correct.item() / n, "lr": lr_now}
         if has_val:
             record["val_acc"] = (predict_logits(model, X_val).argmax(1) == y_val).float().mean().item()
@@ -325,9 +359,7 @@ def train_classifier(
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", "train_acc", "val_acc")})
         if checkpoint_path is not None:
             atomic_write(checkpoint_path, lambda tmp: torch.save({
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "swa_model": swa_model.state_dict() if swa_model is not None else None,
-                "swa_scheduler": swa_scheduler.state_dict() if swa_scheduler is not None else None,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "history": history, "epoch": epoch + 1,
                 "best_state": best_state, "best_epoch": best_epoch, "best_val": best_val,
@@ -335,10 +367,10 @@ def train_classifier(
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
 
-    final = model
-    if swa_model is not None and config.epochs > swa_first_epoch:
+    averaged = schedule.averaged()
+    final = model if averaged is None else averaged
+    if averaged is not None:
         # BatchNorm statistics must be recomputed for the averaged weights.
         update_bn(([_to_float(X[i : i + config.batch_size])] for i in range(0, n, config.batch_size)),
-                  swa_model, device=device)
-        final = swa_model.module
+                  final, device=device)
     return TrainResult(final, history, best_state, best_epoch)
