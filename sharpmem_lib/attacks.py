@@ -1,0 +1,203 @@
+"""Membership inference attacks (paper §2.1, §4) and their metrics.
+
+Direct single-query attacks, as in the code the paper extends (SELENA's
+``attack/dsq_attack.py``, after Song & Mittal 2021, "Systematic evaluation of privacy
+risks"). Each turns the target's output on an example into a membership score:
+
+==================  =================================================  ==================
+attack              score (higher = "member")                          threshold
+==================  =================================================  ==================
+``correctness``     1 if the predicted label is right                  none (score > 0.5)
+``confidence``      p_y, the probability of the true label             per class
+``entropy``         -H(p), minus the prediction entropy                per class
+``mentr``           -Mentr(p, y), minus Song & Mittal's modified entropy  per class
+``nn``              an MLP classifier on (p, one-hot y)                0.5
+==================  =================================================  ==================
+
+The attacker fits what it fits (thresholds, the NN) on *attacker-known* members and
+non-members, then the attack is evaluated once on disjoint, balanced evaluation sets: the
+``honest`` protocol. SELENA's code instead picks the thresholds on the evaluation sets
+themselves (``selena`` protocol), which is optimistic; both are reported.
+
+Metrics: balanced accuracy, ROC AUC and TPR at a fixed low FPR (Carlini et al. 2022), the
+last two from scikit-learn's ``roc_curve``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from sharpmem_lib.validation import check_choice
+
+__all__ = [
+    "METRIC_ATTACKS",
+    "PROTOCOLS",
+    "AttackData",
+    "attack_scores",
+    "balanced",
+    "fit_class_thresholds",
+    "membership_metrics",
+    "nn_attack",
+    "run_attacks",
+    "tpr_at_fpr",
+]
+
+METRIC_ATTACKS = ("correctness", "confidence", "entropy", "mentr")
+PROTOCOLS = ("honest", "selena")
+_EPS = 1e-30
+
+
+def _probabilities(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(1, keepdims=True)
+
+
+def attack_scores(probs: np.ndarray, labels: np.ndarray, attack: str) -> np.ndarray:
+    """Membership score of each example under a metric attack (higher = more likely member)."""
+    check_choice("attack", attack, METRIC_ATTACKS)
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels)
+    rows = np.arange(len(y))
+    if attack == "correctness":
+        return (p.argmax(1) == y).astype(np.float64)
+    if attack == "confidence":
+        return p[rows, y]
+    if attack == "entropy":
+        return (p * np.log(np.maximum(p, _EPS))).sum(1)  # = -H(p)
+    # modified entropy (Song & Mittal 2021, eq. 6): -(1-p_y) log p_y - sum_{i!=y} p_i log(1-p_i)
+    p_y = p[rows, y]
+    log_1mp = np.log(np.maximum(1 - p, _EPS))
+    others = (p * log_1mp).sum(1) - p_y * log_1mp[rows, y]
+    mentr = -(1 - p_y) * np.log(np.maximum(p_y, _EPS)) - others
+    return -mentr
+
+
+def _best_threshold(member: np.ndarray, nonmember: np.ndarray) -> float:
+    """The threshold t maximising balanced accuracy of "score >= t means member".
+
+    Candidates are midpoints between neighbouring observed scores (and one beyond each
+    end), so that among equally good splits the threshold keeps a margin on both sides.
+    """
+    if len(member) == 0 or len(nonmember) == 0:
+        return np.inf
+    values = np.unique(np.r_[member, nonmember])
+    candidates = np.r_[values[0] - 1.0, (values[:-1] + values[1:]) / 2, values[-1] + 1.0]
+    tpr = 1 - np.searchsorted(np.sort(member), candidates, side="left") / len(member)
+    tnr = np.searchsorted(np.sort(nonmember), candidates, side="left") / len(nonmember)
+    best = int(np.argmax(tpr + tnr))
+    return float(candidates[best])
+
+
+def fit_class_thresholds(member_scores: np.ndarray, member_labels: np.ndarray, nonmember_scores: np.ndarray,
+                         nonmember_labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per-class thresholds, each maximising balanced accuracy on that class's examples."""
+    return np.array([_best_threshold(member_scores[member_labels == c], nonmember_scores[nonmember_labels == c])
+                     for c in range(num_classes)])
+
+
+def tpr_at_fpr(y_true: np.ndarray, scores: np.ndarray, fpr: float) -> float:
+    """Largest true-positive rate whose false-positive rate is at most ``fpr`` (ROC curve)."""
+    fprs, tprs, _ = roc_curve(y_true, scores)
+    return float(tprs[fprs <= fpr].max(initial=0.0))
+
+
+def membership_metrics(y_true: np.ndarray, scores: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """Balanced accuracy of hard ``predictions``, and AUC and TPR at 0.1 % / 1 % FPR of ``scores``."""
+    y_true = np.asarray(y_true, dtype=bool)
+    predictions = np.asarray(predictions, dtype=bool)
+    tpr = predictions[y_true].mean()
+    tnr = (~predictions[~y_true]).mean()
+    return {"balanced_acc": float((tpr + tnr) / 2), "auc": float(roc_auc_score(y_true, scores)),
+            "tpr@0.1%fpr": tpr_at_fpr(y_true, scores, 0.001), "tpr@1%fpr": tpr_at_fpr(y_true, scores, 0.01)}
+
+
+def balanced(members: np.ndarray, nonmembers: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Subsample the larger index set so that both have the same size (seeded)."""
+    n = min(len(members), len(nonmembers))
+    rng = np.random.default_rng(seed)
+    return (np.sort(rng.choice(members, n, replace=False)), np.sort(rng.choice(nonmembers, n, replace=False)))
+
+
+@dataclass(frozen=True)
+class AttackData:
+    """The target's outputs on the four attack sets, as logits, with labels."""
+
+    attack_member_logits: np.ndarray
+    attack_member_labels: np.ndarray
+    attack_nonmember_logits: np.ndarray
+    attack_nonmember_labels: np.ndarray
+    eval_member_logits: np.ndarray
+    eval_member_labels: np.ndarray
+    eval_nonmember_logits: np.ndarray
+    eval_nonmember_labels: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        return self.attack_member_logits.shape[1]
+
+
+def nn_attack(data: AttackData, seed: int = 0, hidden: tuple[int, ...] = (64,)) -> tuple[np.ndarray, np.ndarray]:
+    """The NN attack: an MLP on the output probabilities and the one-hot label,
+    trained on the attacker-known sets. Returns scores on eval members, eval non-members."""
+    from sklearn.neural_network import MLPClassifier
+
+    def features(logits, labels):
+        return np.hstack([_probabilities(logits), np.eye(data.num_classes)[labels]])
+
+    X = np.vstack([features(data.attack_member_logits, data.attack_member_labels),
+                   features(data.attack_nonmember_logits, data.attack_nonmember_labels)])
+    y = np.r_[np.ones(len(data.attack_member_labels)), np.zeros(len(data.attack_nonmember_labels))]
+    clf = MLPClassifier(hidden_layer_sizes=hidden, max_iter=500, random_state=seed, early_stopping=True)
+    clf.fit(X, y)
+    return (clf.predict_proba(features(data.eval_member_logits, data.eval_member_labels))[:, 1],
+            clf.predict_proba(features(data.eval_nonmember_logits, data.eval_nonmember_labels))[:, 1])
+
+
+def run_attacks(data: AttackData, protocol: str = "honest", attacks: tuple[str, ...] = METRIC_ATTACKS + ("nn",),
+                seed: int = 0) -> pd.DataFrame:
+    """Every attack's metrics on the evaluation sets, one row per attack, plus ``best``.
+
+    ``honest``: thresholds and the NN are fitted on the attacker-known sets only.
+    ``selena``: thresholds are fitted on the evaluation sets themselves (SELENA's code);
+    the NN attack is the same in both. ``best`` is the row with the highest balanced
+    accuracy, the paper's "best attack accuracy".
+    """
+    check_choice("protocol", protocol, PROTOCOLS)
+    for attack in attacks:
+        check_choice("attacks", attack, METRIC_ATTACKS + ("nn",))
+    p = {k: _probabilities(getattr(data, f"{k}_logits")) for k in
+         ("attack_member", "attack_nonmember", "eval_member", "eval_nonmember")}
+    y_eval = np.r_[np.ones(len(data.eval_member_labels), bool), np.zeros(len(data.eval_nonmember_labels), bool)]
+    eval_labels = np.r_[data.eval_member_labels, data.eval_nonmember_labels]
+    rows = []
+    for attack in attacks:
+        if attack == "nn":
+            s_mem, s_non = nn_attack(data, seed)
+            scores = np.r_[s_mem, s_non]
+            predictions = scores >= 0.5
+        else:
+            scores = np.r_[attack_scores(p["eval_member"], data.eval_member_labels, attack),
+                           attack_scores(p["eval_nonmember"], data.eval_nonmember_labels, attack)]
+            if attack == "correctness":
+                predictions = scores > 0.5
+            else:
+                if protocol == "honest":
+                    fit_mem = attack_scores(p["attack_member"], data.attack_member_labels, attack)
+                    fit_non = attack_scores(p["attack_nonmember"], data.attack_nonmember_labels, attack)
+                    thresholds = fit_class_thresholds(fit_mem, data.attack_member_labels, fit_non,
+                                                      data.attack_nonmember_labels, data.num_classes)
+                else:
+                    n_mem = len(data.eval_member_labels)
+                    thresholds = fit_class_thresholds(scores[:n_mem], data.eval_member_labels, scores[n_mem:],
+                                                      data.eval_nonmember_labels, data.num_classes)
+                predictions = scores >= thresholds[eval_labels]
+        rows.append({"attack": attack, **membership_metrics(y_eval, scores, predictions)})
+    table = pd.DataFrame(rows).set_index("attack")
+    table.loc["best"] = table.loc[table["balanced_acc"].idxmax()]
+    return table

@@ -1,0 +1,139 @@
+"""Membership inference attacks: known answers, scikit-learn agreement, protocol hygiene."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from sharpmem_lib.attacks import (
+    AttackData,
+    attack_scores,
+    balanced,
+    fit_class_thresholds,
+    membership_metrics,
+    run_attacks,
+    tpr_at_fpr,
+)
+
+
+def logits_from_probs(p):
+    return np.log(np.clip(p, 1e-12, None))
+
+
+def make_data(rng, n, classes, member_conf, nonmember_conf):
+    """Outputs whose true-class probability is drawn around a given confidence."""
+    def part(conf):
+        y = rng.integers(0, classes, n)
+        p_y = np.clip(rng.normal(conf, 0.05, n), 0.01, 0.99)
+        p = np.full((n, classes), 0.0)
+        p[:] = ((1 - p_y) / (classes - 1))[:, None]
+        p[np.arange(n), y] = p_y
+        return logits_from_probs(p), y
+    am, an, em, en = part(member_conf), part(nonmember_conf), part(member_conf), part(nonmember_conf)
+    return AttackData(*am, *an, *em, *en)
+
+
+def test_scores_by_hand():
+    p = np.array([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3]])
+    y = np.array([0, 2])
+    np.testing.assert_array_equal(attack_scores(p, y, "correctness"), [1.0, 0.0])
+    np.testing.assert_allclose(attack_scores(p, y, "confidence"), [0.7, 0.3])
+    np.testing.assert_allclose(attack_scores(p, y, "entropy"), (p * np.log(p)).sum(1))
+    # Mentr for row 0: -(0.3) log 0.7 - 0.2 log 0.8 - 0.1 log 0.9
+    m0 = -(0.3 * np.log(0.7)) - 0.2 * np.log(0.8) - 0.1 * np.log(0.9)
+    m1 = -(0.7 * np.log(0.3)) - 0.2 * np.log(0.8) - 0.5 * np.log(0.5)
+    np.testing.assert_allclose(attack_scores(p, y, "mentr"), [-m0, -m1])
+
+
+def test_separated_scores_give_accuracy_and_auc_one():
+    data = make_data(np.random.default_rng(0), 200, 5, member_conf=0.95, nonmember_conf=0.3)
+    table = run_attacks(data, attacks=("confidence", "mentr"))
+    assert table.loc["confidence", "balanced_acc"] == 1.0 and table.loc["confidence", "auc"] == 1.0
+    assert table.loc["best", "tpr@0.1%fpr"] == 1.0
+
+
+def test_identical_distributions_give_chance():
+    data = make_data(np.random.default_rng(1), 2000, 5, member_conf=0.6, nonmember_conf=0.6)
+    table = run_attacks(data, attacks=("confidence", "entropy", "mentr"))
+    assert (table["balanced_acc"] - 0.5).abs().max() < 0.04
+    assert (table["auc"] - 0.5).abs().max() < 0.04
+
+
+def test_correctness_attack_equals_the_generalization_gap():
+    rng = np.random.default_rng(2)
+    n, classes = 1000, 10
+    train_acc, test_acc = 0.95, 0.7
+
+    def outputs(acc):
+        y = rng.integers(0, classes, n)
+        right = rng.random(n) < acc
+        pred = np.where(right, y, (y + 1 + rng.integers(0, classes - 1, n)) % classes)
+        return logits_from_probs(np.eye(classes)[pred] * 0.9 + 0.01), y, right.mean()
+
+    em, ey, tr = outputs(train_acc)
+    en, ny, te = outputs(test_acc)
+    data = AttackData(em, ey, en, ny, em, ey, en, ny)
+    acc = run_attacks(data, attacks=("correctness",)).loc["correctness", "balanced_acc"]
+    assert acc == pytest.approx(0.5 + (tr - te) / 2)
+
+
+def test_auc_and_tpr_agree_with_scikit_learn():
+    rng = np.random.default_rng(3)
+    y = rng.random(500) < 0.5
+    scores = rng.normal(size=500) + y
+    metrics = membership_metrics(y, scores, scores > 0.5)
+    assert metrics["auc"] == pytest.approx(roc_auc_score(y, scores))
+    fpr, tpr, _ = roc_curve(y, scores)
+    for target in (0.01, 0.1):
+        # brute force over every threshold: the best TPR with FPR <= target
+        best = max(((scores[y] >= t).mean() for t in np.unique(scores) if (scores[~y] >= t).mean() <= target),
+                   default=0.0)
+        assert tpr_at_fpr(y, scores, target) == pytest.approx(best)
+
+
+def test_thresholds_maximise_per_class_balanced_accuracy():
+    member, nonmember = np.array([0.9, 0.8, 0.7, 0.4]), np.array([0.6, 0.5, 0.3, 0.75])
+    t = fit_class_thresholds(member, np.zeros(4, int), nonmember, np.zeros(4, int), 1)[0]
+    brute = max(np.unique(np.r_[member, nonmember]), key=lambda s: (member >= s).mean() + (nonmember < s).mean())
+    assert ((member >= t).mean() + (nonmember < t).mean()) == ((member >= brute).mean() + (nonmember < brute).mean())
+
+
+def test_honest_thresholds_do_not_depend_on_evaluation_data():
+    rng = np.random.default_rng(4)
+    data = make_data(rng, 300, 4, member_conf=0.8, nonmember_conf=0.6)
+    other = make_data(np.random.default_rng(99), 300, 4, member_conf=0.5, nonmember_conf=0.9)
+    swapped = AttackData(*(getattr(data, f) for f in list(data.__dataclass_fields__)[:4]),
+                         *(getattr(other, f) for f in list(other.__dataclass_fields__)[4:]))
+    # the honest thresholds are a function of the attacker-known sets alone
+    from sharpmem_lib.attacks import _probabilities
+    def honest_thresholds(d):
+        fm = attack_scores(_probabilities(d.attack_member_logits), d.attack_member_labels, "confidence")
+        fn = attack_scores(_probabilities(d.attack_nonmember_logits), d.attack_nonmember_labels, "confidence")
+        return fit_class_thresholds(fm, d.attack_member_labels, fn, d.attack_nonmember_labels, 4)
+    np.testing.assert_array_equal(honest_thresholds(data), honest_thresholds(swapped))
+    # on reversed evaluation data the honest attack does worse than chance; SELENA's protocol,
+    # fitting on the evaluation data, falls back to chance (a threshold cannot reverse direction)
+    honest = run_attacks(swapped, "honest", attacks=("confidence",)).loc["confidence", "balanced_acc"]
+    selena = run_attacks(swapped, "selena", attacks=("confidence",)).loc["confidence", "balanced_acc"]
+    assert honest < 0.5 <= selena
+
+
+def test_selena_protocol_is_never_below_honest_on_the_same_data():
+    data = make_data(np.random.default_rng(5), 400, 5, member_conf=0.75, nonmember_conf=0.65)
+    honest = run_attacks(data, "honest", attacks=("confidence", "mentr", "entropy"))
+    selena = run_attacks(data, "selena", attacks=("confidence", "mentr", "entropy"))
+    assert (selena["balanced_acc"] >= honest["balanced_acc"] - 1e-12).all()
+
+
+def test_nn_attack_learns_a_clear_signal():
+    data = make_data(np.random.default_rng(6), 400, 4, member_conf=0.9, nonmember_conf=0.5)
+    assert run_attacks(data, attacks=("nn",)).loc["nn", "balanced_acc"] > 0.9
+
+
+def test_balanced_and_bad_input():
+    m, n = balanced(np.arange(10), np.arange(100, 104), seed=0)
+    assert len(m) == len(n) == 4 and set(n) == {100, 101, 102, 103}
+    data = make_data(np.random.default_rng(7), 20, 3, 0.8, 0.5)
+    with pytest.raises(ValueError, match="protocol='optimistic'"):
+        run_attacks(data, "optimistic")
+    with pytest.raises(ValueError, match="attacks='lira'"):
+        run_attacks(data, attacks=("lira",))
