@@ -38,6 +38,7 @@ __all__ = [
     "PROTOCOLS",
     "AttackData",
     "attack_scores",
+    "attack_data",
     "balanced",
     "fit_class_thresholds",
     "membership_metrics",
@@ -201,3 +202,15 @@ def run_attacks(data: AttackData, protocol: str = "honest", attacks: tuple[str, 
     table = pd.DataFrame(rows).set_index("attack")
     table.loc["best"] = table.loc[table["balanced_acc"].idxmax()]
     return table
+
+
+def attack_data(logits: np.ndarray, labels: np.ndarray, partition, seed: int = 0) -> AttackData:
+    """The four attack sets of a :class:`~sharpmem_lib.splits.Partition` from a target's
+    logits on every example of the dataset (as cached by ``run_experiment``).
+
+    The evaluation sets are balanced (equal numbers of members and non-members, drawn with
+    ``seed``); the attacker-known sets are used whole.
+    """
+    eval_mem, eval_non = balanced(partition.eval_members, partition.eval_nonmembers, seed)
+    sets = (partition.attack_members, partition.attack_nonmembers, eval_mem, eval_non)
+    return AttackData(*(a for idx in sets for a in (logits[idx], labels[idx])))

@@ -137,3 +137,21 @@ def test_balanced_and_bad_input():
         run_attacks(data, "optimistic")
     with pytest.raises(ValueError, match="attacks='lira'"):
         run_attacks(data, attacks=("lira",))
+
+
+def test_attack_data_from_a_partition():
+    from sharpmem_lib.attacks import attack_data
+    from sharpmem_lib.data import load_dataset
+    from sharpmem_lib.splits import make_partition
+
+    d = load_dataset("digits")
+    part = make_partition("digits", d, split_seed=2)
+    logits = np.random.default_rng(0).normal(size=(len(d), 10))
+    data = attack_data(logits, d.y, part, seed=1)
+    assert len(data.eval_member_labels) == len(data.eval_nonmember_labels) == min(len(part.eval_members),
+                                                                                   len(part.eval_nonmembers))
+    np.testing.assert_array_equal(data.attack_member_logits, logits[part.attack_members])
+    # every evaluation row comes from the evaluation sets: compare rows by content
+    eval_rows = {tuple(r) for r in data.eval_member_logits}
+    assert eval_rows <= {tuple(r) for r in logits[part.eval_members]}
+    assert not eval_rows & {tuple(r) for r in logits[part.attack_members]}
