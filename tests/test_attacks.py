@@ -155,3 +155,65 @@ def test_attack_data_from_a_partition():
     eval_rows = {tuple(r) for r in data.eval_member_logits}
     assert eval_rows <= {tuple(r) for r in logits[part.eval_members]}
     assert not eval_rows & {tuple(r) for r in logits[part.attack_members]}
+
+
+# ------------------------------------------------------------------ label-only attacks
+import torch  # noqa: E402
+
+from sharpmem_lib.attacks import _translate, label_only_attack, perturbed_queries, robustness_scores  # noqa: E402
+
+
+def test_translation_matches_brute_force():
+    x = torch.arange(2 * 1 * 4 * 5, dtype=torch.float32).reshape(2, 1, 4, 5) + 1
+    for dy, dx in [(1, 2), (-1, 0), (0, -3), (-2, 1)]:
+        out = _translate(x, dy, dx).numpy()
+        ref = np.zeros_like(out)
+        for i in range(4):
+            for j in range(5):
+                si, sj = i - dy, j - dx
+                if 0 <= si < 4 and 0 <= sj < 5:
+                    ref[..., i, j] = x.numpy()[..., si, sj]
+        np.testing.assert_array_equal(out, ref)
+
+
+def test_query_sets():
+    x = torch.rand(3, 1, 8, 8)
+    queries = list(perturbed_queries(x, "translations", 2, repeats=0, seed=0))
+    assert len(queries) == 5 * 5 * 2
+    assert any(torch.equal(q, x) for q in queries)  # the unperturbed image is one query
+    bits = torch.randint(0, 2, (4, 30)).float()
+    for q in perturbed_queries(bits, "bitflips", 7, repeats=3, seed=1):
+        assert ((q != bits).sum(1) == 7).all() and set(q.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="needs images"):
+        list(perturbed_queries(bits, "translations", 1, 1, 0))
+
+
+class NearestNeighbour(torch.nn.Module):
+    """1-NN over stored points: the most memorizing classifier there is."""
+
+    def __init__(self, X, y, classes):
+        super().__init__()
+        self.register_buffer("X", torch.as_tensor(X, dtype=torch.float32))
+        self.register_buffer("onehot", torch.nn.functional.one_hot(torch.as_tensor(y), classes).float())
+        self.dummy = torch.nn.Parameter(torch.zeros(1))  # predict_logits reads the device from a parameter
+
+    def forward(self, x):
+        nearest = torch.cdist(x.flatten(1), self.X).argmin(1)
+        return self.onehot[nearest] + 0 * self.dummy
+
+
+def test_label_only_attack_finds_a_memorizing_model():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5)).astype(np.float32)
+    y = (X[:, 0] + 0.7 * rng.normal(size=400) > 0).astype(int)  # noisy labels: members must be memorized
+    members = np.arange(200)
+    model = NearestNeighbour(X[members], y[members], 2)
+    sets = {"attack_member": np.arange(0, 100), "eval_member": np.arange(100, 200),
+            "attack_nonmember": np.arange(200, 300), "eval_nonmember": np.arange(300, 400)}
+    Xs = {k: X[v] for k, v in sets.items()}
+    ys = {k: y[v] for k, v in sets.items()}
+    assert robustness_scores(model, Xs["eval_member"], ys["eval_member"], "noise", 0.01, repeats=3).mean() == 1.0
+    honest = label_only_attack(model, Xs, ys, "noise", [0.05, 0.3], "honest", repeats=10)
+    selena = label_only_attack(model, Xs, ys, "noise", [0.05, 0.3], "selena", repeats=10)
+    assert honest["balanced_acc"] > 0.6 and honest["strength"] in (0.05, 0.3)
+    assert selena["balanced_acc"] >= honest["balanced_acc"] - 0.02
