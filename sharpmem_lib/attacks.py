@@ -55,7 +55,9 @@ __all__ = [
     "AttackData",
     "attack_scores",
     "PERTURBATIONS",
+    "SETS",
     "attack_data",
+    "attack_sets",
     "label_only_attack",
     "perturbed_queries",
     "robustness_scores",
@@ -181,60 +183,70 @@ def nn_attack(data: AttackData, seed: int = 0, hidden: tuple[int, ...] = (64,)) 
             clf.predict_proba(features(data.eval_nonmember_logits, data.eval_nonmember_labels))[:, 1])
 
 
-def run_attacks(data: AttackData, protocol: str = "honest", attacks: tuple[str, ...] = METRIC_ATTACKS + ("nn",),
-                seed: int = 0) -> pd.DataFrame:
-    """Every attack's metrics on the evaluation sets, one row per attack, plus ``best``.
+def run_attacks(data: AttackData, protocols: tuple[str, ...] = PROTOCOLS,
+                attacks: tuple[str, ...] = METRIC_ATTACKS + ("nn",), seed: int = 0) -> pd.DataFrame:
+    """Every single-query attack's metrics on the evaluation sets under each protocol, one
+    row per (protocol, attack), plus a ``best`` row per protocol.
 
     ``honest``: thresholds and the NN are fitted on the attacker-known sets only.
     ``selena``: thresholds are fitted on the evaluation sets themselves (SELENA's code);
-    the NN attack is the same in both. ``best`` is the row with the highest balanced
-    accuracy, the paper's "best attack accuracy".
+    the NN attack, trained on the attacker-known sets, is the same in both. ``best`` is the
+    attack with the highest balanced accuracy, the paper's "best attack accuracy".
     """
-    check_choice("protocol", protocol, PROTOCOLS)
+    for protocol in protocols:
+        check_choice("protocol", protocol, PROTOCOLS)
     for attack in attacks:
         check_choice("attacks", attack, METRIC_ATTACKS + ("nn",))
     p = {k: _probabilities(getattr(data, f"{k}_logits")) for k in
          ("attack_member", "attack_nonmember", "eval_member", "eval_nonmember")}
     y_eval = np.r_[np.ones(len(data.eval_member_labels), bool), np.zeros(len(data.eval_nonmember_labels), bool)]
     eval_labels = np.r_[data.eval_member_labels, data.eval_nonmember_labels]
+    n_mem = len(data.eval_member_labels)
     rows = []
     for attack in attacks:
         if attack == "nn":
-            s_mem, s_non = nn_attack(data, seed)
-            scores = np.r_[s_mem, s_non]
-            predictions = scores >= 0.5
+            scores = np.concatenate(nn_attack(data, seed))
         else:
             scores = np.r_[attack_scores(p["eval_member"], data.eval_member_labels, attack),
                            attack_scores(p["eval_nonmember"], data.eval_nonmember_labels, attack)]
-            if attack == "correctness":
+            fit_mem = attack_scores(p["attack_member"], data.attack_member_labels, attack)
+            fit_non = attack_scores(p["attack_nonmember"], data.attack_nonmember_labels, attack)
+        for protocol in protocols:
+            if attack == "nn":
+                predictions = scores >= 0.5
+            elif attack == "correctness":
                 predictions = scores > 0.5
             else:
                 if protocol == "honest":
-                    fit_mem = attack_scores(p["attack_member"], data.attack_member_labels, attack)
-                    fit_non = attack_scores(p["attack_nonmember"], data.attack_nonmember_labels, attack)
                     thresholds = fit_class_thresholds(fit_mem, data.attack_member_labels, fit_non,
                                                       data.attack_nonmember_labels, data.num_classes)
                 else:
-                    n_mem = len(data.eval_member_labels)
                     thresholds = fit_class_thresholds(scores[:n_mem], data.eval_member_labels, scores[n_mem:],
                                                       data.eval_nonmember_labels, data.num_classes)
                 predictions = scores >= thresholds[eval_labels]
-        rows.append({"attack": attack, **membership_metrics(y_eval, scores, predictions)})
-    table = pd.DataFrame(rows).set_index("attack")
-    table.loc["best"] = table.loc[table["balanced_acc"].idxmax()]
-    return table
+            rows.append({"protocol": protocol, "attack": attack, **membership_metrics(y_eval, scores, predictions)})
+    table = pd.DataFrame(rows)
+    best = table.loc[table.groupby("protocol", sort=False)["balanced_acc"].idxmax()].assign(attack="best")
+    return pd.concat([table, best]).set_index(["protocol", "attack"])
 
 
-def attack_data(logits: np.ndarray, labels: np.ndarray, partition, seed: int = 0) -> AttackData:
-    """The four attack sets of a :class:`~sharpmem_lib.splits.Partition` from a target's
-    logits on every example of the dataset (as cached by ``run_experiment``).
+SETS = ("attack_member", "attack_nonmember", "eval_member", "eval_nonmember")
+
+
+def attack_sets(partition, seed: int = 0) -> dict[str, np.ndarray]:
+    """Dataset indices of the four attack sets of a :class:`~sharpmem_lib.splits.Partition`.
 
     The evaluation sets are balanced (equal numbers of members and non-members, drawn with
     ``seed``); the attacker-known sets are used whole.
     """
     eval_mem, eval_non = balanced(partition.eval_members, partition.eval_nonmembers, seed)
-    sets = (partition.attack_members, partition.attack_nonmembers, eval_mem, eval_non)
-    return AttackData(*(a for idx in sets for a in (logits[idx], labels[idx])))
+    return {"attack_member": partition.attack_members, "attack_nonmember": partition.attack_nonmembers,
+            "eval_member": eval_mem, "eval_nonmember": eval_non}
+
+
+def attack_data(logits: np.ndarray, labels: np.ndarray, sets: dict[str, np.ndarray]) -> AttackData:
+    """The target's logits and labels on the four attack sets (see :func:`attack_sets`)."""
+    return AttackData(*(a for name in SETS for a in (logits[sets[name]], labels[sets[name]])))
 
 
 # ------------------------------------------------------------------ label-only attacks
@@ -298,28 +310,32 @@ def robustness_scores(model, X, y, kind: str, strength: float, repeats: int = 10
 
 
 def label_only_attack(model, X: dict[str, np.ndarray], y: dict[str, np.ndarray], kind: str,
-                      strengths: list[float], protocol: str = "honest", repeats: int = 10,
-                      seed: int = 0) -> dict[str, float]:
-    """A label-only attack on the four sets (keys ``attack_member``, ``attack_nonmember``,
-    ``eval_member``, ``eval_nonmember``). For each perturbation strength, per-class
-    thresholds on the robustness score; the strength (and thresholds) are chosen on the
-    attacker-known sets (``honest``) or on the evaluation sets (``selena``). Returns the
-    metrics on the evaluation sets and the chosen strength."""
-    check_choice("protocol", protocol, PROTOCOLS)
+                      strengths: list[float], protocols: tuple[str, ...] = PROTOCOLS, repeats: int = 10,
+                      seed: int = 0) -> pd.DataFrame:
+    """A label-only attack on the four sets (keys of :data:`SETS`), one row per protocol.
+
+    For each perturbation strength the robustness score of every example is computed once;
+    per-class thresholds and the strength are then chosen on the attacker-known sets
+    (``honest``) or on the evaluation sets (``selena``). Rows hold the evaluation metrics and
+    the chosen strength."""
+    for protocol in protocols:
+        check_choice("protocol", protocol, PROTOCOLS)
     num_classes = int(max(v.max() for v in y.values())) + 1
-    fit = ("attack_member", "attack_nonmember") if protocol == "honest" else ("eval_member", "eval_nonmember")
-    best = None
-    for strength in strengths:
-        s = {k: robustness_scores(model, X[k], y[k], kind, strength, repeats, seed) for k in set(fit) | {
-            "eval_member", "eval_nonmember"}}
-        thresholds = fit_class_thresholds(s[fit[0]], y[fit[0]], s[fit[1]], y[fit[1]], num_classes)
-        fit_pred = np.r_[s[fit[0]] >= thresholds[y[fit[0]]], s[fit[1]] >= thresholds[y[fit[1]]]]
-        fit_true = np.r_[np.ones(len(y[fit[0]]), bool), np.zeros(len(y[fit[1]]), bool)]
-        fit_acc = (fit_pred[fit_true].mean() + (~fit_pred[~fit_true]).mean()) / 2
-        if best is None or fit_acc > best[0]:
-            scores = np.r_[s["eval_member"], s["eval_nonmember"]]
-            labels = np.r_[y["eval_member"], y["eval_nonmember"]]
-            best = (fit_acc, strength, scores, scores >= thresholds[labels])
-    _, strength, scores, predictions = best
+    scores = {strength: {k: robustness_scores(model, X[k], y[k], kind, strength, repeats, seed) for k in SETS}
+              for strength in strengths}
     y_true = np.r_[np.ones(len(y["eval_member"]), bool), np.zeros(len(y["eval_nonmember"]), bool)]
-    return {**membership_metrics(y_true, scores, predictions), "strength": strength}
+    labels = np.r_[y["eval_member"], y["eval_nonmember"]]
+    rows = []
+    for protocol in protocols:
+        mem, non = ("attack_member", "attack_nonmember") if protocol == "honest" else ("eval_member", "eval_nonmember")
+        best = None
+        for strength, s in scores.items():
+            thresholds = fit_class_thresholds(s[mem], y[mem], s[non], y[non], num_classes)
+            fit_acc = ((s[mem] >= thresholds[y[mem]]).mean() + (s[non] < thresholds[y[non]]).mean()) / 2
+            if best is None or fit_acc > best[0]:
+                best = (fit_acc, strength, thresholds)
+        _, strength, thresholds = best
+        s = np.r_[scores[strength]["eval_member"], scores[strength]["eval_nonmember"]]
+        rows.append({"protocol": protocol, **membership_metrics(y_true, s, s >= thresholds[labels]),
+                     "strength": strength})
+    return pd.DataFrame(rows).set_index("protocol")

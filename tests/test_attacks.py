@@ -46,14 +46,14 @@ def test_scores_by_hand():
 
 def test_separated_scores_give_accuracy_and_auc_one():
     data = make_data(np.random.default_rng(0), 200, 5, member_conf=0.95, nonmember_conf=0.3)
-    table = run_attacks(data, attacks=("confidence", "mentr"))
+    table = run_attacks(data, attacks=("confidence", "mentr")).loc["honest"]
     assert table.loc["confidence", "balanced_acc"] == 1.0 and table.loc["confidence", "auc"] == 1.0
     assert table.loc["best", "tpr@0.1%fpr"] == 1.0
 
 
 def test_identical_distributions_give_chance():
     data = make_data(np.random.default_rng(1), 2000, 5, member_conf=0.6, nonmember_conf=0.6)
-    table = run_attacks(data, attacks=("confidence", "entropy", "mentr"))
+    table = run_attacks(data, protocols=("honest",), attacks=("confidence", "entropy", "mentr"))
     assert (table["balanced_acc"] - 0.5).abs().max() < 0.04
     assert (table["auc"] - 0.5).abs().max() < 0.04
 
@@ -72,7 +72,7 @@ def test_correctness_attack_equals_the_generalization_gap():
     em, ey, tr = outputs(train_acc)
     en, ny, te = outputs(test_acc)
     data = AttackData(em, ey, en, ny, em, ey, en, ny)
-    acc = run_attacks(data, attacks=("correctness",)).loc["correctness", "balanced_acc"]
+    acc = run_attacks(data, attacks=("correctness",)).loc[("honest", "correctness"), "balanced_acc"]
     assert acc == pytest.approx(0.5 + (tr - te) / 2)
 
 
@@ -112,21 +112,22 @@ def test_honest_thresholds_do_not_depend_on_evaluation_data():
     np.testing.assert_array_equal(honest_thresholds(data), honest_thresholds(swapped))
     # on reversed evaluation data the honest attack does worse than chance; SELENA's protocol,
     # fitting on the evaluation data, falls back to chance (a threshold cannot reverse direction)
-    honest = run_attacks(swapped, "honest", attacks=("confidence",)).loc["confidence", "balanced_acc"]
-    selena = run_attacks(swapped, "selena", attacks=("confidence",)).loc["confidence", "balanced_acc"]
+    both = run_attacks(swapped, attacks=("confidence",))
+    honest, selena = both.loc[("honest", "confidence"), "balanced_acc"], both.loc[("selena", "confidence"), "balanced_acc"]
     assert honest < 0.5 <= selena
 
 
 def test_selena_protocol_is_never_below_honest_on_the_same_data():
     data = make_data(np.random.default_rng(5), 400, 5, member_conf=0.75, nonmember_conf=0.65)
-    honest = run_attacks(data, "honest", attacks=("confidence", "mentr", "entropy"))
-    selena = run_attacks(data, "selena", attacks=("confidence", "mentr", "entropy"))
-    assert (selena["balanced_acc"] >= honest["balanced_acc"] - 1e-12).all()
+    both = run_attacks(data, attacks=("confidence", "mentr", "entropy"))
+    assert (both.loc["selena", "balanced_acc"] >= both.loc["honest", "balanced_acc"] - 1e-12).all()
 
 
 def test_nn_attack_learns_a_clear_signal():
     data = make_data(np.random.default_rng(6), 400, 4, member_conf=0.9, nonmember_conf=0.5)
-    assert run_attacks(data, attacks=("nn",)).loc["nn", "balanced_acc"] > 0.9
+    table = run_attacks(data, attacks=("nn",))
+    assert table.loc[("honest", "nn"), "balanced_acc"] > 0.9
+    assert table.loc[("honest", "nn"), "auc"] == table.loc[("selena", "nn"), "auc"]  # fitted once, on attacker data
 
 
 def test_balanced_and_bad_input():
@@ -134,20 +135,20 @@ def test_balanced_and_bad_input():
     assert len(m) == len(n) == 4 and set(n) == {100, 101, 102, 103}
     data = make_data(np.random.default_rng(7), 20, 3, 0.8, 0.5)
     with pytest.raises(ValueError, match="protocol='optimistic'"):
-        run_attacks(data, "optimistic")
+        run_attacks(data, ("optimistic",))
     with pytest.raises(ValueError, match="attacks='lira'"):
         run_attacks(data, attacks=("lira",))
 
 
 def test_attack_data_from_a_partition():
-    from sharpmem_lib.attacks import attack_data
+    from sharpmem_lib.attacks import attack_data, attack_sets
     from sharpmem_lib.data import load_dataset
     from sharpmem_lib.splits import make_partition
 
     d = load_dataset("digits")
     part = make_partition("digits", d, split_seed=2)
     logits = np.random.default_rng(0).normal(size=(len(d), 10))
-    data = attack_data(logits, d.y, part, seed=1)
+    data = attack_data(logits, d.y, attack_sets(part, seed=1))
     assert len(data.eval_member_labels) == len(data.eval_nonmember_labels) == min(len(part.eval_members),
                                                                                    len(part.eval_nonmembers))
     np.testing.assert_array_equal(data.attack_member_logits, logits[part.attack_members])
@@ -213,7 +214,7 @@ def test_label_only_attack_finds_a_memorizing_model():
     Xs = {k: X[v] for k, v in sets.items()}
     ys = {k: y[v] for k, v in sets.items()}
     assert robustness_scores(model, Xs["eval_member"], ys["eval_member"], "noise", 0.01, repeats=3).mean() == 1.0
-    honest = label_only_attack(model, Xs, ys, "noise", [0.05, 0.3], "honest", repeats=10)
-    selena = label_only_attack(model, Xs, ys, "noise", [0.05, 0.3], "selena", repeats=10)
+    table = label_only_attack(model, Xs, ys, "noise", [0.05, 0.3], repeats=10)
+    honest, selena = table.loc["honest"], table.loc["selena"]
     assert honest["balanced_acc"] > 0.6 and honest["strength"] in (0.05, 0.3)
     assert selena["balanced_acc"] >= honest["balanced_acc"] - 0.02
