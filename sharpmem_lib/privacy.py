@@ -1,0 +1,123 @@
+"""Privacy risk of trained targets (paper §4, Tables 1 and 2).
+
+:func:`evaluate_privacy` attacks one cached target model under several attack data splits
+(split seeds; the target is the same for all of them, see :mod:`sharpmem_lib.splits`):
+test accuracy, the best single-query attack and the label-only multi-query attack, under
+both evaluation protocols. :func:`table1` aggregates over split seeds *and* over training
+seeds, reporting the two spreads separately (the paper varies only the split); :func:`table2`
+gives the percentage change against SGD, as the paper's Table 2 does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sharpmem_lib.attacks import PERTURBATIONS, SETS, attack_data, attack_sets, label_only_attack, run_attacks
+from sharpmem_lib.splits import make_partition
+from sharpmem_lib.validation import check_choice
+
+__all__ = ["default_label_only", "evaluate_privacy", "table1", "table2", "significance"]
+
+METRICS = ("test_acc", "single_query", "multi_query")
+
+
+def default_label_only(X: np.ndarray) -> tuple[str, list[float], int]:
+    """(perturbation, strengths, repeats) suited to a dataset's features: translations of
+    up to 4 pixels (1 for 8x8 images) with flips for images; 1..30 bit flips for binary
+    features (SELENA); Gaussian noise otherwise."""
+    if X.ndim == 4:
+        return "translations", [4 if X.shape[-1] >= 28 else 1], 1
+    values = np.unique(X[: min(len(X), 1000)])
+    if set(values.tolist()) <= {0.0, 1.0}:
+        return "bitflips", [1, 2, 5, 10, 20, 30], 20
+    return "noise", [0.1, 0.3, 1.0], 20
+
+
+def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[str, list[float], int] | None = None,
+                     which: str = "best") -> pd.DataFrame:
+    """One row per (split seed, protocol): test and train accuracy, best single-query attack
+    (balanced accuracy, AUC, TPR at 1 % FPR, which attack), label-only attack accuracy."""
+    check_choice("which", which, ["best", "final"])
+    kind, strengths, repeats = label_only or default_label_only(data.X)
+    check_choice("perturbation", kind, PERTURBATIONS)
+    outputs = artifact.outputs()
+    logits = outputs[f"logits_{which}"]
+    model = artifact.model(which)
+    correct = logits.argmax(1) == data.y
+    held_out = ~outputs["member"] & ~outputs["validation"]
+    rows = []
+    for split_seed in split_seeds:
+        part = make_partition(artifact.config.dataset, data, split_seed)
+        sets = attack_sets(part, seed=split_seed)
+        single = run_attacks(attack_data(logits, data.y, sets), seed=split_seed)
+        multi = label_only_attack(model, {k: data.X[sets[k]] for k in SETS}, {k: data.y[sets[k]] for k in SETS},
+                                  kind, strengths, repeats=repeats, seed=split_seed)
+        for protocol in multi.index:
+            best = single.loc[(protocol, "best")]
+            attacks = single.loc[protocol].drop(index="best")
+            rows.append({
+                "split_seed": split_seed, "protocol": protocol,
+                "test_acc": float(correct[held_out].mean()), "train_acc": float(correct[outputs["member"]].mean()),
+                "single_query": float(best["balanced_acc"]), "single_auc": float(best["auc"]),
+                "single_tpr@1%fpr": float(best["tpr@1%fpr"]),
+                "best_single_attack": str(attacks["balanced_acc"].idxmax()),
+                "multi_query": float(multi.loc[protocol, "balanced_acc"]),
+                "multi_strength": multi.loc[protocol, "strength"],
+            })
+    return pd.DataFrame(rows)
+
+
+def table1(results: pd.DataFrame, protocol: str = "honest") -> pd.DataFrame:
+    """Mean and two spreads per (dataset, algorithm) for each metric of ``METRICS``.
+
+    ``results``: rows of :func:`evaluate_privacy` with ``dataset``, ``algorithm`` and
+    ``train_seed`` columns added. ``<m>_std_split``: standard deviation over split seeds,
+    averaged over training seeds (the paper's ±); ``<m>_std_train``: standard deviation over
+    training seeds of the split-averaged value.
+    """
+    check_choice("protocol", protocol, sorted(results["protocol"].unique()))
+    df = results[results["protocol"] == protocol]
+    keys = ["dataset", "algorithm"]
+    per_seed = df.groupby(keys + ["train_seed"], sort=False)[list(METRICS)]
+    means, split_std = per_seed.mean(), per_seed.std(ddof=1)
+    out = means.groupby(level=keys, sort=False).mean().add_suffix("_mean")
+    out = out.join(split_std.groupby(level=keys, sort=False).mean().add_suffix("_std_split"))
+    out = out.join(means.groupby(level=keys, sort=False).std(ddof=1).add_suffix("_std_train"))
+    return out
+
+
+def table2(t1: pd.DataFrame, baseline: str = "sgd") -> pd.DataFrame:
+    """Percentage change of each metric's mean against ``baseline`` (the paper's Table 2)."""
+    rows = []
+    for (dataset, algorithm), row in t1.iterrows():
+        base = t1.loc[(dataset, baseline)]
+        rows.append({"dataset": dataset, "algorithm": algorithm,
+                     **{m: 100 * (row[f"{m}_mean"] - base[f"{m}_mean"]) / base[f"{m}_mean"] for m in METRICS}})
+    return pd.DataFrame(rows).set_index(["dataset", "algorithm"])
+
+
+def significance(results: pd.DataFrame, protocol: str = "honest", baseline: str = "sgd") -> pd.DataFrame:
+    """Paired t-test of each algorithm against ``baseline`` per metric, pairing training
+    seeds (same seed: same initialisation and data order) after averaging over splits.
+    NaN p-values where there are fewer than two training seeds or no variation."""
+    df = results[results["protocol"] == protocol]
+    per_seed = df.groupby(["dataset", "algorithm", "train_seed"])[list(METRICS)].mean()
+    rows = []
+    for dataset in per_seed.index.get_level_values("dataset").unique():
+        base = per_seed.loc[(dataset, baseline)]
+        for algorithm in per_seed.loc[dataset].index.get_level_values("algorithm").unique():
+            if algorithm == baseline:
+                continue
+            other = per_seed.loc[(dataset, algorithm)]
+            common = base.index.intersection(other.index)
+            row = {"dataset": dataset, "algorithm": algorithm, "train_seeds": len(common)}
+            for m in METRICS:
+                diff = other.loc[common, m] - base.loc[common, m]
+                ok = len(common) > 1 and diff.std(ddof=1) > 0
+                row[f"{m}_p"] = float(stats.ttest_rel(other.loc[common, m], base.loc[common, m]).pvalue) if ok else math.nan
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["dataset", "algorithm"])
