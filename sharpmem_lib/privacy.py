@@ -20,7 +20,8 @@ from sharpmem_lib.attacks import PERTURBATIONS, SETS, attack_data, attack_sets, 
 from sharpmem_lib.splits import make_partition
 from sharpmem_lib.validation import check_choice
 
-__all__ = ["default_label_only", "evaluate_privacy", "table1", "table2", "significance"]
+__all__ = ["default_label_only", "evaluate_privacy", "table1", "table2", "significance", "format_table1",
+           "directions"]
 
 METRICS = ("test_acc", "single_query", "multi_query")
 
@@ -121,3 +122,44 @@ def significance(results: pd.DataFrame, protocol: str = "honest", baseline: str 
                 row[f"{m}_p"] = float(stats.ttest_rel(other.loc[common, m], base.loc[common, m]).pvalue) if ok else math.nan
             rows.append(row)
     return pd.DataFrame(rows).set_index(["dataset", "algorithm"])
+
+
+HEADERS = {"test_acc": "test acc (%)", "single_query": "single-query attack (%)", "multi_query": "multi-query attack (%)"}
+
+
+def format_table1(t1: pd.DataFrame) -> pd.DataFrame:
+    """'mean ± split-std' in percent, with the training-seed std in brackets where known.
+
+    Test accuracy has no split spread (the target and its test set do not depend on the
+    attack split), so only its training-seed spread is shown."""
+    out = pd.DataFrame(index=t1.index)
+    for m, header in HEADERS.items():
+        cells = []
+        for _, row in t1.iterrows():
+            cell = f"{100 * row[f'{m}_mean']:.2f}"
+            if not (m == "test_acc" and f"{m}_std_split" in row):
+                cell += f" ± {100 * row.get(f'{m}_std_split', row.get(f'{m}_std', 0.0)):.2f}"
+            if f"{m}_std_train" in row and np.isfinite(row[f"{m}_std_train"]):
+                cell += f" [± {100 * row[f'{m}_std_train']:.2f}]"
+            cells.append(cell)
+        out[header] = cells
+    return out
+
+
+def directions(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Sign of each change against SGD (Table 2) in our run and in the paper, per algorithm:
+    the paper's signs per dataset, ours per dataset, and whether ours agree with the sign the
+    paper reports on every one of its datasets (None where the paper's signs disagree)."""
+    rows = []
+    sign = lambda v: "+" if v > 0 else ("−" if v < 0 else "0")  # noqa: E731
+    for algorithm in [a for a in ours.index.get_level_values("algorithm").unique() if a != "sgd"]:
+        for m, header in HEADERS.items():
+            paper_signs = {d: sign(paper.loc[(d, algorithm), m]) for d in paper.index.get_level_values(0).unique()}
+            consistent = set(paper_signs.values())
+            our_signs = {d: sign(ours.loc[(d, algorithm), m]) for d in ours.index.get_level_values(0).unique()}
+            paper_sign = consistent.pop() if len(consistent) == 1 else None
+            rows.append({"algorithm": algorithm, "metric": header,
+                         "paper": " ".join(f"{d}:{s}" for d, s in paper_signs.items()),
+                         "this run": " ".join(f"{d}:{s}" for d, s in our_signs.items()),
+                         "agrees": None if paper_sign is None else all(s == paper_sign for s in our_signs.values())})
+    return pd.DataFrame(rows).set_index(["algorithm", "metric"])
