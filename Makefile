@@ -19,6 +19,8 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	@# MathJax's static files only (the package's jupyter-server dependency is not needed)
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps jupyter-server-mathjax==0.2.6
 	@touch $(STAMP)
 
 test: $(STAMP)

@@ -88,14 +88,34 @@ def execute_notebooks(plan: list[tuple[Path, dict]], out_dir: Path, log=print) -
     return times
 
 
+def mathjax_dir() -> Path | None:
+    """MathJax 2's static files as shipped by the ``jupyter-server-mathjax`` package, or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("jupyter_server_mathjax")  # finds without importing jupyter_server
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    static = Path(spec.submodule_search_locations[0]) / "static"
+    return static if (static / "MathJax.js").exists() else None
+
+
 def stage_book(stage_dir: Path, repo_root: Path = REPO_ROOT) -> None:
-    """Copy the book's sources into a fresh ``stage_dir``."""
+    """Copy the book's sources into a fresh ``stage_dir``, with a local MathJax so that
+    equations render without internet. It goes to ``_mathjax/mathjax``, an extra static
+    directory (``_config.yml``): Sphinx copies it to ``_static/mathjax`` in the HTML, while
+    Jupyter Book, which adds every script under the source ``_static`` to every page,
+    leaves it alone."""
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True)
     for name in BOOK_FILES:
         src = repo_root / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, stage_dir / name)
+    mathjax = mathjax_dir()
+    if mathjax is None:
+        raise RuntimeError("MathJax for offline reading is missing: `pip install --no-deps jupyter-server-mathjax` "
+                           "(make book does this)")
+    shutil.copytree(mathjax, stage_dir / "_mathjax" / "mathjax")
 
 
 def _jupyter_book_executable() -> str:
