@@ -30,8 +30,9 @@
 #   for continuous features.
 #
 # Each number is a balanced accuracy on as many evaluation members as non-members (0.5 =
-# chance). We report two evaluation protocols. **Honest**: every threshold and the
-# perturbation strength are fitted on attacker-known data, then evaluated once.
+# chance). We report two evaluation protocols. **Honest**: every threshold, the
+# perturbation strength and the choice of the best attack are made on attacker-known data,
+# then evaluated once.
 # **SELENA's**: they are fitted on the evaluation data itself, as the code the paper
 # extends does; this is optimistic, and it is the protocol comparable with the paper's numbers.
 

@@ -59,13 +59,12 @@ def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[s
                                   kind, strengths, repeats=repeats, seed=split_seed)
         for protocol in multi.index:
             best = single.loc[(protocol, "best")]
-            attacks = single.loc[protocol].drop(index="best")
             rows.append({
                 "split_seed": split_seed, "protocol": protocol,
                 "test_acc": float(correct[held_out].mean()), "train_acc": float(correct[outputs["member"]].mean()),
                 "single_query": float(best["balanced_acc"]), "single_auc": float(best["auc"]),
                 "single_tpr@1%fpr": float(best["tpr@1%fpr"]),
-                "best_single_attack": str(attacks["balanced_acc"].idxmax()),
+                "best_single_attack": str(best["chosen"]),
                 "multi_query": float(multi.loc[protocol, "balanced_acc"]),
                 "multi_strength": multi.loc[protocol, "strength"],
             })

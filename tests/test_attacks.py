@@ -218,3 +218,13 @@ def test_label_only_attack_finds_a_memorizing_model():
     honest, selena = table.loc["honest"], table.loc["selena"]
     assert honest["balanced_acc"] > 0.6 and honest["strength"] in (0.05, 0.3)
     assert selena["balanced_acc"] >= honest["balanced_acc"] - 0.02
+
+
+def test_honest_best_attack_is_chosen_on_attacker_data():
+    data = make_data(np.random.default_rng(8), 300, 4, member_conf=0.8, nonmember_conf=0.65)
+    table = run_attacks(data)
+    honest = table.loc["honest"].drop(index="best")
+    assert table.loc[("honest", "best"), "chosen"] == honest["fit_acc"].idxmax()
+    selena = table.loc["selena"].drop(index="best")
+    assert table.loc[("selena", "best"), "chosen"] == selena["balanced_acc"].idxmax()
+    assert table.loc[("honest", "best"), "balanced_acc"] == honest.loc[honest["fit_acc"].idxmax(), "balanced_acc"]
