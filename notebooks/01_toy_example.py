@@ -53,14 +53,14 @@ from IPython.display import display
 from sharpmem_lib.plots import paired_seeds_figure, toy_figure
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import describe_gain, gain_table, glue, mean_std_table
-from sharpmem_lib.toy import ToyConfig, claim_verdict, paired_gain, run_toy_experiment, summarize
+from sharpmem_lib.toy import ToyConfig, cached_toy_experiment, claim_verdict, paired_gain, summarize
 
 config = ToyConfig(
     n_few=n_few, n_many=n_many, n_test=n_test, seeds=seeds, algorithms=("sgd", "sam"), rho=rho,
     lr=lr, batch_size=batch_size, train_steps=train_steps, hidden=tuple(hidden),
     atypical_weight=atypical_weight, grid_resolution=grid_resolution,
 )
-result = run_toy_experiment(config)
+result = cached_toy_experiment(config)  # trains only if the results cache lacks this config
 
 # %% [markdown]
 # ## Figure 1

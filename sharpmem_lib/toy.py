@@ -10,20 +10,25 @@ one large test sample, overall and on its atypical points.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from sharpmem_lib._io import atomic_write
 from sharpmem_lib.data import Arrays, ToyMixture
+from sharpmem_lib.experiments import CorruptArtifactWarning, _key, _plain, results_root
 from sharpmem_lib.models import MLP
 from sharpmem_lib.optim import ALGORITHMS
 from sharpmem_lib.train import TrainConfig, predict_logits, seed_everything, train_classifier
 from sharpmem_lib.report import paired_gain
 from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
 
-__all__ = ["ToyConfig", "ToyResult", "run_toy_experiment", "summarize", "paired_gain", "claim_verdict", "ATYPICAL"]
+__all__ = ["ToyConfig", "ToyResult", "cached_toy_experiment", "run_toy_experiment", "summarize", "paired_gain",
+           "claim_verdict", "ATYPICAL"]
 
 ATYPICAL = 1  # ToyMixture group id of the atypical red cluster
 SAMPLES = ("few", "many")
@@ -159,6 +164,47 @@ def run_toy_experiment(config: ToyConfig, *, progress: bool = True) -> ToyResult
         if seed == 0:
             grids[(sample, algorithm)] = predict_logits(result.model, grid_points).argmax(1).numpy().reshape(gx.shape)
     return ToyResult(config, pd.DataFrame(rows), train_sets, gx, gy, grids)
+
+
+def _save(result: ToyResult, path: Path) -> None:
+    arrays = {f"runs__{c}": result.runs[c].to_numpy() for c in result.runs.columns}
+    arrays["runs__sample"] = arrays["runs__sample"].astype(str)
+    arrays["runs__method"] = arrays["runs__method"].astype(str)
+    for sample, data in result.train_sets.items():
+        arrays.update({f"train__{sample}__X": data.X, f"train__{sample}__y": data.y, f"train__{sample}__group": data.group})
+    arrays.update({f"grid__{a}__{b}": g for (a, b), g in result.grids.items()})
+    arrays.update(grid_x=result.grid_x, grid_y=result.grid_y)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    atomic_write(path, write)
+
+
+def _load(config: ToyConfig, path: Path) -> ToyResult:
+    with np.load(path, allow_pickle=False) as f:
+        runs = pd.DataFrame({k[len("runs__"):]: f[k] for k in f.files if k.startswith("runs__")})
+        train = {s: Arrays(f[f"train__{s}__X"], f[f"train__{s}__y"], f[f"train__{s}__group"]) for s in SAMPLES}
+        grids = {tuple(k.split("__")[1:]): f[k] for k in f.files if k.startswith("grid__")}
+        return ToyResult(config, runs, train, f["grid_x"], f["grid_y"], grids)
+
+
+def cached_toy_experiment(config: ToyConfig, results_dir: str | Path | None = None, *,
+                          progress: bool = True) -> ToyResult:
+    """:func:`run_toy_experiment`, cached in the results folder under a hash of ``config``
+    (atomic write; an unreadable file is reported and recomputed)."""
+    path = results_root(results_dir) / "toy2d" / f"toy-{_key(_plain(config))}.npz"
+    if path.exists():
+        try:
+            return _load(config, path)
+        except Exception as err:  # truncated, garbled or from an incompatible version
+            warnings.warn(f"cached toy results {path} are unreadable ({err}); recomputing them",
+                          CorruptArtifactWarning, stacklevel=2)
+    result = run_toy_experiment(config, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save(result, path)
+    return result
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:

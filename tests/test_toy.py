@@ -119,3 +119,25 @@ def test_top1_trend_uses_the_highest_defined_bucket():
     assert top1_trend([0.25, 0.12, 0.0, 0.0, float("nan")]).startswith("falls from 0.25 in bucket 1 to 0.00 in bucket 4")
     assert top1_trend([0.1, 0.2, 0.2, 0.3, 0.4]).startswith("does not fall")
     assert "cannot be compared" in top1_trend([float("nan")] * 5)
+
+
+def test_cached_toy_experiment_round_trip(tmp_path, monkeypatch):
+    import sharpmem_lib.toy as toy
+    from sharpmem_lib.experiments import CorruptArtifactWarning
+    from sharpmem_lib.toy import cached_toy_experiment
+
+    config = ToyConfig(**TINY)
+    first = cached_toy_experiment(config, tmp_path, progress=False)
+    monkeypatch.setattr(toy, "run_toy_experiment", lambda *a, **k: pytest.fail("recomputed a cached result"))
+    again = cached_toy_experiment(config, tmp_path, progress=False)
+    pd.testing.assert_frame_equal(first.runs, again.runs)
+    assert set(first.grids) == set(again.grids)
+    for key in first.grids:
+        np.testing.assert_array_equal(first.grids[key], again.grids[key])
+    np.testing.assert_array_equal(first.train_sets["few"].X, again.train_sets["few"].X)
+    monkeypatch.undo()
+    (path,) = (tmp_path / "toy2d").glob("toy-*.npz")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(CorruptArtifactWarning, match="recomputing"):
+        third = cached_toy_experiment(config, tmp_path, progress=False)
+    pd.testing.assert_frame_equal(first.runs, third.runs)
