@@ -38,7 +38,7 @@ __all__ = [
     "run_subsampling",
     "SameClassInfluence",
     "buckets",
-    "entropy_of",
+    "influence_entropy",
     "influence_scores",
     "load_feldman_zhang",
     "memorization_scores",
@@ -99,7 +99,7 @@ def influence_scores(masks: np.ndarray, correct_test: np.ndarray) -> Estimate:
     return Estimate(value, se, n_in, n_out)
 
 
-def entropy_of(weights: np.ndarray, axis: int = 0) -> np.ndarray:
+def influence_entropy(weights: np.ndarray, axis: int = 0) -> np.ndarray:
     """Entropy (nats) of |weights| normalised along ``axis`` (eq. 3), 0 log 0 = 0.
 
     An all-zero vector (nothing influences the point) is treated as evenly spread, the
@@ -177,7 +177,7 @@ class SameClassInfluence:
         for tr, te, block in self.blocks.values():
             if len(te) and len(tr):
                 ids.append(te)
-                values.append(entropy_of(block, axis=0))
+                values.append(influence_entropy(block, axis=0))
         ids, values = np.concatenate(ids), np.concatenate(values)
         order = np.argsort(ids)
         return ids[order], values[order]

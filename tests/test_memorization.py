@@ -7,7 +7,7 @@ from scipy.stats import entropy as scipy_entropy
 from sharpmem_lib.memorization import (
     SameClassInfluence,
     buckets,
-    entropy_of,
+    influence_entropy,
     influence_scores,
     load_feldman_zhang,
     memorization_scores,
@@ -73,11 +73,11 @@ def test_estimates_converge_to_exact_1nn_influence():
 
 
 def test_entropy_reference_values():
-    assert entropy_of(np.ones(8)) == pytest.approx(np.log(8))
-    assert entropy_of(np.array([0, 0, 3.0, 0])) == pytest.approx(0.0)
-    assert entropy_of(np.zeros(5)) == pytest.approx(np.log(5))  # nothing influences: evenly spread
+    assert influence_entropy(np.ones(8)) == pytest.approx(np.log(8))
+    assert influence_entropy(np.array([0, 0, 3.0, 0])) == pytest.approx(0.0)
+    assert influence_entropy(np.zeros(5)) == pytest.approx(np.log(5))  # nothing influences: evenly spread
     w = np.random.default_rng(2).normal(size=(30, 7))
-    np.testing.assert_allclose(entropy_of(w, axis=0), scipy_entropy(np.abs(w), axis=0))
+    np.testing.assert_allclose(influence_entropy(w, axis=0), scipy_entropy(np.abs(w), axis=0))
 
 
 def test_buckets_are_equal_count_and_ordered():
