@@ -55,7 +55,6 @@ data_dir = ""
 results_dir = ""
 
 # %% tags=["remove-stderr"]
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 

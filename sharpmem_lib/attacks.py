@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from sharpmem_lib.validation import check_choice
@@ -272,10 +273,8 @@ def attack_data(logits: np.ndarray, labels: np.ndarray, sets: dict[str, np.ndarr
 # ------------------------------------------------------------------ label-only attacks
 
 
-def _translate(x: "torch.Tensor", dy: int, dx: int) -> "torch.Tensor":
+def _translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """Shift images (N, C, H, W) by (dy, dx) pixels, filling with zeros."""
-    import torch
-
     h, w = x.shape[-2:]
     out = torch.zeros_like(x)
     ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
@@ -284,10 +283,8 @@ def _translate(x: "torch.Tensor", dy: int, dx: int) -> "torch.Tensor":
     return out
 
 
-def perturbed_queries(X: "torch.Tensor", kind: str, strength: float, repeats: int, seed: int):
+def perturbed_queries(X: torch.Tensor, kind: str, strength: float, repeats: int, seed: int):
     """Yield batches of perturbed copies of ``X`` (floats), one query per yield."""
-    import torch
-
     check_choice("perturbation", kind, PERTURBATIONS)
     if kind == "translations":
         if X.ndim != 4:
@@ -315,8 +312,6 @@ def perturbed_queries(X: "torch.Tensor", kind: str, strength: float, repeats: in
 def robustness_scores(model, X, y, kind: str, strength: float, repeats: int = 10, seed: int = 0,
                       batch_size: int = 4096) -> np.ndarray:
     """Fraction of perturbed queries of each example that ``model`` still labels ``y``."""
-    import torch
-
     from sharpmem_lib.train import _to_float, predict_logits
 
     X = _to_float(torch.as_tensor(np.asarray(X)))
