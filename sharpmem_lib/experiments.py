@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 import sharpmem_lib
-from sharpmem_lib._io import atomic_write
+from sharpmem_lib._io import atomic_write, save_npz
 from sharpmem_lib.data import DATASETS, load_dataset
 from sharpmem_lib.models import MODELS, build_model
 from sharpmem_lib.splits import SPLITS, make_partition
@@ -224,11 +224,7 @@ def run_experiment(
     validation[part.validation] = True
     outputs = {"logits_final": predict_logits(result.model, data.X).numpy(),
                "logits_best": predict_logits(best, data.X).numpy(), "member": member, "validation": validation}
-    def save_outputs(path: Path) -> None:
-        with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a name
-            np.savez(f, **outputs)
-
-    atomic_write(folder / "outputs.npz", save_outputs)
+    save_npz(folder / "outputs.npz", outputs)
     _write_json(folder / "history.json", result.history)
     status = {
         "status": "complete", "sha256": {name: _sha256(folder / name) for name in FILES},

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from sharpmem_lib._io import atomic_write
+from sharpmem_lib._io import save_npz
 from sharpmem_lib.validation import check_positive
 
 __all__ = [
@@ -266,12 +266,8 @@ class SubsamplingRuns:
 
     def save(self, path: str | Path) -> None:
         """Write atomically (a temporary file, then a rename)."""
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
-                np.savez_compressed(f, model_ids=self.model_ids, masks=self.masks,
-                                    correct_train=self.correct_train, correct_test=self.correct_test)
-
-        atomic_write(path, write)
+        save_npz(path, {"model_ids": self.model_ids, "masks": self.masks, "correct_train": self.correct_train,
+                        "correct_test": self.correct_test}, compressed=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "SubsamplingRuns":

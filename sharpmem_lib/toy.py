@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sharpmem_lib._io import atomic_write
+from sharpmem_lib._io import save_npz
 from sharpmem_lib.data import Arrays, ToyMixture
 from sharpmem_lib.experiments import CorruptArtifactWarning, _key, _plain, results_root
 from sharpmem_lib.models import MLP
@@ -174,12 +174,7 @@ def _save(result: ToyResult, path: Path) -> None:
         arrays.update({f"train__{sample}__X": data.X, f"train__{sample}__y": data.y, f"train__{sample}__group": data.group})
     arrays.update({f"grid__{a}__{b}": g for (a, b), g in result.grids.items()})
     arrays.update(grid_x=result.grid_x, grid_y=result.grid_y)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-    atomic_write(path, write)
+    save_npz(path, arrays, compressed=True)
 
 
 def _load(config: ToyConfig, path: Path) -> ToyResult:
