@@ -35,6 +35,12 @@ The score is the fraction of queries still classified correctly; thresholds are 
 above, and the perturbation strength is chosen on the fitting data. (SELENA's white-box
 Carlini-Wagner boundary distance is not implemented yet.)
 
+LiRA (Carlini et al. 2022, "Membership inference attacks from first principles") calibrates
+per example: shadow models that did and did not train on it give Gaussian models of its
+logit-scaled confidence, and the score is a likelihood ratio (online) or the one-sided
+out-distribution test (offline). :func:`lira_leave_one_out` evaluates it the standard way,
+with one subset-trained model of chapter 2 as target and the others as shadows.
+
 Metrics: balanced accuracy, ROC AUC and TPR at a fixed low FPR (Carlini et al. 2022), the
 last two from scikit-learn's ``roc_curve``.
 """
@@ -60,6 +66,9 @@ __all__ = [
     "attack_data",
     "attack_sets",
     "label_only_attack",
+    "lira_leave_one_out",
+    "lira_scores",
+    "logit_confidence",
     "perturbed_queries",
     "robustness_scores",
     "balanced",
@@ -354,3 +363,62 @@ def label_only_attack(model, X: dict[str, np.ndarray], y: dict[str, np.ndarray],
         rows.append({"protocol": protocol, **membership_metrics(y_true, s, s >= thresholds[labels]),
                      "strength": strength})
     return pd.DataFrame(rows).set_index("protocol")
+
+
+# ------------------------------------------------------------------------------ LiRA
+
+
+def logit_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """phi = log p_y - log(1 - p_y), computed stably as z_y - logsumexp_{j != y} z_j
+    (Carlini et al.'s logit scaling, which makes the confidence close to Gaussian).
+    ``logits``: (..., n, classes); ``labels``: (n,)."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels)
+    z_y = np.take_along_axis(z, np.broadcast_to(y[:, None], z.shape[:-1] + (1,)), axis=-1)[..., 0]
+    others = z.copy()
+    np.put_along_axis(others, np.broadcast_to(y[:, None], z.shape[:-1] + (1,)), -np.inf, axis=-1)
+    m = others.max(-1, keepdims=True)
+    lse = m[..., 0] + np.log(np.exp(others - m).sum(-1))
+    return z_y - lse
+
+
+def lira_scores(target: np.ndarray, shadow: np.ndarray, shadow_in: np.ndarray, online: bool = True,
+                global_variance: bool = True) -> np.ndarray:
+    """LiRA membership scores (higher = member) of each example.
+
+    ``target``: (n,) the target model's phi; ``shadow``: (S, n) the shadow models' phi;
+    ``shadow_in``: (S, n) whether each shadow trained on each example. Online: log N(phi;
+    mu_in, s_in) - log N(phi; mu_out, s_out). Offline (only out-shadows): log P[Z <= phi],
+    Z ~ N(mu_out, s_out). With ``global_variance`` the spreads are pooled over examples,
+    which Carlini et al. recommend when there are few shadows.
+    """
+    from scipy.stats import norm
+
+    shadow, shadow_in = np.asarray(shadow, dtype=np.float64), np.asarray(shadow_in, dtype=bool)
+    n_in, n_out = shadow_in.sum(0), (~shadow_in).sum(0)
+    if (n_out == 0).any() or (online and (n_in == 0).any()):
+        raise ValueError("every example needs shadow models that held it out (and, online, that trained on it)")
+    mean = lambda w, k: (np.where(w, shadow, 0.0).sum(0) / k)  # noqa: E731
+    mu_out = mean(~shadow_in, n_out)
+    var_out = np.where(~shadow_in, (shadow - mu_out) ** 2, 0.0).sum(0) / np.maximum(n_out - 1, 1)
+    if global_variance:
+        var_out = np.full_like(var_out, var_out.mean())
+    s_out = np.sqrt(var_out) + 1e-12
+    if not online:
+        return norm.logcdf(target, mu_out, s_out)
+    mu_in = mean(shadow_in, n_in)
+    var_in = np.where(shadow_in, (shadow - mu_in) ** 2, 0.0).sum(0) / np.maximum(n_in - 1, 1)
+    if global_variance:
+        var_in = np.full_like(var_in, var_in.mean())
+    s_in = np.sqrt(var_in) + 1e-12
+    return norm.logpdf(target, mu_in, s_in) - norm.logpdf(target, mu_out, s_out)
+
+
+def lira_leave_one_out(confidence: np.ndarray, masks: np.ndarray, target: int, online: bool = True,
+                       global_variance: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """LiRA with model ``target`` of a set of subset-trained models as the target and all
+    the others as shadows. Returns (scores, membership) over every training point, where
+    membership is whether the target trained on it."""
+    keep = np.arange(len(masks)) != target
+    scores = lira_scores(confidence[target], confidence[keep], masks[keep], online, global_variance)
+    return scores, np.asarray(masks[target], dtype=bool)

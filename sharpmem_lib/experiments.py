@@ -305,7 +305,8 @@ def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Pat
                 return runs, train_ids, test_ids
             raise ValueError(f"shape {runs.masks.shape}")
         except Exception as err:  # truncated, garbled or foreign
-            warnings.warn(f"cached subsampling runs {path} are corrupt ({err}); recomputing them",
+            warnings.warn(f"cached subsampling runs {path} are unreadable or from an older format ({err}); "
+                          "recomputing them",
                           CorruptArtifactWarning, stacklevel=2)
     path.parent.mkdir(parents=True, exist_ok=True)
     shape = data.X.shape[1:]

@@ -254,25 +254,29 @@ def load_feldman_zhang(path: str | Path, test_id_offset: int = 0) -> tuple[SameC
 # ----------------------------------------------------------------- the subsampled models
 
 
+FIELDS = ("model_ids", "masks", "correct_train", "correct_test", "confidence_train")
+
+
 @dataclass
 class SubsamplingRuns:
     """What the estimator needs from M subset-trained models: for each model (``model_ids``)
-    its training mask and its correctness on every training and every test point."""
+    its training mask, its correctness on every training and every test point, and its
+    logit-scaled confidence on every training point (for LiRA, :mod:`sharpmem_lib.attacks`)."""
 
     model_ids: np.ndarray
     masks: np.ndarray
     correct_train: np.ndarray
     correct_test: np.ndarray
+    confidence_train: np.ndarray
 
     def save(self, path: str | Path) -> None:
         """Write atomically (a temporary file, then a rename)."""
-        save_npz(path, {"model_ids": self.model_ids, "masks": self.masks, "correct_train": self.correct_train,
-                        "correct_test": self.correct_test}, compressed=True)
+        save_npz(path, {name: getattr(self, name) for name in FIELDS}, compressed=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "SubsamplingRuns":
-        with np.load(path) as f:
-            return cls(f["model_ids"], f["masks"], f["correct_train"], f["correct_test"])
+        with np.load(path, allow_pickle=False) as f:
+            return cls(*(f[name] for name in FIELDS))
 
     def memorization(self) -> Estimate:
         return memorization_scores(self.masks, self.correct_train)
@@ -287,8 +291,7 @@ def merge_runs(parts: list[SubsamplingRuns]) -> SubsamplingRuns:
     if len(np.unique(ids)) != len(ids):
         raise ValueError("the shards overlap: a model id appears twice")
     order = np.argsort(ids)
-    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])[order]  # noqa: E731
-    return SubsamplingRuns(ids[order], cat("masks"), cat("correct_train"), cat("correct_test"))
+    return SubsamplingRuns(*(np.concatenate([getattr(p, name) for p in parts])[order] for name in FIELDS))
 
 
 def run_subsampling(
@@ -325,16 +328,21 @@ def run_subsampling(
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     ids = np.arange(n_models)[shard::n_shards]
     masks = subset_masks(len(y_train), n_models, fraction, seed)[ids]
+    from sharpmem_lib.attacks import logit_confidence
+
     correct_train = np.zeros((len(ids), len(y_train)), bool)
     correct_test = np.zeros((len(ids), len(y_test)), bool)
+    confidence_train = np.zeros((len(ids), len(y_train)), np.float32)
     for start in tqdm(range(0, len(ids), chunk), desc=f"subset models (shard {shard}/{n_shards})",
                       disable=not progress):
         part = slice(start, start + chunk)
         ensemble = train_ensemble(build, X_train, y_train, masks[part], config,
                                   seeds=[config.seed + int(k) for k in ids[part]], progress=False)
-        correct_train[part] = (ensemble.logits(X_train).argmax(-1).numpy() == y_train)
+        train_logits = ensemble.logits(X_train).numpy()  # (models, n_train, classes)
+        correct_train[part] = train_logits.argmax(-1) == y_train
+        confidence_train[part] = logit_confidence(train_logits, y_train)
         correct_test[part] = (ensemble.logits(X_test).argmax(-1).numpy() == y_test)
-    return SubsamplingRuns(ids, masks, correct_train, correct_test)
+    return SubsamplingRuns(ids, masks, correct_train, correct_test, confidence_train)
 
 
 def main(argv: list[str] | None = None) -> int:

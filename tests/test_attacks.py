@@ -228,3 +228,68 @@ def test_honest_best_attack_is_chosen_on_attacker_data():
     selena = table.loc["selena"].drop(index="best")
     assert table.loc[("selena", "best"), "chosen"] == selena["balanced_acc"].idxmax()
     assert table.loc[("honest", "best"), "balanced_acc"] == honest.loc[honest["fit_acc"].idxmax(), "balanced_acc"]
+
+
+# ------------------------------------------------------------------------------ LiRA
+from scipy.stats import norm  # noqa: E402
+
+from sharpmem_lib.attacks import lira_leave_one_out, lira_scores, logit_confidence  # noqa: E402
+
+
+def test_logit_confidence_is_log_odds_of_the_true_class():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(3, 7, 5)) * 4
+    y = rng.integers(0, 5, 7)
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    p_y = p[:, np.arange(7), y]
+    np.testing.assert_allclose(logit_confidence(z, y), np.log(p_y) - np.log(1 - p_y), rtol=1e-10)
+    # stable where p_y is ~1 in float64
+    big = np.array([[50.0, 0.0, 0.0]])
+    assert logit_confidence(big, np.array([0]))[0] == pytest.approx(50 - np.log(2))
+
+
+def test_lira_scores_by_hand():
+    shadow = np.array([[1.0, 0.0], [2.0, 1.0], [4.0, 2.0], [5.0, 5.0]])
+    shadow_in = np.array([[False, False], [False, True], [True, False], [True, True]])
+    target = np.array([3.0, 1.5])
+    online = lira_scores(target, shadow, shadow_in, online=True, global_variance=False)
+    offline = lira_scores(target, shadow, shadow_in, online=False, global_variance=False)
+    for j in range(2):
+        ins, outs = shadow[shadow_in[:, j], j], shadow[~shadow_in[:, j], j]
+        expected = (norm.logpdf(target[j], ins.mean(), ins.std(ddof=1))
+                    - norm.logpdf(target[j], outs.mean(), outs.std(ddof=1)))
+        assert online[j] == pytest.approx(expected)
+        assert offline[j] == pytest.approx(norm.logcdf(target[j], outs.mean(), outs.std(ddof=1)))
+    with pytest.raises(ValueError, match="held it out"):
+        lira_scores(target, shadow, np.ones_like(shadow_in))
+
+
+def test_per_example_calibration_beats_a_global_threshold():
+    """Examples differ in difficulty; membership adds +1 to phi. LiRA's per-example Gaussians
+    see through the difficulty, a global threshold on phi does not."""
+    rng = np.random.default_rng(1)
+    n, shadows = 2000, 64
+    difficulty = rng.normal(0, 3, n)
+    member = rng.random(n) < 0.5
+    target = difficulty + member + rng.normal(0, 0.3, n)
+    shadow_in = rng.random((shadows, n)) < 0.5
+    shadow = difficulty + shadow_in + rng.normal(0, 0.3, (shadows, n))
+    lira_auc = membership_metrics(member, lira_scores(target, shadow, shadow_in), member)["auc"]
+    naive_auc = membership_metrics(member, target, member)["auc"]
+    offline_auc = membership_metrics(member, lira_scores(target, shadow, shadow_in, online=False), member)["auc"]
+    assert lira_auc > 0.95 and offline_auc > 0.9 and naive_auc < 0.65
+
+
+def test_lira_on_subset_trained_models():
+    from sharpmem_lib.data import load_dataset
+    from sharpmem_lib.memorization import run_subsampling
+    from sharpmem_lib.models import MLP
+    from sharpmem_lib.train import TrainConfig
+
+    d = load_dataset("digits")
+    runs = run_subsampling(lambda: MLP(64, 10, (32,)), d.X[:300], d.y[:300], d.X[300:310], d.y[300:310],
+                           TrainConfig(epochs=15, batch_size=20, lr=0.1), n_models=24, progress=False)
+    assert runs.confidence_train.shape == (24, 300)
+    scores, member = lira_leave_one_out(runs.confidence_train, runs.masks, target=0)
+    assert member.sum() == 210 and scores.shape == (300,)
+    assert membership_metrics(member, scores, scores > 0)["auc"] > 0.55
