@@ -66,7 +66,9 @@ __all__ = [
     "attack_data",
     "attack_sets",
     "label_only_attack",
+    "lira_evaluation",
     "lira_leave_one_out",
+    "tpr_by_group",
     "lira_scores",
     "logit_confidence",
     "perturbed_queries",
@@ -422,3 +424,32 @@ def lira_leave_one_out(confidence: np.ndarray, masks: np.ndarray, target: int, o
     keep = np.arange(len(masks)) != target
     scores = lira_scores(confidence[target], confidence[keep], masks[keep], online, global_variance)
     return scores, np.asarray(masks[target], dtype=bool)
+
+
+def tpr_by_group(scores: np.ndarray, member: np.ndarray, group: np.ndarray, fpr: float) -> dict:
+    """TPR within each group of members, at the single threshold that gives false-positive
+    rate ``fpr`` over all non-members (so groups are compared at one operating point)."""
+    member = np.asarray(member, dtype=bool)
+    non = np.sort(scores[~member])
+    k = int(np.floor(fpr * len(non)))  # at most k non-members may score above the threshold
+    threshold = non[len(non) - k - 1] if k < len(non) else -np.inf
+    return {int(g): float((scores[member & (group == g)] > threshold).mean()) for g in np.unique(group[member])}
+
+
+def lira_evaluation(confidence: np.ndarray, masks: np.ndarray, targets: list[int], group: np.ndarray | None = None,
+                    online: bool = True) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """LiRA with each of ``targets`` as the target model in turn (the others as shadows).
+
+    Returns per-target metrics (AUC, TPR at 0.1 % and 1 % FPR, balanced accuracy at the
+    median score; with ``group``, TPR at 1 % FPR within each group as ``tpr@1%fpr_g<k>``), and
+    the pooled scores and membership over all targets (for a ROC curve)."""
+    rows, all_scores, all_members = [], [], []
+    for t in targets:
+        scores, member = lira_leave_one_out(confidence, masks, t, online=online)
+        metrics = membership_metrics(member, scores, scores > np.median(scores))
+        if group is not None:
+            metrics.update({f"tpr@1%fpr_g{g}": v for g, v in tpr_by_group(scores, member, group, 0.01).items()})
+        rows.append({"target": t, **metrics})
+        all_scores.append(scores)
+        all_members.append(member)
+    return pd.DataFrame(rows).set_index("target"), np.concatenate(all_scores), np.concatenate(all_members)

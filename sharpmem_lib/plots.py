@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 from sharpmem_lib.data import BLUE, RED, ToyMixture
 
 __all__ = ["toy_figure", "paired_seeds_figure", "training_curves", "influencers_figure", "bucket_accuracy_figure",
-           "top1_memorization_figure", "ground_truth_figure"]
+           "top1_memorization_figure", "ground_truth_figure", "roc_figure", "group_tpr_figure"]
 
 _CLASS_COLORS = {RED: "tab:red", BLUE: "tab:blue"}
 _METHOD_STYLE = {
@@ -233,4 +233,42 @@ def ground_truth_figure(entropy: np.ndarray, subpop_size: np.ndarray, bucket: np
     ax2.set_xlabel("bucket")
     ax2.set_ylabel("subpopulation size (log)")
     ax2.set_title("subpopulation sizes per bucket")
+    return fig
+
+
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
+    """ROC curves on log-log axes (Carlini et al. 2022), where the low-FPR regime that
+    matters for privacy is visible; ``curves``: label -> (membership, scores)."""
+    from sklearn.metrics import roc_curve
+
+    fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
+    floor = 1e-4
+    for label, (member, scores) in curves.items():
+        fpr, tpr, _ = roc_curve(member, scores)
+        ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=label)
+    ax.plot([floor, 1], [floor, 1], color="gray", ls="--", lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(floor, 1)
+    ax.set_ylim(floor, 1)
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def group_tpr_figure(table, value: str = "tpr", group: str = "quintile", method: str = "algorithm") -> Figure:
+    """Bar chart of an attack's TPR per group (mean ± std over targets), one bar per method."""
+    methods = list(dict.fromkeys(table[method]))
+    groups = sorted(table[group].unique())
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+    for i, m in enumerate(methods):
+        stats_ = table[table[method] == m].groupby(group)[value].agg(["mean", "std"]).reindex(groups)
+        ax.bar(np.arange(len(groups)) + (i - (len(methods) - 1) / 2) * width, stats_["mean"], width,
+               yerr=stats_["std"].fillna(0), capsize=2, label=m.upper())
+    ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups])
+    ax.set_xlabel("memorization quintile of the training point (1 = most memorized)")
+    ax.set_ylabel("LiRA TPR at 1 % FPR")
+    ax.legend(fontsize=8)
     return fig

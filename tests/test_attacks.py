@@ -293,3 +293,25 @@ def test_lira_on_subset_trained_models():
     scores, member = lira_leave_one_out(runs.confidence_train, runs.masks, target=0)
     assert member.sum() == 210 and scores.shape == (300,)
     assert membership_metrics(member, scores, scores > 0)["auc"] > 0.55
+
+
+def test_tpr_by_group_uses_one_threshold():
+    from sharpmem_lib.attacks import tpr_by_group
+    scores = np.r_[np.arange(100.0), [150.0, 160.0, 50.0, 40.0]]  # 100 non-members, 4 members
+    member = np.r_[np.zeros(100, bool), np.ones(4, bool)]
+    group = np.r_[np.zeros(100, int), [1, 1, 2, 2]]
+    # at 1 % FPR one non-member (score 99) may exceed the threshold: threshold = 98
+    assert tpr_by_group(scores, member, group, 0.01) == {1: 1.0, 2: 0.0}
+    assert tpr_by_group(scores, member, group, 0.55) == {1: 1.0, 2: 0.5}  # threshold 44: 55 of 100 non-members above
+
+
+def test_lira_evaluation_pools_targets():
+    from sharpmem_lib.attacks import lira_evaluation
+    rng = np.random.default_rng(3)
+    masks = rng.random((24, 200)) < 0.7  # enough shadows that every point is held out by some
+    difficulty = rng.normal(0, 2, 200)
+    conf = difficulty + 1.5 * masks + rng.normal(0, 0.3, (24, 200))
+    group = np.arange(200) % 2
+    table, scores, member = lira_evaluation(conf, masks, targets=[0, 1, 2], group=group)
+    assert list(table.index) == [0, 1, 2] and len(scores) == len(member) == 600
+    assert (table["auc"] > 0.9).all() and {"tpr@1%fpr_g0", "tpr@1%fpr_g1"} <= set(table.columns)
