@@ -74,6 +74,7 @@ __all__ = [
     "perturbed_queries",
     "robustness_scores",
     "balanced",
+    "balanced_accuracy",
     "fit_class_thresholds",
     "membership_metrics",
     "nn_attack",
@@ -143,13 +144,20 @@ def tpr_at_fpr(y_true: np.ndarray, scores: np.ndarray, fpr: float) -> float:
     return float(tprs[fprs <= fpr].max(initial=0.0))
 
 
+def balanced_accuracy(member_predicted: np.ndarray, nonmember_predicted: np.ndarray) -> float:
+    """Mean of the true-positive rate on members and the true-negative rate on non-members,
+    from the "member" predictions made for each group."""
+    member_predicted = np.asarray(member_predicted, dtype=bool)
+    nonmember_predicted = np.asarray(nonmember_predicted, dtype=bool)
+    return float((member_predicted.mean() + (~nonmember_predicted).mean()) / 2)
+
+
 def membership_metrics(y_true: np.ndarray, scores: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
     """Balanced accuracy of hard ``predictions``, and AUC and TPR at 0.1 % / 1 % FPR of ``scores``."""
     y_true = np.asarray(y_true, dtype=bool)
     predictions = np.asarray(predictions, dtype=bool)
-    tpr = predictions[y_true].mean()
-    tnr = (~predictions[~y_true]).mean()
-    return {"balanced_acc": float((tpr + tnr) / 2), "auc": float(roc_auc_score(y_true, scores)),
+    return {"balanced_acc": balanced_accuracy(predictions[y_true], predictions[~y_true]),
+            "auc": float(roc_auc_score(y_true, scores)),
             "tpr@0.1%fpr": tpr_at_fpr(y_true, scores, 0.001), "tpr@1%fpr": tpr_at_fpr(y_true, scores, 0.01)}
 
 
@@ -196,7 +204,7 @@ def nn_attack(data: AttackData, seed: int = 0, hidden: tuple[int, ...] = (64,)) 
     clf = MLPClassifier(hidden_layer_sizes=hidden, max_iter=500, random_state=seed, early_stopping=True)
     clf.fit(X_fit, y_fit)
     held = clf.predict(X_held).astype(bool)
-    held_acc = float((held[y_held == 1].mean() + (~held[y_held == 0]).mean()) / 2)
+    held_acc = balanced_accuracy(held[y_held == 1], held[y_held == 0])
     scores = np.r_[clf.predict_proba(features(data.eval_member_logits, data.eval_member_labels))[:, 1],
                    clf.predict_proba(features(data.eval_nonmember_logits, data.eval_nonmember_labels))[:, 1]]
     return scores, held_acc
@@ -225,9 +233,6 @@ def run_attacks(data: AttackData, protocols: tuple[str, ...] = PROTOCOLS,
     n_mem = len(data.eval_member_labels)
     fit_labels_mem, fit_labels_non = data.attack_member_labels, data.attack_nonmember_labels
 
-    def fit_balanced(mem_pred: np.ndarray, non_pred: np.ndarray) -> float:
-        return float((mem_pred.mean() + (~non_pred).mean()) / 2)
-
     rows = []
     for attack in attacks:
         if attack == "nn":
@@ -241,7 +246,7 @@ def run_attacks(data: AttackData, protocols: tuple[str, ...] = PROTOCOLS,
             if attack == "nn":
                 predictions, fit_acc = scores >= 0.5, nn_held_acc
             elif attack == "correctness":
-                predictions, fit_acc = scores > 0.5, fit_balanced(fit_mem > 0.5, fit_non > 0.5)
+                predictions, fit_acc = scores > 0.5, balanced_accuracy(fit_mem > 0.5, fit_non > 0.5)
             else:
                 if protocol == "honest":
                     thresholds = fit_class_thresholds(fit_mem, fit_labels_mem, fit_non, fit_labels_non,
@@ -250,7 +255,7 @@ def run_attacks(data: AttackData, protocols: tuple[str, ...] = PROTOCOLS,
                     thresholds = fit_class_thresholds(scores[:n_mem], data.eval_member_labels, scores[n_mem:],
                                                       data.eval_nonmember_labels, data.num_classes)
                 predictions = scores >= thresholds[eval_labels]
-                fit_acc = fit_balanced(fit_mem >= thresholds[fit_labels_mem], fit_non >= thresholds[fit_labels_non])
+                fit_acc = balanced_accuracy(fit_mem >= thresholds[fit_labels_mem], fit_non >= thresholds[fit_labels_non])
             rows.append({"protocol": protocol, "attack": attack, **membership_metrics(y_eval, scores, predictions),
                          "fit_acc": fit_acc})
     table = pd.DataFrame(rows)
@@ -357,7 +362,7 @@ def label_only_attack(model, X: dict[str, np.ndarray], y: dict[str, np.ndarray],
         best = None
         for strength, s in scores.items():
             thresholds = fit_class_thresholds(s[mem], y[mem], s[non], y[non], num_classes)
-            fit_acc = ((s[mem] >= thresholds[y[mem]]).mean() + (s[non] < thresholds[y[non]]).mean()) / 2
+            fit_acc = balanced_accuracy(s[mem] >= thresholds[y[mem]], s[non] >= thresholds[y[non]])
             if best is None or fit_acc > best[0]:
                 best = (fit_acc, strength, thresholds)
         _, strength, thresholds = best

@@ -40,12 +40,14 @@ from sharpmem_lib.data import DATASETS, load_dataset
 from sharpmem_lib.models import MODELS, build_model
 from sharpmem_lib.splits import SPLITS, make_partition
 from sharpmem_lib.train import DEVICES, TrainConfig, predict_logits, seed_everything, select_device, train_classifier
-from sharpmem_lib.validation import check_choice
+from sharpmem_lib.validation import check_choice, check_fraction
 
 __all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "SubsamplingConfig", "accuracy_table",
-           "bucket_accuracy_table", "results_root", "run_experiment", "run_subsampling_experiment"]
+           "bucket_accuracy_table", "results_root", "run_experiment", "run_subsampling_experiment",
+           "run_subsampling_shard"]
 
 FILES = ("config.json", "weights.pt", "outputs.npz", "history.json")
+PARTITIONED = [d for d in DATASETS if d in SPLITS]  # datasets a target model can be trained on
 
 
 class CorruptArtifactWarning(UserWarning):
@@ -68,7 +70,7 @@ class ExperimentConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, [d for d in DATASETS if d in SPLITS])
+        check_choice("dataset", self.dataset, PARTITIONED)
         check_choice("model", self.model, MODELS)
         check_choice("device", self.device, DEVICES)
         if not isinstance(self.train, TrainConfig):
@@ -275,11 +277,9 @@ class SubsamplingConfig:
     dataset_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, [d for d in DATASETS if d in SPLITS])
+        check_choice("dataset", self.dataset, PARTITIONED)
         check_choice("model", self.model, MODELS)
-        from sharpmem_lib.ensemble import subset_masks
-
-        subset_masks(2, 1, self.fraction)  # checks fraction
+        check_fraction("fraction", self.fraction)
         if not isinstance(self.n_models, int) or self.n_models < 2:
             raise ValueError(f"n_models={self.n_models!r} is not valid; it must be an integer >= 2")
 
@@ -288,15 +288,37 @@ class SubsamplingConfig:
         return _key(_plain(self))
 
 
+def _subsampling_job(config: SubsamplingConfig, data_dir: str | Path | None):
+    """The dataset, its partition, and the model factory of a subsampling config."""
+    data = load_dataset(config.dataset, data_dir=data_dir, **config.dataset_kwargs)
+    part = make_partition(config.dataset, data)
+    shape = data.X.shape[1:]
+    build = lambda: build_model(config.model, shape, data.num_classes, **config.model_kwargs)  # noqa: E731
+    return data, part, build
+
+
+def run_subsampling_shard(config: SubsamplingConfig, shard: int = 0, n_shards: int = 1, *,
+                          data_dir: str | Path | None = None, progress: bool = True, _job=None):
+    """Shard ``shard`` of ``n_shards`` of ``config``'s subset models (uncached; see
+    :func:`~sharpmem_lib.memorization.run_subsampling`): trained on the partition's members,
+    evaluated on them and on the non-members."""
+    from sharpmem_lib.memorization import run_subsampling
+
+    data, part, build = _job or _subsampling_job(config, data_dir)
+    train_ids, test_ids = part.members, part.nonmembers
+    return run_subsampling(build, data.X[train_ids], data.y[train_ids], data.X[test_ids], data.y[test_ids],
+                           config.train, config.n_models, fraction=config.fraction, seed=config.seed,
+                           shard=shard, n_shards=n_shards, progress=progress)
+
+
 def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Path | None = None, *,
                                data_dir: str | Path | None = None, progress: bool = True):
     """The cached :class:`~sharpmem_lib.memorization.SubsamplingRuns` of ``config``, with the
     dataset indices of its training (``train_ids``) and test (``test_ids``) points."""
-    from sharpmem_lib.memorization import SubsamplingRuns, run_subsampling
+    from sharpmem_lib.memorization import SubsamplingRuns
 
-    data = load_dataset(config.dataset, data_dir=data_dir, **config.dataset_kwargs)
-    part = make_partition(config.dataset, data)
-    train_ids, test_ids = part.members, part.nonmembers
+    job = _subsampling_job(config, data_dir)
+    train_ids, test_ids = job[1].members, job[1].nonmembers
     path = results_root(results_dir) / config.dataset / f"subsampling-{config.key()}.npz"
     if path.exists():
         try:
@@ -309,11 +331,7 @@ def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Pat
                           "recomputing them",
                           CorruptArtifactWarning, stacklevel=2)
     path.parent.mkdir(parents=True, exist_ok=True)
-    shape = data.X.shape[1:]
-    build = lambda: build_model(config.model, shape, data.num_classes, **config.model_kwargs)  # noqa: E731
-    runs = run_subsampling(build, data.X[train_ids], data.y[train_ids], data.X[test_ids], data.y[test_ids],
-                           config.train, config.n_models, fraction=config.fraction, seed=config.seed,
-                           progress=progress)
+    runs = run_subsampling_shard(config, progress=progress, _job=job)
     runs.save(path)
     return runs, train_ids, test_ids
 

@@ -377,19 +377,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"merged {len(args.files)} shards, {len(merged.model_ids)} models -> {args.out}")
         return 0
 
-    from sharpmem_lib.data import load_dataset
-    from sharpmem_lib.models import build_model
-    from sharpmem_lib.splits import make_partition
+    from sharpmem_lib.experiments import SubsamplingConfig, run_subsampling_shard
     from sharpmem_lib.train import TrainConfig
 
-    data = load_dataset(args.dataset, data_dir=args.data_dir)
-    part = make_partition(args.dataset, data)
     kwargs = {"hidden": tuple(args.hidden)} if args.model in ("mlp", "fc") else {}
-    build = lambda: build_model(args.model, data.X.shape[1:], data.num_classes, **kwargs)  # noqa: E731
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
-    runs = run_subsampling(build, data.X[part.members], data.y[part.members], data.X[part.nonmembers],
-                           data.y[part.nonmembers], config, args.n_models, fraction=args.fraction, seed=args.seed,
-                           shard=args.shard, n_shards=args.n_shards)
+    config = SubsamplingConfig(args.dataset, args.model,
+                               TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
+                               n_models=args.n_models, fraction=args.fraction, seed=args.seed, model_kwargs=kwargs)
+    runs = run_subsampling_shard(config, args.shard, args.n_shards, data_dir=args.data_dir)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"shard-{args.shard:04d}-of-{args.n_shards:04d}.npz"
     runs.save(path)
