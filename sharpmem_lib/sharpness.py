@@ -1,0 +1,111 @@
+"""Measured sharpness of a trained model (paper §5, which assumes it rather than measuring it).
+
+Two numbers per model, both on the full training loss ``L(w)``:
+
+* the largest Hessian eigenvalue ``lambda_max(H(w))``, by power iteration on exact
+  Hessian-vector products (forward-over-reverse with :func:`torch.func.jvp` of
+  :func:`torch.func.grad`), never forming ``H``;
+* the first-order SAM sharpness ``max_{||e|| <= rho} L(w + e) - L(w)`` with the maximiser
+  approximated as SAM does, ``e = rho g / ||g||`` (Foret et al. 2020; the bracket of eq. 4).
+
+SAM should land flatter than SGD (smaller values), the sharpness objective of eq. 4 and
+SharpReg sharper. The functions take a loss over a dict of parameters, so the tests can
+check them on a quadratic whose Hessian is known.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, jvp
+
+from sharpmem_lib.train import _as_tensor, _to_float
+from sharpmem_lib.validation import check_nonnegative, check_positive
+
+__all__ = ["hessian_top_eigenvalue", "model_loss", "model_sharpness", "sam_sharpness"]
+
+Params = dict[str, torch.Tensor]
+LossFn = Callable[[Params], torch.Tensor]
+
+
+def _dot(a: Params, b: Params) -> torch.Tensor:
+    return sum((a[k] * b[k]).sum() for k in a)
+
+
+def _norm(a: Params) -> torch.Tensor:
+    return _dot(a, a).sqrt()
+
+
+def hessian_top_eigenvalue(loss: LossFn, params: Params, iters: int = 50, tol: float = 1e-4,
+                           seed: int = 0) -> float:
+    """The eigenvalue of largest magnitude of the Hessian of ``loss`` at ``params``.
+
+    Power iteration ``v <- Hv / ||Hv||`` from a seeded random start, stopping when the
+    Rayleigh quotient ``v^T H v`` changes by less than ``tol`` (relative) or after ``iters``
+    products. At a minimum this is the top curvature ``lambda_max``, the usual sharpness
+    measure (Keskar et al. 2017); near a saddle it may be a negative eigenvalue, which the
+    sign then shows.
+    """
+    check_positive("iters", iters, integer=True)
+    check_nonnegative("tol", tol)
+    params = {k: v.detach() for k, v in params.items()}
+    g = torch.Generator().manual_seed(seed)
+    v = {k: torch.randn(p.shape, generator=g).to(p) for k, p in params.items()}
+    norm = _norm(v)
+    v = {k: t / norm for k, t in v.items()}
+    grad_fn = grad(loss)
+    eigenvalue = 0.0
+    for i in range(iters):
+        _, hv = jvp(grad_fn, (params,), (v,))
+        new = float(_dot(v, hv))  # Rayleigh quotient; ||v|| = 1
+        norm = _norm(hv)
+        if float(norm) == 0.0:
+            return 0.0
+        v = {k: t / norm for k, t in hv.items()}
+        if i > 0 and abs(new - eigenvalue) <= tol * max(abs(new), 1e-12):
+            return new
+        eigenvalue = new
+    return eigenvalue
+
+
+def sam_sharpness(loss: LossFn, params: Params, rho: float) -> float:
+    """``L(w + e) - L(w)`` with SAM's first-order maximiser ``e = rho g / ||g||`` (eq. 4's
+    bracket). Zero at a point with zero gradient (the first-order maximiser is undefined)."""
+    check_nonnegative("rho", rho)
+    params = {k: v.detach() for k, v in params.items()}
+    g = grad(loss)(params)
+    norm = _norm(g)
+    base = float(loss(params))
+    if float(norm) == 0.0:
+        return 0.0
+    perturbed = {k: p + rho * g[k] / norm for k, p in params.items()}
+    return float(loss(perturbed)) - base
+
+
+def model_loss(model: nn.Module, X, y) -> tuple[LossFn, Params]:
+    """The mean cross-entropy of ``model`` (eval mode: BatchNorm uses its running statistics)
+    on ``(X, y)`` as a function of its parameters, and the current parameters."""
+    model.eval()
+    first = next(model.parameters())
+    X = _to_float(_as_tensor(X, None, first.device)).to(first.dtype)
+    y = _as_tensor(y, torch.int64, first.device)
+    buffers = dict(model.named_buffers())
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss(p: Params) -> torch.Tensor:
+        logits = functional_call(model, {**p, **buffers}, (X,))
+        return nn.functional.cross_entropy(logits, y)
+
+    return loss, params
+
+
+def model_sharpness(model: nn.Module, X, y, rhos: tuple[float, ...] = (0.01, 0.1), iters: int = 50) -> dict[str, float]:
+    """Training loss, ``lambda_max`` and SAM sharpness at each radius in ``rhos`` of ``model``
+    on ``(X, y)`` (typically its whole training set)."""
+    loss, params = model_loss(model, X, y)
+    out = {"train_loss": float(loss(params)), "lambda_max": hessian_top_eigenvalue(loss, params, iters=iters)}
+    for rho in rhos:
+        out[f"sam_sharpness@{rho:g}"] = sam_sharpness(loss, params, rho)
+    return out
