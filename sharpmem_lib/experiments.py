@@ -37,6 +37,7 @@ import torch
 import sharpmem_lib
 from sharpmem_lib._io import atomic_write, save_npz
 from sharpmem_lib.data import DATASETS, load_dataset
+from sharpmem_lib.defenses import check_defense, train_with_defense
 from sharpmem_lib.models import MODELS, build_model
 from sharpmem_lib.splits import SPLITS, make_partition
 from sharpmem_lib.train import DEVICES, TrainConfig, predict_logits, seed_everything, select_device, train_classifier
@@ -56,7 +57,9 @@ class CorruptArtifactWarning(UserWarning):
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """One target model: dataset, architecture, training recipe (``train``).
+    """One target model: dataset, architecture, training recipe (``train``), and optionally
+    a training-time membership-inference defense (``defense`` with ``defense_kwargs``, see
+    :mod:`sharpmem_lib.defenses`).
 
     ``train.seed`` seeds the initialisation, data order and augmentation. ``device`` is not
     part of the cache key (the same config computed on a GPU serves a CPU reader).
@@ -68,16 +71,26 @@ class ExperimentConfig:
     model_kwargs: dict = field(default_factory=dict)
     dataset_kwargs: dict = field(default_factory=dict)
     device: str = "auto"
+    defense: str = "none"
+    defense_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, PARTITIONED)
         check_choice("model", self.model, MODELS)
         check_choice("device", self.device, DEVICES)
+        check_defense(self.defense, self.defense_kwargs)
         if not isinstance(self.train, TrainConfig):
             raise ValueError(f"train={self.train!r} is not valid; it must be a TrainConfig")
 
     def to_dict(self) -> dict:
         return _plain(self)
+
+    def describe(self) -> str:
+        """Short label: the training recipe, and the defense if any."""
+        label = self.train.describe()
+        if self.defense != "none":
+            label += f"+{self.defense}" + "".join(f",{k}={v}" for k, v in sorted(self.defense_kwargs.items()))
+        return label
 
     def key(self) -> str:
         """Hash of everything that determines the result (not ``device``), and of the version."""
@@ -191,7 +204,8 @@ def run_experiment(
     part = make_partition(config.dataset, data)
     device = select_device(config.device)
     seed_everything(config.train.seed)
-    model = build_model(config.model, data.X.shape[1:], data.num_classes, **config.model_kwargs).to(device)
+    build = lambda: build_model(config.model, data.X.shape[1:], data.num_classes, **config.model_kwargs)  # noqa: E731
+    model = build().to(device)
     if device.type == "cuda" and data.X.ndim == 4:
         model = model.to(memory_format=torch.channels_last)
 
@@ -205,11 +219,13 @@ def run_experiment(
             checkpoint.unlink()
     start = time.perf_counter()
     try:
-        result = train_classifier(
-            model, data.X[part.members], data.y[part.members], config.train,
-            X_val=data.X[part.validation], y_val=data.y[part.validation], checkpoint_path=checkpoint,
-            progress=progress, desc=f"{config.dataset}/{config.model} {config.train.describe()}",
-            on_epoch_end=on_epoch_end,
+        extra = {"on_epoch_end": on_epoch_end} if config.defense in ("none", "advreg") else {}
+        result = train_with_defense(
+            config.defense, model, build, data.X[part.members], data.y[part.members], config.train,
+            X_val=data.X[part.validation], y_val=data.y[part.validation],
+            checkpoint_path=checkpoint if config.defense != "dpsgd" else None,
+            progress=progress, desc=f"{config.dataset}/{config.model} {config.describe()}",
+            **extra, **config.defense_kwargs,
         )
     except FloatingPointError as err:
         _write_json(folder / "status.json", {"status": "diverged", "error": str(err),

@@ -39,14 +39,27 @@ def default_label_only(X: np.ndarray) -> tuple[str, list[float], int]:
 
 
 def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[str, list[float], int] | None = None,
-                     which: str = "best") -> pd.DataFrame:
+                     which: str = "best", output_defense=None) -> pd.DataFrame:
     """One row per (split seed, protocol): test and train accuracy, best single-query attack
-    (balanced accuracy, AUC, TPR at 1 % FPR, which attack), label-only attack accuracy."""
+    (balanced accuracy, AUC, TPR at 1 % FPR, which attack), label-only attack accuracy.
+
+    ``output_defense``: an inference-time defense such as
+    :class:`~sharpmem_lib.defenses.MemGuard` (``fit(member_logits, nonmember_logits)``,
+    ``transform(logits)``). It is fitted on the target's members and the defender's held-out
+    validation set, and every output the attacker sees is transformed; label-only attacks
+    query the model's labels, which such a defense keeps, so they are unaffected.
+    """
     check_choice("which", which, ["best", "final"])
     kind, strengths, repeats = label_only or default_label_only(data.X)
     check_choice("perturbation", kind, PERTURBATIONS)
     outputs = artifact.outputs()
     logits = outputs[f"logits_{which}"]
+    if output_defense is not None:
+        output_defense.fit(logits[outputs["member"]], logits[outputs["validation"]])
+        defended = output_defense.transform(logits)
+        if (defended.argmax(1) != logits.argmax(1)).any():
+            raise RuntimeError("the output defense changed predicted labels; accuracy would no longer be the model's")
+        logits = defended
     model = artifact.model(which)
     correct = logits.argmax(1) == data.y
     held_out = ~outputs["member"] & ~outputs["validation"]

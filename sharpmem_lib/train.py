@@ -37,6 +37,7 @@ from sharpmem_lib.validation import (
 )
 
 __all__ = [
+    "Regularizer",
     "Schedule",
     "TrainConfig",
     "build_optimizer",
@@ -61,7 +62,9 @@ class TrainConfig:
     sharpness-aware family (:mod:`sharpmem_lib.optim`); ``lr_milestones`` multiply the
     learning rate by ``lr_gamma`` at those epochs (CIFAR recipe: 60/120/160, x0.2);
     ``augment`` applies random crops (padding 4) and horizontal flips to image batches;
-    ``swa`` averages the weights of the last ``1 - swa_start`` fraction of epochs.
+    ``swa`` averages the weights of the last ``1 - swa_start`` fraction of epochs;
+    ``label_smoothing`` mixes the targets with the uniform distribution (Szegedy et al. 2016),
+    a cheap membership-inference defense baseline (paper §2.1).
     Invalid values raise ``ValueError`` on construction, before anything is trained.
     """
 
@@ -83,6 +86,7 @@ class TrainConfig:
     swa: bool = False
     swa_start: float = 0.75
     swa_lr: float = 0.05
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice("algorithm", self.algorithm, ALGORITHMS)
@@ -101,6 +105,8 @@ class TrainConfig:
         if self.swa:
             check_fraction("swa_start", self.swa_start)
             check_positive("swa_lr", self.swa_lr)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing={self.label_smoothing!r} is not valid; it must be in [0, 1)")
 
     def describe(self) -> str:
         """Short human label, e.g. ``sam(rho=0.1)``."""
@@ -112,7 +118,7 @@ class TrainConfig:
             label = f"sharp(rho={self.rho:g}, lam={self.lam:g})"
         else:
             label = f"sharpreg(rho={self.rho:g}, lam={self.lam:g}, xi={self.xi:g})"
-        return label + ("+swa" if self.swa else "")
+        return label + ("+swa" if self.swa else "") + (f"+ls{self.label_smoothing:g}" if self.label_smoothing else "")
 
 
 @dataclass
@@ -179,6 +185,31 @@ class Schedule:
         if self.swa_model is not None:
             self.swa_model.load_state_dict(state["swa_model"])
             self.swa_scheduler.load_state_dict(state["swa_scheduler"])
+
+
+class Regularizer:
+    """A term added to the training loss, with its own state (see ``train_classifier``).
+
+    ``before_step(model, xb, yb)`` runs before each optimizer step (e.g. AdvReg's inference
+    model update); ``loss(logits, yb)`` is added to the cross-entropy at every loss
+    evaluation (both passes of SAM-like algorithms); ``epoch_record()`` adds fields to the
+    epoch's history. The base class adds nothing.
+    """
+
+    def before_step(self, model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        pass
+
+    def loss(self, logits: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return logits.new_zeros(())
+
+    def epoch_record(self) -> dict:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 def seed_everything(seed: int) -> None:
@@ -273,8 +304,13 @@ def train_classifier(
     progress: bool = True,
     desc: str | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    regularizer: "Regularizer | None" = None,
 ) -> TrainResult:
     """Train ``model`` (already on its device) on ``(X, y)`` with cross-entropy.
+
+    ``y`` holds class labels (n,), or class probabilities (n, classes) to distil a teacher's
+    soft labels (SELENA's self-distillation, :mod:`sharpmem_lib.defenses`); accuracy is then
+    measured against their argmax.
 
     The data order and augmentation are drawn from a generator seeded by ``config.seed``,
     so a run is a deterministic function of (initial weights, data, config) on the CPU.
@@ -283,11 +319,17 @@ def train_classifier(
     With ``checkpoint_path`` the full state is saved after each epoch and a run resumes
     from an existing checkpoint. ``on_epoch_end(epoch)`` is called after each checkpoint.
 
+    ``regularizer`` (e.g. AdvReg's adversarial term, :mod:`sharpmem_lib.defenses`) adds a
+    term to every loss evaluation and may update its own state before each step; its state
+    is checkpointed with the run's.
+
     Raises ``FloatingPointError`` naming the hyperparameters if the loss diverges.
     """
     device = next(model.parameters()).device
     X = _as_tensor(X, None, device)
-    y = _as_tensor(y, torch.int64, device)
+    soft = np.ndim(y) == 2 if not torch.is_tensor(y) else y.ndim == 2
+    y = _as_tensor(y, torch.float32 if soft else torch.int64, device)
+    y_label = y.argmax(1) if soft else y
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
     has_val = X_val is not None
@@ -297,7 +339,7 @@ def train_classifier(
         raise ValueError(f"augment=True needs image inputs (N, C, H, W); got shape {tuple(X.shape)}")
     optimizer = build_optimizer(config, model)
     schedule = Schedule(optimizer, config, model)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict] = []
@@ -313,6 +355,8 @@ def train_classifier(
         torch.set_rng_state(state["torch_rng"])
         history, start_epoch = state["history"], state["epoch"]
         best_state, best_epoch, best_val = state["best_state"], state["best_epoch"], state["best_val"]
+        if regularizer is not None:
+            regularizer.load_state_dict(state["regularizer"])
 
     n = len(X)
     model.train()
@@ -328,12 +372,16 @@ def train_classifier(
             if config.augment:
                 xb = augment_batch(xb, generator)
             first_logits: list[torch.Tensor] = []
+            if regularizer is not None:
+                regularizer.before_step(model, xb, yb)
 
             def closure() -> torch.Tensor:
                 optimizer.zero_grad(set_to_none=True)
                 with _autocast(device):
                     logits = model(xb)
                     loss = loss_fn(logits.float(), yb)
+                    if regularizer is not None:
+                        loss = loss + regularizer.loss(logits.float(), yb)
                 if not first_logits:
                     first_logits.append(logits.detach())
                 loss.backward()
@@ -341,7 +389,7 @@ def train_classifier(
 
             loss = optimizer.step(closure).detach()
             total_loss += loss * len(idx)
-            correct += (first_logits[0].argmax(1) == yb).sum()
+            correct += (first_logits[0].argmax(1) == y_label[idx]).sum()
         mean_loss = total_loss.item() / n  # one host sync per epoch
         if not math.isfinite(mean_loss):
             raise FloatingPointError(
@@ -351,6 +399,8 @@ def train_classifier(
         lr_now = optimizer.param_groups[0]["lr"]
         schedule.step(epoch, model)
         record = {"epoch": epoch + 1, "train_loss": mean_loss, "train_acc": correct.item() / n, "lr": lr_now}
+        if regularizer is not None:
+            record.update(regularizer.epoch_record())
         if has_val:
             record["val_acc"] = (predict_logits(model, X_val).argmax(1) == y_val).float().mean().item()
             if record["val_acc"] > best_val:
@@ -363,6 +413,7 @@ def train_classifier(
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "history": history, "epoch": epoch + 1,
                 "best_state": best_state, "best_epoch": best_epoch, "best_val": best_val,
+                "regularizer": regularizer.state_dict() if regularizer is not None else None,
             }, tmp))
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)

@@ -1,0 +1,207 @@
+"""Defenses: each core mechanism against an independent check (paper §5.2, Fig. 5c)."""
+
+import numpy as np
+import pytest
+import torch
+
+from sharpmem_lib.attacks import AttackData, run_attacks
+from sharpmem_lib.data import ToyMixture, load_dataset
+from sharpmem_lib.defenses import (AdvRegRegularizer, MemGuard, check_defense, split_ai_assignment,
+                                   split_ai_soft_labels, train_advreg, train_dp_sgd, train_selena)
+from sharpmem_lib.experiments import ExperimentConfig, run_experiment
+from sharpmem_lib.models import MLP
+from sharpmem_lib.privacy import evaluate_privacy
+from sharpmem_lib.train import TrainConfig, seed_everything, train_classifier
+
+
+@pytest.fixture(scope="module")
+def toy():
+    mix = ToyMixture()
+    return mix.sample(300, seed=0), mix.sample(200, seed=1)
+
+
+def model(seed=0):
+    seed_everything(seed)
+    return MLP(2, 2, (16,))
+
+
+# ------------------------------------------------------------------ SELENA
+
+
+def test_split_ai_assignment_leaves_each_point_out_of_exactly_l_models():
+    trained = split_ai_assignment(500, n_models=7, n_excluded=3, seed=1)
+    assert trained.shape == (7, 500)
+    assert (trained.sum(0) == 4).all()
+    # the left-out models are spread over all sub-models, not always the same ones
+    assert ((~trained).sum(1) > 150).all()
+    assert np.array_equal(trained, split_ai_assignment(500, 7, 3, seed=1))
+    assert not np.array_equal(trained, split_ai_assignment(500, 7, 3, seed=2))
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(n_models=3, n_excluded=3), "n_excluded"),
+                                             (dict(n_models=0, n_excluded=1), "n_models")])
+def test_split_ai_assignment_rejects_bad_sizes(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        split_ai_assignment(10, **kwargs)
+
+
+def test_split_ai_never_answers_with_a_model_that_saw_the_point():
+    rng = np.random.default_rng(0)
+    trained = split_ai_assignment(50, n_models=5, n_excluded=2, seed=0)
+    probs = rng.dirichlet(np.ones(3), size=(5, 50))
+    poisoned = np.where(trained[:, :, None], np.nan, probs)  # anything a seen model says is garbage
+    soft = split_ai_soft_labels(poisoned, trained)
+    assert np.isfinite(soft).all()
+    brute = np.stack([probs[~trained[:, i], i].mean(0) for i in range(50)])
+    np.testing.assert_allclose(soft, brute)
+    np.testing.assert_allclose(soft.sum(1), 1.0)
+
+
+def test_selena_distils_split_ai_into_one_model(toy):
+    train, test = toy
+    config = TrainConfig(epochs=6, batch_size=32, lr=0.05)
+    result = train_selena(lambda: MLP(2, 2, (16,)), train.X, train.y, config, n_models=4, n_excluded=2,
+                          X_val=test.X, y_val=test.y, progress=False)
+    assert 0.5 < result.history[0]["split_ai_train_acc"] <= 1.0
+    assert result.best_state is not None and len(result.history) == 6
+    out = result.model(torch.as_tensor(test.X, dtype=torch.float32))
+    assert out.shape == (len(test.X), 2)
+
+
+# ------------------------------------------------------------------ AdvReg
+
+
+def test_advreg_with_alpha_zero_is_plain_training(toy):
+    train, test = toy
+    config = TrainConfig(algorithm="sam", epochs=3, batch_size=32, lr=0.05)
+    plain = train_classifier(model(), train.X, train.y, config, progress=False).model
+    adv = train_advreg(model(), train.X, train.y, config, test.X, test.y, alpha=0.0, progress=False).model
+    for p, q in zip(plain.parameters(), adv.parameters()):
+        assert torch.equal(p, q)
+    other = train_advreg(model(), train.X, train.y, config, test.X, test.y, alpha=1.0, progress=False).model
+    assert not all(torch.equal(p, q) for p, q in zip(plain.parameters(), other.parameters()))
+
+
+def test_advreg_alternates_k_inference_steps_per_classifier_step(toy):
+    train, test = toy
+    config = TrainConfig(epochs=2, batch_size=100, lr=0.05)
+    result = train_advreg(model(), train.X, train.y, config, test.X, test.y, alpha=1.0, k_inference=3,
+                          progress=False)
+    batches = 3  # 300 points, batches of 100
+    assert [h["classifier_steps"] for h in result.history] == [batches, 2 * batches]
+    assert [h["inference_steps"] for h in result.history] == [3 * batches, 6 * batches]
+    assert all(np.isfinite(h["inference_gain"]) for h in result.history)
+
+
+def test_advreg_penalty_is_the_log_membership_confidence():
+    reg = AdvRegRegularizer(3, np.zeros((4, 2)), np.zeros(4, int), alpha=2.0)
+    logits, y = torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1])
+    h = torch.sigmoid(reg.h(torch.cat([logits.softmax(1), torch.nn.functional.one_hot(y, 3).float()], 1)))
+    assert float(reg.loss(logits, y)) == pytest.approx(float(2.0 * torch.log(h).mean()), rel=1e-5)
+
+
+def test_advreg_run_resumes_to_the_same_result(tmp_path):
+    cfg = ExperimentConfig("digits", "mlp", TrainConfig(epochs=3, batch_size=128, lr=0.05),
+                           model_kwargs={"hidden": (16,)}, defense="advreg", defense_kwargs={"alpha": 1.0})
+    whole = run_experiment(cfg, tmp_path / "a", progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_experiment(cfg, tmp_path / "b", progress=False, on_epoch_end=kill)
+    resumed = run_experiment(cfg, tmp_path / "b", progress=False)
+    np.testing.assert_array_equal(whole.outputs()["logits_final"], resumed.outputs()["logits_final"])
+    assert whole.history == resumed.history
+
+
+# ------------------------------------------------------------------ DP-SGD
+
+
+def test_dp_sgd_spends_privacy_and_returns_a_plain_module(toy):
+    train, test = toy
+    config = TrainConfig(epochs=3, batch_size=50, lr=0.1)
+    result = train_dp_sgd(model(), train.X, train.y, config, noise_multiplier=1.0, max_grad_norm=1.0,
+                          X_val=test.X, y_val=test.y, progress=False)
+    eps = [h["epsilon"] for h in result.history]
+    assert 0 < eps[0] < eps[1] < eps[2]
+    assert not any(hasattr(p, "grad_sample") for p in result.model.parameters())
+    assert result.best_state is not None
+    with pytest.raises(ValueError, match="plain SGD"):
+        train_dp_sgd(model(), train.X, train.y, TrainConfig(algorithm="sam", epochs=1), progress=False)
+
+
+# ------------------------------------------------------------------ MemGuard
+
+
+def test_memguard_keeps_labels_and_moves_its_attack_score_to_one_half():
+    rng = np.random.default_rng(0)
+    n, k = 400, 5
+    labels = rng.integers(0, k, n)
+    member = np.eye(k)[labels] * 8 + rng.normal(0, 1, (n, k))  # confident
+    nonmember = np.eye(k)[labels] * 2 + rng.normal(0, 1, (n, k))  # less so
+    guard = MemGuard(seed=0).fit(member, nonmember)
+    z = np.concatenate([member, nonmember])
+    before, defended = guard.score(z), guard.transform(z)
+    after = guard.score(defended)
+    assert (defended.argmax(1) == z.argmax(1)).all()
+    assert np.abs(after - 0.5).mean() < 0.25 * np.abs(before - 0.5).mean()
+    np.testing.assert_allclose(np.exp(defended).sum(1), 1.0, rtol=1e-5)
+    # phase II with a zero budget adds no noise at all
+    np.testing.assert_allclose(MemGuard(seed=0, budget=0.0).fit(member, nonmember).transform(z),
+                               torch.as_tensor(z).float().log_softmax(1).numpy(), atol=1e-6)
+
+
+def test_memguard_must_be_fitted_first():
+    with pytest.raises(RuntimeError, match="fit"):
+        MemGuard().transform(np.zeros((2, 3)))
+
+
+def synthetic_outputs(n, k, rng, member_scale=8.0, nonmember_scale=2.0):
+    labels = rng.integers(0, k, 2 * n)
+    logits = np.eye(k)[labels] * np.r_[np.full(n, member_scale), np.full(n, nonmember_scale)][:, None]
+    return logits + rng.normal(0, 1, (2 * n, k)), labels
+
+
+def test_memguard_defeats_confidence_attacks_fitted_on_defended_outputs():
+    rng = np.random.default_rng(1)
+    k, n = 5, 300
+    defender, _ = synthetic_outputs(n, k, rng)
+    guard = MemGuard(seed=0).fit(defender[:n], defender[n:])
+    parts = [synthetic_outputs(n, k, rng) for _ in range(2)]  # attacker-known and evaluation sets
+
+    def attack(transform):
+        (za, ya), (ze, ye) = [(transform(z), y) for z, y in parts]
+        data = AttackData(za[:n], ya[:n], za[n:], ya[n:], ze[:n], ye[:n], ze[n:], ye[n:])
+        return run_attacks(data, protocols=("honest",), attacks=("confidence", "entropy"))
+
+    plain, guarded = attack(lambda z: z), attack(guard.transform)
+    for name in ("confidence", "entropy"):
+        assert plain.loc[("honest", name), "auc"] > 0.9
+        assert abs(guarded.loc[("honest", name), "auc"] - 0.5) < 0.5 * abs(plain.loc[("honest", name), "auc"] - 0.5)
+
+
+def test_memguard_in_privacy_evaluation_keeps_accuracy_and_label_only_attacks(tmp_path):
+    data = load_dataset("digits")
+    art = run_experiment(ExperimentConfig("digits", "mlp", TrainConfig(epochs=5, batch_size=64, lr=0.05),
+                                          model_kwargs={"hidden": (32,)}), tmp_path, progress=False)
+    plain = evaluate_privacy(art, data, [0], which="final")
+    guarded = evaluate_privacy(art, data, [0], which="final", output_defense=MemGuard(seed=0, steps=50))
+    assert (guarded["test_acc"] == plain["test_acc"]).all()
+    assert (guarded["multi_query"] == plain["multi_query"]).all()
+
+
+# ------------------------------------------------------------------ configuration
+
+
+@pytest.mark.parametrize("defense, kwargs, message", [("memguard", {}, "defense='memguard' is not valid"),
+                                                      ("advreg", {"beta": 1}, r"\['beta'\].*alpha")])
+def test_bad_defense_is_rejected_up_front(defense, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        check_defense(defense, kwargs)
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig("digits", "mlp", defense=defense, defense_kwargs=kwargs)
