@@ -60,13 +60,12 @@ from IPython.display import Markdown, display
 from scipy.stats import spearmanr
 
 from sharpmem_lib.data import load_dataset
-from sharpmem_lib.experiments import (ExperimentConfig, SubsamplingConfig, bucket_accuracy_table, run_experiment,
-                                      run_subsampling_experiment)
-from sharpmem_lib.memorization import SameClassInfluence, buckets, load_feldman_zhang, mean_by_bucket
+from sharpmem_lib.experiments import (ExperimentConfig, SubsamplingConfig, bucket_accuracy_table, memorization_buckets,
+                                      run_experiment)
+from sharpmem_lib.memorization import mean_by_bucket
 from sharpmem_lib.plots import bucket_accuracy_figure, ground_truth_figure, influencers_figure, top1_memorization_figure
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import bucket_pattern, describe_gain, gain_table, glue, paired_gain, top1_trend
-from sharpmem_lib.splits import make_partition
 from sharpmem_lib.train import TrainConfig
 
 model_kwargs = {"hidden": tuple(hidden)} if model in ("mlp", "fc") else {}
@@ -92,23 +91,9 @@ opts = dict(results_dir=results_dir or None, data_dir=data_dir or None)
 
 # %% tags=["remove-stderr"]
 data = load_dataset(dataset, data_dir=data_dir or None)
-partition = make_partition(dataset, data)
-if influence_file:
-    offset = int((~data.official_test).sum())
-    influence, published = load_feldman_zhang(influence_file, test_id_offset=offset)
-    source = f"Feldman & Zhang's published estimates ({influence_file})"
-else:
-    runs, train_ids, test_ids = run_subsampling_experiment(subsampling, **opts)
-    mem, infl = runs.memorization(), runs.influence()
-    influence = SameClassInfluence.from_dense(infl.value, data.y[test_ids], data.y[train_ids], test_ids, train_ids,
-                                              train_mem=mem.value)
-    source = (f"our estimates from {n_models} {model} models, each trained on {fraction:.0%} of the "
-              f"{len(train_ids)} training points of {dataset}")
-test_ids, entropy = influence.entropy()
-held_out = np.isin(test_ids, partition.validation, invert=True)  # never score on the validation set
-test_ids, entropy = test_ids[held_out], entropy[held_out]
-bucket = buckets(entropy)
-top1 = influence.top1_memorization(test_ids)
+mb = memorization_buckets(subsampling, **opts, influence_file=influence_file or None)
+test_ids, entropy, bucket, top1, influence, source = (mb.test_ids, mb.entropy, mb.bucket, mb.top1, mb.influence,
+                                                      mb.source)
 glue("source", source)
 print(source)
 
@@ -199,10 +184,8 @@ glue("n_seeds", str(seeds))
 # %% tags=["remove-stderr"]
 if ground_truth is not None:
     lt = load_dataset(ground_truth_dataset)
-    lt_runs, lt_train, lt_test = run_subsampling_experiment(ground_truth, **opts)
-    lt_infl = SameClassInfluence.from_dense(lt_runs.influence().value, lt.y[lt_test], lt.y[lt_train], lt_test, lt_train)
-    lt_ids, lt_entropy = lt_infl.entropy()
-    lt_bucket = buckets(lt_entropy)
+    lt_mb = memorization_buckets(ground_truth, **opts)
+    lt_ids, lt_entropy, lt_bucket = lt_mb.test_ids, lt_mb.entropy, lt_mb.bucket
     lt_size = lt.meta["subpop_size"][lt_ids]
 
 # %% tags=["remove-input"]

@@ -64,6 +64,21 @@ def check_defense(defense: str, kwargs: dict) -> None:
     if unknown:
         raise ValueError(f"defense_kwargs {unknown} are not valid for defense={defense!r}; "
                          f"valid keywords: {list(DEFENSE_KWARGS[defense])}")
+    # values too, so that a bad one fails before any training
+    for name in ("alpha",):
+        if name in kwargs:
+            check_nonnegative(name, kwargs[name])
+    for name in ("k_inference", "n_models", "n_excluded"):
+        if name in kwargs:
+            check_positive(name, kwargs[name], integer=True)
+    for name in ("noise_multiplier", "max_grad_norm"):
+        if name in kwargs:
+            check_positive(name, kwargs[name])
+    if "delta" in kwargs and not 0 < kwargs["delta"] < 1:
+        raise ValueError(f"delta={kwargs['delta']!r} is not valid; it must be in (0, 1)")
+    if defense == "selena" and kwargs.get("n_excluded", 10) >= kwargs.get("n_models", 25):
+        raise ValueError(f"n_excluded={kwargs.get('n_excluded', 10)} is not valid; it must be below "
+                         f"n_models={kwargs.get('n_models', 25)}")
 
 
 # ---------------------------------------------------------------------------- AdvReg
@@ -271,7 +286,7 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
             loss = loss_fn(logits, yb)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(xb)
+            total += loss.item() * len(xb)
             correct += int((logits.argmax(1) == yb).sum())
             seen += len(xb)
         mean_loss = total / max(seen, 1)

@@ -43,8 +43,8 @@ from sharpmem_lib.splits import SPLITS, make_partition
 from sharpmem_lib.train import DEVICES, TrainConfig, predict_logits, seed_everything, select_device, train_classifier
 from sharpmem_lib.validation import check_choice, check_fraction
 
-__all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "SubsamplingConfig", "accuracy_table",
-           "bucket_accuracy_table", "results_root", "run_experiment", "run_subsampling_experiment",
+__all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "MemorizationBuckets", "SubsamplingConfig",
+           "accuracy_table", "bucket_accuracy_table", "memorization_buckets", "results_root", "run_experiment", "run_subsampling_experiment",
            "run_subsampling_shard"]
 
 FILES = ("config.json", "weights.pt", "outputs.npz", "history.json")
@@ -370,3 +370,49 @@ def bucket_accuracy_table(artifacts: dict[tuple[str, int], Artifact], test_ids: 
         for b, acc in enumerate(accuracy_by_bucket(correct, bucket)[0], start=1):
             rows.append({"method": method, "seed": seed, "bucket": b, "acc": float(acc)})
     return pd.DataFrame(rows)
+
+
+@dataclass
+class MemorizationBuckets:
+    """Influence entropy (eq. 3) and buckets of a dataset's held-out test points.
+
+    ``test_ids``: dataset indices (the partition's non-members, validation excluded);
+    ``entropy``, ``bucket`` (1 = lowest entropy = most memorization), ``top1`` (memorization
+    score of each test point's top-1 influencer) align with them; ``influence`` is the
+    :class:`~sharpmem_lib.memorization.SameClassInfluence` they come from; ``source`` says
+    whose estimates these are.
+    """
+
+    test_ids: np.ndarray
+    entropy: np.ndarray
+    bucket: np.ndarray
+    top1: np.ndarray
+    influence: object
+    source: str
+
+
+def memorization_buckets(config: SubsamplingConfig, results_dir: str | Path | None = None, *,
+                         data_dir: str | Path | None = None, influence_file: str | Path | None = None,
+                         progress: bool = True) -> MemorizationBuckets:
+    """The buckets of chapter 2 (Figs. 2, 3): from Feldman & Zhang's published file when
+    ``influence_file`` is given (CIFAR-100), else from ``config``'s cached subset models."""
+    from sharpmem_lib.memorization import SameClassInfluence, buckets, load_feldman_zhang
+
+    data = load_dataset(config.dataset, data_dir=data_dir, **config.dataset_kwargs)
+    partition = make_partition(config.dataset, data)
+    if influence_file:
+        offset = int((~data.official_test).sum())
+        influence, _ = load_feldman_zhang(influence_file, test_id_offset=offset)
+        source = f"Feldman & Zhang's published estimates ({influence_file})"
+    else:
+        runs, train_ids, test_ids = run_subsampling_experiment(config, results_dir, data_dir=data_dir,
+                                                               progress=progress)
+        influence = SameClassInfluence.from_dense(runs.influence().value, data.y[test_ids], data.y[train_ids],
+                                                  test_ids, train_ids, train_mem=runs.memorization().value)
+        source = (f"our estimates from {config.n_models} {config.model} models, each trained on "
+                  f"{config.fraction:.0%} of the {len(train_ids)} training points of {config.dataset}")
+    test_ids, entropy = influence.entropy()
+    held_out = np.isin(test_ids, partition.validation, invert=True)  # never score on the validation set
+    test_ids, entropy = test_ids[held_out], entropy[held_out]
+    return MemorizationBuckets(test_ids, entropy, buckets(entropy), influence.top1_memorization(test_ids),
+                               influence, source)

@@ -8,9 +8,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from sharpmem_lib.data import BLUE, RED, ToyMixture
+from sharpmem_lib.report import method_label
 
 __all__ = ["toy_figure", "paired_seeds_figure", "training_curves", "influencers_figure", "bucket_accuracy_figure",
-           "top1_memorization_figure", "ground_truth_figure", "roc_figure", "group_tpr_figure"]
+           "top1_memorization_figure", "ground_truth_figure", "roc_figure", "group_tpr_figure", "sweep_figure",
+           "tradeoff_figure", "sharpness_figure"]
 
 _CLASS_COLORS = {RED: "tab:red", BLUE: "tab:blue"}
 _METHOD_STYLE = {
@@ -173,7 +175,7 @@ def bucket_accuracy_figure(table, baseline: str = "sgd") -> Figure:
     for i, method in enumerate(methods):
         stats_ = table[table.method == method].groupby("bucket")["acc"].agg(["mean", "std"])
         ax1.bar(xs + (i - (len(methods) - 1) / 2) * width, stats_["mean"], width, yerr=stats_["std"].fillna(0),
-                label=method.upper(), capsize=2)
+                label=method_label(method), capsize=2)
     ax1.set_xticks(xs)
     ax1.set_xlabel("bucket (1 = lowest influence entropy = most memorization)")
     ax1.set_ylabel("test accuracy")
@@ -185,13 +187,13 @@ def bucket_accuracy_figure(table, baseline: str = "sgd") -> Figure:
         gain = paired_gain(table, method, baseline, "acc", by="bucket").sort_values("bucket")
         err = np.vstack([gain["gain"] - gain["ci95_low"], gain["ci95_high"] - gain["gain"]])
         ax2.errorbar(gain["bucket"] + 0.08 * i, 100 * gain["gain"], yerr=100 * np.nan_to_num(err), marker="o",
-                     capsize=3, label=f"{method.upper()} − {baseline.upper()}")
+                     capsize=3, label=f"{method_label(method)} − {method_label(baseline)}")
     ax2.axhline(0, color="black", lw=0.8)
     ax2.set_xticks(xs)
     ax2.set_xlabel("bucket")
     ax2.set_ylabel("gain (percentage points)")
     ax2.legend(fontsize=8)
-    ax2.set_title("(a') gain over SGD, paired by seed, 95 % CI")
+    ax2.set_title(f"(a') gain over {method_label(baseline)}, paired by seed, 95 % CI")
     return fig
 
 
@@ -271,4 +273,77 @@ def group_tpr_figure(table, value: str = "tpr", group: str = "quintile", method:
     ax.set_xlabel("memorization quintile of the training point (1 = most memorized)")
     ax.set_ylabel("LiRA TPR at 1 % FPR")
     ax.legend(fontsize=8)
+    return fig
+
+
+_ATTACK_STYLE = {"single_query": ("single-query", "-", "o"), "multi_query": ("multi-query (label-only)", "--", "s")}
+_PROTOCOL_COLOR = {"selena": "tab:red", "honest": "tab:blue"}
+
+
+def sweep_figure(summary, x: str, xlabel: str, title: str = "") -> Figure:
+    """Figs. 4b, 4c, 5b: test accuracy (left) and best attack accuracy (right, both
+    protocols, single- and multi-query) against a hyperparameter, mean ± std over training
+    and split seeds. ``summary``: rows of :func:`~sharpmem_lib.privacy.summarize` grouped by
+    ``[x, "protocol"]``. Settings where some training run diverged are marked with a red
+    cross and the number of diverged seeds, never dropped."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    honest = summary[summary.protocol == "honest"].sort_values(x)
+    ax1.errorbar(honest[x], 100 * honest["test_acc_mean"], yerr=100 * honest["test_acc_std"].fillna(0), marker="o",
+                 color="black", capsize=3)
+    ax1.set_ylabel("test accuracy (%)")
+    for protocol, color in _PROTOCOL_COLOR.items():
+        rows = summary[summary.protocol == protocol].sort_values(x)
+        for metric, (label, ls, marker) in _ATTACK_STYLE.items():
+            ax2.errorbar(rows[x], 100 * rows[f"{metric}_mean"], yerr=100 * rows[f"{metric}_std"].fillna(0),
+                         ls=ls, marker=marker, color=color, capsize=2, label=f"{label}, {protocol} protocol")
+    ax2.axhline(50, color="gray", lw=0.8, ls=":")
+    ax2.set_ylabel("attack accuracy (%)")
+    ax2.legend(fontsize=7)
+    xs = np.sort(summary[x].unique().astype(float))
+    pad = 0.06 * (xs[-1] - xs[0] or 1.0)
+    for ax in (ax1, ax2):
+        ax.set_xlabel(xlabel)
+        ax.set_xlim(xs[0] - pad, xs[-1] + pad)  # diverged settings (NaN means) stay on the axis
+        for _, row in honest[honest["diverged"] > 0].iterrows():
+            ax.plot([row[x]], [0.03], marker="x", color="tab:red", ms=9, mew=2, transform=ax.get_xaxis_transform())
+            ax.annotate(f"diverged\n({int(row['diverged'])} seeds)", (row[x], 0.07), xycoords=("data", "axes fraction"),
+                        color="tab:red", fontsize=7, ha="center")
+    ax1.set_title(f"{title} test accuracy".strip())
+    ax2.set_title(f"{title} best attack accuracy".strip())
+    return fig
+
+
+def tradeoff_figure(summary, label: str = "method", protocol: str = "honest") -> Figure:
+    """Fig. 5c: test accuracy against best attack accuracy (single-query left, label-only
+    right) for each method or defense, mean ± std over training and split seeds. Lower right
+    is better."""
+    rows = summary[summary.protocol == protocol]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    colors = plt.cm.tab10(np.arange(len(rows)) % 10)
+    for ax, metric in zip(axes, ("single_query", "multi_query")):
+        for color, (_, row) in zip(colors, rows.iterrows()):
+            ax.errorbar(100 * row["test_acc_mean"], 100 * row[f"{metric}_mean"], xerr=100 * np.nan_to_num(row["test_acc_std"]),
+                        yerr=100 * np.nan_to_num(row[f"{metric}_std"]), marker="o", color=color, capsize=3,
+                        label=str(row[label]))
+        ax.set_xlabel("test accuracy (%)")
+        ax.set_ylabel(f"{_ATTACK_STYLE[metric][0]} attack accuracy (%)")
+        ax.set_title(f"{_ATTACK_STYLE[metric][0]}, {protocol} protocol")
+    axes[1].legend(fontsize=7, loc="best")
+    return fig
+
+
+def sharpness_figure(table, label: str = "method", columns: tuple[str, ...] | None = None) -> Figure:
+    """Measured sharpness per method: one panel per column of ``table`` (``lambda_max`` and
+    ``sam_sharpness@rho``), one dot per training seed and the mean as a bar, log scale."""
+    columns = columns or tuple(c for c in table.columns if c == "lambda_max" or c.startswith("sam_sharpness"))
+    methods = list(dict.fromkeys(table[label]))
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), layout="constrained", squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        for i, m in enumerate(methods):
+            values = table.loc[table[label] == m, col].to_numpy(float)
+            ax.bar(i, np.nanmean(values), color="lightgray", edgecolor="gray")
+            ax.scatter(np.full(len(values), i), values, color="black", s=12, zorder=3)
+        ax.set_xticks(range(len(methods)), [method_label(m) for m in methods], rotation=30, ha="right", fontsize=8)
+        ax.set_yscale("log")
+        ax.set_title({"lambda_max": "top Hessian eigenvalue"}.get(col, col.replace("sam_sharpness@", "SAM sharpness, ρ = ")))
     return fig

@@ -20,7 +20,7 @@ from sharpmem_lib.attacks import PERTURBATIONS, SETS, attack_data, attack_sets, 
 from sharpmem_lib.splits import make_partition
 from sharpmem_lib.validation import check_choice
 
-__all__ = ["default_label_only", "evaluate_privacy", "table1", "table2", "significance", "format_table1",
+__all__ = ["default_label_only", "evaluate_privacy", "evaluate_runs", "summarize", "table1", "table2", "significance", "format_table1",
            "directions"]
 
 METRICS = ("test_acc", "single_query", "multi_query")
@@ -175,3 +175,51 @@ def directions(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
                          "this run": " ".join(f"{d}:{s}" for d, s in our_signs.items()),
                          "agrees": None if paper_sign is None else all(s == paper_sign for s in our_signs.values())})
     return pd.DataFrame(rows).set_index(["algorithm", "metric"])
+
+
+def evaluate_runs(runs: list[dict], data, split_seeds: list[int], whiches: tuple[str, ...] = ("final", "best"),
+                  results_dir=None, data_dir=None, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Train (or load) and attack many targets: the sweeps and defense comparisons of §5.
+
+    Each entry of ``runs`` holds a ``config`` (:class:`~sharpmem_lib.experiments.ExperimentConfig`),
+    optionally an ``output_defense`` factory (e.g. ``MemGuard``; called once per evaluation),
+    and any label fields (``method``, ``lam``, ``seed``, ...), which are copied into every row.
+    Returns the rows of :func:`evaluate_privacy` for each run and each weight choice in
+    ``whiches``, with a ``diverged`` column (True, and NaN metrics, for a run whose training
+    diverged: it is reported, not dropped), and the artifacts by position in ``runs``.
+    """
+    from tqdm.auto import tqdm
+
+    from sharpmem_lib.experiments import run_experiment
+
+    for which in whiches:
+        check_choice("which", which, ["best", "final"])
+    frames, artifacts = [], {}
+    for i, run in enumerate(tqdm(runs, desc="targets", disable=not progress, leave=False)):
+        labels = {k: v for k, v in run.items() if k not in ("config", "output_defense")}
+        try:
+            artifact = run_experiment(run["config"], results_dir, data_dir=data_dir, progress=False)
+        except FloatingPointError as err:
+            frames.append(pd.DataFrame([{**labels, "which": w, "protocol": p, "diverged": True, "error": str(err)}
+                                        for w in whiches for p in ("honest", "selena")]))
+            continue
+        artifacts[i] = artifact
+        for which in whiches:
+            defense = run.get("output_defense")
+            rows = evaluate_privacy(artifact, data, split_seeds, which=which,
+                                    output_defense=defense() if defense is not None else None)
+            frames.append(rows.assign(**labels, which=which, diverged=False))
+    return pd.concat(frames, ignore_index=True), artifacts
+
+
+def summarize(results: pd.DataFrame, by: list[str], metrics: tuple[str, ...] = METRICS) -> pd.DataFrame:
+    """Mean and standard deviation of each metric over training seeds and split seeds, per
+    group ``by`` (e.g. ``["lam", "which", "protocol"]``); ``diverged`` counts the runs that
+    diverged in the group (their metrics are NaN and do not enter the means)."""
+    grouped = results.groupby(by, sort=False, dropna=False)
+    out = grouped[list(metrics)].agg(["mean", "std"])
+    out.columns = [f"{m}_{s}" for m, s in out.columns]
+    seeds = "seed" if "seed" in results else None
+    out["diverged"] = grouped.apply(lambda g: g.loc[g["diverged"], seeds].nunique() if seeds else int(g["diverged"].any()),
+                                    include_groups=False) if "diverged" in results else 0
+    return out.reset_index()

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table", "paired_gain", "bucket_pattern",
-           "top1_trend"]
+           "method_label", "top1_trend", "trend"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -99,22 +99,37 @@ def paired_gain(runs: pd.DataFrame, method: str = "sam", baseline: str = "sgd",
     return pd.DataFrame(out)
 
 
-def bucket_pattern(gains: pd.DataFrame, method: str, low: int = 1, high: int = 5) -> str:
-    """Does ``method``'s gain over the baseline concentrate in bucket ``low`` rather than
-    ``high`` (the paper's Fig. 3a pattern)? One sentence, from ``paired_gain(..., by="bucket")``,
-    that separates the point estimates from what the intervals support."""
+_LABELS = {"sgd": "SGD", "sam": "SAM", "swa": "SWA", "sharp": "eq. 4", "sharpreg": "SharpReg"}
+
+
+def method_label(method) -> str:
+    """The paper's name of an algorithm (SGD, SAM, SharpReg); any other label (e.g.
+    'λ = 0.5') as given."""
+    return _LABELS.get(str(method), str(method))
+
+
+def bucket_pattern(gains: pd.DataFrame, method: str, low: int = 1, high: int = 5, expect: str = "gain") -> str:
+    """Does ``method``'s change against the baseline concentrate in bucket ``low`` rather
+    than ``high``, as the paper says? ``expect="gain"`` (Fig. 3a: SAM gains most in bucket 1)
+    or ``"loss"`` (Figs. 4a, 5a: sharper minima lose most in bucket 1). One sentence, from
+    ``paired_gain(..., by="bucket")``, that separates point estimates from what the
+    intervals support."""
+    if expect not in ("gain", "loss"):
+        raise ValueError(f"expect={expect!r} is not valid; choose 'gain' or 'loss'")
     g = gains.set_index("bucket")
     lo_row, hi_row = g.loc[low], g.loc[high]
-    larger = lo_row["gain"] > hi_row["gain"]
-    significant = bool(lo_row["ci95_low"] > 0)
-    name = method.upper()
+    sign = 1 if expect == "gain" else -1
+    larger = sign * lo_row["gain"] > sign * hi_row["gain"]
+    significant = bool(lo_row["ci95_low"] > 0) if expect == "gain" else bool(lo_row["ci95_high"] < 0)
+    name = method_label(method)
     if larger and significant:
-        return (f"{name}'s gain is larger in bucket {low} than in bucket {high} and its interval in bucket "
+        return (f"{name}'s {expect} is larger in bucket {low} than in bucket {high} and its interval in bucket "
                 f"{low} excludes zero: the paper's pattern.")
     if larger:
-        return (f"{name}'s point estimate is larger in bucket {low} than in bucket {high}, the direction of the "
-                f"paper's pattern, but its interval in bucket {low} includes zero: not established at this scale.")
-    return f"{name}'s gain is not larger in bucket {low} than in bucket {high}: the paper's pattern does not appear."
+        return (f"{name}'s point estimate shows a larger {expect} in bucket {low} than in bucket {high}, the "
+                f"direction of the paper's pattern, but its interval in bucket {low} includes zero: not "
+                "established at this scale.")
+    return f"{name}'s {expect} is not larger in bucket {low} than in bucket {high}: the paper's pattern does not appear."
 
 
 def top1_trend(means: list[float]) -> str:
@@ -128,3 +143,20 @@ def top1_trend(means: list[float]) -> str:
     direction = "falls" if means[0] > means[top - 1] else "does not fall"
     paper = "as in the paper" if direction == "falls" else "unlike the paper"
     return f"{direction} from {means[0]:.2f} in bucket 1 to {means[top - 1]:.2f} in {where}, {paper}"
+
+
+def trend(x, y, what: str, against: str, alpha: float = 0.05) -> str:
+    """One sentence on whether ``y`` ('what') moves monotonically with ``x`` ('against'):
+    Spearman's rank correlation over the runs, with its p-value. NaNs are left out."""
+    import numpy as np
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return f"{what}: too few distinct runs to tell a trend with {against} (n = {len(x)})."
+    rho, p = stats.spearmanr(x, y)
+    stat = f"Spearman ρ = {rho:+.2f}, p = {p:.2g}, n = {len(x)} runs"
+    if p >= alpha:
+        return f"{what} shows no significant monotone trend with {against} ({stat})."
+    return f"{what} {'rises' if rho > 0 else 'falls'} as {against} grows ({stat})."

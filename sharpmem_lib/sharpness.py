@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, grad, jvp
@@ -24,7 +25,7 @@ from torch.func import functional_call, grad, jvp
 from sharpmem_lib.train import _as_tensor, _to_float
 from sharpmem_lib.validation import check_nonnegative, check_positive
 
-__all__ = ["hessian_top_eigenvalue", "model_loss", "model_sharpness", "sam_sharpness"]
+__all__ = ["artifact_sharpness", "hessian_top_eigenvalue", "model_loss", "model_sharpness", "sam_sharpness"]
 
 Params = dict[str, torch.Tensor]
 LossFn = Callable[[Params], torch.Tensor]
@@ -109,3 +110,16 @@ def model_sharpness(model: nn.Module, X, y, rhos: tuple[float, ...] = (0.01, 0.1
     for rho in rhos:
         out[f"sam_sharpness@{rho:g}"] = sam_sharpness(loss, params, rho)
     return out
+
+
+def artifact_sharpness(artifact, data, which: str = "final", rhos: tuple[float, ...] = (0.01, 0.1),
+                       iters: int = 50, max_points: int | None = 5000, seed: int = 0) -> dict[str, float]:
+    """:func:`model_sharpness` of a cached target (:class:`~sharpmem_lib.experiments.Artifact`)
+    on its training set (the partition's members), with its ``which`` weights.
+
+    ``max_points``: measure on a seeded random subset of at most this many training points
+    (Hessian-vector products on all 50,000 CIFAR images are costly); ``None`` for all."""
+    members = np.flatnonzero(artifact.outputs()["member"])
+    if max_points is not None and len(members) > max_points:
+        members = np.sort(np.random.default_rng(seed).choice(members, max_points, replace=False))
+    return model_sharpness(artifact.model(which), data.X[members], data.y[members], rhos=rhos, iters=iters)

@@ -199,7 +199,11 @@ def test_memguard_in_privacy_evaluation_keeps_accuracy_and_label_only_attacks(tm
 
 
 @pytest.mark.parametrize("defense, kwargs, message", [("memguard", {}, "defense='memguard' is not valid"),
-                                                      ("advreg", {"beta": 1}, r"\['beta'\].*alpha")])
+                                                      ("advreg", {"beta": 1}, r"\['beta'\].*alpha"),
+                                                      ("advreg", {"alpha": -1.0}, "alpha=-1.0"),
+                                                      ("dpsgd", {"noise_multiplier": 0.0}, "noise_multiplier=0.0"),
+                                                      ("dpsgd", {"delta": 1.5}, "delta=1.5"),
+                                                      ("selena", {"n_models": 4, "n_excluded": 4}, "n_excluded=4")])
 def test_bad_defense_is_rejected_up_front(defense, kwargs, message):
     with pytest.raises(ValueError, match=message):
         check_defense(defense, kwargs)

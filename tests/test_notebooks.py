@@ -82,6 +82,8 @@ def test_cli_rejects_bad_profile_before_running(capsys):
     ("01_toy_example", {"rho": -1.0}, "rho=-1.0"),
     ("00_data_and_models", {"dataset": "cifar1000"}, "dataset='cifar1000' is not valid"),
     ("00_data_and_models", {"algorithms": ["sgd", "adam"]}, "algorithm='adam' is not valid"),
+    ("04_mitigation", {"lams": [0.0, -1.0]}, "lam=-1.0"),
+    ("04_mitigation", {"dp_noise": 0.0}, "noise_multiplier"),
 ])
 def test_notebook_rejects_bad_parameter_value(tmp_path, ipynb, params, message):
     """A bad value stops the notebook with the parameter's name, before any training."""

@@ -106,12 +106,24 @@ def test_claim_verdict(few, many, start):
 
 
 @pytest.mark.parametrize("b1, b5, start", [((0.05, 0.01), 0.0, "SAM's gain is larger in bucket 1"),
-                                           ((0.05, -0.01), 0.0, "SAM's point estimate is larger"),
+                                           ((0.05, -0.01), 0.0, "SAM's point estimate shows a larger gain"),
                                            ((0.0, -0.02), 0.03, "SAM's gain is not larger")])
 def test_bucket_pattern_sentence(b1, b5, start):
     from sharpmem_lib.report import bucket_pattern
     gains = pd.DataFrame([dict(bucket=1, gain=b1[0], ci95_low=b1[1]), dict(bucket=5, gain=b5, ci95_low=-1.0)])
     assert bucket_pattern(gains, "sam").startswith(start)
+
+
+@pytest.mark.parametrize("b1, b5, start", [((-0.05, -0.01), 0.0, "λ = 3's loss is larger in bucket 1"),
+                                           ((-0.05, 0.01), 0.0, "λ = 3's point estimate shows a larger loss"),
+                                           ((0.01, 0.02), -0.03, "λ = 3's loss is not larger")])
+def test_bucket_pattern_for_an_expected_loss(b1, b5, start):
+    from sharpmem_lib.report import bucket_pattern
+    gains = pd.DataFrame([dict(bucket=1, gain=b1[0], ci95_high=b1[1], ci95_low=-1.0),
+                          dict(bucket=5, gain=b5, ci95_high=1.0, ci95_low=-1.0)])
+    assert bucket_pattern(gains, "λ = 3", expect="loss").startswith(start)
+    with pytest.raises(ValueError, match="expect"):
+        bucket_pattern(gains, "sam", expect="up")
 
 
 def test_top1_trend_uses_the_highest_defined_bucket():

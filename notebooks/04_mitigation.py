@@ -1,0 +1,330 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Mitigation: sharpness as a privacy knob, SharpReg, and defenses side by side
+#
+# Paper §5, Figs. 4 and 5. If flat minima (SAM) memorize more and leak more, the paper
+# asks, do *sharper* minima memorize less? It trains with the sharpness objective
+#
+# $$\min_w\; L(w) - \lambda \Big[\max_{\|\epsilon\| \le \rho} L(w+\epsilon) - L(w)\Big] \qquad (4)$$
+#
+# whose weight λ turns the knob (λ = 0 is SGD), and proposes SharpReg, which also keeps the
+# training loss away from zero:
+#
+# $$\min_w\; (1 + \lambda - \xi)\, L(w) - \lambda \max_{\|\epsilon\| \le \rho} L(w+\epsilon). \qquad (6)$$
+#
+# Both are the optimizer of `sharpmem_lib.optim` with gradient coefficients
+# (1 + λ, −λ) and (1 + λ − ξ, −λ) on (g(w), g(w + ε)). This chapter sweeps λ and ξ,
+# compares SharpReg with the defenses the paper compares it with (AdvReg
+# {cite:p}`nasr2018advreg`, MemGuard {cite:p}`jia2019memguard`, SELENA
+# {cite:p}`tang2022selena`) and with cheap baselines (early stopping, label smoothing,
+# DP-SGD {cite:p}`abadi2016dpsgd` through Opacus), and measures what the paper only
+# assumes: whether these models really sit in sharper or flatter minima.
+#
+# Attack accuracies are the best single-query and the label-only attack of chapter 3 under
+# both evaluation protocols (honest, and SELENA's, which is comparable with the paper).
+
+# %% tags=["parameters"]
+profile = "default"  # which notebooks/params/<profile>.yaml produced this run
+dataset = "digits"
+model = "mlp"
+hidden = [128]  # MLP widths (as chapter 3, whose cached targets are reused)
+epochs = 60
+lr = 0.05
+batch_size = 32
+momentum = 0.9
+weight_decay = 0.0
+lr_milestones = []
+augment = False
+rho = 0.01  # the paper's radius for eq. 4 and SharpReg (its footnote 4)
+lams = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]  # Fig. 4 (lambda 0 is SGD)
+sharpreg_lam = 1.5  # Fig. 5, as the paper: (rho, lambda, xi) of (0.01, 1.5, 0.3)
+sharpreg_xi = 0.3
+xis = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5]  # Fig. 5b; too large a xi breaks training (see text)
+sam_rho = 0.1
+train_seeds = 2  # targets per setting (the paper trains one)
+split_seeds = 3  # attack data splits per target
+label_smoothing = 0.1
+advreg_alpha = 1.0  # weight of the inference model's gain (Nasr et al.'s lambda)
+selena_models = 6  # SELENA's K (the paper's code: 25)
+selena_excluded = 3  # SELENA's L (the paper's code: 10)
+dp_noise = 1.0  # DP-SGD noise multiplier
+dp_clip = 1.0  # DP-SGD per-example clipping norm
+bucket_hidden = [64]  # chapter 2's subset models (cached there), for the buckets
+bucket_models = 1000
+bucket_epochs = 10
+bucket_lr = 0.05
+influence_file = ""  # Feldman & Zhang's file, for cifar100 (see chapter 2)
+sharpness_iters = 50  # power iterations for the top Hessian eigenvalue
+data_dir = ""
+results_dir = ""
+
+# %% tags=["remove-stderr"]
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from sharpmem_lib.data import load_dataset
+from sharpmem_lib.defenses import MemGuard
+from sharpmem_lib.experiments import ExperimentConfig, SubsamplingConfig, bucket_accuracy_table, memorization_buckets
+from sharpmem_lib.plots import bucket_accuracy_figure, sharpness_figure, sweep_figure, tradeoff_figure
+from sharpmem_lib.privacy import evaluate_runs, summarize
+from sharpmem_lib.provenance import provenance_table
+from sharpmem_lib.report import bucket_pattern, glue, paired_gain, trend
+from sharpmem_lib.sharpness import artifact_sharpness
+from sharpmem_lib.train import TrainConfig
+
+recipe = dict(epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
+              lr_milestones=tuple(lr_milestones), augment=augment)
+model_kwargs = {"hidden": tuple(hidden)} if model in ("mlp", "fc") else {}
+
+
+def target(seed: int, defense: str = "none", defense_kwargs: dict | None = None, **train) -> ExperimentConfig:
+    return ExperimentConfig(dataset, model, TrainConfig(**recipe, **train, seed=seed), model_kwargs=model_kwargs,
+                            defense=defense, defense_kwargs=defense_kwargs or {})
+
+
+sgd, sam = dict(algorithm="sgd"), dict(algorithm="sam", rho=sam_rho)
+sharpreg = dict(algorithm="sharpreg", rho=rho, lam=sharpreg_lam, xi=sharpreg_xi)
+seeds = range(train_seeds)
+lam_runs = [{"config": target(s, **(sgd if lam == 0 else dict(algorithm="sharp", rho=rho, lam=lam))),
+             "method": f"λ = {lam:g}", "lam": lam, "seed": s} for lam in lams for s in seeds]
+xi_runs = [{"config": target(s, algorithm="sharpreg", rho=rho, lam=sharpreg_lam, xi=xi), "method": f"ξ = {xi:g}",
+            "xi": xi, "seed": s} for xi in xis for s in seeds]
+method_runs = [{"config": target(s, **kw), "method": name, "seed": s}
+               for name, kw in (("sgd", sgd), ("sam", sam), ("sharpreg", sharpreg)) for s in seeds]
+defense_runs = [
+    *({"config": target(s, **sgd), "method": "SGD", "seed": s} for s in seeds),
+    *({"config": target(s, **sharpreg), "method": "SharpReg", "seed": s} for s in seeds),
+    *({"config": target(s, **sgd, label_smoothing=label_smoothing), "method": f"label smoothing {label_smoothing:g}",
+       "seed": s} for s in seeds),
+    *({"config": target(s, "advreg", {"alpha": advreg_alpha}, **sgd), "method": f"AdvReg α={advreg_alpha:g}",
+       "seed": s} for s in seeds),
+    *({"config": target(s, "selena", {"n_models": selena_models, "n_excluded": selena_excluded}, **sgd),
+       "method": f"SELENA K={selena_models}, L={selena_excluded}", "seed": s} for s in seeds),
+    *({"config": target(s, "dpsgd", {"noise_multiplier": dp_noise, "max_grad_norm": dp_clip}, **sgd),
+       "method": f"DP-SGD σ={dp_noise:g}, C={dp_clip:g}", "seed": s} for s in seeds),
+    *({"config": target(s, **sgd), "method": "MemGuard", "seed": s, "output_defense": lambda: MemGuard(seed=0)}
+      for s in seeds),
+]
+buckets_config = SubsamplingConfig(dataset, model, TrainConfig(epochs=bucket_epochs, batch_size=batch_size, lr=bucket_lr),
+                                   n_models=bucket_models, model_kwargs={"hidden": tuple(bucket_hidden)})
+opts = dict(results_dir=results_dir or None, data_dir=data_dir or None)
+
+# %% tags=["remove-stderr"]
+data = load_dataset(dataset, data_dir=data_dir or None)
+splits = list(range(split_seeds))
+lam_results, lam_arts = evaluate_runs(lam_runs, data, splits, **opts)
+xi_results, xi_arts = evaluate_runs(xi_runs, data, splits, **opts)
+method_results, method_arts = evaluate_runs(method_runs, data, splits, **opts)
+defense_results, defense_arts = evaluate_runs(defense_runs, data, splits, **opts)
+mb = memorization_buckets(buckets_config, **opts, influence_file=influence_file or None)
+
+
+def bucket_table(runs, artifacts, which):
+    arts = {(run["method"], run["seed"]): artifacts[i] for i, run in enumerate(runs) if i in artifacts}
+    return bucket_accuracy_table(arts, mb.test_ids, data.y, mb.bucket, which=which)
+
+
+glue("bucket_source", mb.source)
+
+# %% [markdown]
+# Buckets come from chapter 2's influence estimates ({glue:text}`bucket_source`).
+#
+# ## Figure 4a: sharper minima, per memorization bucket
+#
+# Test accuracy per bucket (bucket 1 = lowest influence entropy = test points that lean on
+# memorized training points), for each λ of eq. 4 at ρ = 0.01, final weights. The paper
+# sees accuracy drop with λ mostly in the low buckets: sharper minima memorize less.
+
+# %% tags=["remove-input"]
+lam_buckets = bucket_table(lam_runs, lam_arts, "final")
+fig = bucket_accuracy_figure(lam_buckets, baseline="λ = 0")
+plt.show()
+top_lam = f"λ = {max(lams):g}"
+lam_gain = paired_gain(lam_buckets, top_lam, "λ = 0", "acc", by="bucket")
+glue("lam_bucket_pattern", bucket_pattern(lam_gain, top_lam, expect="loss"))
+glue("lam_bucket1", f"{100 * lam_gain.set_index('bucket').loc[1, 'gain']:+.1f}")
+glue("lam_bucket5", f"{100 * lam_gain.set_index('bucket').loc[5, 'gain']:+.1f}")
+
+# %% [markdown]
+# With the largest λ, the change against SGD is {glue:text}`lam_bucket1` points in bucket 1
+# and {glue:text}`lam_bucket5` in bucket 5. {glue:text}`lam_bucket_pattern`
+#
+# ## Figures 4b, 4c: λ as a knob, without and with early stopping
+#
+# Test accuracy and best attack accuracy against λ, for the last epoch's weights (4b) and
+# for the best-validation weights (4c).
+
+# %% tags=["remove-input"]
+lam_summary = summarize(lam_results, ["lam", "which", "protocol"])
+for which, panel in (("final", "Fig. 4b (last epoch):"), ("best", "Fig. 4c (early stopping):")):
+    fig = sweep_figure(lam_summary[lam_summary.which == which], "lam", "λ (eq. 4), ρ = %g" % rho, title=panel)
+    plt.show()
+per_run = lam_results[(lam_results.protocol == "selena") & (lam_results.which == "final")]
+per_run = per_run.groupby(["lam", "seed"])[["test_acc", "single_query", "multi_query"]].mean().reset_index()
+glue("lam_test_trend", trend(per_run["lam"], per_run["test_acc"], "Test accuracy", "λ"))
+glue("lam_attack_trend", trend(per_run["lam"], per_run["single_query"], "The best single-query attack (SELENA's protocol)", "λ"))
+glue("lam_label_trend", trend(per_run["lam"], per_run["multi_query"], "The label-only attack", "λ"))
+
+# %% [markdown]
+# The paper: larger λ lowers test accuracy and attack accuracy together. Here, last epoch:
+# {glue:text}`lam_test_trend` {glue:text}`lam_attack_trend` {glue:text}`lam_label_trend`
+#
+# ## Is the minimum actually sharper? Measured sharpness
+#
+# The paper takes for granted that eq. 4 finds sharper minima and SAM flatter ones. We
+# measure, for each final model, the top eigenvalue of the Hessian of the training loss
+# (power iteration on Hessian-vector products) and the first-order SAM sharpness
+# max‖ε‖≤ρ L(w + ε) − L(w), the bracket of eq. 4, at ρ = 0.01 and 0.1.
+
+# %% tags=["remove-stderr"]
+sharp_rows = []
+for runs, arts in ((method_runs, method_arts), (lam_runs, lam_arts)):
+    for i, run in enumerate(runs):
+        if i in arts:
+            sharp_rows.append({"method": run["method"], "seed": run["seed"], "lam": run.get("lam", np.nan),
+                               **artifact_sharpness(arts[i], data, "final", rhos=(0.01, 0.1), iters=sharpness_iters)})
+sharp = pd.DataFrame(sharp_rows)
+
+# %% tags=["remove-input"]
+fig = sharpness_figure(sharp.drop_duplicates(["method", "seed"]), columns=("lambda_max", "sam_sharpness@0.01",
+                                                                            "sam_sharpness@0.1"))
+plt.show()
+display(sharp.groupby("method", sort=False)[["train_loss", "lambda_max", "sam_sharpness@0.01", "sam_sharpness@0.1"]]
+        .mean().style.format("{:.4g}"))
+m = sharp.groupby("method")["lambda_max"].mean()
+glue("lmax_sgd", f"{m['sgd']:.3g}")
+glue("lmax_sam", f"{m['sam']:.3g}")
+glue("lmax_sharpreg", f"{m['sharpreg']:.3g}")
+glue("sam_flatter", "lower" if m["sam"] < m["sgd"] else "not lower")
+glue("sharpreg_sharper", "higher" if m["sharpreg"] > m["sgd"] else "not higher")
+lam_sharp = sharp.dropna(subset=["lam"])
+glue("lam_sharpness_trend", trend(lam_sharp["lam"], lam_sharp["lambda_max"], "The top Hessian eigenvalue", "λ"))
+
+# %% [markdown]
+# Top Hessian eigenvalue, mean over seeds: SGD {glue:text}`lmax_sgd`, SAM
+# {glue:text}`lmax_sam` ({glue:text}`sam_flatter` than SGD), SharpReg
+# {glue:text}`lmax_sharpreg` ({glue:text}`sharpreg_sharper` than SGD).
+# {glue:text}`lam_sharpness_trend` Sharpness measured by the top eigenvalue depends on the
+# parametrization (Dinh et al. 2017), and near-zero training loss makes every measure small,
+# so these numbers say where each optimizer stopped, not how it generalizes.
+#
+# ## Figure 5a: SharpReg per bucket
+#
+# SGD, SAM (ρ = 0.1) and SharpReg (eq. 6) per bucket, best-validation weights as in
+# chapter 3's Table 1.
+
+# %% tags=["remove-input"]
+m_buckets = bucket_table(method_runs, method_arts, "best")
+fig = bucket_accuracy_figure(m_buckets)
+plt.show()
+sr_gain = paired_gain(m_buckets, "sharpreg", "sgd", "acc", by="bucket").set_index("bucket")
+glue("sr_bucket1", f"{100 * sr_gain.loc[1, 'gain']:+.1f}")
+glue("sr_bucket5", f"{100 * sr_gain.loc[5, 'gain']:+.1f}")
+glue("sr_bucket_pattern", bucket_pattern(sr_gain.reset_index(), "sharpreg", expect="loss"))
+
+# %% [markdown]
+# SharpReg − SGD: {glue:text}`sr_bucket1` points in bucket 1, {glue:text}`sr_bucket5` in
+# bucket 5. The paper: the loss concentrates in the low buckets. Here:
+# {glue:text}`sr_bucket_pattern`
+#
+# ## Figure 5b: the ξ knob
+#
+# SharpReg at (ρ, λ) = (0.01, {glue:text}`sr_lam`) against ξ, last-epoch weights. The
+# update direction is (1 + λ − ξ) g(w) − λ g(w + ε), whose coefficients sum to 1 − ξ: at
+# ξ = 1 only the sharpness term's gradient is left, and beyond it the step climbs the
+# loss. The paper warns that too large a ξ breaks training. Runs that diverge are marked in
+# the figure; none is dropped.
+
+# %% tags=["remove-input"]
+glue("sr_lam", f"{sharpreg_lam:g}")
+xi_summary = summarize(xi_results, ["xi", "which", "protocol"])
+fig = sweep_figure(xi_summary[xi_summary.which == "final"], "xi", "ξ (eq. 6), ρ = %g, λ = %g" % (rho, sharpreg_lam),
+                   title="Fig. 5b:")
+plt.show()
+diverged = xi_results.groupby("xi")["diverged"].any()
+glue("xi_diverged", ", ".join(f"{x:g}" for x in diverged[diverged].index) or "none")
+xi_ok = xi_summary[(xi_summary.which == "final") & (xi_summary.protocol == "honest")].set_index("xi")
+collapsed = xi_ok[xi_ok["test_acc_mean"] < 2.0 / data.num_classes].index
+glue("xi_collapsed", ", ".join(f"{x:g}" for x in collapsed) or "none")
+per_xi = xi_results[(xi_results.protocol == "selena") & (xi_results.which == "final") & ~xi_results.diverged]
+per_xi = per_xi[~per_xi["xi"].isin(collapsed)].groupby(["xi", "seed"])[["test_acc", "single_query"]].mean().reset_index()
+glue("xi_test_trend", trend(per_xi["xi"], per_xi["test_acc"], "Test accuracy", "ξ"))
+glue("xi_attack_trend", trend(per_xi["xi"], per_xi["single_query"], "The best single-query attack", "ξ"))
+
+# %% [markdown]
+# Diverged (non-finite loss) at ξ = {glue:text}`xi_diverged`; collapsed to near-chance
+# accuracy without diverging at ξ = {glue:text}`xi_collapsed`. Over the settings that
+# trained: {glue:text}`xi_test_trend` {glue:text}`xi_attack_trend`
+#
+# ## Figure 5c: SharpReg against defenses
+#
+# Each point: test accuracy against the best attack accuracy, mean ± std over training and
+# split seeds, last-epoch weights, except "early stopping" (SGD's best-validation weights).
+# Lower right is better. The defenses' settings are in the parameters cell; MemGuard keeps
+# every label by construction, so the label-only attack sees the undefended SGD model.
+
+# %% tags=["remove-input"]
+early = defense_results[(defense_results.method == "SGD") & (defense_results.which == "best")]
+table = pd.concat([defense_results[defense_results.which == "final"], early.assign(method="early stopping (SGD)")])
+d_summary = summarize(table, ["method", "protocol"])
+for protocol in ("honest", "selena"):
+    fig = tradeoff_figure(d_summary, protocol=protocol)
+    plt.show()
+show = d_summary.set_index(["method", "protocol"])[["test_acc_mean", "single_query_mean", "multi_query_mean"]]
+display((100 * show.unstack("protocol")).round(2).rename(columns={
+    "test_acc_mean": "test acc (%)", "single_query_mean": "single-query (%)", "multi_query_mean": "label-only (%)"}))
+eps = [h["epsilon"] for i, r in enumerate(defense_runs) if r["method"].startswith("DP-SGD") and i in defense_arts
+       for h in defense_arts[i].history[-1:]]
+glue("dp_epsilon", f"{np.mean(eps):.3g}" if eps else "n/a")
+ds = d_summary[d_summary.protocol == "selena"].set_index("method")
+ranked = ds.sort_values("single_query_mean")
+glue("lowest_attack", f"{ranked.index[0]} ({100 * ranked['single_query_mean'].iloc[0]:.1f} %)")
+glue("sgd_attack", f"{100 * ds.loc['SGD', 'single_query_mean']:.1f} %")
+glue("sharpreg_attack", f"{100 * ds.loc['SharpReg', 'single_query_mean']:.1f} %")
+glue("sgd_acc", f"{100 * ds.loc['SGD', 'test_acc_mean']:.1f} %")
+glue("sharpreg_acc", f"{100 * ds.loc['SharpReg', 'test_acc_mean']:.1f} %")
+glue("highest_attack", f"{ranked.index[-1]} ({100 * ranked['single_query_mean'].iloc[-1]:.1f} %)")
+dh = d_summary[d_summary.protocol == "honest"]
+glue("honest_range", f"{100 * dh['single_query_mean'].min():.1f} to {100 * dh['single_query_mean'].max():.1f} %")
+glue("dp_selena", f"{100 * ds.filter(like='DP-SGD', axis=0)['single_query_mean'].mean():.1f} %")
+
+# %% [markdown]
+# Under SELENA's protocol the best single-query attack reaches {glue:text}`sgd_attack`
+# against SGD (test accuracy {glue:text}`sgd_acc`) and {glue:text}`sharpreg_attack` against
+# SharpReg (test accuracy {glue:text}`sharpreg_acc`); the lowest attack accuracy belongs to
+# {glue:text}`lowest_attack`, the highest to {glue:text}`highest_attack`. DP-SGD's models
+# spend ε = {glue:text}`dp_epsilon` (δ = 1e-5, RDP accountant), yet SELENA's protocol still
+# credits the attack with {glue:text}`dp_selena` against them: fitting thresholds on the
+# evaluation data finds structure in noise, so differences of a point or two under that
+# protocol mean little. Under the honest protocol every method's best single-query attack
+# lies between {glue:text}`honest_range`. When every point sits this close to 50 %, as on
+# these small, well-generalizing CPU problems, the comparison cannot rank the defenses; at
+# the paper's scale (the `paper` profile, CIFAR-100 on a GPU) the attacks have something to
+# find.
+#
+# ## Provenance
+
+# %% tags=["remove-input"]
+display(provenance_table(profile, {"dataset": dataset, "model": model, "hidden": hidden, "recipe": recipe,
+                                   "rho": rho, "lams": lams, "xis": xis, "sharpreg": sharpreg, "sam_rho": sam_rho,
+                                   "train_seeds": train_seeds, "split_seeds": split_seeds,
+                                   "defenses": {"label_smoothing": label_smoothing, "advreg_alpha": advreg_alpha,
+                                                "selena": [selena_models, selena_excluded],
+                                                "dpsgd": [dp_noise, dp_clip]},
+                                   "buckets": buckets_config.key()}))
