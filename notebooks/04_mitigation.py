@@ -189,6 +189,7 @@ glue("lam_label_trend", trend(per_run["lam"], per_run["multi_query"], "The label
 #
 # The paper takes for granted that eq. 4 finds sharper minima and SAM flatter ones. We
 # measure, for each final model, the top eigenvalue of the Hessian of the training loss
+# {cite:p}`keskar2017large`
 # (power iteration on Hessian-vector products) and the first-order SAM sharpness
 # max‖ε‖≤ρ L(w + ε) − L(w), the bracket of eq. 4, at ρ = 0.01 and 0.1.
 
@@ -221,7 +222,7 @@ glue("lam_sharpness_trend", trend(lam_sharp["lam"], lam_sharp["lambda_max"], "Th
 # {glue:text}`lmax_sam` ({glue:text}`sam_flatter` than SGD), SharpReg
 # {glue:text}`lmax_sharpreg` ({glue:text}`sharpreg_sharper` than SGD).
 # {glue:text}`lam_sharpness_trend` Sharpness measured by the top eigenvalue depends on the
-# parametrization (Dinh et al. 2017), and near-zero training loss makes every measure small,
+# parametrization {cite:p}`dinh2017sharp`, and near-zero training loss makes every measure small,
 # so these numbers say where each optimizer stopped, not how it generalizes.
 #
 # ## Figure 5a: SharpReg per bucket

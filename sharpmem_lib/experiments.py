@@ -220,6 +220,8 @@ def run_experiment(
     start = time.perf_counter()
     try:
         extra = {"on_epoch_end": on_epoch_end} if config.defense in ("none", "advreg") else {}
+        if config.defense in ("none", "advreg") and os.environ.get("SHARPMEM_COMPILE") == "1":
+            extra["compile_model"] = True  # opt-in: see benchmarks/gpu_throughput.py for whether it helps
         result = train_with_defense(
             config.defense, model, build, data.X[part.members], data.y[part.members], config.train,
             X_val=data.X[part.validation], y_val=data.y[part.validation],

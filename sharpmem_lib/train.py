@@ -305,6 +305,7 @@ def train_classifier(
     desc: str | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
     regularizer: "Regularizer | None" = None,
+    compile_model: bool = False,
 ) -> TrainResult:
     """Train ``model`` (already on its device) on ``(X, y)`` with cross-entropy.
 
@@ -321,7 +322,8 @@ def train_classifier(
 
     ``regularizer`` (e.g. AdvReg's adversarial term, :mod:`sharpmem_lib.defenses`) adds a
     term to every loss evaluation and may update its own state before each step; its state
-    is checkpointed with the run's.
+    is checkpointed with the run's. ``compile_model`` runs the training forward passes
+    through ``torch.compile`` (the weights, checkpoints and evaluation are the module's own).
 
     Raises ``FloatingPointError`` naming the hyperparameters if the loss diverges.
     """
@@ -339,6 +341,7 @@ def train_classifier(
         raise ValueError(f"augment=True needs image inputs (N, C, H, W); got shape {tuple(X.shape)}")
     optimizer = build_optimizer(config, model)
     schedule = Schedule(optimizer, config, model)
+    forward = torch.compile(model) if compile_model else model
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     generator = torch.Generator().manual_seed(config.seed)
@@ -378,7 +381,7 @@ def train_classifier(
             def closure() -> torch.Tensor:
                 optimizer.zero_grad(set_to_none=True)
                 with _autocast(device):
-                    logits = model(xb)
+                    logits = forward(xb)
                     loss = loss_fn(logits.float(), yb)
                     if regularizer is not None:
                         loss = loss + regularizer.loss(logits.float(), yb)
