@@ -21,6 +21,17 @@
 # non-members for membership inference (paper §4, following SELENA, {cite:t}`tang2022selena`),
 # the architectures, and the training engine, shown at work on one small problem.
 
+# %% tags=["remove-cell"]
+# Colab, Binder or a fresh kernel: install sharpmem from its repository when it is missing.
+# Training then uses the GPU whenever torch sees one (sharpmem_lib.train.select_device).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("sharpmem_lib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "sharpmem[defenses] @ git+https://github.com/sharpmem/sharpmem@main"], check=True)
+
 # %% tags=["parameters"]
 profile = "default"  # which notebooks/params/<profile>.yaml produced this run
 dataset = "digits"  # the demo's dataset (see the table below)
@@ -49,6 +60,7 @@ from sharpmem_lib.experiments import ExperimentConfig, accuracy_table, run_exper
 from sharpmem_lib.models import model_table
 from sharpmem_lib.plots import training_curves
 from sharpmem_lib.provenance import provenance_table
+from sharpmem_lib.report import glue
 from sharpmem_lib.splits import SPLITS, published_partition, split_table
 from sharpmem_lib.train import TrainConfig
 
@@ -88,7 +100,9 @@ display(dataset_table())
 # `sharpmem_lib.splits` (from the published dataset sizes where the files are not here):
 
 # %% tags=["remove-input"]
-display(split_table([published_partition(name) for name in SPLITS]))
+partitions = split_table([published_partition(name) for name in SPLITS])
+display(partitions)
+glue("partitions", partitions, display=False)  # shown again in the methods chapter
 
 # %% [markdown]
 # SELENA's code keeps the epoch with the best *test* accuracy, which its README admits is

@@ -32,6 +32,17 @@
 # distribution; each model of a seed starts from the same initial weights and takes the
 # same number of optimisation steps.
 
+# %% tags=["remove-cell"]
+# Colab, Binder or a fresh kernel: install sharpmem from its repository when it is missing.
+# Training then uses the GPU whenever torch sees one (sharpmem_lib.train.select_device).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("sharpmem_lib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "sharpmem[defenses] @ git+https://github.com/sharpmem/sharpmem@main"], check=True)
+
 # %% tags=["parameters"]
 profile = "default"  # which notebooks/params/<profile>.yaml produced this run
 n_few = 400  # training points in panel (b): the atypical cluster gets ~ n_few * 0.5 * atypical_weight

@@ -30,6 +30,17 @@
 # synthetic `longtail` data, where every point's subpopulation size is known, something
 # the paper could not do.
 
+# %% tags=["remove-cell"]
+# Colab, Binder or a fresh kernel: install sharpmem from its repository when it is missing.
+# Training then uses the GPU whenever torch sees one (sharpmem_lib.train.select_device).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("sharpmem_lib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "sharpmem[defenses] @ git+https://github.com/sharpmem/sharpmem@main"], check=True)
+
 # %% tags=["parameters"]
 profile = "default"  # which notebooks/params/<profile>.yaml produced this run
 dataset = "digits"  # the dataset whose test points are bucketed

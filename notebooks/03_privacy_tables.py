@@ -36,6 +36,17 @@
 # **SELENA's**: they are fitted on the evaluation data itself, as the code the paper
 # extends does; this is optimistic, and it is the protocol comparable with the paper's numbers.
 
+# %% tags=["remove-cell"]
+# Colab, Binder or a fresh kernel: install sharpmem from its repository when it is missing.
+# Training then uses the GPU whenever torch sees one (sharpmem_lib.train.select_device).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("sharpmem_lib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "sharpmem[defenses] @ git+https://github.com/sharpmem/sharpmem@main"], check=True)
+
 # %% tags=["parameters"]
 profile = "default"  # which notebooks/params/<profile>.yaml produced this run
 datasets = ["digits", "longtail"]
@@ -116,6 +127,9 @@ for protocol, title in (("selena", "SELENA's protocol (comparable with the paper
 
 # %% tags=["remove-input"]
 display(format_table1(paper_table1()))
+for protocol in ("selena", "honest"):  # for the results summary page
+    glue(f"table1_{protocol}", format_table1(tables[protocol]), display=False)
+glue("table1_paper", format_table1(paper_table1()), display=False)
 
 # %% [markdown]
 # ## Table 2: change against SGD
@@ -149,6 +163,7 @@ display(paper2.rename(columns=HEADERS).round(2))
 # %% tags=["remove-input"]
 dirs = directions(ours2, paper2)
 display(dirs)
+glue("directions", dirs, display=False)
 settled = dirs[dirs["agrees"].notna()]
 glue("n_directions", str(len(settled)))
 glue("n_agree", str(int(settled["agrees"].astype(bool).sum())))

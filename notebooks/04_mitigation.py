@@ -37,6 +37,17 @@
 # Attack accuracies are the best single-query and the label-only attack of chapter 3 under
 # both evaluation protocols (honest, and SELENA's, which is comparable with the paper).
 
+# %% tags=["remove-cell"]
+# Colab, Binder or a fresh kernel: install sharpmem from its repository when it is missing.
+# Training then uses the GPU whenever torch sees one (sharpmem_lib.train.select_device).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("sharpmem_lib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "sharpmem[defenses] @ git+https://github.com/sharpmem/sharpmem@main"], check=True)
+
 # %% tags=["parameters"]
 profile = "default"  # which notebooks/params/<profile>.yaml produced this run
 dataset = "digits"

@@ -23,7 +23,30 @@ def cells(nb):
 
 
 def test_there_are_chapters():
-    assert {"00_data_and_models", "01_toy_example"} <= set(IDS)
+    assert {"00_data_and_models", "01_toy_example", "04_mitigation"} <= set(IDS)
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
+def test_first_code_cell_installs_the_library_from_the_configured_repository(ipynb):
+    """Colab: the first code cell installs sharpmem from the repository the book's launch
+    buttons point at, and only when it is not importable."""
+    import yaml
+
+    url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
+    first = next(c for c in jupytext.read(ipynb).cells if c.cell_type == "code")
+    assert "remove-cell" in first.metadata.get("tags", [])
+    assert 'find_spec("sharpmem_lib") is None' in first.source
+    assert f"git+{url}@" in first.source
+
+
+def test_binder_files_build_the_library():
+    assert (REPO_ROOT / "runtime.txt").read_text().strip() == "python-3.11"
+    post = (REPO_ROOT / "postBuild").read_text()
+    assert "pip install --no-deps -e ." in post
+    assert (REPO_ROOT / "postBuild").stat().st_mode & 0o111  # executable, as repo2docker needs
+    requirements = (REPO_ROOT / "requirements.txt").read_text()
+    for dep in ("torch==", "jupyter-book==", "opacus=="):
+        assert dep in requirements
 
 
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
@@ -157,7 +180,8 @@ def test_book_in_a_real_browser(smoke_book, tmp_path):
     chapter 2 to test-output/."""
     build_dir, index = smoke_book
     html_dir = build_dir / "_build" / "html"
-    pages = [index] + [html_dir / "notebooks" / f"{p.stem}.html" for p in NOTEBOOKS]
+    prose = [html_dir / "book" / f"{name}.html" for name in ("results", "methods", "rerun")]
+    pages = [index] + prose + [html_dir / "notebooks" / f"{p.stem}.html" for p in NOTEBOOKS]
     for page in pages:
         dom = chromium("--dump-dom", page.as_uri(), profile_dir=tmp_path / "chromium").stdout
         assert "</html>" in dom, f"{page.name} did not load"
@@ -166,9 +190,10 @@ def test_book_in_a_real_browser(smoke_book, tmp_path):
         if page != index:
             for src in re.findall(r'<img[^>]+src="([^"]+\.png)"', dom):
                 assert (page.parent / src).resolve().stat().st_size > 1000, (page.name, src)
-        if r"\(" in page.read_text():  # the page has math: MathJax must have typeset it
+        source = page.read_text()
+        if r"\(" in source or r"\[" in source:  # the page has math: MathJax must have typeset it
             assert "MathJax-Element" in dom, f"{page.name}: equations were not typeset"
-            assert r"\(" not in text, f"{page.name}: raw TeX left on the page"
+            assert r"\(" not in text and r"\[" not in text, f"{page.name}: raw TeX left on the page"
     out = REPO_ROOT / "test-output"
     out.mkdir(exist_ok=True)
     shot = out / "chapter2.png"
