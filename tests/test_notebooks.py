@@ -200,3 +200,20 @@ def test_book_in_a_real_browser(smoke_book, tmp_path):
     chromium("--window-size=1300,3000", f"--screenshot={shot}",
              (html_dir / "notebooks" / "02_memorization_buckets.html").as_uri(), profile_dir=tmp_path / "chromium")
     assert shot.exists() and shot.stat().st_size > 50_000
+
+
+@pytest.mark.slow
+def test_book_stages_benchmark_reads_the_executed_chapters(smoke_book):
+    """benchmarks/book_stages.py splits each chapter's time by cell kind; check it on the
+    smoke build (the full benchmark builds the book twice, too slow for the tests)."""
+    import runpy
+
+    bench = runpy.run_path(str(REPO_ROOT / "benchmarks" / "book_stages.py"))
+    build_dir, _ = smoke_book
+    for ipynb in NOTEBOOKS:
+        stages = bench["cell_stages"](build_dir / "_build" / "source" / "notebooks" / ipynb.name)
+        assert set(stages) == {"compute", "figures & tables", "other"}
+        assert stages["compute"] > 0 and all(v >= 0 for v in stages.values())
+    times = {}
+    bench["_collect"]("wall time per stage: 00_data_and_models 1.5 s, jupyter-book build 3.0 s", times)
+    assert times == {"00_data_and_models": 1.5, "jupyter-book build": 3.0}
