@@ -41,7 +41,7 @@ import sys
 
 if importlib.util.find_spec("sharpmem_lib") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "sharpmem[defenses] @ git+https://github.com/sharpmem/sharpmem@main"], check=True)
+                    "sharpmem[defenses,attacks] @ git+https://github.com/sharpmem/sharpmem@main"], check=True)
 
 # %% tags=["parameters"]
 profile = "default"  # which notebooks/params/<profile>.yaml produced this run

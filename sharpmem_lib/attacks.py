@@ -408,18 +408,25 @@ def boundary_distances(model, X, y, method: str = "hopskipjump", max_iter: int |
     x = _to_float(torch.as_tensor(np.asarray(X))).numpy()
     y = np.asarray(y)
     num_classes = int(predict_logits(model, x[:1]).shape[1])
-    clip = (0.0, 1.0) if np.asarray(X).dtype == np.uint8 else None
+    # images live in [0, 1] (uint8 ones once scaled); other features are unbounded for ART's
+    # purposes, so the box is the data's range, widened
+    if x.ndim == 4 and x.min() >= 0 and x.max() <= 1:
+        clip = (0.0, 1.0)
+    else:
+        lo, hi = float(x.min()), float(x.max())
+        clip = (lo - (hi - lo), hi + (hi - lo))
     model = _Float32(model.cpu().eval())  # HopSkipJump queries in float64
     classifier = PyTorchClassifier(model, loss=torch.nn.CrossEntropyLoss(), input_shape=x.shape[1:],
                                    nb_classes=num_classes, clip_values=clip, device_type="cpu")
     np.random.seed(seed)  # HopSkipJump draws its random directions from NumPy's global generator
     if method == "hopskipjump":
-        attack = HopSkipJump(classifier, targeted=False, norm=2, max_iter=max_iter or 20, max_eval=1000,
+        attack = HopSkipJump(classifier, targeted=False, norm=2, max_iter=max_iter or 10, max_eval=1000,
                              init_eval=100, batch_size=batch_size, verbose=False)
         x_adv = attack.generate(x=x)
     else:
-        attack = CarliniL2Method(classifier, targeted=False, max_iter=max_iter or 50, binary_search_steps=5,
-                                 learning_rate=0.05, batch_size=batch_size, verbose=False)
+        # initial_const 1: ART's default 0.01 leaves most points unperturbed within the search budget
+        attack = CarliniL2Method(classifier, targeted=False, max_iter=max_iter or 100, binary_search_steps=10,
+                                 learning_rate=0.01, initial_const=1.0, batch_size=batch_size, verbose=False)
         x_adv = attack.generate(x=x, y=np.eye(num_classes)[y])
     distance = np.linalg.norm((x_adv - x).reshape(len(x), -1), axis=1)
     pred = predict_logits(model.model, x).argmax(1).numpy()
@@ -445,7 +452,11 @@ def boundary_distance_attack(model, X: dict[str, np.ndarray], y: dict[str, np.nd
     Xs = {k: np.asarray(X[k])[keep[k]] for k in SETS}
     ys = {k: np.asarray(y[k])[keep[k]] for k in SETS}
     num_classes = int(max(v.max() for v in ys.values())) + 1
-    d = {k: boundary_distances(model, Xs[k], ys[k], method, max_iter=max_iter, seed=seed) for k in SETS}
+    # one call for all four sets: the attacks run in batches, so one call costs little more than one set
+    flat = boundary_distances(model, np.concatenate([Xs[k] for k in SETS]), np.concatenate([ys[k] for k in SETS]),
+                              method, max_iter=max_iter, seed=seed)
+    bounds = np.cumsum([0] + [len(ys[k]) for k in SETS])
+    d = {k: flat[bounds[i]:bounds[i + 1]] for i, k in enumerate(SETS)}
     y_true = np.r_[np.ones(n_eval, bool), np.zeros(n_eval, bool)]
     labels = np.r_[ys["eval_member"], ys["eval_nonmember"]]
     scores = np.r_[d["eval_member"], d["eval_nonmember"]]

@@ -20,7 +20,8 @@ from sharpmem_lib.attacks import PERTURBATIONS, SETS, attack_data, attack_sets, 
 from sharpmem_lib.splits import make_partition
 from sharpmem_lib.validation import check_choice
 
-__all__ = ["default_label_only", "evaluate_privacy", "evaluate_runs", "summarize", "table1", "table2", "significance", "format_table1",
+__all__ = ["boundary_attack", "default_label_only", "evaluate_privacy", "evaluate_runs", "summarize", "table1",
+           "table2", "significance", "format_table1",
            "directions"]
 
 METRICS = ("test_acc", "single_query", "multi_query")
@@ -223,3 +224,29 @@ def summarize(results: pd.DataFrame, by: list[str], metrics: tuple[str, ...] = M
     out["diverged"] = grouped.apply(lambda g: g.loc[g["diverged"], seeds].nunique() if seeds else int(g["diverged"].any()),
                                     include_groups=False) if "diverged" in results else 0
     return out.reset_index()
+
+
+def boundary_attack(artifact, data, split_seed: int = 0, method: str = "hopskipjump", max_points: int = 50,
+                    which: str = "best", max_iter: int | None = None) -> pd.DataFrame:
+    """The boundary-distance label-only attack (:func:`~sharpmem_lib.attacks.boundary_distance_attack`)
+    on a cached target, one row per protocol; cached as JSON in the artifact's folder, since
+    each example costs hundreds of model queries."""
+    import json
+
+    from sharpmem_lib._io import atomic_write
+    from sharpmem_lib.attacks import BOUNDARY_METHODS, boundary_distance_attack
+
+    check_choice("method", method, BOUNDARY_METHODS)
+    check_choice("which", which, ["best", "final"])
+    path = artifact.path / f"boundary-{method}-{which}-split{split_seed}-n{max_points}-it{max_iter or 0}.json"
+    if path.exists():
+        try:
+            return pd.DataFrame(json.loads(path.read_text())).set_index("protocol")
+        except (ValueError, KeyError):
+            path.unlink()  # unreadable: recompute
+    sets = attack_sets(make_partition(artifact.config.dataset, data, split_seed), seed=split_seed)
+    table = boundary_distance_attack(artifact.model(which), {k: data.X[sets[k]] for k in SETS},
+                                     {k: data.y[sets[k]] for k in SETS}, method, max_points=max_points,
+                                     seed=split_seed, max_iter=max_iter)
+    atomic_write(path, lambda p: p.write_text(table.reset_index().to_json(orient="records")))
+    return table

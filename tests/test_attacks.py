@@ -315,3 +315,47 @@ def test_lira_evaluation_pools_targets():
     table, scores, member = lira_evaluation(conf, masks, targets=[0, 1, 2], group=group)
     assert list(table.index) == [0, 1, 2] and len(scores) == len(member) == 600
     assert (table["auc"] > 0.9).all() and {"tpr@1%fpr_g0", "tpr@1%fpr_g1"} <= set(table.columns)
+
+
+@pytest.mark.parametrize("method, tolerance, share", [("cw", 0.1, 0.9), ("hopskipjump", 0.35, 0.8)])
+def test_boundary_distances_match_a_linear_model_by_hand(method, tolerance, share):
+    """For a linear two-class model the L2 distance to the decision boundary is
+    |(w0 - w1) x + b0 - b1| / ||w0 - w1||; CW should find it, HopSkipJump (a label-only
+    search that only ever overestimates it) should come close. Misclassified points: 0."""
+    import torch
+    from torch import nn
+
+    from sharpmem_lib.attacks import boundary_distances
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    v = np.random.default_rng(1).normal(size=4)
+    v /= np.linalg.norm(v)
+    with torch.no_grad():  # a boundary through the middle of the [0, 1] box
+        model[1].weight.copy_(torch.tensor(np.stack([2.5 * v, -2.5 * v])))
+        model[1].bias.copy_(torch.tensor([-2.5 * v.sum() / 2, 2.5 * v.sum() / 2]))
+    X = np.random.default_rng(0).uniform(0.3, 0.7, size=(30, 1, 2, 2)).astype(np.float32)
+    with torch.no_grad():
+        y = model(torch.tensor(X)).argmax(1).numpy()
+    w, b = model[1].weight.detach().numpy(), model[1].bias.detach().numpy()
+    flat = X.reshape(30, -1)
+    margin = flat @ (w[0] - w[1]) + b[0] - b[1]
+    normal = (w[0] - w[1]) / np.linalg.norm(w[0] - w[1])
+    true = np.abs(margin) / np.linalg.norm(w[0] - w[1])
+    # the closed form holds where the nearest boundary point lies inside the [0, 1] box
+    nearest = flat - np.sign(margin)[:, None] * true[:, None] * normal
+    inside = ((nearest >= 0) & (nearest <= 1)).all(1)
+    assert inside.sum() >= 10
+    d = boundary_distances(model, X, y, method, seed=0)
+    close = np.abs(d - true) <= tolerance * true + 1e-3
+    assert close[inside].mean() >= share
+    if method == "hopskipjump":
+        assert (d >= true - 1e-3).all()  # an adversarial example is never closer than the boundary
+    wrong = boundary_distances(model, X[:5], 1 - y[:5], method, seed=0)
+    assert (wrong == 0).all()
+
+
+def test_boundary_distance_attack_rejects_bad_method():
+    from sharpmem_lib.attacks import boundary_distances
+
+    with pytest.raises(ValueError, match="method='pgd' is not valid"):
+        boundary_distances(None, np.zeros((1, 2)), np.zeros(1, int), "pgd")
