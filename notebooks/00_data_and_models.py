@@ -47,8 +47,8 @@ lr_milestones = []  # epochs at which lr is multiplied by lr_gamma (CIFAR: [60, 
 lr_gamma = 0.2
 augment = False  # random crop + flip (image datasets)
 seed = 0
-data_dir = ""  # where downloaded datasets live ("" = $SHARPMEM_DATA or ~/.cache/sharpmem)
-results_dir = ""  # the results cache ("" = $SHARPMEM_RESULTS or ./results)
+data_dir = ""  # where downloaded datasets live (empty: $SHARPMEM_DATA, else ~/.cache/sharpmem)
+results_dir = ""  # the results cache (empty: $SHARPMEM_RESULTS, else ./results)
 
 # %% tags=["remove-stderr"]
 import matplotlib.pyplot as plt

@@ -217,3 +217,13 @@ def test_book_stages_benchmark_reads_the_executed_chapters(smoke_book):
     times = {}
     bench["_collect"]("wall time per stage: 00_data_and_models 1.5 s, jupyter-book build 3.0 s", times)
     assert times == {"00_data_and_models": 1.5, "jupyter-book build": 3.0}
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
+def test_papermill_reads_every_parameter(ipynb):
+    """papermill must parse every assignment of the parameters cell (a comment with '='
+    can make it skip a line, and then warn that a passed value is 'unknown')."""
+    nb = jupytext.read(ipynb)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
+    assert set(papermill.inspect_notebook(str(ipynb))) == names
