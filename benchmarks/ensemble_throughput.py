@@ -34,6 +34,26 @@ def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+def batched_gemm_gflops(models: int, batch: int, widths: list[int], repeats: int = 10) -> float:
+    """The rate of exactly the batched products one training step of the ensemble needs
+    (forward, input gradient and weight gradient of every layer, all models at once): the
+    ceiling for this workload's shapes, which small per-model matrices keep well below the
+    large-matmul rate."""
+    products = []
+    for a, b in zip(widths, widths[1:]):
+        x, w, g = torch.randn(models, batch, a), torch.randn(models, a, b), torch.randn(models, batch, b)
+        products += [(lambda x=x, w=w: torch.bmm(x, w)), (lambda g=g, w=w: torch.bmm(g, w.transpose(1, 2))),
+                     (lambda x=x, g=g: torch.bmm(x.transpose(1, 2), g))]
+    flops = 3 * 2 * models * batch * sum(a * b for a, b in zip(widths, widths[1:]))
+    for f in products:
+        f()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for f in products:
+            f()
+    return flops * repeats / (time.perf_counter() - start) / 1e9
+
+
 def training_flops(n_examples: int, widths: list[int], passes: int) -> float:
     """Forward (2 per multiply-add) + backward (twice the forward) per example and pass."""
     macs = sum(a * b for a, b in zip(widths, widths[1:]))
@@ -73,6 +93,7 @@ def main(argv=None) -> dict:
     loop_s = (time.perf_counter() - start) / n_loop * args.models
 
     peak = matmul_gflops(256 if args.quick else 1024)
+    ceiling = batched_gemm_gflops(args.models, config.batch_size, [64, args.hidden, 10], 2 if args.quick else 10)
     ens_gflops = flops_per_model * args.models / ensemble_s / 1e9
     loop_gflops = flops_per_model * args.models / loop_s / 1e9
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; workload: {args.models} x MLP "
@@ -81,9 +102,12 @@ def main(argv=None) -> dict:
     print(f"per-model loop   : {args.models / loop_s:9.1f} models/s  {loop_gflops:7.2f} GFLOP/s "
           f"(timed on {n_loop} models)")
     print(f"torch matmul     : {peak:9.1f} GFLOP/s (1024 x 1024 float32)")
-    print(f"ensemble / loop  : {loop_s / ensemble_s:9.1f}x      ensemble / matmul: {ens_gflops / peak:6.1%}")
+    print(f"batched products : {ceiling:9.1f} GFLOP/s (this workload's forward and backward bmm shapes alone)")
+    print(f"ensemble / loop  : {loop_s / ensemble_s:9.1f}x      ensemble / matmul: {ens_gflops / peak:6.1%}"
+          f"      ensemble / batched products: {ens_gflops / ceiling:6.1%}")
     return {"ensemble_models_s": args.models / ensemble_s, "loop_models_s": args.models / loop_s,
-            "speedup": loop_s / ensemble_s, "matmul_gflops": peak, "fraction_of_matmul": ens_gflops / peak}
+            "speedup": loop_s / ensemble_s, "matmul_gflops": peak, "fraction_of_matmul": ens_gflops / peak,
+            "batched_gemm_gflops": ceiling}
 
 
 if __name__ == "__main__":
