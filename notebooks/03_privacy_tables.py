@@ -74,6 +74,7 @@ results_dir = ""
 
 # %% tags=["remove-stderr"]
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -86,7 +87,7 @@ from sharpmem_lib.paper import paper_table1
 from sharpmem_lib.privacy import (HEADERS, boundary_attack, directions, evaluate_privacy, format_table1,
                                   significance, table1, table2)
 from sharpmem_lib.provenance import provenance_table
-from sharpmem_lib.report import glue
+from sharpmem_lib.report import glue, paired_gain
 from sharpmem_lib.train import TrainConfig
 from sharpmem_lib.validation import check_choice
 
@@ -295,12 +296,22 @@ if lira_dataset:
     glue("lira_sam_q1", f"{100 * q[('sam', 1)]:.1f} %")
     glue("lira_sharpreg_q1", f"{100 * q[('sharpreg', 1)]:.1f} %")
     glue("lira_setup", f"{lira_models} models per algorithm on {lira_dataset}, {lira_targets} targets")
+    # targets are paired across algorithms: model k has the same subset and initialisation under each
+    paired = by_quintile.rename(columns={"algorithm": "method", "target": "seed"})
+    for name in ("sam", "sharpreg"):
+        g = paired_gain(paired, name, "sgd", "tpr", by="quintile").set_index("quintile").loc[1]
+        ci = (f"95 % CI [{100 * g['ci95_low']:+.1f}, {100 * g['ci95_high']:+.1f}], paired t-test p = {g['p_value']:.2g}"
+              if np.isfinite(g["ci95_low"]) else "no interval")
+        glue(f"lira_{name}_q1_diff", f"{100 * g['gain']:+.1f} points ({ci}, {int(g['seeds'])} targets)")
 
 # %% [markdown]
 # ({glue:text}`lira_setup`.) At 1 % FPR, LiRA finds {glue:text}`lira_sgd_q1` of the most
 # memorized fifth of SGD's training points against {glue:text}`lira_sgd_q5` of the least
 # memorized fifth; for the most memorized fifth the rate is {glue:text}`lira_sam_q1` under
-# SAM and {glue:text}`lira_sharpreg_q1` under SharpReg.
+# SAM and {glue:text}`lira_sharpreg_q1` under SharpReg. Paired by target (model k has the
+# same training subset and initialisation under every algorithm), the differences from SGD
+# on the most memorized fifth are {glue:text}`lira_sam_q1_diff` for SAM and
+# {glue:text}`lira_sharpreg_q1_diff` for SharpReg.
 #
 # ## Provenance
 

@@ -98,6 +98,7 @@ from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import bucket_pattern, glue, paired_gain, trend
 from sharpmem_lib.sharpness import artifact_sharpness
 from sharpmem_lib.train import TrainConfig
+from sharpmem_lib.validation import check_positive
 
 recipe = dict(epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
               lr_milestones=tuple(lr_milestones), augment=augment)
@@ -135,6 +136,8 @@ defense_runs = [
 buckets_config = SubsamplingConfig(dataset, model, TrainConfig(epochs=bucket_epochs, batch_size=batch_size, lr=bucket_lr),
                                    n_models=bucket_models, model_kwargs={"hidden": tuple(bucket_hidden)})
 opts = dict(results_dir=results_dir or None, data_dir=data_dir or None)
+for name, value in (("train_seeds", train_seeds), ("split_seeds", split_seeds), ("sharpness_iters", sharpness_iters)):
+    check_positive(name, value, integer=True)  # before anything trains
 
 # %% tags=["remove-stderr"]
 data = load_dataset(dataset, data_dir=data_dir or None)

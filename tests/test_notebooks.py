@@ -107,6 +107,8 @@ def test_cli_rejects_bad_profile_before_running(capsys):
     ("00_data_and_models", {"algorithms": ["sgd", "adam"]}, "algorithm='adam' is not valid"),
     ("04_mitigation", {"lams": [0.0, -1.0]}, "lam=-1.0"),
     ("04_mitigation", {"dp_noise": 0.0}, "noise_multiplier"),
+    ("04_mitigation", {"sharpness_iters": 0}, "sharpness_iters=0"),
+    ("03_privacy_tables", {"boundary_methods": ["pgd"]}, "boundary_methods='pgd' is not valid"),
 ])
 def test_notebook_rejects_bad_parameter_value(tmp_path, ipynb, params, message):
     """A bad value stops the notebook with the parameter's name, before any training."""
