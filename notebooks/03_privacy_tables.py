@@ -87,7 +87,7 @@ from sharpmem_lib.paper import paper_table1
 from sharpmem_lib.privacy import (HEADERS, boundary_attack, directions, evaluate_privacy, format_table1,
                                   significance, table1, table2)
 from sharpmem_lib.provenance import provenance_table
-from sharpmem_lib.report import glue, paired_gain
+from sharpmem_lib.report import glue, method_label, paired_gain
 from sharpmem_lib.train import TrainConfig
 from sharpmem_lib.validation import check_choice
 
@@ -178,7 +178,7 @@ settled = dirs[dirs["agrees"].notna()]
 glue("n_directions", str(len(settled)))
 glue("n_agree", str(int(settled["agrees"].astype(bool).sum())))
 disagree = settled[~settled["agrees"].astype(bool)]
-glue("disagree_list", ", ".join(f"{a.upper()} {m}" for a, m in disagree.index) if len(disagree) else "none")
+glue("disagree_list", ", ".join(f"{method_label(a)} {m}" for a, m in disagree.index) if len(disagree) else "none")
 
 # %% [markdown]
 # Of the {glue:text}`n_directions` effects whose direction the paper reports consistently,
