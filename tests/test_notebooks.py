@@ -229,3 +229,4 @@ def test_papermill_reads_every_parameter(ipynb):
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     names = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
     assert set(papermill.inspect_notebook(str(ipynb))) == names
+
