@@ -415,9 +415,10 @@ def boundary_distances(model, X, y, method: str = "hopskipjump", max_iter: int |
     else:
         lo, hi = float(x.min()), float(x.max())
         clip = (lo - (hi - lo), hi + (hi - lo))
-    model = _Float32(model.cpu().eval())  # HopSkipJump queries in float64
+    on_gpu = next(model.parameters()).is_cuda
+    model = _Float32(model.eval())  # HopSkipJump queries in float64
     classifier = PyTorchClassifier(model, loss=torch.nn.CrossEntropyLoss(), input_shape=x.shape[1:],
-                                   nb_classes=num_classes, clip_values=clip, device_type="cpu")
+                                   nb_classes=num_classes, clip_values=clip, device_type="gpu" if on_gpu else "cpu")
     np.random.seed(seed)  # HopSkipJump draws its random directions from NumPy's global generator
     if method == "hopskipjump":
         attack = HopSkipJump(classifier, targeted=False, norm=2, max_iter=max_iter or 10, max_eval=1000,

@@ -18,6 +18,7 @@ from scipy import stats
 
 from sharpmem_lib.attacks import PERTURBATIONS, SETS, attack_data, attack_sets, label_only_attack, run_attacks
 from sharpmem_lib.splits import make_partition
+from sharpmem_lib.train import select_device
 from sharpmem_lib.validation import check_choice
 
 __all__ = ["boundary_attack", "default_label_only", "evaluate_privacy", "evaluate_runs", "summarize", "table1",
@@ -61,7 +62,7 @@ def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[s
         if (defended.argmax(1) != logits.argmax(1)).any():
             raise RuntimeError("the output defense changed predicted labels; accuracy would no longer be the model's")
         logits = defended
-    model = artifact.model(which)
+    model = artifact.model(which).to(select_device("auto"))  # label-only queries run where the GPU is
     correct = logits.argmax(1) == data.y
     held_out = ~outputs["member"] & ~outputs["validation"]
     rows = []
@@ -245,7 +246,7 @@ def boundary_attack(artifact, data, split_seed: int = 0, method: str = "hopskipj
         except (ValueError, KeyError):
             path.unlink()  # unreadable: recompute
     sets = attack_sets(make_partition(artifact.config.dataset, data, split_seed), seed=split_seed)
-    table = boundary_distance_attack(artifact.model(which), {k: data.X[sets[k]] for k in SETS},
+    table = boundary_distance_attack(artifact.model(which).to(select_device("auto")), {k: data.X[sets[k]] for k in SETS},
                                      {k: data.y[sets[k]] for k in SETS}, method, max_points=max_points,
                                      seed=split_seed, max_iter=max_iter)
     atomic_write(path, lambda p: p.write_text(table.reset_index().to_json(orient="records")))

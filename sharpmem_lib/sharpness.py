@@ -29,6 +29,35 @@ __all__ = ["artifact_sharpness", "hessian_top_eigenvalue", "model_loss", "model_
 
 Params = dict[str, torch.Tensor]
 LossFn = Callable[[Params], torch.Tensor]
+# A loss, or a weighted sum of per-batch losses (weights summing to 1: a mean over batches),
+# so that Hessian-vector products over a large training set never hold all of its activations.
+Loss = LossFn | list[tuple[float, LossFn]]
+
+
+def _terms(loss: Loss) -> list[tuple[float, LossFn]]:
+    return [(1.0, loss)] if callable(loss) else list(loss)
+
+
+def _value(loss: Loss, params: Params) -> float:
+    return sum(w * float(f(params)) for w, f in _terms(loss))
+
+
+def _grad(loss: Loss, params: Params) -> Params:
+    total: Params = {}
+    for w, f in _terms(loss):
+        for k, t in grad(f)(params).items():
+            total[k] = total[k] + w * t if k in total else w * t
+    return total
+
+
+def _hvp(loss: Loss, params: Params, v: Params) -> Params:
+    """Exact Hessian-vector product, forward-over-reverse, summed over the batches."""
+    total: Params = {}
+    for w, f in _terms(loss):
+        _, hv = jvp(grad(f), (params,), (v,))
+        for k, t in hv.items():
+            total[k] = total[k] + w * t if k in total else w * t
+    return total
 
 
 def _dot(a: Params, b: Params) -> torch.Tensor:
@@ -39,9 +68,12 @@ def _norm(a: Params) -> torch.Tensor:
     return _dot(a, a).sqrt()
 
 
-def hessian_top_eigenvalue(loss: LossFn, params: Params, iters: int = 50, tol: float = 1e-4,
+def hessian_top_eigenvalue(loss: Loss, params: Params, iters: int = 50, tol: float = 1e-4,
                            seed: int = 0) -> float:
     """The eigenvalue of largest magnitude of the Hessian of ``loss`` at ``params``.
+
+    ``loss``: a function of the parameters, or a list of ``(weight, batch_loss)`` whose
+    weighted sum is the loss (see :func:`model_loss`).
 
     Power iteration ``v <- Hv / ||Hv||`` from a seeded random start, stopping when the
     Rayleigh quotient ``v^T H v`` changes by less than ``tol`` (relative) or after ``iters``
@@ -56,10 +88,9 @@ def hessian_top_eigenvalue(loss: LossFn, params: Params, iters: int = 50, tol: f
     v = {k: torch.randn(p.shape, generator=g).to(p) for k, p in params.items()}
     norm = _norm(v)
     v = {k: t / norm for k, t in v.items()}
-    grad_fn = grad(loss)
     eigenvalue = 0.0
     for i in range(iters):
-        _, hv = jvp(grad_fn, (params,), (v,))
+        hv = _hvp(loss, params, v)
         new = float(_dot(v, hv))  # Rayleigh quotient; ||v|| = 1
         norm = _norm(hv)
         if float(norm) == 0.0:
@@ -71,23 +102,24 @@ def hessian_top_eigenvalue(loss: LossFn, params: Params, iters: int = 50, tol: f
     return eigenvalue
 
 
-def sam_sharpness(loss: LossFn, params: Params, rho: float) -> float:
+def sam_sharpness(loss: Loss, params: Params, rho: float) -> float:
     """``L(w + e) - L(w)`` with SAM's first-order maximiser ``e = rho g / ||g||`` (eq. 4's
     bracket). Zero at a point with zero gradient (the first-order maximiser is undefined)."""
     check_nonnegative("rho", rho)
     params = {k: v.detach() for k, v in params.items()}
-    g = grad(loss)(params)
+    g = _grad(loss, params)
     norm = _norm(g)
-    base = float(loss(params))
+    base = _value(loss, params)
     if float(norm) == 0.0:
         return 0.0
     perturbed = {k: p + rho * g[k] / norm for k, p in params.items()}
-    return float(loss(perturbed)) - base
+    return _value(loss, perturbed) - base
 
 
-def model_loss(model: nn.Module, X, y) -> tuple[LossFn, Params]:
+def model_loss(model: nn.Module, X, y, batch_size: int | None = None) -> tuple[Loss, Params]:
     """The mean cross-entropy of ``model`` (eval mode: BatchNorm uses its running statistics)
-    on ``(X, y)`` as a function of its parameters, and the current parameters."""
+    on ``(X, y)`` as a function of its parameters, and the current parameters. With
+    ``batch_size``, a list of ``(weight, batch_loss)`` terms whose weighted sum is that mean."""
     model.eval()
     first = next(model.parameters())
     X = _to_float(_as_tensor(X, None, first.device)).to(first.dtype)
@@ -95,31 +127,41 @@ def model_loss(model: nn.Module, X, y) -> tuple[LossFn, Params]:
     buffers = dict(model.named_buffers())
     params = {k: v.detach() for k, v in model.named_parameters()}
 
-    def loss(p: Params) -> torch.Tensor:
-        logits = functional_call(model, {**p, **buffers}, (X,))
-        return nn.functional.cross_entropy(logits, y)
+    def batch_loss(xb: torch.Tensor, yb: torch.Tensor) -> LossFn:
+        return lambda p: nn.functional.cross_entropy(functional_call(model, {**p, **buffers}, (xb,)), yb)
 
-    return loss, params
+    if batch_size is None or batch_size >= len(X):
+        return batch_loss(X, y), params
+    check_positive("batch_size", batch_size, integer=True)
+    return [(len(X[i : i + batch_size]) / len(X), batch_loss(X[i : i + batch_size], y[i : i + batch_size]))
+            for i in range(0, len(X), batch_size)], params
 
 
-def model_sharpness(model: nn.Module, X, y, rhos: tuple[float, ...] = (0.01, 0.1), iters: int = 50) -> dict[str, float]:
+def model_sharpness(model: nn.Module, X, y, rhos: tuple[float, ...] = (0.01, 0.1), iters: int = 50,
+                    batch_size: int | None = 1024) -> dict[str, float]:
     """Training loss, ``lambda_max`` and SAM sharpness at each radius in ``rhos`` of ``model``
-    on ``(X, y)`` (typically its whole training set)."""
-    loss, params = model_loss(model, X, y)
-    out = {"train_loss": float(loss(params)), "lambda_max": hessian_top_eigenvalue(loss, params, iters=iters)}
+    on ``(X, y)`` (typically its whole training set), on the model's device, in batches of
+    ``batch_size`` (``None``: one batch)."""
+    loss, params = model_loss(model, X, y, batch_size)
+    out = {"train_loss": _value(loss, params), "lambda_max": hessian_top_eigenvalue(loss, params, iters=iters)}
     for rho in rhos:
         out[f"sam_sharpness@{rho:g}"] = sam_sharpness(loss, params, rho)
     return out
 
 
 def artifact_sharpness(artifact, data, which: str = "final", rhos: tuple[float, ...] = (0.01, 0.1),
-                       iters: int = 50, max_points: int | None = 5000, seed: int = 0) -> dict[str, float]:
+                       iters: int = 50, max_points: int | None = 5000, seed: int = 0, device: str = "auto",
+                       batch_size: int | None = 1024) -> dict[str, float]:
     """:func:`model_sharpness` of a cached target (:class:`~sharpmem_lib.experiments.Artifact`)
     on its training set (the partition's members), with its ``which`` weights.
 
     ``max_points``: measure on a seeded random subset of at most this many training points
-    (Hessian-vector products on all 50,000 CIFAR images are costly); ``None`` for all."""
+    (Hessian-vector products on all 50,000 CIFAR images are costly); ``None`` for all.
+    Runs on ``device`` (``auto``: the GPU when there is one)."""
     members = np.flatnonzero(artifact.outputs()["member"])
     if max_points is not None and len(members) > max_points:
         members = np.sort(np.random.default_rng(seed).choice(members, max_points, replace=False))
-    return model_sharpness(artifact.model(which), data.X[members], data.y[members], rhos=rhos, iters=iters)
+    from sharpmem_lib.train import select_device
+
+    model = artifact.model(which).to(select_device(device))
+    return model_sharpness(model, data.X[members], data.y[members], rhos=rhos, iters=iters, batch_size=batch_size)

@@ -92,3 +92,17 @@ def test_bad_arguments_are_named():
         hessian_top_eigenvalue(loss, params, iters=0)
     with pytest.raises(ValueError, match="rho"):
         sam_sharpness(loss, params, -1.0)
+
+
+def test_batched_measures_equal_the_full_batch_ones():
+    """The loss is a mean, so per-batch HVPs and gradients, weighted by batch size, must
+    give exactly the full-batch numbers (uneven last batch included)."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 3))
+    X, y = torch.randn(50, 3), torch.randint(0, 3, (50,))
+    full = model_sharpness(model, X, y, rhos=(0.05,), iters=300, batch_size=None)
+    batched = model_sharpness(model, X, y, rhos=(0.05,), iters=300, batch_size=16)
+    for key in full:
+        assert batched[key] == pytest.approx(full[key], rel=1e-8, abs=1e-12), key
+    loss, _ = model_loss(model, X, y, batch_size=16)
+    assert [round(w * 50) for w, _ in loss] == [16, 16, 16, 2]
