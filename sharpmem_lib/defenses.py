@@ -26,6 +26,7 @@ attacker, :mod:`sharpmem_lib.splits`): AdvReg's reference set and MemGuard's non
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import warnings
 from pathlib import Path
@@ -36,6 +37,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sharpmem_lib.models import MLP
 from sharpmem_lib.train import (Regularizer, TrainConfig, TrainResult, _as_tensor, _cpu_state, _to_float,
                                 predict_logits, seed_everything, train_classifier)
 from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
@@ -76,9 +78,12 @@ def check_defense(defense: str, kwargs: dict) -> None:
             check_positive(name, kwargs[name])
     if "delta" in kwargs and not 0 < kwargs["delta"] < 1:
         raise ValueError(f"delta={kwargs['delta']!r} is not valid; it must be in (0, 1)")
-    if defense == "selena" and kwargs.get("n_excluded", 10) >= kwargs.get("n_models", 25):
-        raise ValueError(f"n_excluded={kwargs.get('n_excluded', 10)} is not valid; it must be below "
-                         f"n_models={kwargs.get('n_models', 25)}")
+    if defense == "selena":
+        defaults = inspect.signature(train_selena).parameters
+        k = kwargs.get("n_models", defaults["n_models"].default)
+        n_excluded = kwargs.get("n_excluded", defaults["n_excluded"].default)
+        if n_excluded >= k:
+            raise ValueError(f"n_excluded={n_excluded} is not valid; it must be below n_models={k}")
 
 
 # ---------------------------------------------------------------------------- AdvReg
@@ -109,11 +114,7 @@ class AdvRegRegularizer(Regularizer):
         self.y_ref = _as_tensor(y_ref, torch.int64, self.device)
         with torch.random.fork_rng():  # h's initialisation must not shift the classifier's random stream
             torch.manual_seed(seed)
-            layers, width = [], 2 * num_classes
-            for h in hidden:
-                layers += [nn.Linear(width, h), nn.ReLU()]
-                width = h
-            self.h = nn.Sequential(*layers, nn.Linear(width, 1)).to(self.device)
+            self.h = MLP(2 * num_classes, 1, hidden).to(self.device)
         self.opt = torch.optim.Adam(self.h.parameters(), lr=lr)
         self.generator = torch.Generator().manual_seed(seed)
         self.steps = {"inference": 0, "classifier": 0}
@@ -262,43 +263,45 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
                                          shuffle=True, generator=generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
-    # Opacus warns that its non-cryptographic RNG is for experiments (it is: seeded, reproducible)
-    warnings.filterwarnings("ignore", message="Secure RNG turned off")
-    warnings.filterwarnings("ignore", message="Full backward hook is firing")
-    engine = PrivacyEngine(accountant="rdp")
-    private, optimizer, loader = engine.make_private(module=model, optimizer=optimizer, data_loader=loader,
-                                                     noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
-                                                     noise_generator=torch.Generator().manual_seed(config.seed + 1))
-    torch.manual_seed(config.seed)  # Opacus's Poisson sampler draws from the global generator
-    if X_val is not None:
-        y_val = _as_tensor(y_val, torch.int64, torch.device("cpu"))
-    history, best_state, best_epoch, best_val = [], None, None, -1.0
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    for epoch in tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False):
-        private.train()
-        total, correct, seen = 0.0, 0, 0
-        for xb, yb in loader:
-            if len(xb) == 0:  # Poisson sampling can draw an empty batch
-                continue
-            xb, yb = xb.to(device), yb.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            logits = private(xb)
-            loss = loss_fn(logits, yb)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(xb)
-            correct += int((logits.argmax(1) == yb).sum())
-            seen += len(xb)
-        mean_loss = total / max(seen, 1)
-        if not math.isfinite(mean_loss):
-            raise FloatingPointError(f"DP-SGD diverged (mean loss {mean_loss}) in epoch {epoch + 1}, lr={config.lr}")
-        record = {"epoch": epoch + 1, "train_loss": mean_loss, "train_acc": correct / max(seen, 1), "lr": config.lr,
-                  "epsilon": float(engine.get_epsilon(delta)), "delta": delta}
+    with warnings.catch_warnings():  # only for this run, not for the whole process
+        # Opacus warns that its non-cryptographic RNG is for experiments (it is: seeded, reproducible)
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        engine = PrivacyEngine(accountant="rdp")
+        private, optimizer, loader = engine.make_private(module=model, optimizer=optimizer, data_loader=loader,
+                                                         noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
+                                                         noise_generator=torch.Generator().manual_seed(config.seed + 1))
+        torch.manual_seed(config.seed)  # Opacus's Poisson sampler draws from the global generator
         if X_val is not None:
-            record["val_acc"] = float((predict_logits(model, X_val).argmax(1) == y_val).float().mean())
-            if record["val_acc"] > best_val:
-                best_val, best_epoch, best_state = record["val_acc"], epoch + 1, _cpu_state(model)
-        history.append(record)
+            y_val = _as_tensor(y_val, torch.int64, torch.device("cpu"))
+        history, best_state, best_epoch, best_val = [], None, None, -1.0
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        for epoch in tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False):
+            private.train()
+            total, correct, seen = 0.0, 0, 0
+            for xb, yb in loader:
+                if len(xb) == 0:  # Poisson sampling can draw an empty batch
+                    continue
+                xb, yb = xb.to(device), yb.to(device)
+                optimizer.zero_grad(set_to_none=True)
+                logits = private(xb)
+                loss = loss_fn(logits, yb)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(xb)
+                correct += int((logits.argmax(1) == yb).sum())
+                seen += len(xb)
+            mean_loss = total / max(seen, 1)
+            if not math.isfinite(mean_loss):
+                raise FloatingPointError(f"DP-SGD diverged (mean loss {mean_loss}) in epoch {epoch + 1}, "
+                                         f"lr={config.lr}")
+            record = {"epoch": epoch + 1, "train_loss": mean_loss, "train_acc": correct / max(seen, 1), "lr": config.lr,
+                      "epsilon": float(engine.get_epsilon(delta)), "delta": delta}
+            if X_val is not None:
+                record["val_acc"] = float((predict_logits(model, X_val).argmax(1) == y_val).float().mean())
+                if record["val_acc"] > best_val:
+                    best_val, best_epoch, best_state = record["val_acc"], epoch + 1, _cpu_state(model)
+            history.append(record)
     model = private.to_standard_module()  # the same parameters, without Opacus's hooks
     return TrainResult(model, history, best_state, best_epoch)
 
@@ -341,11 +344,7 @@ class MemGuard:
         weight = torch.where(t == 1, 0.5 / len(member_logits), 0.5 / len(nonmember_logits)) * len(t)
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
-            layers, width = [], z.shape[1]
-            for h in self.hidden:
-                layers += [nn.Linear(width, h), nn.ReLU()]
-                width = h
-            self.classifier = nn.Sequential(*layers, nn.Linear(width, 1))
+            self.classifier = MLP(z.shape[1], 1, self.hidden)
         opt = torch.optim.Adam(self.classifier.parameters(), lr=1e-3)
         x = _sorted_probs(z)
         for _ in range(self.epochs):  # full batch: the defender's data are small

@@ -13,13 +13,7 @@ from sharpmem_lib.optim import ALGORITHMS, SharpnessAware, coefficients, make_op
 
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    """1e-6 comparisons should test the algebra, not float32 rounding."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py: 1e-6 comparisons test the algebra
 
 
 LAM, XI, RHO, LR = 1.5, 0.3, 0.05, 0.1

@@ -9,12 +9,7 @@ from torch import nn
 from sharpmem_lib.sharpness import hessian_top_eigenvalue, model_loss, model_sharpness, sam_sharpness
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py: 1e-6 comparisons test the algebra
 
 
 def quadratic(eigenvalues, seed=0):
