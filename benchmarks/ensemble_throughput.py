@@ -1,12 +1,20 @@
 """The ensemble trainer on the digits influence workload, against a per-model loop and
 against this machine's own single-precision matmul rate, measured in one run.
 
-Workload: K MLPs (64 -> hidden -> 10) each trained on a random 70 % of the 898 digits
-members, as Feldman & Zhang's estimator needs. Prints models/s and achieved GFLOP/s for
-the ensemble and for a plain loop of ordinary training runs, their ratio, and the
-fraction of torch's matmul GFLOP/s the ensemble reaches. Figures, not a timed test.
+Workload: chapter 2's subset models as ``make book`` trains them (the ``02_memorization_buckets``
+entry of ``notebooks/params/default.yaml``: MLP width, number of models, epochs, batch size,
+learning rate, 70 % subsets of the 898 digits members). Prints models/s and GFLOP/s for the
+ensemble trainer with each gradient backend (the fused numba kernel and torch.func.vmap), for
+a plain loop of ordinary training runs (``train_classifier``, one model at a time), their
+ratios, and the fraction of torch's 1024 x 1024 float32 matmul rate the ensemble reaches.
+Figures, not a timed test.
+
+FLOPs follow the model-FLOPs convention of MFU figures: 6 per multiply-add per example
+(forward 2, backward 4). Neither trainer computes the first layer's input gradient, so the
+arithmetic actually done is about 5/6 of that; the ratios between trainers are unaffected.
 
     python benchmarks/ensemble_throughput.py
+    python benchmarks/ensemble_throughput.py --hidden 128 --batch-size 64 --models 512 --epochs 5
     python benchmarks/ensemble_throughput.py --quick   # seconds; what the tests run
 """
 
@@ -14,15 +22,19 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from sharpmem_lib.data import load_dataset
 from sharpmem_lib.ensemble import subset_masks, train_ensemble
 from sharpmem_lib.models import MLP
 from sharpmem_lib.splits import make_partition
 from sharpmem_lib.train import TrainConfig, seed_everything, train_classifier
+
+BOOK_DEFAULTS = Path(__file__).resolve().parents[1] / "notebooks" / "params" / "default.yaml"
 
 
 def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
@@ -34,80 +46,67 @@ def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def batched_gemm_gflops(models: int, batch: int, widths: list[int], repeats: int = 10) -> float:
-    """The rate of exactly the batched products one training step of the ensemble needs
-    (forward, input gradient and weight gradient of every layer, all models at once): the
-    ceiling for this workload's shapes, which small per-model matrices keep well below the
-    large-matmul rate."""
-    products = []
-    for a, b in zip(widths, widths[1:]):
-        x, w, g = torch.randn(models, batch, a), torch.randn(models, a, b), torch.randn(models, batch, b)
-        products += [(lambda x=x, w=w: torch.bmm(x, w)), (lambda g=g, w=w: torch.bmm(g, w.transpose(1, 2))),
-                     (lambda x=x, g=g: torch.bmm(x.transpose(1, 2), g))]
-    flops = 3 * 2 * models * batch * sum(a * b for a, b in zip(widths, widths[1:]))
-    for f in products:
-        f()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        for f in products:
-            f()
-    return flops * repeats / (time.perf_counter() - start) / 1e9
-
-
 def training_flops(n_examples: int, widths: list[int], passes: int) -> float:
-    """Forward (2 per multiply-add) + backward (twice the forward) per example and pass."""
+    """6 FLOPs per multiply-add per example and gradient pass (model-FLOPs convention)."""
     macs = sum(a * b for a, b in zip(widths, widths[1:]))
     return 6.0 * macs * n_examples * passes
 
 
 def main(argv=None) -> dict:
+    book = yaml.safe_load(BOOK_DEFAULTS.read_text())["02_memorization_buckets"]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the tests")
-    parser.add_argument("--models", type=int, default=512)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--algorithm", default="sgd")
+    parser.add_argument("--models", type=int, default=book["n_models"])
+    parser.add_argument("--hidden", type=int, nargs="+", default=book["hidden"])
+    parser.add_argument("--epochs", type=int, default=book["subset_epochs"])
+    parser.add_argument("--batch-size", type=int, default=book["batch_size"])
+    parser.add_argument("--lr", type=float, default=book["subset_lr"])
+    parser.add_argument("--algorithm", default="sgd", help="sgd, sam or sharpreg (two gradient passes)")
+    parser.add_argument("--loop-models", type=int, default=16, help="models the per-model loop is timed on")
     args = parser.parse_args(argv)
     if args.quick:
-        args.models, args.epochs, args.hidden = 8, 1, 16
+        args.models, args.epochs, args.hidden, args.loop_models = 8, 1, [16], 2
     data = load_dataset("digits")
     members = make_partition("digits", data).members
     X, y = data.X[members], data.y[members]
-    masks = subset_masks(len(X), args.models, 0.7, seed=0)
-    config = TrainConfig(algorithm=args.algorithm, epochs=args.epochs, batch_size=64, lr=0.05)
-    build = lambda: MLP(64, 10, (args.hidden,))  # noqa: E731
+    masks = subset_masks(len(X), args.models, book["fraction"], seed=0)
+    config = TrainConfig(algorithm=args.algorithm, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    widths = [int(np.prod(X.shape[1:])), *args.hidden, 10]
+    build = lambda: MLP(widths[0], widths[-1], tuple(args.hidden))  # noqa: E731
     passes = 1 if args.algorithm == "sgd" else 2
-    flops_per_model = training_flops(int(masks[0].sum()) * args.epochs, [64, args.hidden, 10], passes)
+    flops_per_model = training_flops(int(masks[0].sum()) * args.epochs, widths, passes)
 
-    train_ensemble(build, X, y, masks[:2], TrainConfig(epochs=1), progress=False)  # warm-up
-    start = time.perf_counter()
-    train_ensemble(build, X, y, masks, config, progress=False)
-    ensemble_s = time.perf_counter() - start
+    seconds = {}
+    for backend in ("numba", "vmap"):
+        train_ensemble(build, X, y, masks[:2], TrainConfig(epochs=1), backend=backend, progress=False)  # warm-up
+        start = time.perf_counter()
+        train_ensemble(build, X, y, masks, config, backend=backend, progress=False)
+        seconds[backend] = time.perf_counter() - start
 
-    n_loop = min(args.models, 2 if args.quick else 16)
+    n_loop = min(args.models, args.loop_models)
     start = time.perf_counter()
     for k in range(n_loop):
         seed_everything(k)
         subset = np.flatnonzero(masks[k])
         train_classifier(build(), X[subset], y[subset], config, progress=False)
-    loop_s = (time.perf_counter() - start) / n_loop * args.models
+    seconds["loop"] = (time.perf_counter() - start) / n_loop * args.models
 
     peak = matmul_gflops(256 if args.quick else 1024)
-    ceiling = batched_gemm_gflops(args.models, config.batch_size, [64, args.hidden, 10], 2 if args.quick else 10)
-    ens_gflops = flops_per_model * args.models / ensemble_s / 1e9
-    loop_gflops = flops_per_model * args.models / loop_s / 1e9
+    rate = {k: args.models / s for k, s in seconds.items()}
+    gflops = {k: flops_per_model * args.models / s / 1e9 for k, s in seconds.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; workload: {args.models} x MLP "
-          f"64-{args.hidden}-10, {args.algorithm}, {args.epochs} epochs on {int(masks[0].sum())} digits each")
-    print(f"ensemble trainer : {args.models / ensemble_s:9.1f} models/s  {ens_gflops:7.2f} GFLOP/s")
-    print(f"per-model loop   : {args.models / loop_s:9.1f} models/s  {loop_gflops:7.2f} GFLOP/s "
+          f"{'-'.join(map(str, widths))}, {args.algorithm}, {args.epochs} epochs, batch {args.batch_size}, "
+          f"on {int(masks[0].sum())} digits each")
+    print(f"ensemble trainer (numba kernel): {rate['numba']:9.1f} models/s  {gflops['numba']:7.2f} GFLOP/s")
+    print(f"ensemble trainer (torch vmap)  : {rate['vmap']:9.1f} models/s  {gflops['vmap']:7.2f} GFLOP/s")
+    print(f"per-model loop                 : {rate['loop']:9.1f} models/s  {gflops['loop']:7.2f} GFLOP/s "
           f"(timed on {n_loop} models)")
-    print(f"torch matmul     : {peak:9.1f} GFLOP/s (1024 x 1024 float32)")
-    print(f"batched products : {ceiling:9.1f} GFLOP/s (this workload's forward and backward bmm shapes alone)")
-    print(f"ensemble / loop  : {loop_s / ensemble_s:9.1f}x      ensemble / matmul: {ens_gflops / peak:6.1%}"
-          f"      ensemble / batched products: {ens_gflops / ceiling:6.1%}")
-    return {"ensemble_models_s": args.models / ensemble_s, "loop_models_s": args.models / loop_s,
-            "speedup": loop_s / ensemble_s, "matmul_gflops": peak, "fraction_of_matmul": ens_gflops / peak,
-            "batched_gemm_gflops": ceiling}
+    print(f"torch matmul                   : {peak:9.1f} GFLOP/s (float32, {256 if args.quick else 1024}^2)")
+    print(f"ensemble / loop: {seconds['loop'] / seconds['numba']:5.1f}x (vmap: {seconds['loop'] / seconds['vmap']:.1f}x)"
+          f"    ensemble / matmul: {gflops['numba'] / peak:6.1%} (vmap: {gflops['vmap'] / peak:.1%})")
+    return {"ensemble_models_s": rate["numba"], "vmap_models_s": rate["vmap"], "loop_models_s": rate["loop"],
+            "speedup": seconds["loop"] / seconds["numba"], "matmul_gflops": peak,
+            "fraction_of_matmul": gflops["numba"] / peak}
 
 
 if __name__ == "__main__":

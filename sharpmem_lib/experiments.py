@@ -283,7 +283,9 @@ def accuracy_table(artifacts: dict[str, Artifact], data_dir: str | Path | None =
 class SubsamplingConfig:
     """Feldman & Zhang's estimator on a dataset: ``n_models`` copies of ``model`` trained
     with ``train`` on random ``fraction`` subsets of the partition's members, evaluated on
-    the members and on the held-out non-members (validation excluded)."""
+    the members and on the held-out non-members (validation excluded). ``device`` is where
+    the models train (``auto``: a GPU if there is one); like ExperimentConfig's, it is not
+    part of the cache key."""
 
     dataset: str
     model: str = "mlp"
@@ -293,8 +295,10 @@ class SubsamplingConfig:
     seed: int = 0
     model_kwargs: dict = field(default_factory=dict)
     dataset_kwargs: dict = field(default_factory=dict)
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_choice("device", self.device, DEVICES)
         check_choice("dataset", self.dataset, PARTITIONED)
         check_choice("model", self.model, MODELS)
         check_fraction("fraction", self.fraction)
@@ -302,8 +306,8 @@ class SubsamplingConfig:
             raise ValueError(f"n_models={self.n_models!r} is not valid; it must be an integer >= 2")
 
     def key(self) -> str:
-        """Hash of the config and the library version."""
-        return _key(_plain(self))
+        """Hash of the config (not ``device``) and the library version."""
+        return _key({k: v for k, v in _plain(self).items() if k != "device"})
 
 
 def _subsampling_job(config: SubsamplingConfig, data_dir: str | Path | None):
@@ -326,7 +330,7 @@ def run_subsampling_shard(config: SubsamplingConfig, shard: int = 0, n_shards: i
     train_ids, test_ids = part.members, part.nonmembers
     return run_subsampling(build, data.X[train_ids], data.y[train_ids], data.X[test_ids], data.y[test_ids],
                            config.train, config.n_models, fraction=config.fraction, seed=config.seed,
-                           shard=shard, n_shards=n_shards, progress=progress)
+                           shard=shard, n_shards=n_shards, device=config.device, progress=progress)
 
 
 def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Path | None = None, *,

@@ -308,6 +308,7 @@ def run_subsampling(
     shard: int = 0,
     n_shards: int = 1,
     chunk: int = 256,
+    device: str = "auto",
     progress: bool = True,
 ) -> SubsamplingRuns:
     """Train the models of shard ``shard`` of ``n_shards`` (model ids ``shard::n_shards`` of
@@ -315,16 +316,19 @@ def run_subsampling(
 
     Model k trains on ``subset_masks(..., seed)[k]`` with training seed ``config.seed + k``,
     whatever the sharding, so merged shards equal one run. Models train ``chunk`` at a time
-    with :func:`~sharpmem_lib.ensemble.train_ensemble`.
+    with :func:`~sharpmem_lib.ensemble.train_ensemble` on ``device`` (``auto``: a GPU if there
+    is one; on the CPU, ReLU MLPs take the fused numba kernel).
     """
     from tqdm.auto import tqdm
 
     from sharpmem_lib.ensemble import subset_masks, train_ensemble
+    from sharpmem_lib.train import select_device
 
     check_positive("n_models", n_models, integer=True)
     check_positive("n_shards", n_shards, integer=True)
     if not 0 <= shard < n_shards:
         raise ValueError(f"shard={shard!r} is not valid; choose one of 0..{n_shards - 1}")
+    target = select_device(device)
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     ids = np.arange(n_models)[shard::n_shards]
     masks = subset_masks(len(y_train), n_models, fraction, seed)[ids]
@@ -337,7 +341,7 @@ def run_subsampling(
                       disable=not progress):
         part = slice(start, start + chunk)
         ensemble = train_ensemble(build, X_train, y_train, masks[part], config,
-                                  seeds=[config.seed + int(k) for k in ids[part]], progress=False)
+                                  seeds=[config.seed + int(k) for k in ids[part]], device=target, progress=False)
         train_logits = ensemble.logits(X_train).numpy()  # (models, n_train, classes)
         correct_train[part] = train_logits.argmax(-1) == y_train
         confidence_train[part] = logit_confidence(train_logits, y_train)
@@ -366,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     shard.add_argument("--n-shards", type=int, required=True)
     shard.add_argument("--out", type=Path, required=True, help="folder for shard-XXXX-of-YYYY.npz")
     shard.add_argument("--data-dir", default=None)
+    shard.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     merge = sub.add_parser("merge", help="merge shard files into one")
     merge.add_argument("files", nargs="+", type=Path)
     merge.add_argument("--out", type=Path, required=True)
@@ -383,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = {"hidden": tuple(args.hidden)} if args.model in ("mlp", "fc") else {}
     config = SubsamplingConfig(args.dataset, args.model,
                                TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
-                               n_models=args.n_models, fraction=args.fraction, seed=args.seed, model_kwargs=kwargs)
+                               n_models=args.n_models, fraction=args.fraction, seed=args.seed, model_kwargs=kwargs,
+                               device=args.device)
     runs = run_subsampling_shard(config, args.shard, args.n_shards, data_dir=args.data_dir)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"shard-{args.shard:04d}-of-{args.n_shards:04d}.npz"

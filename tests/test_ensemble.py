@@ -26,11 +26,13 @@ def build():
     TrainConfig(algorithm="sam", rho=0.05, epochs=3, batch_size=50, lr=0.05, seed=7),
     TrainConfig(algorithm="sharpreg", rho=0.05, lam=1.5, xi=0.3, epochs=3, batch_size=50, lr=0.05, seed=7),
     TrainConfig(algorithm="sam", rho=0.05, epochs=4, batch_size=50, lr=0.05, swa=True, swa_start=0.5, seed=7),
-], ids=["sgd", "sam", "sharpreg", "sam+swa"])
-def test_ensemble_equals_separate_runs(digits, config):
+    TrainConfig(algorithm="sgd", epochs=3, batch_size=50, lr=0.05, label_smoothing=0.1, seed=7),
+], ids=["sgd", "sam", "sharpreg", "sam+swa", "label-smoothing"])
+@pytest.mark.parametrize("backend", ["vmap", "numba"])
+def test_ensemble_equals_separate_runs(digits, config, backend):
     X, y, X_test = digits
     masks = subset_masks(len(X), 3, 0.7, seed=1)
-    ensemble = train_ensemble(build, X, y, masks, config, progress=False)
+    ensemble = train_ensemble(build, X, y, masks, config, backend=backend, progress=False)
     logits = ensemble.logits(X_test)
     assert logits.shape == (3, len(X_test), 10)
     for k in range(3):
@@ -62,5 +64,31 @@ def test_bad_inputs(digits):
     with pytest.raises(ValueError, match="BatchNorm"):
         train_ensemble(lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.BatchNorm1d(8), nn.Linear(8, 10)),
                        X, y, subset_masks(len(X), 2), cfg)
-    with pytest.raises(FloatingPointError, match="ensemble models diverged"):
-        train_ensemble(build, X, y, subset_masks(len(X), 2), TrainConfig(lr=1e20, epochs=2), progress=False)
+    for backend in ("vmap", "numba"):
+        with pytest.raises(FloatingPointError, match="ensemble models diverged"):
+            train_ensemble(build, X, y, subset_masks(len(X), 2), TrainConfig(lr=1e20, epochs=2), backend=backend,
+                           progress=False)
+    with pytest.raises(ValueError, match="backend='jax' is not valid.*'vmap'"):
+        train_ensemble(build, X, y, subset_masks(len(X), 2), cfg, backend="jax")
+    with pytest.raises(ValueError, match="backend='numba' is not available here.*ReLU"):
+        train_ensemble(lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), X, y, subset_masks(len(X), 2), cfg,
+                       backend="numba")
+    with pytest.raises(ValueError, match="backend='numba' is not available here.*ReLU"):
+        train_ensemble(lambda: MLP(64, 10, (8,), activation="tanh"), X, y, subset_masks(len(X), 2), cfg,
+                       backend="numba")
+
+
+def test_auto_backend_uses_the_kernel_for_relu_mlps_only(digits, monkeypatch):
+    """backend='auto' takes the numba kernel for a ReLU MLP on the CPU and vmap otherwise."""
+    import sharpmem_lib.mlp_kernel as kernel
+
+    calls = []
+    original = kernel.StackedMLPGradients.__call__
+    monkeypatch.setattr(kernel.StackedMLPGradients, "__call__", lambda self, rows: calls.append(1) or original(self, rows))
+    X, y, _ = digits
+    train_ensemble(build, X, y, subset_masks(len(X), 2), TrainConfig(epochs=1), progress=False)
+    assert calls
+    calls.clear()
+    train_ensemble(lambda: MLP(64, 10, (8,), activation="tanh"), X, y, subset_masks(len(X), 2), TrainConfig(epochs=1),
+                   progress=False)
+    assert not calls
