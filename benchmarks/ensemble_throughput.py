@@ -6,8 +6,9 @@ entry of ``notebooks/params/default.yaml``: MLP width, number of models, epochs,
 learning rate, 70 % subsets of the 898 digits members). Prints models/s and GFLOP/s for the
 ensemble trainer with each gradient backend (the fused numba kernel and torch.func.vmap), for
 a plain loop of ordinary training runs (``train_classifier``, one model at a time), their
-ratios, and the fraction of torch's 1024 x 1024 float32 matmul rate the ensemble reaches.
-Figures, not a timed test.
+ratios, and the fraction of torch's 1024 x 1024 float32 matmul rate the ensemble reaches; and
+the rate of the kernel's matrix products alone on these shapes, which bounds it. Figures, not
+a timed test.
 
 FLOPs follow the model-FLOPs convention of MFU figures: 6 per multiply-add per example
 (forward 2, backward 4). Neither trainer computes the first layer's input gradient, so the
@@ -21,6 +22,7 @@ arithmetic actually done is about 5/6 of that; the ratios between trainers are u
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -34,16 +36,43 @@ from sharpmem_lib.models import MLP
 from sharpmem_lib.splits import make_partition
 from sharpmem_lib.train import TrainConfig, seed_everything, train_classifier
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script's matmul_rate
+from gpu_throughput import matmul_rate  # noqa: E402
+
 BOOK_DEFAULTS = Path(__file__).resolve().parents[1] / "notebooks" / "params" / "default.yaml"
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+def products_gflops(models: int, batch: int, widths: list[int], repeats: int = 5) -> float:
+    """How fast training could go if the matrix products the numba kernel calls were all it
+    did: those products alone (per model, single-threaded BLAS inside numba threads, as in
+    the kernel: forward and weight gradient of every layer, input gradient of every layer
+    but the first), timed, and expressed in the same model-FLOPs as the trainers (6 per
+    multiply-add per example), so it is the ceiling of the ensemble's GFLOP/s on these shapes."""
+    from numba import njit, prange
+    from threadpoolctl import threadpool_limits
+
+    @njit(parallel=True)
+    def products(xs, ws, gs, repeats):
+        for k in prange(xs[0].shape[0]):
+            for _ in range(repeats):
+                for layer in range(len(ws)):
+                    np.dot(xs[layer][k], ws[layer][k].T)  # forward
+                    np.dot(gs[layer][k].T, xs[layer][k])  # weight gradient
+                    if layer > 0:
+                        np.dot(gs[layer][k], ws[layer][k])  # input gradient
+
+    from numba.typed import List
+
+    pairs = list(zip(widths, widths[1:]))
+    xs = List([np.random.randn(models, batch, a).astype(np.float32) for a, _ in pairs])
+    ws = List([np.random.randn(models, b, a).astype(np.float32) for a, b in pairs])
+    gs = List([np.random.randn(models, batch, b).astype(np.float32) for _, b in pairs])
+    with threadpool_limits(limits=1, user_api="blas"):
+        products(xs, ws, gs, 1)  # compile
+        start = time.perf_counter()
+        products(xs, ws, gs, repeats)
+        seconds = time.perf_counter() - start
+    return training_flops(batch * models * repeats, widths, 1) / seconds / 1e9
 
 
 def training_flops(n_examples: int, widths: list[int], passes: int) -> float:
@@ -91,7 +120,8 @@ def main(argv=None) -> dict:
         train_classifier(build(), X[subset], y[subset], config, progress=False)
     seconds["loop"] = (time.perf_counter() - start) / n_loop * args.models
 
-    peak = matmul_gflops(256 if args.quick else 1024)
+    peak = matmul_rate(torch.device("cpu"), torch.float32, 256 if args.quick else 1024, 20) / 1e9
+    ceiling = products_gflops(args.models, args.batch_size, widths, 1 if args.quick else 40)
     rate = {k: args.models / s for k, s in seconds.items()}
     gflops = {k: flops_per_model * args.models / s / 1e9 for k, s in seconds.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; workload: {args.models} x MLP "
@@ -102,11 +132,13 @@ def main(argv=None) -> dict:
     print(f"per-model loop                 : {rate['loop']:9.1f} models/s  {gflops['loop']:7.2f} GFLOP/s "
           f"(timed on {n_loop} models)")
     print(f"torch matmul                   : {peak:9.1f} GFLOP/s (float32, {256 if args.quick else 1024}^2)")
+    print(f"the kernel's products alone    : {ceiling:9.1f} GFLOP/s ({ceiling / peak:.0%} of matmul: the ceiling on "
+          f"these shapes, per-model BLAS calls and nothing else)")
     print(f"ensemble / loop: {seconds['loop'] / seconds['numba']:5.1f}x (vmap: {seconds['loop'] / seconds['vmap']:.1f}x)"
           f"    ensemble / matmul: {gflops['numba'] / peak:6.1%} (vmap: {gflops['vmap'] / peak:.1%})")
     return {"ensemble_models_s": rate["numba"], "vmap_models_s": rate["vmap"], "loop_models_s": rate["loop"],
             "speedup": seconds["loop"] / seconds["numba"], "matmul_gflops": peak,
-            "fraction_of_matmul": gflops["numba"] / peak}
+            "fraction_of_matmul": gflops["numba"] / peak, "products_gflops": ceiling}
 
 
 if __name__ == "__main__":

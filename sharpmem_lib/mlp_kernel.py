@@ -31,72 +31,95 @@ __all__ = ["StackedMLPGradients", "single_threaded_blas"]
 
 
 @njit(cache=True)
-def _one_model(k, X, y, rows, weights, biases, grad_w, grad_b, smoothing):
+def _one_model(k, X, y, rows, weights, biases, grad_w, grad_b, smoothing, acts, deltas):
+    """Model k: forward, softmax cross-entropy, backward; returns (mean loss, correct).
+    ``acts`` and ``deltas`` are the calling thread's workspace, reused from model to model."""
     B = rows.shape[1]
     L = len(weights)
     C = biases[L - 1].shape[1]
     # forward: acts[l] is the input of layer l; the last entry holds the logits
-    x = np.empty((B, X.shape[1]), X.dtype)
+    x = acts[0]
     for b in range(B):
         x[b] = X[rows[k, b]]
-    acts = [x]
     for layer in range(L):
-        z = np.dot(acts[layer], weights[layer][k].T)
+        z = acts[layer + 1]
+        np.dot(acts[layer], weights[layer][k].T, z)
         bias = biases[layer][k]
         for b in range(B):
-            for j in range(z.shape[1]):
-                v = z[b, j] + bias[j]
-                z[b, j] = v if (layer == L - 1 or v > 0) else 0.0
-        acts.append(z)
-    a = acts[L]
+            row = z[b]
+            if layer == L - 1:
+                for j in range(row.shape[0]):
+                    row[j] += bias[j]
+            else:
+                for j in range(row.shape[0]):
+                    row[j] = max(row[j] + bias[j], 0.0)
+    logits = acts[L]
     # softmax cross-entropy with label smoothing, mean over the batch (torch's
     # F.cross_entropy); delta = d(loss)/d(logits) = (softmax - target) / B
-    delta = np.empty((B, C), X.dtype)
+    delta = deltas[L - 1]
     total = 0.0
     hits = 0
     for b in range(B):
+        row, out = logits[b], delta[b]
         t = y[rows[k, b]]
-        m = a[b, 0]
+        m = row[0]
         arg = 0
         for c in range(1, C):
-            if a[b, c] > m:
-                m = a[b, c]
+            if row[c] > m:
+                m = row[c]
                 arg = c
         if arg == t:
             hits += 1
         s = 0.0
+        mean = 0.0
         for c in range(C):
-            s += np.exp(a[b, c] - m)
+            e = np.exp(row[c] - m)
+            out[c] = e
+            s += e
+            mean += row[c]
         lse = m + np.log(s)
-        uniform = 0.0
+        total += (1.0 - smoothing) * (lse - row[t]) + smoothing * (lse - mean / C)
+        scale = 1.0 / (s * B)
         for c in range(C):
-            uniform += lse - a[b, c]
-        total += (1.0 - smoothing) * (lse - a[b, t]) + smoothing * uniform / C
-        for c in range(C):
-            target = smoothing / C + (1.0 - smoothing if c == t else 0.0)
-            delta[b, c] = (np.exp(a[b, c] - lse) - target) / B
+            out[c] = out[c] * scale - smoothing / (C * B)
+        out[t] -= (1.0 - smoothing) / B
     # backward, last layer first
     for layer in range(L - 1, -1, -1):
-        prev = acts[layer]
-        grad_w[layer][k][:, :] = np.dot(delta.T, prev)
+        prev, delta = acts[layer], deltas[layer]
+        np.dot(delta.T, prev, grad_w[layer][k])
         gb = grad_b[layer][k]
-        for j in range(delta.shape[1]):
-            s = 0.0
-            for b in range(B):
-                s += delta[b, j]
-            gb[j] = s
+        gb[:] = 0.0
+        for b in range(B):
+            row = delta[b]
+            for j in range(row.shape[0]):
+                gb[j] += row[j]
         if layer > 0:
-            delta = np.dot(delta, weights[layer][k])
+            below = deltas[layer - 1]
+            np.dot(delta, weights[layer][k], below)
             for b in range(B):
-                for j in range(delta.shape[1]):
-                    if prev[b, j] <= 0:  # ReLU'(z) = 0 where the activation is 0
-                        delta[b, j] = 0.0
+                row, seen = below[b], prev[b]
+                for j in range(row.shape[0]):
+                    if seen[j] <= 0:  # ReLU'(z) = 0 where the activation is 0
+                        row[j] = 0.0
     return total / B, hits
 
+
 @njit(parallel=True, cache=True)
-def _all_models(X, y, rows, weights, biases, grad_w, grad_b, smoothing, losses, correct):
-    for k in prange(rows.shape[0]):  # one model per thread at a time
-        losses[k], correct[k] = _one_model(k, X, y, rows, weights, biases, grad_w, grad_b, smoothing)
+def _all_models(X, y, rows, weights, biases, grad_w, grad_b, smoothing, losses, correct, threads):
+    K, B = rows.shape
+    share = (K + threads - 1) // threads
+    for thread in prange(threads):  # each thread takes a contiguous share of the models
+        # its workspace, allocated once: activations (input, then each layer's output) and
+        # the loss gradient at each layer's output
+        acts = [np.empty((B, X.shape[1]), X.dtype)]
+        deltas = [np.empty((B, weights[0].shape[1]), X.dtype)]
+        for layer in range(len(weights)):
+            acts.append(np.empty((B, weights[layer].shape[1]), X.dtype))
+            if layer > 0:
+                deltas.append(np.empty((B, weights[layer].shape[1]), X.dtype))
+        for k in range(thread * share, min(K, (thread + 1) * share)):
+            losses[k], correct[k] = _one_model(k, X, y, rows, weights, biases, grad_w, grad_b, smoothing,
+                                               acts, deltas)
 
 
 @contextmanager
@@ -162,8 +185,10 @@ class StackedMLPGradients:
             raise ValueError(f"rows has shape {tuple(rows.shape)}; expected ({len(self._args[0][0])}, batch)")
         if rows.numel() and not 0 <= int(rows.min()) <= int(rows.max()) < len(self.X):  # numba does not check
             raise ValueError(f"rows must index the {len(self.X)} rows of X")
-        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))  # as torch is told
+        threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, rows.shape[0])  # as torch is told
+        numba.set_num_threads(threads)
         losses = np.empty(rows.shape[0], dtype=self._np_dtype)
         correct = np.empty(rows.shape[0], dtype=np.int64)
-        _all_models(self.X.numpy(), self.y.numpy(), rows.numpy(), *self._args, self.label_smoothing, losses, correct)
+        _all_models(self.X.numpy(), self.y.numpy(), rows.numpy(), *self._args, self.label_smoothing, losses, correct,
+                     threads)
         return torch.from_numpy(losses), torch.from_numpy(correct)

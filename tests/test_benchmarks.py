@@ -18,7 +18,8 @@ def test_ensemble_throughput_quick(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["ensemble_throughput.py", "--quick"])
     runpy.run_path(str(BENCH / "ensemble_throughput.py"), run_name="__main__")
     out = capsys.readouterr().out
-    assert "numba kernel" in out and "torch vmap" in out and "per-model loop" in out and "torch matmul" in out
+    assert "numba kernel" in out and "torch vmap" in out and "per-model loop" in out and "torch matmul" in out \
+        and "products alone" in out
 
 
 def test_gpu_throughput_quick_runs_on_the_cpu(capsys, monkeypatch):
