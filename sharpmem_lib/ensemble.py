@@ -33,12 +33,12 @@ from tqdm.auto import tqdm
 from sharpmem_lib.train import Schedule, TrainConfig, _as_tensor, _to_float, build_optimizer, seed_everything
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
-__all__ = ["BACKENDS", "Ensemble", "subset_masks", "train_ensemble"]
+__all__ = ["BACKENDS", "Ensemble", "cannot_stack", "subset_masks", "train_ensemble"]
 
 #: How the per-model gradients are computed. "vmap": torch.func.vmap + autograd, any
 #: parameter-only module, any device. "numba": the fused CPU kernel of
-#: :mod:`sharpmem_lib.mlp_kernel` for ReLU MLPs (the Feldman–Zhang workload), several times
-#: faster on a CPU. "auto": "numba" where it applies, else "vmap".
+#: :mod:`sharpmem_lib.mlp_kernel` for ReLU MLPs (the Feldman–Zhang workload), about twice
+#: as fast on a CPU. "auto": "numba" where it applies, else "vmap".
 BACKENDS = ("auto", "vmap", "numba")
 
 
@@ -53,6 +53,21 @@ def subset_masks(n_train: int, n_models: int, fraction: float = 0.7, seed: int =
     for k in range(n_models):
         masks[k, np.random.default_rng([seed, k]).choice(n_train, size, replace=False)] = True
     return masks
+
+
+def cannot_stack(model: nn.Module, config: TrainConfig | None = None) -> str | None:
+    """None if :func:`train_ensemble` can train copies of ``model`` with ``config``, else why
+    not (BatchNorm's running statistics and other buffers are per-model state the stacked
+    parameters do not hold; augmentation is not implemented here). Such models train one by
+    one instead (:func:`sharpmem_lib.memorization.run_subsampling` does this)."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return "the ensemble trainer does not support BatchNorm layers"
+    buffers = [name for name, _ in model.named_buffers()]
+    if buffers:
+        return f"the ensemble trainer supports parameter-only models; found buffers {buffers}"
+    if config is not None and config.augment:
+        return "augment=True is not supported by the ensemble trainer"
+    return None
 
 
 def _kernel_applies(template: nn.Module, device: torch.device) -> str | None:
@@ -132,13 +147,15 @@ def train_ensemble(
     and its data order is drawn from a generator seeded with ``seeds[k]`` (default:
     ``config.seed + k``). Every mask must select the same number of points (as
     :func:`subset_masks` does), so that one batch holds a slice of each model's data.
-    Models with BatchNorm are not supported (their running statistics are per-model state).
+    Models with BatchNorm or other buffers are not supported (see :func:`cannot_stack`).
     ``backend`` chooses how the per-model gradients are computed, one of :data:`BACKENDS`;
     the optimizer, the data order and so the trained models are the same with either (up to
     floating-point summation order).
     """
     check_choice("backend", backend, BACKENDS)
     masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 2 or masks.shape[0] == 0:
+        raise ValueError(f"masks has shape {masks.shape}; expected (n_models >= 1, n_train)")
     n_models = masks.shape[0]
     sizes = masks.sum(1)
     if (sizes != sizes[0]).any():
@@ -146,23 +163,20 @@ def train_ensemble(
     seeds = [config.seed + k for k in range(n_models)] if seeds is None else list(seeds)
     if len(seeds) != n_models:
         raise ValueError(f"seeds has {len(seeds)} entries for {n_models} models")
-    if config.augment:
-        raise ValueError("augment=True is not supported by the ensemble trainer")
     device = torch.device(device)
     modules = []
     for s in seeds:
         seed_everything(s)
         modules.append(build())
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules[0].modules()):
-        raise ValueError("the ensemble trainer does not support BatchNorm layers")
-    params, buffers = stack_module_state(modules)
-    if buffers:
-        raise ValueError(f"the ensemble trainer supports parameter-only models; found buffers {list(buffers)}")
+        if len(modules) == 1:  # check the first model before building the rest
+            unstackable, no_kernel = cannot_stack(modules[0], config), _kernel_applies(modules[0], device)
+            if unstackable:
+                raise ValueError(unstackable)
+            if backend == "numba" and no_kernel:
+                raise ValueError(f"backend='numba' is not available here: {no_kernel}; use backend='vmap'")
+    use_kernel = backend == "numba" or (backend == "auto" and no_kernel is None)
+    params, _ = stack_module_state(modules)
     stack = _Stack({n: t.detach().to(device) for n, t in params.items()})
-    why_not = _kernel_applies(modules[0], device)
-    if backend == "numba" and why_not:
-        raise ValueError(f"backend='numba' is not available here: {why_not}; use backend='vmap'")
-    use_kernel = backend == "numba" or (backend == "auto" and why_not is None)
     template = modules[0].to("meta")
 
     optimizer = build_optimizer(config, stack.parameters(), model_axis=0)
@@ -180,7 +194,6 @@ def train_ensemble(
         from sharpmem_lib.mlp_kernel import StackedMLPGradients, single_threaded_blas
 
         blas = single_threaded_blas()  # the kernel calls BLAS from its own threads
-
         tensors = stack.as_dict()  # MLP order: 0.weight, 0.bias, 2.weight, 2.bias, ...
         gradients = StackedMLPGradients(X, y, [t.detach() for t in list(tensors.values())[0::2]],
                                         [t.detach() for t in list(tensors.values())[1::2]], config.label_smoothing)

@@ -20,7 +20,7 @@ the paper's Fig. 2 says the reverse; its text and Fig. 3 agree with this order.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -315,14 +315,17 @@ def run_subsampling(
     ``range(n_models)``) and record masks and correctness.
 
     Model k trains on ``subset_masks(..., seed)[k]`` with training seed ``config.seed + k``,
-    whatever the sharding, so merged shards equal one run. Models train ``chunk`` at a time
-    with :func:`~sharpmem_lib.ensemble.train_ensemble` on ``device`` (``auto``: a GPU if there
-    is one; on the CPU, ReLU MLPs take the fused numba kernel).
+    whatever the sharding, so merged shards equal one run. Models train on ``device``
+    (``auto``: a GPU if there is one), ``chunk`` at a time with
+    :func:`~sharpmem_lib.ensemble.train_ensemble` (on the CPU, ReLU MLPs take the fused
+    numba kernel); models the ensemble cannot stack (BatchNorm, e.g. WRN-16-8) or augmented
+    training go one by one through :func:`~sharpmem_lib.train.train_classifier`, which trains
+    the same model from the same seed and subset.
     """
     from tqdm.auto import tqdm
 
-    from sharpmem_lib.ensemble import subset_masks, train_ensemble
-    from sharpmem_lib.train import select_device
+    from sharpmem_lib.ensemble import cannot_stack, subset_masks, train_ensemble
+    from sharpmem_lib.train import predict_logits, select_device, seed_everything, train_classifier
 
     check_positive("n_models", n_models, integer=True)
     check_positive("n_shards", n_shards, integer=True)
@@ -337,15 +340,27 @@ def run_subsampling(
     correct_train = np.zeros((len(ids), len(y_train)), bool)
     correct_test = np.zeros((len(ids), len(y_test)), bool)
     confidence_train = np.zeros((len(ids), len(y_train)), np.float32)
-    for start in tqdm(range(0, len(ids), chunk), desc=f"subset models (shard {shard}/{n_shards})",
-                      disable=not progress):
-        part = slice(start, start + chunk)
-        ensemble = train_ensemble(build, X_train, y_train, masks[part], config,
-                                  seeds=[config.seed + int(k) for k in ids[part]], device=target, progress=False)
-        train_logits = ensemble.logits(X_train).numpy()  # (models, n_train, classes)
-        correct_train[part] = train_logits.argmax(-1) == y_train
-        confidence_train[part] = logit_confidence(train_logits, y_train)
-        correct_test[part] = (ensemble.logits(X_test).argmax(-1).numpy() == y_test)
+    def record(rows, train_logits, test_logits):  # (models, n, classes) logits of models `rows`
+        correct_train[rows] = train_logits.argmax(-1) == y_train
+        confidence_train[rows] = logit_confidence(train_logits, y_train)
+        correct_test[rows] = test_logits.argmax(-1) == y_test
+
+    one_by_one = cannot_stack(build(), config)
+    step = 1 if one_by_one else chunk
+    desc = f"subset models (shard {shard}/{n_shards})" + (" one by one" if one_by_one else "")
+    for start in tqdm(range(0, len(ids), step), desc=desc, disable=not progress):
+        part = slice(start, start + step)
+        seeds = [config.seed + int(k) for k in ids[part]]
+        if one_by_one:
+            seed_everything(seeds[0])
+            subset = np.flatnonzero(masks[start])
+            model = train_classifier(build().to(target), X_train[subset], y_train[subset],
+                                     replace(config, seed=seeds[0]), progress=False).model
+            record(part, predict_logits(model, X_train).numpy()[None], predict_logits(model, X_test).numpy()[None])
+        else:
+            ensemble = train_ensemble(build, X_train, y_train, masks[part], config, seeds=seeds, device=target,
+                                      progress=False)
+            record(part, ensemble.logits(X_train).numpy(), ensemble.logits(X_test).numpy())
     return SubsamplingRuns(ids, masks, correct_train, correct_test, confidence_train)
 
 

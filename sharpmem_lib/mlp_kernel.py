@@ -163,10 +163,12 @@ class StackedMLPGradients:
                 raise ValueError("the stacked parameters must be contiguous CPU tensors of one dtype")
         self.X = X.detach().cpu().flatten(1).to(dtype).contiguous()
         widths = [self.X.shape[1]] + [w.shape[1] for w in weights]
+        self.n_models = weights[0].shape[0]
         for layer, (w, b) in enumerate(zip(weights, biases)):
-            if w.ndim != 3 or b.ndim != 2 or w.shape[2] != widths[layer] or b.shape[1:] != w.shape[1:2]:
+            if (w.ndim != 3 or b.ndim != 2 or w.shape[2] != widths[layer] or b.shape[1:] != w.shape[1:2]
+                    or w.shape[0] != self.n_models or b.shape[0] != self.n_models):
                 raise ValueError(f"layer {layer}: weight {tuple(w.shape)} and bias {tuple(b.shape)} do not chain "
-                                 f"(expected (K, out, {widths[layer]}) and (K, out))")
+                                 f"(expected ({self.n_models}, out, {widths[layer]}) and ({self.n_models}, out))")
         self.y = y.detach().cpu().to(torch.int64).contiguous()
         classes = biases[-1].shape[1]
         if len(self.y) != len(self.X) or (len(self.y) and not 0 <= int(self.y.min()) <= int(self.y.max()) < classes):
@@ -181,8 +183,8 @@ class StackedMLPGradients:
 
     def __call__(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = rows.detach().cpu().to(torch.int64).contiguous()
-        if rows.ndim != 2 or rows.shape[0] != len(self._args[0][0]):
-            raise ValueError(f"rows has shape {tuple(rows.shape)}; expected ({len(self._args[0][0])}, batch)")
+        if rows.ndim != 2 or rows.shape[0] != self.n_models or rows.shape[1] == 0:
+            raise ValueError(f"rows has shape {tuple(rows.shape)}; expected ({self.n_models}, batch >= 1)")
         if rows.numel() and not 0 <= int(rows.min()) <= int(rows.max()) < len(self.X):  # numba does not check
             raise ValueError(f"rows must index the {len(self.X)} rows of X")
         threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, rows.shape[0])  # as torch is told

@@ -68,6 +68,8 @@ def test_bad_inputs(digits):
         with pytest.raises(FloatingPointError, match="ensemble models diverged"):
             train_ensemble(build, X, y, subset_masks(len(X), 2), TrainConfig(lr=1e20, epochs=2), backend=backend,
                            progress=False)
+    with pytest.raises(ValueError, match="n_models >= 1"):
+        train_ensemble(build, X, y, np.zeros((0, len(X)), bool), cfg)
     with pytest.raises(ValueError, match="backend='jax' is not valid.*'vmap'"):
         train_ensemble(build, X, y, subset_masks(len(X), 2), cfg, backend="jax")
     with pytest.raises(ValueError, match="backend='numba' is not available here.*ReLU"):

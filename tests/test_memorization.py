@@ -1,6 +1,7 @@
 """Feldman-Zhang estimates, influence entropy and buckets, against hand and exact values."""
 
 import numpy as np
+import torch
 import pytest
 from scipy.stats import entropy as scipy_entropy
 
@@ -162,6 +163,35 @@ def test_shards_merge_to_one_run(tmp_path):
         merge_runs([merged, merged])
     with pytest.raises(ValueError, match="shard=3"):
         run_subsampling(build, X, y, Xt, yt, cfg, n_models=7, shard=3, n_shards=3)
+
+
+def test_models_the_ensemble_cannot_stack_train_one_by_one_to_the_same_result():
+    """A model with a buffer (as BatchNorm has) cannot be stacked; run_subsampling then
+    trains it model by model with train_classifier, from the same seeds and subsets, and
+    gets what the ensemble gets for the same model without the buffer."""
+    from torch import nn
+
+    from sharpmem_lib.data import load_dataset
+    from sharpmem_lib.ensemble import cannot_stack
+    from sharpmem_lib.memorization import run_subsampling
+    from sharpmem_lib.models import MLP
+    from sharpmem_lib.train import TrainConfig
+
+    d = load_dataset("digits")
+    X, y, Xt, yt = d.X[:200], d.y[:200], d.X[200:260], d.y[200:260]
+    cfg = TrainConfig(epochs=5, batch_size=20, lr=0.1, seed=3)
+
+    def with_buffer() -> nn.Module:
+        model = MLP(64, 10, (16,))
+        model.register_buffer("unused", torch.zeros(1))  # changes nothing but stackability
+        return model
+
+    assert cannot_stack(with_buffer()) and cannot_stack(MLP(64, 10, (16,))) is None
+    stacked = run_subsampling(lambda: MLP(64, 10, (16,)), X, y, Xt, yt, cfg, n_models=4, progress=False)
+    one_by_one = run_subsampling(with_buffer, X, y, Xt, yt, cfg, n_models=4, progress=False)
+    for name in ("masks", "correct_train", "correct_test"):
+        np.testing.assert_array_equal(getattr(one_by_one, name), getattr(stacked, name))
+    np.testing.assert_allclose(one_by_one.confidence_train, stacked.confidence_train, atol=1e-3)
 
 
 def test_accuracy_by_bucket():

@@ -83,6 +83,10 @@ def test_bad_inputs():
     kernel = StackedMLPGradients(X, y, W, b)
     with pytest.raises(ValueError, match="must index the 20 rows"):
         kernel(torch.full((5, 3), 20))
-    with pytest.raises(ValueError, match=r"expected \(5, batch\)"):
+    with pytest.raises(ValueError, match=r"expected \(5, batch >= 1\)"):
         kernel(torch.zeros(4, 3, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"expected \(5, batch >= 1\)"):
+        kernel(torch.zeros(5, 0, dtype=torch.int64))
+    with pytest.raises(ValueError, match="do not chain"):
+        StackedMLPGradients(X, y, [W[0], W[1][:4]], [b[0], b[1][:4]])
     assert np.isfinite(kernel(torch.zeros(5, 3, dtype=torch.int64))[0].numpy()).all()
