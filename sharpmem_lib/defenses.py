@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sharpmem_lib._io import save_npz
 from sharpmem_lib.models import MLP
 from sharpmem_lib.train import (Regularizer, TrainConfig, TrainResult, _as_tensor, _cpu_state, _to_float,
                                 predict_logits, seed_everything, train_classifier)
@@ -210,18 +211,34 @@ def train_selena(build: Callable[[], nn.Module], X, y, config: TrainConfig, *, n
     """SELENA: ``n_models`` sub-models on Split-AI's subsets (each trained with ``config``,
     seeds ``config.seed * 1000 + k``), then a fresh ``build()`` model (seed ``config.seed``)
     distilled on Split-AI's soft labels of the training set. Returns the distilled model's
-    run; its history notes the teacher's accuracy on the training set."""
+    run; its history notes the teacher's accuracy on the training set.
+
+    With ``checkpoint_path`` nothing finished is lost on interruption: the sub-model in
+    training checkpoints every epoch (``<checkpoint_path>.sub-model-<k>``), each finished
+    sub-model's outputs are added to ``<checkpoint_path>.split-ai.npz``, and the distillation
+    checkpoints to ``checkpoint_path`` itself; a rerun resumes from there."""
     X_t = _as_tensor(X, None, torch.device("cpu"))
     y_np = np.asarray(y)
     trained = split_ai_assignment(len(y_np), n_models, n_excluded, seed=config.seed)
-    probs = []
-    for k in tqdm(range(n_models), desc=f"{desc}: Split-AI sub-models", disable=not progress, leave=False):
+    done = None if checkpoint_path is None else Path(f"{checkpoint_path}.split-ai.npz")
+    probs = _finished_sub_models(done, trained)
+    for k in tqdm(range(n_models), desc=f"{desc}: Split-AI sub-models", disable=not progress, leave=False,
+                  initial=len(probs)):
+        sub_checkpoint = None if done is None else Path(f"{checkpoint_path}.sub-model-{k:03d}")
+        if k < len(probs):  # finished before an interruption
+            if sub_checkpoint is not None:
+                sub_checkpoint.unlink(missing_ok=True)
+            continue
         seed_everything(config.seed * 1000 + k)
         sub = build().to(device)
         sub_config = dataclasses.replace(config, seed=config.seed * 1000 + k)
         rows = np.flatnonzero(trained[k])
-        result = train_classifier(sub, X_t[rows], y_np[rows], sub_config, progress=False)
+        result = train_classifier(sub, X_t[rows], y_np[rows], sub_config, progress=False,
+                                  checkpoint_path=sub_checkpoint)
         probs.append(predict_logits(result.model, X_t).softmax(1).numpy())
+        if done is not None:
+            save_npz(done, {"probs": np.stack(probs), "trained": trained})
+            sub_checkpoint.unlink(missing_ok=True)  # after the save, so that a crash loses nothing
     soft = split_ai_soft_labels(np.stack(probs), trained).astype(np.float32)
     seed_everything(config.seed)
     student = build().to(device)
@@ -230,7 +247,23 @@ def train_selena(build: Callable[[], nn.Module], X, y, config: TrainConfig, *, n
     teacher_acc = float((soft.argmax(1) == y_np).mean())
     for record in result.history:
         record["split_ai_train_acc"] = teacher_acc
+    if done is not None:
+        done.unlink(missing_ok=True)  # the distillation's own checkpoint now holds the run
     return result
+
+
+def _finished_sub_models(path: Path | None, trained: np.ndarray) -> list[np.ndarray]:
+    """The outputs of the sub-models an interrupted SELENA run finished, if ``path`` holds
+    them for this same Split-AI assignment; else none."""
+    if path is None or not path.exists():
+        return []
+    try:
+        with np.load(path) as saved:
+            if np.array_equal(saved["trained"], trained):
+                return list(saved["probs"])
+    except (OSError, ValueError, KeyError) as err:
+        warnings.warn(f"{path} is unreadable ({err}); retraining SELENA's sub-models", stacklevel=3)
+    return []
 
 
 # ---------------------------------------------------------------------------- DP-SGD

@@ -68,6 +68,37 @@ def test_selena_distils_split_ai_into_one_model(toy):
     assert out.shape == (len(test.X), 2)
 
 
+def test_interrupted_selena_resumes_without_retraining_finished_sub_models(toy, tmp_path):
+    train, test = toy
+    config = TrainConfig(epochs=3, batch_size=32, lr=0.05)
+    builds = []
+
+    def build():
+        builds.append(1)
+        if len(builds) == killed_at:
+            raise KeyboardInterrupt
+        return MLP(2, 2, (16,))
+
+    killed_at = None
+    whole = train_selena(build, train.X, train.y, config, n_models=4, n_excluded=2, progress=False,
+                         checkpoint_path=tmp_path / "a.pt")
+    assert not (tmp_path / "a.pt.split-ai.npz").exists()  # cleaned up once the run is complete
+    builds.clear()
+    killed_at = 3  # while building the third sub-model
+    with pytest.raises(KeyboardInterrupt):
+        train_selena(build, train.X, train.y, config, n_models=4, n_excluded=2, progress=False,
+                     checkpoint_path=tmp_path / "b.pt")
+    assert len(np.load(tmp_path / "b.pt.split-ai.npz")["probs"]) == 2
+    builds.clear()
+    killed_at = None
+    resumed = train_selena(build, train.X, train.y, config, n_models=4, n_excluded=2, progress=False,
+                           checkpoint_path=tmp_path / "b.pt")
+    assert len(builds) == 3  # sub-models 3 and 4, then the student
+    for p, q in zip(whole.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q)
+    assert whole.history == resumed.history
+
+
 # ------------------------------------------------------------------ AdvReg
 
 
