@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sharpmem_lib._io import save_npz
+from sharpmem_lib._io import atomic_write, save_npz
 from sharpmem_lib.models import MLP
 from sharpmem_lib.train import (Regularizer, TrainConfig, TrainResult, _as_tensor, _cpu_state, _to_float,
                                 predict_logits, seed_everything, train_classifier)
@@ -271,12 +271,17 @@ def _finished_sub_models(path: Path | None, trained: np.ndarray) -> list[np.ndar
 
 def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplier: float = 1.0,
                  max_grad_norm: float = 1.0, delta: float = 1e-5, X_val=None, y_val=None, progress: bool = True,
+                 checkpoint_path: str | Path | None = None, on_epoch_end: Callable[[int], None] | None = None,
                  desc: str = "dp-sgd") -> TrainResult:
     """DP-SGD with Opacus's ``PrivacyEngine``: Poisson-sampled batches of expected size
     ``config.batch_size``, per-example gradients clipped to ``max_grad_norm``, Gaussian noise
     of ``noise_multiplier * max_grad_norm``, plain SGD with ``config.lr``/``momentum``. Each
     epoch's record holds the privacy spent so far, ``epsilon`` at ``delta`` (RDP accountant).
-    BatchNorm layers are replaced by Opacus's validator (GroupNorm) before training."""
+    BatchNorm layers are replaced by Opacus's validator (GroupNorm) before training.
+
+    With ``checkpoint_path`` the whole state (weights, momentum, the accountant's history, the
+    sampler's and the noise's random states) is saved after each epoch and a rerun resumes
+    from it exactly; ``on_epoch_end(epoch)`` is called after each checkpoint."""
     try:
         from opacus import PrivacyEngine
         from opacus.validators import ModuleValidator
@@ -292,6 +297,7 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
     X_f = _to_float(_as_tensor(X, None, torch.device("cpu")))
     y_t = _as_tensor(y, torch.int64, torch.device("cpu"))
     generator = torch.Generator().manual_seed(config.seed)
+    noise = torch.Generator().manual_seed(config.seed + 1)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X_f, y_t), batch_size=config.batch_size,
                                          shuffle=True, generator=generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -303,13 +309,25 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
         engine = PrivacyEngine(accountant="rdp")
         private, optimizer, loader = engine.make_private(module=model, optimizer=optimizer, data_loader=loader,
                                                          noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
-                                                         noise_generator=torch.Generator().manual_seed(config.seed + 1))
-        torch.manual_seed(config.seed)  # Opacus's Poisson sampler draws from the global generator
+                                                         noise_generator=noise)
+        torch.manual_seed(config.seed)  # for anything that draws from the global generator
         if X_val is not None:
             y_val = _as_tensor(y_val, torch.int64, torch.device("cpu"))
-        history, best_state, best_epoch, best_val = [], None, None, -1.0
+        history, best_state, best_epoch, best_val, start = [], None, None, -1.0, 0
+        checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+        if checkpoint_path is not None and checkpoint_path.exists():
+            state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+            model.load_state_dict(state["model"])  # the module inside Opacus's wrapper
+            optimizer.original_optimizer.load_state_dict(state["optimizer"])
+            engine.accountant.load_state_dict(state["accountant"])
+            torch.set_rng_state(state["global_rng"])
+            generator.set_state(state["sampler_rng"])  # Opacus's Poisson sampler takes the loader's generator
+            noise.set_state(state["noise_rng"])
+            history, best_state, best_epoch, best_val, start = (state["history"], state["best_state"],
+                                                                state["best_epoch"], state["best_val"], state["epoch"])
         loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        for epoch in tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False):
+        for epoch in tqdm(range(start, config.epochs), desc=desc, disable=not progress, leave=False,
+                          initial=start, total=config.epochs):
             private.train()
             total, correct, seen = 0.0, 0, 0
             for xb, yb in loader:
@@ -335,6 +353,15 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
                 if record["val_acc"] > best_val:
                     best_val, best_epoch, best_state = record["val_acc"], epoch + 1, _cpu_state(model)
             history.append(record)
+            if checkpoint_path is not None:
+                state = {"model": _cpu_state(model), "optimizer": optimizer.original_optimizer.state_dict(),
+                         "accountant": engine.accountant.state_dict(), "global_rng": torch.get_rng_state(),
+                         "sampler_rng": generator.get_state(),
+                         "noise_rng": noise.get_state(), "history": history, "best_state": best_state,
+                         "best_epoch": best_epoch, "best_val": best_val, "epoch": epoch + 1}
+                atomic_write(checkpoint_path, lambda tmp: torch.save(state, tmp))
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1)
     model = private.to_standard_module()  # the same parameters, without Opacus's hooks
     return TrainResult(model, history, best_state, best_epoch)
 
@@ -447,5 +474,5 @@ def train_with_defense(defense: str, model: nn.Module, build: Callable[[], nn.Mo
                             desc=desc or "selena", **kwargs)
     if defense == "dpsgd":
         return train_dp_sgd(model, X, y, config, X_val=X_val, y_val=y_val, progress=progress, desc=desc or "dp-sgd",
-                            **kwargs)
+                            checkpoint_path=checkpoint_path, **kwargs)
     raise ValueError(f"defense={defense!r} is not valid; choose one of {sorted(DEFENSES)}")

@@ -219,13 +219,13 @@ def run_experiment(
             checkpoint.unlink()
     start = time.perf_counter()
     try:
-        extra = {"on_epoch_end": on_epoch_end} if config.defense in ("none", "advreg") else {}
+        extra = {"on_epoch_end": on_epoch_end} if config.defense in ("none", "advreg", "dpsgd") else {}
         if config.defense in ("none", "advreg") and os.environ.get("SHARPMEM_COMPILE") == "1":
             extra["compile_model"] = True  # opt-in: see benchmarks/gpu_throughput.py for whether it helps
         result = train_with_defense(
             config.defense, model, build, data.X[part.members], data.y[part.members], config.train,
             X_val=data.X[part.validation], y_val=data.y[part.validation],
-            checkpoint_path=checkpoint if config.defense != "dpsgd" else None,
+            checkpoint_path=checkpoint,
             progress=progress, desc=f"{config.dataset}/{config.model} {config.describe()}",
             **extra, **config.defense_kwargs,
         )

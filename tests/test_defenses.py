@@ -154,6 +154,27 @@ def test_advreg_run_resumes_to_the_same_result(tmp_path):
 # ------------------------------------------------------------------ DP-SGD
 
 
+def test_dp_sgd_run_resumes_to_the_same_result(tmp_path):
+    """Weights, momentum, the accountant and both random streams come back from the
+    checkpoint: a killed DP-SGD run ends exactly where an uninterrupted one does."""
+    cfg = ExperimentConfig("digits", "mlp", TrainConfig(epochs=3, batch_size=64, lr=0.1),
+                           model_kwargs={"hidden": (16,)}, defense="dpsgd", defense_kwargs={"noise_multiplier": 1.0})
+    whole = run_experiment(cfg, tmp_path / "a", progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_experiment(cfg, tmp_path / "b", progress=False, on_epoch_end=kill)
+    resumed = run_experiment(cfg, tmp_path / "b", progress=False)
+    np.testing.assert_array_equal(whole.outputs()["logits_final"], resumed.outputs()["logits_final"])
+    assert whole.history == resumed.history and whole.history[-1]["epsilon"] > whole.history[0]["epsilon"]
+
+
 def test_dp_sgd_spends_privacy_and_returns_a_plain_module(toy):
     train, test = toy
     config = TrainConfig(epochs=3, batch_size=50, lr=0.1)
