@@ -320,7 +320,8 @@ def _subsampling_job(config: SubsamplingConfig, data_dir: str | Path | None):
 
 
 def run_subsampling_shard(config: SubsamplingConfig, shard: int = 0, n_shards: int = 1, *,
-                          data_dir: str | Path | None = None, progress: bool = True, _job=None):
+                          data_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
+                          progress: bool = True, _job=None):
     """Shard ``shard`` of ``n_shards`` of ``config``'s subset models (uncached; see
     :func:`~sharpmem_lib.memorization.run_subsampling`): trained on the partition's members,
     evaluated on them and on the non-members."""
@@ -330,7 +331,8 @@ def run_subsampling_shard(config: SubsamplingConfig, shard: int = 0, n_shards: i
     train_ids, test_ids = part.members, part.nonmembers
     return run_subsampling(build, data.X[train_ids], data.y[train_ids], data.X[test_ids], data.y[test_ids],
                            config.train, config.n_models, fraction=config.fraction, seed=config.seed,
-                           shard=shard, n_shards=n_shards, device=config.device, progress=progress)
+                           shard=shard, n_shards=n_shards, device=config.device, checkpoint_dir=checkpoint_dir,
+                           progress=progress)
 
 
 def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Path | None = None, *,
@@ -353,8 +355,10 @@ def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Pat
                           "recomputing them",
                           CorruptArtifactWarning, stacklevel=2)
     path.parent.mkdir(parents=True, exist_ok=True)
-    runs = run_subsampling_shard(config, progress=progress, _job=job)
+    parts = path.with_suffix(".parts")  # finished chunks of an interrupted run
+    runs = run_subsampling_shard(config, progress=progress, checkpoint_dir=parts, _job=job)
     runs.save(path)
+    shutil.rmtree(parts, ignore_errors=True)
     return runs, train_ids, test_ids
 
 

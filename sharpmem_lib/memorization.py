@@ -20,6 +20,8 @@ the paper's Fig. 2 says the reverse; its text and Fig. 3 agree with this order.)
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -309,6 +311,7 @@ def run_subsampling(
     n_shards: int = 1,
     chunk: int = 256,
     device: str = "auto",
+    checkpoint_dir: str | Path | None = None,
     progress: bool = True,
 ) -> SubsamplingRuns:
     """Train the models of shard ``shard`` of ``n_shards`` (model ids ``shard::n_shards`` of
@@ -321,6 +324,11 @@ def run_subsampling(
     numba kernel); models the ensemble cannot stack (BatchNorm, e.g. WRN-16-8) or augmented
     training go one by one through :func:`~sharpmem_lib.train.train_classifier`, which trains
     the same model from the same seed and subset.
+
+    With ``checkpoint_dir`` an interrupted run loses nothing it finished: each finished
+    chunk (or model) writes its results there, the model being trained one by one also
+    checkpoints every epoch, and a rerun with the same arguments resumes. The folder can be
+    deleted once the returned runs are saved.
     """
     from tqdm.auto import tqdm
 
@@ -340,23 +348,55 @@ def run_subsampling(
     correct_train = np.zeros((len(ids), len(y_train)), bool)
     correct_test = np.zeros((len(ids), len(y_test)), bool)
     confidence_train = np.zeros((len(ids), len(y_train)), np.float32)
+    parts = None if checkpoint_dir is None else Path(checkpoint_dir)
+    if parts is not None:
+        parts.mkdir(parents=True, exist_ok=True)
+    # files are named by these settings and the model ids: parts from other settings are never reused
+    run = hashlib.sha256(repr((config, n_models, fraction, seed)).encode()).hexdigest()[:12]
+
     def record(rows, train_logits, test_logits):  # (models, n, classes) logits of models `rows`
         correct_train[rows] = train_logits.argmax(-1) == y_train
         confidence_train[rows] = logit_confidence(train_logits, y_train)
         correct_test[rows] = test_logits.argmax(-1) == y_test
+        if parts is not None:
+            save_npz(part_file(rows), {"masks": masks[rows], "correct_train": correct_train[rows],
+                                       "correct_test": correct_test[rows], "confidence_train": confidence_train[rows]})
+
+    def part_file(rows: slice) -> Path:
+        chosen = ids[rows]
+        return parts / f"{run}-models-{chosen[0]:06d}-{chosen[-1]:06d}.npz"
+
+    def finished(rows: slice) -> bool:
+        if parts is None or not part_file(rows).exists():
+            return False
+        try:
+            with np.load(part_file(rows)) as saved:
+                if not np.array_equal(saved["masks"], masks[rows]):
+                    return False
+                correct_train[rows], correct_test[rows] = saved["correct_train"], saved["correct_test"]
+                confidence_train[rows] = saved["confidence_train"]
+                return True
+        except (OSError, ValueError, KeyError):  # unreadable: train these models again
+            return False
 
     one_by_one = cannot_stack(build(), config)
     step = 1 if one_by_one else chunk
     desc = f"subset models (shard {shard}/{n_shards})" + (" one by one" if one_by_one else "")
     for start in tqdm(range(0, len(ids), step), desc=desc, disable=not progress):
-        part = slice(start, start + step)
+        part = slice(start, min(start + step, len(ids)))
+        if finished(part):
+            continue
         seeds = [config.seed + int(k) for k in ids[part]]
         if one_by_one:
             seed_everything(seeds[0])
             subset = np.flatnonzero(masks[start])
+            in_training = None if parts is None else part_file(part).with_suffix(".pt")
             model = train_classifier(build().to(target), X_train[subset], y_train[subset],
-                                     replace(config, seed=seeds[0]), progress=False).model
+                                     replace(config, seed=seeds[0]), checkpoint_path=in_training,
+                                     progress=False).model
             record(part, predict_logits(model, X_train).numpy()[None], predict_logits(model, X_test).numpy()[None])
+            if in_training is not None:
+                in_training.unlink(missing_ok=True)  # after its results are saved
         else:
             ensemble = train_ensemble(build, X_train, y_train, masks[part], config, seeds=seeds, device=target,
                                       progress=False)
@@ -405,10 +445,12 @@ def main(argv: list[str] | None = None) -> int:
                                TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
                                n_models=args.n_models, fraction=args.fraction, seed=args.seed, model_kwargs=kwargs,
                                device=args.device)
-    runs = run_subsampling_shard(config, args.shard, args.n_shards, data_dir=args.data_dir)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"shard-{args.shard:04d}-of-{args.n_shards:04d}.npz"
+    parts = path.with_suffix(".parts")  # a requeued task resumes from here
+    runs = run_subsampling_shard(config, args.shard, args.n_shards, data_dir=args.data_dir, checkpoint_dir=parts)
     runs.save(path)
+    shutil.rmtree(parts, ignore_errors=True)
     print(f"shard {args.shard}/{args.n_shards}: {len(runs.model_ids)} models -> {path}")
     return 0
 

@@ -194,6 +194,49 @@ def test_models_the_ensemble_cannot_stack_train_one_by_one_to_the_same_result():
     np.testing.assert_allclose(one_by_one.confidence_train, stacked.confidence_train, atol=1e-3)
 
 
+@pytest.mark.parametrize("stackable", [True, False], ids=["ensemble", "one-by-one"])
+def test_interrupted_subsampling_resumes_from_its_finished_parts(tmp_path, stackable):
+    from torch import nn
+
+    from sharpmem_lib.data import load_dataset
+    from sharpmem_lib.memorization import run_subsampling
+    from sharpmem_lib.models import MLP
+    from sharpmem_lib.train import TrainConfig
+
+    d = load_dataset("digits")
+    X, y, Xt, yt = d.X[:200], d.y[:200], d.X[200:260], d.y[200:260]
+    cfg = TrainConfig(epochs=3, batch_size=20, lr=0.1, seed=3)
+    calls = []
+
+    def build() -> nn.Module:
+        calls.append(1)
+        if len(calls) == kill_at:
+            raise KeyboardInterrupt
+        model = MLP(64, 10, (16,))
+        if not stackable:
+            model.register_buffer("unused", torch.zeros(1))
+        return model
+
+    kill_at = None
+    whole = run_subsampling(build, X, y, Xt, yt, cfg, n_models=5, chunk=2, progress=False)
+    calls.clear()
+    # build calls: a probe, then one per model (chunks of 2, 2 and 1 for the ensemble);
+    # killed while building model 4 of the ensemble's last chunk, or model 2 one by one
+    kill_at = 6 if stackable else 4
+    with pytest.raises(KeyboardInterrupt):
+        run_subsampling(build, X, y, Xt, yt, cfg, n_models=5, chunk=2, checkpoint_dir=tmp_path, progress=False)
+    calls.clear()
+    kill_at = None
+    resumed = run_subsampling(build, X, y, Xt, yt, cfg, n_models=5, chunk=2, checkpoint_dir=tmp_path,
+                              progress=False)
+    assert len(calls) == 1 + (1 if stackable else 3)  # the probe, then only the unfinished models
+    for name in ("masks", "correct_train", "correct_test", "confidence_train"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
+    other = run_subsampling(build, X, y, Xt, yt, TrainConfig(epochs=1, batch_size=20, lr=0.1, seed=3), n_models=5,
+                            chunk=2, checkpoint_dir=tmp_path, progress=False)  # other settings: no reuse
+    assert not np.array_equal(other.confidence_train, whole.confidence_train)
+
+
 def test_accuracy_by_bucket():
     from sharpmem_lib.memorization import accuracy_by_bucket
     correct = np.array([[1, 0, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
