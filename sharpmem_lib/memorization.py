@@ -332,6 +332,7 @@ def run_subsampling(
     """
     from tqdm.auto import tqdm
 
+    from sharpmem_lib.attacks import logit_confidence
     from sharpmem_lib.ensemble import cannot_stack, subset_masks, train_ensemble
     from sharpmem_lib.train import predict_logits, select_device, seed_everything, train_classifier
 
@@ -343,8 +344,6 @@ def run_subsampling(
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     ids = np.arange(n_models)[shard::n_shards]
     masks = subset_masks(len(y_train), n_models, fraction, seed)[ids]
-    from sharpmem_lib.attacks import logit_confidence
-
     correct_train = np.zeros((len(ids), len(y_train)), bool)
     correct_test = np.zeros((len(ids), len(y_test)), bool)
     confidence_train = np.zeros((len(ids), len(y_train)), np.float32)
@@ -359,25 +358,24 @@ def run_subsampling(
         confidence_train[rows] = logit_confidence(train_logits, y_train)
         correct_test[rows] = test_logits.argmax(-1) == y_test
         if parts is not None:
-            save_npz(part_file(rows), {"masks": masks[rows], "correct_train": correct_train[rows],
-                                       "correct_test": correct_test[rows], "confidence_train": confidence_train[rows]})
+            SubsamplingRuns(ids[rows], masks[rows], correct_train[rows], correct_test[rows],
+                            confidence_train[rows]).save(part_file(rows))
 
     def part_file(rows: slice) -> Path:
-        chosen = ids[rows]
-        return parts / f"{run}-models-{chosen[0]:06d}-{chosen[-1]:06d}.npz"
+        return parts / f"{run}-models-{ids[rows][0]:06d}-{ids[rows][-1]:06d}.npz"
 
-    def finished(rows: slice) -> bool:
+    def finished(rows: slice) -> bool:  # True after reading the results of models `rows` back
         if parts is None or not part_file(rows).exists():
             return False
         try:
-            with np.load(part_file(rows)) as saved:
-                if not np.array_equal(saved["masks"], masks[rows]):
-                    return False
-                correct_train[rows], correct_test[rows] = saved["correct_train"], saved["correct_test"]
-                confidence_train[rows] = saved["confidence_train"]
-                return True
+            saved = SubsamplingRuns.load(part_file(rows))
         except (OSError, ValueError, KeyError):  # unreadable: train these models again
             return False
+        if not (np.array_equal(saved.model_ids, ids[rows]) and np.array_equal(saved.masks, masks[rows])):
+            return False
+        correct_train[rows], correct_test[rows], confidence_train[rows] = (saved.correct_train, saved.correct_test,
+                                                                          saved.confidence_train)
+        return True
 
     one_by_one = cannot_stack(build(), config)
     step = 1 if one_by_one else chunk
