@@ -336,12 +336,12 @@ def run_subsampling_shard(config: SubsamplingConfig, shard: int = 0, n_shards: i
 
 
 def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Path | None = None, *,
-                               data_dir: str | Path | None = None, progress: bool = True):
+                               data_dir: str | Path | None = None, progress: bool = True, _job=None):
     """The cached :class:`~sharpmem_lib.memorization.SubsamplingRuns` of ``config``, with the
     dataset indices of its training (``train_ids``) and test (``test_ids``) points."""
     from sharpmem_lib.memorization import SubsamplingRuns
 
-    job = _subsampling_job(config, data_dir)
+    job = _job or _subsampling_job(config, data_dir)
     train_ids, test_ids = job[1].members, job[1].nonmembers
     path = results_root(results_dir) / config.dataset / f"subsampling-{config.key()}.npz"
     if path.exists():
@@ -408,15 +408,14 @@ def memorization_buckets(config: SubsamplingConfig, results_dir: str | Path | No
     ``influence_file`` is given (CIFAR-100), else from ``config``'s cached subset models."""
     from sharpmem_lib.memorization import SameClassInfluence, buckets, load_feldman_zhang
 
-    data = load_dataset(config.dataset, data_dir=data_dir, **config.dataset_kwargs)
-    partition = make_partition(config.dataset, data)
+    job = _subsampling_job(config, data_dir)
+    data, partition, _ = job
     if influence_file:
         offset = int((~data.official_test).sum())
         influence, _ = load_feldman_zhang(influence_file, test_id_offset=offset)
         source = f"Feldman & Zhang's published estimates ({influence_file})"
     else:
-        runs, train_ids, test_ids = run_subsampling_experiment(config, results_dir, data_dir=data_dir,
-                                                               progress=progress)
+        runs, train_ids, test_ids = run_subsampling_experiment(config, results_dir, progress=progress, _job=job)
         influence = SameClassInfluence.from_dense(runs.influence().value, data.y[test_ids], data.y[train_ids],
                                                   test_ids, train_ids, train_mem=runs.memorization().value)
         source = (f"our estimates from {config.n_models} {config.model} models, each trained on "
