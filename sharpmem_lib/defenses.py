@@ -207,7 +207,8 @@ def split_ai_soft_labels(probs: np.ndarray, trained: np.ndarray) -> np.ndarray:
 
 def train_selena(build: Callable[[], nn.Module], X, y, config: TrainConfig, *, n_models: int = 25,
                  n_excluded: int = 10, X_val=None, y_val=None, progress: bool = True, device="cpu",
-                 checkpoint_path: str | Path | None = None, desc: str = "selena") -> TrainResult:
+                 checkpoint_path: str | Path | None = None, on_epoch_end: Callable[[int], None] | None = None,
+                 desc: str = "selena") -> TrainResult:
     """SELENA: ``n_models`` sub-models on Split-AI's subsets (each trained with ``config``,
     seeds ``config.seed * 1000 + k``), then a fresh ``build()`` model (seed ``config.seed``)
     distilled on Split-AI's soft labels of the training set. Returns the distilled model's
@@ -216,7 +217,8 @@ def train_selena(build: Callable[[], nn.Module], X, y, config: TrainConfig, *, n
     With ``checkpoint_path`` nothing finished is lost on interruption: the sub-model in
     training checkpoints every epoch (``<checkpoint_path>.sub-model-<k>``), each finished
     sub-model's outputs are added to ``<checkpoint_path>.split-ai.npz``, and the distillation
-    checkpoints to ``checkpoint_path`` itself; a rerun resumes from there."""
+    checkpoints to ``checkpoint_path`` itself; a rerun resumes from there. ``on_epoch_end``
+    is called after each epoch of the distillation."""
     X_t = _as_tensor(X, None, torch.device("cpu"))
     y_np = np.asarray(y)
     trained = split_ai_assignment(len(y_np), n_models, n_excluded, seed=config.seed)
@@ -243,7 +245,7 @@ def train_selena(build: Callable[[], nn.Module], X, y, config: TrainConfig, *, n
     seed_everything(config.seed)
     student = build().to(device)
     result = train_classifier(student, X_t, soft, config, X_val=X_val, y_val=y_val, progress=progress,
-                              checkpoint_path=checkpoint_path, desc=f"{desc}: distillation")
+                              checkpoint_path=checkpoint_path, on_epoch_end=on_epoch_end, desc=f"{desc}: distillation")
     teacher_acc = float((soft.argmax(1) == y_np).mean())
     for record in result.history:
         record["split_ai_train_acc"] = teacher_acc

@@ -219,7 +219,7 @@ def run_experiment(
             checkpoint.unlink()
     start = time.perf_counter()
     try:
-        extra = {"on_epoch_end": on_epoch_end} if config.defense in ("none", "advreg", "dpsgd") else {}
+        extra = {"on_epoch_end": on_epoch_end}
         if config.defense in ("none", "advreg") and os.environ.get("SHARPMEM_COMPILE") == "1":
             extra["compile_model"] = True  # opt-in: see benchmarks/gpu_throughput.py for whether it helps
         result = train_with_defense(
