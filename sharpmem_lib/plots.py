@@ -268,7 +268,7 @@ def group_tpr_figure(table, value: str = "tpr", group: str = "quintile", method:
     for i, m in enumerate(methods):
         stats_ = table[table[method] == m].groupby(group)[value].agg(["mean", "std"]).reindex(groups)
         ax.bar(np.arange(len(groups)) + (i - (len(methods) - 1) / 2) * width, stats_["mean"], width,
-               yerr=stats_["std"].fillna(0), capsize=2, label=m.upper())
+               yerr=stats_["std"].fillna(0), capsize=2, label=method_label(m))
     ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups])
     ax.set_xlabel("memorization quintile of the training point (1 = most memorized)")
     ax.set_ylabel("LiRA TPR at 1 % FPR")
