@@ -42,22 +42,22 @@ def _value(loss: Loss, params: Params) -> float:
     return sum(w * float(f(params)) for w, f in _terms(loss))
 
 
-def _grad(loss: Loss, params: Params) -> Params:
+def _weighted_sum(loss: Loss, per_term: Callable[[LossFn], Params]) -> Params:
+    """sum_i w_i per_term(f_i) over the loss's (weight, batch loss) terms."""
     total: Params = {}
     for w, f in _terms(loss):
-        for k, t in grad(f)(params).items():
+        for k, t in per_term(f).items():
             total[k] = total[k] + w * t if k in total else w * t
     return total
+
+
+def _grad(loss: Loss, params: Params) -> Params:
+    return _weighted_sum(loss, lambda f: grad(f)(params))
 
 
 def _hvp(loss: Loss, params: Params, v: Params) -> Params:
     """Exact Hessian-vector product, forward-over-reverse, summed over the batches."""
-    total: Params = {}
-    for w, f in _terms(loss):
-        _, hv = jvp(grad(f), (params,), (v,))
-        for k, t in hv.items():
-            total[k] = total[k] + w * t if k in total else w * t
-    return total
+    return _weighted_sum(loss, lambda f: jvp(grad(f), (params,), (v,))[1])
 
 
 def _dot(a: Params, b: Params) -> torch.Tensor:
