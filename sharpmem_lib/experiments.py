@@ -29,7 +29,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -111,6 +111,19 @@ class Artifact:
         ``validation`` masks."""
         with np.load(self.path / "outputs.npz") as f:
             return {k: f[k] for k in f.files}
+
+    def cached_json(self, name: str, compute: Callable[[], Any]) -> Any:
+        """A result derived from this run (an expensive attack, a sharpness measure), kept as
+        JSON in the run's folder under ``name``: computed once, recomputed if unreadable."""
+        path = self.path / name
+        if path.exists():
+            try:
+                return json.loads(path.read_text())
+            except ValueError:
+                path.unlink()
+        value = compute()
+        atomic_write(path, lambda p: p.write_text(json.dumps(value)))
+        return value
 
     def model(self, which: str = "best") -> torch.nn.Module:
         """The trained model with its ``best`` (validation) or ``final`` weights, on the CPU."""

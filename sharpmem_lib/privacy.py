@@ -232,22 +232,17 @@ def boundary_attack(artifact, data, split_seed: int = 0, method: str = "hopskipj
     """The boundary-distance label-only attack (:func:`~sharpmem_lib.attacks.boundary_distance_attack`)
     on a cached target, one row per protocol; cached as JSON in the artifact's folder, since
     each example costs hundreds of model queries."""
-    import json
-
-    from sharpmem_lib._io import atomic_write
     from sharpmem_lib.attacks import BOUNDARY_METHODS, boundary_distance_attack
 
     check_choice("method", method, BOUNDARY_METHODS)
     check_choice("which", which, ["best", "final"])
-    path = artifact.path / f"boundary-{method}-{which}-split{split_seed}-n{max_points}-it{max_iter or 0}.json"
-    if path.exists():
-        try:
-            return pd.DataFrame(json.loads(path.read_text())).set_index("protocol")
-        except (ValueError, KeyError):
-            path.unlink()  # unreadable: recompute
-    sets = attack_sets(make_partition(artifact.config.dataset, data, split_seed), seed=split_seed)
-    table = boundary_distance_attack(artifact.model(which).to(select_device("auto")), {k: data.X[sets[k]] for k in SETS},
-                                     {k: data.y[sets[k]] for k in SETS}, method, max_points=max_points,
-                                     seed=split_seed, max_iter=max_iter)
-    atomic_write(path, lambda p: p.write_text(table.reset_index().to_json(orient="records")))
-    return table
+
+    def compute() -> list[dict]:
+        sets = attack_sets(make_partition(artifact.config.dataset, data, split_seed), seed=split_seed)
+        table = boundary_distance_attack(artifact.model(which).to(select_device("auto")),
+                                         {k: data.X[sets[k]] for k in SETS}, {k: data.y[sets[k]] for k in SETS},
+                                         method, max_points=max_points, seed=split_seed, max_iter=max_iter)
+        return table.reset_index().to_dict(orient="records")
+
+    name = f"boundary-{method}-{which}-split{split_seed}-n{max_points}-it{max_iter or 0}.json"
+    return pd.DataFrame(artifact.cached_json(name, compute)).set_index("protocol")

@@ -157,11 +157,17 @@ def artifact_sharpness(artifact, data, which: str = "final", rhos: tuple[float, 
 
     ``max_points``: measure on a seeded random subset of at most this many training points
     (Hessian-vector products on all 50,000 CIFAR images are costly); ``None`` for all.
-    Runs on ``device`` (``auto``: the GPU when there is one)."""
-    members = np.flatnonzero(artifact.outputs()["member"])
-    if max_points is not None and len(members) > max_points:
-        members = np.sort(np.random.default_rng(seed).choice(members, max_points, replace=False))
+    Runs on ``device`` (``auto``: the GPU when there is one). The result is kept in the
+    artifact's folder, so a rerun (or a second sweep over the same target) reads it back."""
     from sharpmem_lib.train import select_device
 
-    model = artifact.model(which).to(select_device(device))
-    return model_sharpness(model, data.X[members], data.y[members], rhos=rhos, iters=iters, batch_size=batch_size)
+    def compute() -> dict[str, float]:
+        members = np.flatnonzero(artifact.outputs()["member"])
+        if max_points is not None and len(members) > max_points:
+            members = np.sort(np.random.default_rng(seed).choice(members, max_points, replace=False))
+        model = artifact.model(which).to(select_device(device))
+        return model_sharpness(model, data.X[members], data.y[members], rhos=rhos, iters=iters, batch_size=batch_size)
+
+    rho_names = "-".join(f"{rho:g}" for rho in rhos)
+    name = f"sharpness-{which}-rho{rho_names}-it{iters}-n{max_points or 0}-seed{seed}-b{batch_size or 0}.json"
+    return artifact.cached_json(name, compute)

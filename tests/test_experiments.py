@@ -137,3 +137,21 @@ def test_augmentation_matches_a_brute_force_crop_and_flip():
         if flips[i]:
             expected = expected.flip(-1)
         assert torch.equal(out[i], expected)
+
+
+def test_derived_results_are_computed_once_and_recomputed_when_unreadable(tmp_path):
+    from sharpmem_lib.data import load_dataset
+    from sharpmem_lib.sharpness import artifact_sharpness
+
+    artifact = run_experiment(CFG, tmp_path, progress=False)
+    calls = []
+    compute = lambda: calls.append(1) or {"value": 1.5, "nan": float("nan")}  # noqa: E731
+    first = artifact.cached_json("derived.json", compute)
+    assert artifact.cached_json("derived.json", compute)["value"] == first["value"] == 1.5 and len(calls) == 1
+    (artifact.path / "derived.json").write_text("{truncated")
+    assert artifact.cached_json("derived.json", compute)["value"] == 1.5 and len(calls) == 2
+    # a real derived result: the second call reads the first one's numbers back
+    data = load_dataset(CFG.dataset)
+    measured = artifact_sharpness(artifact, data, iters=5, max_points=100, device="cpu")
+    assert artifact_sharpness(artifact, data, iters=5, max_points=100, device="cpu") == measured
+    assert len(list(artifact.path.glob("sharpness-*.json"))) == 1
