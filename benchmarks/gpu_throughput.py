@@ -81,12 +81,16 @@ def forward_flops(model: torch.nn.Module, shape: tuple[int, ...], device: torch.
     return counter.get_total_flops() / 2
 
 
+def _model(args, device, shape) -> torch.nn.Module:
+    """The benchmarked model, seeded, laid out as the engine runs it on the device."""
+    seed_everything(0)
+    model = build_model(args.model, shape, args.classes).to(device)
+    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+
+
 def train_rate(args, device, X, y, algorithm: str, compile_model: bool) -> float:
     """Images/s of the engine's training loop (one timed epoch after a warm-up epoch)."""
-    seed_everything(0)
-    model = build_model(args.model, X.shape[1:], args.classes).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = _model(args, device, X.shape[1:])
     config = TrainConfig(algorithm=algorithm, rho=0.1, epochs=1, batch_size=args.batch_size, lr=0.1,
                          weight_decay=5e-4, augment=True)
     warm = args.batch_size * args.warmup
@@ -99,10 +103,7 @@ def train_rate(args, device, X, y, algorithm: str, compile_model: bool) -> float
 
 
 def eval_rate(args, device, X) -> float:
-    seed_everything(0)
-    model = build_model(args.model, X.shape[1:], args.classes).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = _model(args, device, X.shape[1:])
     predict_logits(model, X[: args.eval_batch], batch_size=args.eval_batch)
     _sync(device)
     start = time.perf_counter()
