@@ -3,7 +3,8 @@ against this machine's own single-precision matmul rate, measured in one run.
 
 Workload: chapter 2's subset models as ``make book`` trains them (the ``02_memorization_buckets``
 entry of ``notebooks/params/default.yaml``: MLP width, number of models, epochs, batch size,
-learning rate, 70 % subsets of the 898 digits members). Prints models/s and GFLOP/s for the
+learning rate, 70 % subsets of the 898 digits members), ``chunk`` models per ensemble as
+:func:`~sharpmem_lib.memorization.run_subsampling` trains them. Prints models/s and GFLOP/s for the
 ensemble trainer with each gradient backend (the fused numba kernel and torch.func.vmap), for
 a plain loop of ordinary training runs (``train_classifier``, one model at a time), their
 ratios, and the fraction of torch's 1024 x 1024 float32 matmul rate the ensemble reaches; and
@@ -22,6 +23,7 @@ arithmetic actually done is about 5/6 of that; the ratios between trainers are u
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -32,6 +34,7 @@ import yaml
 
 from sharpmem_lib.data import load_dataset
 from sharpmem_lib.ensemble import subset_masks, train_ensemble
+from sharpmem_lib.memorization import run_subsampling
 from sharpmem_lib.models import MLP
 from sharpmem_lib.splits import make_partition
 from sharpmem_lib.train import TrainConfig, seed_everything, train_classifier
@@ -90,11 +93,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=book["subset_epochs"])
     parser.add_argument("--batch-size", type=int, default=book["batch_size"])
     parser.add_argument("--lr", type=float, default=book["subset_lr"])
+    parser.add_argument("--chunk", type=int, default=inspect.signature(run_subsampling).parameters["chunk"].default,
+                        help="models per ensemble (run_subsampling's default)")
     parser.add_argument("--algorithm", default="sgd", help="sgd, sam or sharpreg (two gradient passes)")
     parser.add_argument("--loop-models", type=int, default=16, help="models the per-model loop is timed on")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; each figure is the best of them")
     args = parser.parse_args(argv)
     if args.quick:
-        args.models, args.epochs, args.hidden, args.loop_models = 8, 1, [16], 2
+        args.models, args.epochs, args.hidden, args.loop_models, args.repeats = 8, 1, [16], 2, 1
     data = load_dataset("digits")
     members = make_partition("digits", data).members
     X, y = data.X[members], data.y[members]
@@ -105,35 +111,47 @@ def main(argv=None) -> dict:
     passes = 1 if args.algorithm == "sgd" else 2
     flops_per_model = training_flops(int(masks[0].sum()) * args.epochs, widths, passes)
 
-    seconds = {}
-    for backend in ("numba", "vmap"):
-        train_ensemble(build, X, y, masks[:2], TrainConfig(epochs=1), backend=backend, progress=False)  # warm-up
-        start = time.perf_counter()
-        train_ensemble(build, X, y, masks, config, backend=backend, progress=False)
-        seconds[backend] = time.perf_counter() - start
+    def ensemble(backend: str) -> None:
+        for first in range(0, args.models, args.chunk):  # as run_subsampling trains them
+            part = range(first, min(first + args.chunk, args.models))
+            train_ensemble(build, X, y, masks[part], config, seeds=list(part), backend=backend, progress=False)
 
     n_loop = min(args.models, args.loop_models)
-    start = time.perf_counter()
-    for k in range(n_loop):
-        seed_everything(k)
-        subset = np.flatnonzero(masks[k])
-        train_classifier(build(), X[subset], y[subset], config, progress=False)
-    seconds["loop"] = (time.perf_counter() - start) / n_loop * args.models
 
-    peak = matmul_rate(torch.device("cpu"), torch.float32, 256 if args.quick else 1024, 20) / 1e9
+    def loop() -> None:
+        for k in range(n_loop):
+            seed_everything(k)
+            subset = np.flatnonzero(masks[k])
+            train_classifier(build(), X[subset], y[subset], config, progress=False)
+
+    for backend in ("numba", "vmap"):  # warm-up: numba compiles, torch allocates
+        train_ensemble(build, X, y, masks[:2], TrainConfig(epochs=1), backend=backend, progress=False)
+    # best of `repeats` rounds for every figure, the rounds interleaved, so that a noisy
+    # moment on a shared machine slows one round of everything rather than one figure
+    work = {"numba": lambda: ensemble("numba"), "vmap": lambda: ensemble("vmap"), "loop": loop}
+    seconds = {name: float("inf") for name in work}
+    peak = 0.0
+    for _ in range(args.repeats):
+        for name, run in work.items():
+            start = time.perf_counter()
+            run()
+            seconds[name] = min(seconds[name], time.perf_counter() - start)
+        peak = max(peak, matmul_rate(torch.device("cpu"), torch.float32, 256 if args.quick else 1024, 20) / 1e9)
+    seconds["loop"] *= args.models / n_loop
     ceiling = products_gflops(args.models, args.batch_size, widths, 1 if args.quick else 40)
     rate = {k: args.models / s for k, s in seconds.items()}
     gflops = {k: flops_per_model * args.models / s / 1e9 for k, s in seconds.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; workload: {args.models} x MLP "
           f"{'-'.join(map(str, widths))}, {args.algorithm}, {args.epochs} epochs, batch {args.batch_size}, "
-          f"on {int(masks[0].sum())} digits each")
+          f"on {int(masks[0].sum())} digits each, {min(args.chunk, args.models)} models per ensemble; "
+          f"best of {args.repeats} rounds")
     print(f"ensemble trainer (numba kernel): {rate['numba']:9.1f} models/s  {gflops['numba']:7.2f} GFLOP/s")
     print(f"ensemble trainer (torch vmap)  : {rate['vmap']:9.1f} models/s  {gflops['vmap']:7.2f} GFLOP/s")
     print(f"per-model loop                 : {rate['loop']:9.1f} models/s  {gflops['loop']:7.2f} GFLOP/s "
           f"(timed on {n_loop} models)")
     print(f"torch matmul                   : {peak:9.1f} GFLOP/s (float32, {256 if args.quick else 1024}^2)")
     print(f"the kernel's products alone    : {ceiling:9.1f} GFLOP/s ({ceiling / peak:.0%} of matmul: the ceiling on "
-          f"these shapes, per-model BLAS calls and nothing else)")
+          f"these shapes, per-model BLAS calls on operands in cache and nothing else)")
     print(f"ensemble / loop: {seconds['loop'] / seconds['numba']:5.1f}x (vmap: {seconds['loop'] / seconds['vmap']:.1f}x)"
           f"    ensemble / matmul: {gflops['numba'] / peak:6.1%} (vmap: {gflops['vmap'] / peak:.1%})")
     return {"ensemble_models_s": rate["numba"], "vmap_models_s": rate["vmap"], "loop_models_s": rate["loop"],

@@ -30,29 +30,33 @@ from threadpoolctl import threadpool_limits
 __all__ = ["StackedMLPGradients", "single_threaded_blas"]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_model(k, X, y, rows, weights, biases, grad_w, grad_b, smoothing, acts, deltas):
     """Model k: forward, softmax cross-entropy, backward; returns (mean loss, correct).
-    ``acts`` and ``deltas`` are the calling thread's workspace, reused from model to model."""
+    ``acts`` and ``deltas`` are the calling thread's workspace, reused from model to model.
+    The elementwise loops index 2-D arrays directly and select rather than branch, so that
+    LLVM vectorises them."""
     B = rows.shape[1]
     L = len(weights)
     C = biases[L - 1].shape[1]
     # forward: acts[l] is the input of layer l; the last entry holds the logits
     x = acts[0]
     for b in range(B):
-        x[b] = X[rows[k, b]]
+        r = rows[k, b]
+        for j in range(x.shape[1]):
+            x[b, j] = X[r, j]
     for layer in range(L):
         z = acts[layer + 1]
         np.dot(acts[layer], weights[layer][k].T, z)
         bias = biases[layer][k]
         for b in range(B):
-            row = z[b]
             if layer == L - 1:
-                for j in range(row.shape[0]):
-                    row[j] += bias[j]
+                for j in range(z.shape[1]):
+                    z[b, j] += bias[j]
             else:
-                for j in range(row.shape[0]):
-                    row[j] = max(row[j] + bias[j], 0.0)
+                for j in range(z.shape[1]):
+                    v = z[b, j] + bias[j]
+                    z[b, j] = v if v > 0 else 0
     logits = acts[L]
     # softmax cross-entropy with label smoothing, mean over the batch (torch's
     # F.cross_entropy); delta = d(loss)/d(logits) = (softmax - target) / B
@@ -60,47 +64,44 @@ def _one_model(k, X, y, rows, weights, biases, grad_w, grad_b, smoothing, acts, 
     total = 0.0
     hits = 0
     for b in range(B):
-        row, out = logits[b], delta[b]
         t = y[rows[k, b]]
-        m = row[0]
+        m = logits[b, 0]
         arg = 0
         for c in range(1, C):
-            if row[c] > m:
-                m = row[c]
+            if logits[b, c] > m:
+                m = logits[b, c]
                 arg = c
         if arg == t:
             hits += 1
         s = 0.0
         mean = 0.0
         for c in range(C):
-            e = np.exp(row[c] - m)
-            out[c] = e
+            e = np.exp(logits[b, c] - m)
+            delta[b, c] = e
             s += e
-            mean += row[c]
+            mean += logits[b, c]
         lse = m + np.log(s)
-        total += (1.0 - smoothing) * (lse - row[t]) + smoothing * (lse - mean / C)
+        total += (1.0 - smoothing) * (lse - logits[b, t]) + smoothing * (lse - mean / C)
         scale = 1.0 / (s * B)
+        uniform = smoothing / (C * B)
         for c in range(C):
-            out[c] = out[c] * scale - smoothing / (C * B)
-        out[t] -= (1.0 - smoothing) / B
+            delta[b, c] = delta[b, c] * scale - uniform
+        delta[b, t] -= (1.0 - smoothing) / B
     # backward, last layer first
     for layer in range(L - 1, -1, -1):
         prev, delta = acts[layer], deltas[layer]
         np.dot(delta.T, prev, grad_w[layer][k])
         gb = grad_b[layer][k]
-        gb[:] = 0.0
+        gb[:] = 0
         for b in range(B):
-            row = delta[b]
-            for j in range(row.shape[0]):
-                gb[j] += row[j]
+            for j in range(delta.shape[1]):
+                gb[j] += delta[b, j]
         if layer > 0:
             below = deltas[layer - 1]
             np.dot(delta, weights[layer][k], below)
             for b in range(B):
-                row, seen = below[b], prev[b]
-                for j in range(row.shape[0]):
-                    if seen[j] <= 0:  # ReLU'(z) = 0 where the activation is 0
-                        row[j] = 0.0
+                for j in range(below.shape[1]):  # ReLU'(z) = 0 where the activation is 0
+                    below[b, j] = below[b, j] if prev[b, j] > 0 else 0
     return total / B, hits
 
 
@@ -185,10 +186,12 @@ class StackedMLPGradients:
         rows = rows.detach().cpu().to(torch.int64).contiguous()
         if rows.ndim != 2 or rows.shape[0] != self.n_models or rows.shape[1] == 0:
             raise ValueError(f"rows has shape {tuple(rows.shape)}; expected ({self.n_models}, batch >= 1)")
-        if rows.numel() and not 0 <= int(rows.min()) <= int(rows.max()) < len(self.X):  # numba does not check
+        low, high = torch.aminmax(rows)
+        if not 0 <= int(low) <= int(high) < len(self.X):  # numba does not check
             raise ValueError(f"rows must index the {len(self.X)} rows of X")
         threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, rows.shape[0])  # as torch is told
-        numba.set_num_threads(threads)
+        if numba.get_num_threads() != threads:
+            numba.set_num_threads(threads)
         losses = np.empty(rows.shape[0], dtype=self._np_dtype)
         correct = np.empty(rows.shape[0], dtype=np.int64)
         _all_models(self.X.numpy(), self.y.numpy(), rows.numpy(), *self._args, self.label_smoothing, losses, correct,

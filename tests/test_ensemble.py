@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from sharpmem_lib.data import load_dataset
-from sharpmem_lib.ensemble import subset_masks, train_ensemble
+from sharpmem_lib.ensemble import initial_parameters, subset_masks, train_ensemble
 from sharpmem_lib.models import MLP
 from sharpmem_lib.train import TrainConfig, predict_logits, seed_everything, train_classifier
 
@@ -44,6 +44,39 @@ def test_ensemble_equals_separate_runs(digits, config, backend):
         torch.testing.assert_close(logits[k], reference, atol=1e-5, rtol=1e-5)
         assert torch.equal(logits[k].argmax(1), reference.argmax(1))
         torch.testing.assert_close(predict_logits(ensemble.model(k), X_test), reference, atol=1e-5, rtol=1e-5)
+
+
+class _HalvedMLP(MLP):
+    """Its initialisation is not the layers' reset_parameters: the reuse shortcut must notice."""
+
+    def __init__(self):
+        super().__init__(64, 10, (16,))
+        with torch.no_grad():
+            self[0].weight.mul_(0.5)
+
+
+class _DrawsFirst(nn.Module):
+    """Draws from the RNG before its layers: reset_parameters alone would not reproduce it."""
+
+    def __init__(self):
+        super().__init__()
+        self.noise = nn.Parameter(torch.randn(3))
+        self.layer = nn.Linear(4, 2)
+
+
+@pytest.mark.parametrize("make", [build, _HalvedMLP, _DrawsFirst], ids=["mlp", "custom-init", "extra-draws"])
+def test_initial_parameters_equal_building_each_model(make):
+    seeds = [5, 9, 2, 11]
+    built = []
+    stacked = initial_parameters(lambda: built.append(1) or make(), seeds)
+    # a plain MLP is built twice (the first model, and the check of the shortcut), then reused
+    assert len(built) == (2 if make is build else len(seeds))
+    for k, seed in enumerate(seeds):
+        seed_everything(seed)
+        for name, p in make().named_parameters():
+            assert torch.equal(stacked[name][k], p.detach()), (name, k)
+    one = initial_parameters(make, [3])
+    assert all(t.shape[0] == 1 for t in one.values())
 
 
 def test_subset_masks():

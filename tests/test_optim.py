@@ -81,9 +81,11 @@ def test_coefficients_are_the_papers():
 
 
 def test_sgd_is_exactly_the_base_optimizer():
-    """(1, 0): one closure call and bit-for-bit the base optimizer, momentum and decay included."""
+    """(1, 0): one closure call and bit-for-bit the base optimizer, momentum and decay included
+    (ours takes torch's fused SGD, the reference its default per-tensor loop)."""
     ours, ref = tiny_model(), tiny_model()
     opt = make_optimizer(ours, "sgd", lr=LR, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    assert opt.base_optimizer.defaults["fused"] is True
     base = torch.optim.SGD(ref.parameters(), lr=LR, momentum=0.9, weight_decay=5e-4, nesterov=True)
     calls = []
     for step in range(5):
