@@ -14,7 +14,7 @@ On a CPU, ReLU MLPs (the Feldman–Zhang workload) take a second way to the same
 gradients, :mod:`sharpmem_lib.mlp_kernel`: a numba kernel that works through the models one
 per thread with each model's activations in cache. The optimizer, the data order and the
 tests are shared; only the closure that fills the gradients differs. On chapter 2's
-workload it trains about twice as fast as vmap (``benchmarks/ensemble_throughput.py``).
+workload it trains about three times as fast as vmap (``benchmarks/ensemble_throughput.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = ["BACKENDS", "Ensemble", "cannot_stack", "initial_parameters", "subset
 
 #: How the per-model gradients are computed. "vmap": torch.func.vmap + autograd, any
 #: parameter-only module, any device. "numba": the fused CPU kernel of
-#: :mod:`sharpmem_lib.mlp_kernel` for ReLU MLPs (the Feldman–Zhang workload), about twice
+#: :mod:`sharpmem_lib.mlp_kernel` for ReLU MLPs (the Feldman–Zhang workload), about three times
 #: as fast on a CPU. "auto": "numba" where it applies, else "vmap".
 BACKENDS = ("auto", "vmap", "numba")
 
