@@ -56,7 +56,7 @@ def _one_model(k, X, y, rows, weights, biases, grad_w, grad_b, smoothing, acts, 
             else:
                 for j in range(z.shape[1]):
                     v = z[b, j] + bias[j]
-                    z[b, j] = v if v > 0 else 0
+                    z[b, j] = 0 if v < 0 else v  # NaN stays NaN, as in torch.relu
     logits = acts[L]
     # softmax cross-entropy with label smoothing, mean over the batch (torch's
     # F.cross_entropy); delta = d(loss)/d(logits) = (softmax - target) / B

@@ -66,6 +66,23 @@ def test_parameters_are_read_in_place():
     torch.testing.assert_close(loss, autograd_reference(template, params, X, y, rows, 0.0)[0])
 
 
+def test_a_diverged_model_stays_nan_and_alone():
+    """A NaN weight makes that model's loss and gradients NaN, as autograd does (ReLU keeps
+    NaN), so divergence is detected; the other models are untouched."""
+    template, params = stacked((8,), torch.float64)
+    params["0.weight"][2, 3, 1] = float("nan")
+    X, y = torch.randn(20, 6, dtype=torch.float64), torch.randint(0, 4, (20,))
+    rows = torch.randint(0, 20, (5, 6))
+    names = list(params)
+    kernel = StackedMLPGradients(X, y, [params[n] for n in names[0::2]], [params[n] for n in names[1::2]])
+    loss, _ = kernel(rows)
+    ref_loss = autograd_reference(template, params, X, y, rows, 0.0)[0]
+    assert torch.isnan(loss[2]) and torch.isnan(ref_loss[2])
+    healthy = [0, 1, 3, 4]
+    torch.testing.assert_close(loss[healthy], ref_loss[healthy])
+    assert torch.isfinite(kernel.grad_weights[0][healthy]).all()
+
+
 def test_bad_inputs():
     _, params = stacked((8,), torch.float32)
     W, b = [params["0.weight"], params["2.weight"]], [params["0.bias"], params["2.bias"]]
