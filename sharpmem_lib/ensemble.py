@@ -99,9 +99,11 @@ def initial_parameters(build: Callable[[], nn.Module], seeds: list[int],
     ``build()`` gives (checked on ``seeds[1]``), that module is re-initialised for each seed
     instead of building a new one. Otherwise every model is built.
     """
-    if first is None:
-        seed_everything(seeds[0])
-        first = build()
+    def built(seed: int) -> nn.Module:
+        seed_everything(seed)
+        return build()
+
+    first = built(seeds[0]) if first is None else first
     stacked = {name: torch.empty((len(seeds), *p.shape), dtype=p.dtype) for name, p in first.named_parameters()}
 
     def put(k: int, module: nn.Module) -> None:
@@ -123,17 +125,13 @@ def initial_parameters(build: Callable[[], nn.Module], seeds: list[int],
             m.reset_parameters()
         return reusable
 
-    seed_everything(seeds[1])
-    second = build()
+    second = built(seeds[1])
     put(1, second)
     same = owned == len(stacked) and all(torch.equal(p, q) for p, q in zip(second.parameters(),
                                                                             reset(seeds[1]).parameters()))
+    make = reset if same else built
     for k in range(2, len(seeds)):
-        if same:
-            put(k, reset(seeds[k]))
-        else:
-            seed_everything(seeds[k])
-            put(k, build())
+        put(k, make(seeds[k]))
     return stacked
 
 
