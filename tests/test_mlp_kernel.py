@@ -17,6 +17,12 @@ def stacked(hidden, dtype, n_models=5, features=6, classes=4):
     return modules[0], {n: t.detach().contiguous() for n, t in params.items()}
 
 
+def kernel_for(X, y, params, smoothing=0.0):
+    """The kernel on stacked MLP parameters (MLP order: 0.weight, 0.bias, 2.weight, ...)."""
+    names = list(params)
+    return StackedMLPGradients(X, y, [params[n] for n in names[0::2]], [params[n] for n in names[1::2]], smoothing)
+
+
 def autograd_reference(template, params, X, y, rows, smoothing):
     """Each model's mean cross-entropy on X[rows[k]] and its gradient, by autograd."""
     leaves = {n: t.clone().requires_grad_() for n, t in params.items()}
@@ -39,7 +45,7 @@ def test_gradients_equal_autograd(dtype, hidden, smoothing):
     y = torch.randint(0, 4, (30,))
     rows = torch.randint(0, 30, (5, 7))  # repeated rows within and across models are allowed
     names = list(params)
-    kernel = StackedMLPGradients(X, y, [params[n] for n in names[0::2]], [params[n] for n in names[1::2]], smoothing)
+    kernel = kernel_for(X, y, params, smoothing)
     with single_threaded_blas():
         loss, correct = kernel(rows)
     ref_loss, ref_correct, ref_grads = autograd_reference(template, params, X, y, rows, smoothing)
@@ -56,8 +62,7 @@ def test_parameters_are_read_in_place():
     template, params = stacked((8,), torch.float64)
     X, y = torch.randn(20, 6, dtype=torch.float64), torch.randint(0, 4, (20,))
     rows = torch.randint(0, 20, (5, 6))
-    names = list(params)
-    kernel = StackedMLPGradients(X, y, [params[n] for n in names[0::2]], [params[n] for n in names[1::2]])
+    kernel = kernel_for(X, y, params)
     kernel(rows)
     with torch.no_grad():
         for t in params.values():
@@ -73,8 +78,7 @@ def test_a_diverged_model_stays_nan_and_alone():
     params["0.weight"][2, 3, 1] = float("nan")
     X, y = torch.randn(20, 6, dtype=torch.float64), torch.randint(0, 4, (20,))
     rows = torch.randint(0, 20, (5, 6))
-    names = list(params)
-    kernel = StackedMLPGradients(X, y, [params[n] for n in names[0::2]], [params[n] for n in names[1::2]])
+    kernel = kernel_for(X, y, params)
     loss, _ = kernel(rows)
     ref_loss = autograd_reference(template, params, X, y, rows, 0.0)[0]
     assert torch.isnan(loss[2]) and torch.isnan(ref_loss[2])
