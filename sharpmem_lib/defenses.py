@@ -39,8 +39,8 @@ from tqdm.auto import tqdm
 
 from sharpmem_lib._io import atomic_write, save_npz
 from sharpmem_lib.models import MLP
-from sharpmem_lib.train import (Regularizer, TrainConfig, TrainResult, _as_tensor, _cpu_state, _to_float,
-                                predict_logits, seed_everything, train_classifier)
+from sharpmem_lib.train import (Regularizer, TrainConfig, TrainResult, _as_tensor, _BestValidation, _cpu_state,
+                                _to_float, predict_logits, seed_everything, train_classifier)
 from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
 
 __all__ = ["DEFENSES", "DEFENSE_KWARGS", "check_defense", "AdvRegRegularizer", "MemGuard", "split_ai_assignment", "split_ai_soft_labels",
@@ -313,9 +313,8 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
                                                          noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
                                                          noise_generator=noise)
         torch.manual_seed(config.seed)  # for anything that draws from the global generator
-        if X_val is not None:
-            y_val = _as_tensor(y_val, torch.int64, torch.device("cpu"))
-        history, best_state, best_epoch, best_val, start = [], None, None, -1.0, 0
+        best = _BestValidation(X_val, y_val)
+        history, start = [], 0
         checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         if checkpoint_path is not None and checkpoint_path.exists():
             state = torch.load(checkpoint_path, map_location=device, weights_only=True)
@@ -325,8 +324,8 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
             torch.set_rng_state(state["global_rng"])
             generator.set_state(state["sampler_rng"])  # Opacus's Poisson sampler takes the loader's generator
             noise.set_state(state["noise_rng"])
-            history, best_state, best_epoch, best_val, start = (state["history"], state["best_state"],
-                                                                state["best_epoch"], state["best_val"], state["epoch"])
+            history, start = state["history"], state["epoch"]
+            best.load_state_dict(state)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         for epoch in tqdm(range(start, config.epochs), desc=desc, disable=not progress, leave=False,
                           initial=start, total=config.epochs):
@@ -350,22 +349,19 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
                                          f"lr={config.lr}")
             record = {"epoch": epoch + 1, "train_loss": mean_loss, "train_acc": correct / max(seen, 1), "lr": config.lr,
                       "epsilon": float(engine.get_epsilon(delta)), "delta": delta}
-            if X_val is not None:
-                record["val_acc"] = float((predict_logits(model, X_val).argmax(1) == y_val).float().mean())
-                if record["val_acc"] > best_val:
-                    best_val, best_epoch, best_state = record["val_acc"], epoch + 1, _cpu_state(model)
+            best.update(model, epoch + 1, record)
             history.append(record)
             if checkpoint_path is not None:
                 state = {"model": _cpu_state(model), "optimizer": optimizer.original_optimizer.state_dict(),
                          "accountant": engine.accountant.state_dict(), "global_rng": torch.get_rng_state(),
                          "sampler_rng": generator.get_state(),
-                         "noise_rng": noise.get_state(), "history": history, "best_state": best_state,
-                         "best_epoch": best_epoch, "best_val": best_val, "epoch": epoch + 1}
+                         "noise_rng": noise.get_state(), "history": history, **best.state_dict(),
+                         "epoch": epoch + 1}
                 atomic_write(checkpoint_path, lambda tmp: torch.save(state, tmp))
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1)
     model = private.to_standard_module()  # the same parameters, without Opacus's hooks
-    return TrainResult(model, history, best_state, best_epoch)
+    return TrainResult(model, history, best.state, best.epoch)
 
 
 # ---------------------------------------------------------------------------- MemGuard

@@ -297,6 +297,34 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+class _BestValidation:
+    """The paper's model selection, as every trainer keeps it: the weights of the epoch with
+    the best validation accuracy (ties: the earlier epoch). Without validation data there is
+    nothing to keep and :meth:`update` does nothing."""
+
+    def __init__(self, X_val=None, y_val=None) -> None:
+        self.X = X_val
+        self.y = None if y_val is None else _as_tensor(y_val, torch.int64, torch.device("cpu"))
+        self.state: dict[str, torch.Tensor] | None = None
+        self.epoch: int | None = None
+        self.accuracy = -1.0
+
+    def update(self, model: nn.Module, epoch: int, record: dict) -> None:
+        """Add the validation accuracy to the epoch's ``record``; keep the weights if best."""
+        if self.X is None:
+            return
+        record["val_acc"] = accuracy(model, self.X, self.y)
+        if record["val_acc"] > self.accuracy:
+            self.accuracy, self.epoch, self.state = record["val_acc"], epoch, _cpu_state(model)
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps (the keys every checkpoint has used)."""
+        return {"best_state": self.state, "best_epoch": self.epoch, "best_val": self.accuracy}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state, self.epoch, self.accuracy = state["best_state"], state["best_epoch"], state["best_val"]
+
+
 def train_classifier(
     model: nn.Module,
     X,
@@ -339,9 +367,7 @@ def train_classifier(
     y_label = y.argmax(1) if soft else y
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
-    has_val = X_val is not None
-    if has_val:
-        X_val, y_val = _as_tensor(X_val, None, device), _as_tensor(y_val, torch.int64, torch.device("cpu"))
+    best = _BestValidation(None if X_val is None else _as_tensor(X_val, None, device), y_val)
     if config.augment and X.ndim != 4:
         raise ValueError(f"augment=True needs image inputs (N, C, H, W); got shape {tuple(X.shape)}")
     optimizer = build_optimizer(config, model)
@@ -351,7 +377,6 @@ def train_classifier(
 
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict] = []
-    best_state, best_epoch, best_val = None, None, -1.0
     start_epoch = 0
     checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
     if checkpoint_path is not None and checkpoint_path.exists():
@@ -362,7 +387,7 @@ def train_classifier(
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history, start_epoch = state["history"], state["epoch"]
-        best_state, best_epoch, best_val = state["best_state"], state["best_epoch"], state["best_val"]
+        best.load_state_dict(state)
         if regularizer is not None:
             regularizer.load_state_dict(state["regularizer"])
 
@@ -409,10 +434,7 @@ def train_classifier(
         record = {"epoch": epoch + 1, "train_loss": mean_loss, "train_acc": correct.item() / n, "lr": lr_now}
         if regularizer is not None:
             record.update(regularizer.epoch_record())
-        if has_val:
-            record["val_acc"] = (predict_logits(model, X_val).argmax(1) == y_val).float().mean().item()
-            if record["val_acc"] > best_val:
-                best_val, best_epoch, best_state = record["val_acc"], epoch + 1, _cpu_state(model)
+        best.update(model, epoch + 1, record)
         history.append(record)
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", "train_acc", "val_acc")})
         if checkpoint_path is not None:
@@ -420,7 +442,7 @@ def train_classifier(
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "history": history, "epoch": epoch + 1,
-                "best_state": best_state, "best_epoch": best_epoch, "best_val": best_val,
+                **best.state_dict(),
                 "regularizer": regularizer.state_dict() if regularizer is not None else None,
             }, tmp))
         if on_epoch_end is not None:
@@ -432,4 +454,4 @@ def train_classifier(
         # BatchNorm statistics must be recomputed for the averaged weights.
         update_bn(([_to_float(X[i : i + config.batch_size])] for i in range(0, n, config.batch_size)),
                   final, device=device)
-    return TrainResult(final, history, best_state, best_epoch)
+    return TrainResult(final, history, best.state, best.epoch)

@@ -135,8 +135,9 @@ def test_advreg_penalty_is_the_log_membership_confidence():
 @pytest.mark.parametrize("defense, kwargs, lr", [("advreg", {"alpha": 1.0}, 0.05),
                                                 ("dpsgd", {"noise_multiplier": 1.0}, 0.1)])
 def test_defended_run_resumes_to_the_same_result(tmp_path, defense, kwargs, lr):
-    """A killed run ends exactly where an uninterrupted one does: for DP-SGD the checkpoint
-    also carries the momentum, the accountant and both random streams (sampler, noise)."""
+    """A killed run ends exactly where an uninterrupted one does, best-validation weights
+    included: for DP-SGD the checkpoint also carries the momentum, the accountant and both
+    random streams (sampler, noise)."""
     cfg = ExperimentConfig("digits", "mlp", TrainConfig(epochs=3, batch_size=64, lr=lr),
                            model_kwargs={"hidden": (16,)}, defense=defense, defense_kwargs=kwargs)
     whole = run_experiment(cfg, tmp_path / "a", progress=False)
@@ -151,8 +152,9 @@ def test_defended_run_resumes_to_the_same_result(tmp_path, defense, kwargs, lr):
     with pytest.raises(Killed):
         run_experiment(cfg, tmp_path / "b", progress=False, on_epoch_end=kill)
     resumed = run_experiment(cfg, tmp_path / "b", progress=False)
-    np.testing.assert_array_equal(whole.outputs()["logits_final"], resumed.outputs()["logits_final"])
-    assert whole.history == resumed.history
+    for which in ("logits_final", "logits_best"):  # the best-validation weights survive the kill too
+        np.testing.assert_array_equal(whole.outputs()[which], resumed.outputs()[which])
+    assert whole.history == resumed.history and whole.status["best_epoch"] == resumed.status["best_epoch"]
     if defense == "dpsgd":
         assert whole.history[-1]["epsilon"] > whole.history[0]["epsilon"]
 

@@ -89,3 +89,36 @@ def test_mlp_shape_and_parameter_count():
     with pytest.raises(ValueError, match="activation='swish'"):
         MLP(2, 2, activation="swish")
     np.testing.assert_equal(MLP(2, 2, hidden=()).forward(torch.zeros(1, 2)).shape, (1, 2))
+
+
+@pytest.mark.parametrize("trainer", ["train_classifier", "train_dp_sgd"])
+def test_a_resumed_run_keeps_a_best_epoch_from_before_the_kill(toy, tmp_path, trainer):
+    """Validation labels that contradict the training labels make an early epoch the best
+    one. A run killed after epoch 2 and resumed must report that epoch and its weights, as
+    the uninterrupted run does (the best-validation bookkeeping is in the checkpoint)."""
+    from sharpmem_lib.defenses import train_dp_sgd
+
+    train, test = toy
+    fn = train_classifier if trainer == "train_classifier" else train_dp_sgd
+    config = TrainConfig(epochs=5, batch_size=50, lr=0.1)
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch):
+        if epoch == 2:
+            raise Killed
+
+    def run(path, on_epoch_end=None):
+        seed_everything(0)
+        return fn(MLP(2, 2, (16,)), train.X, train.y, config, X_val=test.X, y_val=1 - test.y, checkpoint_path=path,
+                  on_epoch_end=on_epoch_end, progress=False)
+
+    whole = run(tmp_path / "whole.pt")
+    assert whole.best_epoch <= 2  # else this test would not exercise the checkpointed bookkeeping
+    with pytest.raises(Killed):
+        run(tmp_path / "killed.pt", kill)
+    resumed = run(tmp_path / "killed.pt")
+    assert resumed.best_epoch == whole.best_epoch
+    for name, value in whole.best_state.items():
+        assert torch.equal(value, resumed.best_state[name]), name
