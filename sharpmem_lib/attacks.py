@@ -32,8 +32,10 @@ perturbation more often than non-members. :func:`robustness_scores` is the one m
   (continuous features).
 
 The score is the fraction of queries still classified correctly; thresholds are per class as
-above, and the perturbation strength is chosen on the fitting data. (SELENA's white-box
-Carlini-Wagner boundary distance is not implemented yet.)
+above, and the perturbation strength is chosen on the fitting data. The boundary-distance
+attack (:func:`boundary_distance_attack`) scores an example by its L2 distance to the
+decision boundary, found label-only (HopSkipJump) or white-box (Carlini-Wagner, SELENA's
+choice); its thresholds are fitted the same way.
 
 LiRA (Carlini et al. 2022, "Membership inference attacks from first principles") calibrates
 per example: shadow models that did and did not train on it give Gaussian models of its
@@ -357,22 +359,33 @@ def label_only_attack(model, X: dict[str, np.ndarray], y: dict[str, np.ndarray],
     num_classes = int(max(v.max() for v in y.values())) + 1
     scores = {strength: {k: robustness_scores(model, X[k], y[k], kind, strength, repeats, seed) for k in SETS}
               for strength in strengths}
-    y_true = np.r_[np.ones(len(y["eval_member"]), bool), np.zeros(len(y["eval_nonmember"]), bool)]
-    labels = np.r_[y["eval_member"], y["eval_nonmember"]]
     rows = []
     for protocol in protocols:
-        mem, non = ("attack_member", "attack_nonmember") if protocol == "honest" else ("eval_member", "eval_nonmember")
-        best = None
-        for strength, s in scores.items():
-            thresholds = fit_class_thresholds(s[mem], y[mem], s[non], y[non], num_classes)
-            fit_acc = balanced_accuracy(s[mem] >= thresholds[y[mem]], s[non] >= thresholds[y[non]])
-            if best is None or fit_acc > best[0]:
-                best = (fit_acc, strength, thresholds)
-        _, strength, thresholds = best
-        s = np.r_[scores[strength]["eval_member"], scores[strength]["eval_nonmember"]]
-        rows.append({"protocol": protocol, **membership_metrics(y_true, s, s >= thresholds[labels]),
-                     "strength": strength})
+        strength, metrics = _fitted_thresholds_attack(scores, y, protocol, num_classes)
+        rows.append({"protocol": protocol, **metrics, "strength": strength})
     return pd.DataFrame(rows).set_index("protocol")
+
+
+def _fitted_thresholds_attack(candidates: dict, y: dict[str, np.ndarray], protocol: str,
+                              num_classes: int) -> tuple[object, dict[str, float]]:
+    """The label-only attacks' threshold fitting. ``candidates`` maps each candidate score
+    (one per perturbation strength, say) to its values on the four sets (keys of
+    :data:`SETS`), ``y`` the sets' labels. Per-class thresholds are fitted on each
+    candidate, on the attacker-known sets (``honest``) or on the evaluation sets
+    (``selena``); the candidate whose thresholds separate those sets best is kept (ties: the
+    first). Returns its key and its metrics on the evaluation sets."""
+    mem, non = ("attack_member", "attack_nonmember") if protocol == "honest" else ("eval_member", "eval_nonmember")
+    best = None
+    for key, s in candidates.items():
+        thresholds = fit_class_thresholds(s[mem], y[mem], s[non], y[non], num_classes)
+        fit_acc = balanced_accuracy(s[mem] >= thresholds[y[mem]], s[non] >= thresholds[y[non]])
+        if best is None or fit_acc > best[0]:
+            best = (fit_acc, key, thresholds)
+    _, key, thresholds = best
+    scores = np.r_[candidates[key]["eval_member"], candidates[key]["eval_nonmember"]]
+    labels = np.r_[y["eval_member"], y["eval_nonmember"]]
+    y_true = np.r_[np.ones(len(y["eval_member"]), bool), np.zeros(len(y["eval_nonmember"]), bool)]
+    return key, membership_metrics(y_true, scores, scores >= thresholds[labels])
 
 
 BOUNDARY_METHODS = {
@@ -458,15 +471,10 @@ def boundary_distance_attack(model, X: dict[str, np.ndarray], y: dict[str, np.nd
                               method, max_iter=max_iter, seed=seed)
     bounds = np.cumsum([0] + [len(ys[k]) for k in SETS])
     d = {k: flat[bounds[i]:bounds[i + 1]] for i, k in enumerate(SETS)}
-    y_true = np.r_[np.ones(n_eval, bool), np.zeros(n_eval, bool)]
-    labels = np.r_[ys["eval_member"], ys["eval_nonmember"]]
-    scores = np.r_[d["eval_member"], d["eval_nonmember"]]
     rows = []
     for protocol in protocols:
-        mem, non = ("attack_member", "attack_nonmember") if protocol == "honest" else ("eval_member", "eval_nonmember")
-        thresholds = fit_class_thresholds(d[mem], ys[mem], d[non], ys[non], num_classes)
-        rows.append({"protocol": protocol, **membership_metrics(y_true, scores, scores >= thresholds[labels]),
-                     "method": method, "n_eval": 2 * n_eval})
+        _, metrics = _fitted_thresholds_attack({method: d}, ys, protocol, num_classes)
+        rows.append({"protocol": protocol, **metrics, "method": method, "n_eval": 2 * n_eval})
     return pd.DataFrame(rows).set_index("protocol")
 
 
