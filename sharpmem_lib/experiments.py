@@ -40,7 +40,7 @@ from sharpmem_lib.data import DATASETS, load_dataset
 from sharpmem_lib.defenses import check_defense, train_with_defense
 from sharpmem_lib.models import MODELS, build_model
 from sharpmem_lib.splits import SPLITS, make_partition
-from sharpmem_lib.train import DEVICES, TrainConfig, predict_logits, seed_everything, select_device, train_classifier
+from sharpmem_lib.train import DEVICES, TrainConfig, predict_logits, seed_everything, select_device
 from sharpmem_lib.validation import check_choice, check_fraction
 
 __all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "MemorizationBuckets", "SubsamplingConfig",

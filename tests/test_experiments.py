@@ -74,9 +74,12 @@ def test_killed_run_resumes_to_the_same_result(reference, tmp_path):
     assert not (folder / "checkpoint.pt").exists()
 
 
-def test_cache_hit_does_not_train(reference, monkeypatch):
-    monkeypatch.setattr(experiments, "train_classifier", lambda *a, **k: pytest.fail("retrained a cached run"))
+def test_cache_hit_does_not_train(reference, monkeypatch, tmp_path):
+    monkeypatch.setattr(experiments, "train_with_defense", lambda *a, **k: pytest.fail("retrained a cached run"))
     assert run_experiment(CFG, reference.path.parents[1], progress=False).path == reference.path
+    # the patched name is the one a run trains through (else the check above would be vacuous)
+    with pytest.raises(pytest.fail.Exception, match="retrained"):
+        run_experiment(CFG, tmp_path, progress=False)
 
 
 @pytest.mark.parametrize("victim", ["outputs.npz", "weights.pt", "status.json"])
@@ -105,7 +108,7 @@ def test_divergence_is_raised_recorded_and_not_retrained(tmp_path, monkeypatch):
         run_experiment(cfg, tmp_path, progress=False)
     status = json.loads((tmp_path / "digits" / cfg.key() / "status.json").read_text())
     assert status["status"] == "diverged" and "lr=1e+20" in status["error"]
-    monkeypatch.setattr(experiments, "train_classifier", lambda *a, **k: pytest.fail("retrained a diverged run"))
+    monkeypatch.setattr(experiments, "train_with_defense", lambda *a, **k: pytest.fail("retrained a diverged run"))
     with pytest.raises(FloatingPointError, match="recorded in"):
         run_experiment(cfg, tmp_path, progress=False)
 
