@@ -101,8 +101,8 @@ configs = {(d, a, s): ExperimentConfig(d, model, TrainConfig(epochs=epochs, lr=l
                                        model_kwargs=model_kwargs)
            for d in datasets for a, kw in algorithms.items() for s in range(train_seeds)}
 opts = dict(results_dir=results_dir or None, data_dir=data_dir or None)
-if boundary_dataset and boundary_dataset not in datasets:
-    raise ValueError(f"boundary_dataset={boundary_dataset!r} is not valid; it must be one of datasets={datasets}")
+if boundary_dataset:  # "" skips the boundary-distance attacks
+    check_choice("boundary_dataset", boundary_dataset, datasets)
 for method in boundary_methods:
     check_choice("boundary_methods", method, BOUNDARY_METHODS)
 

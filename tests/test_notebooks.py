@@ -109,6 +109,7 @@ def test_cli_rejects_bad_profile_before_running(capsys):
     ("04_mitigation", {"dp_noise": 0.0}, "noise_multiplier"),
     ("04_mitigation", {"sharpness_iters": 0}, "sharpness_iters=0"),
     ("03_privacy_tables", {"boundary_methods": ["pgd"]}, "boundary_methods='pgd' is not valid"),
+    ("03_privacy_tables", {"boundary_dataset": "cifar10"}, "boundary_dataset=.cifar10. is not valid; choose one of"),
 ])
 def test_notebook_rejects_bad_parameter_value(tmp_path, ipynb, params, message):
     """A bad value stops the notebook with the parameter's name, before any training."""
