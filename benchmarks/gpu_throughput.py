@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from sharpmem_lib.models import build_model
