@@ -241,7 +241,9 @@ def train_ensemble(
         tensors = stack.as_dict()  # MLP order: 0.weight, 0.bias, 2.weight, 2.bias, ...
         gradients = StackedMLPGradients(X, y, [t.detach() for t in list(tensors.values())[0::2]],
                                         [t.detach() for t in list(tensors.values())[1::2]], config.label_smoothing)
-        kernel_grads = [g for pair in zip(gradients.grad_weights, gradients.grad_biases) for g in pair]
+        # each parameter's .grad is the kernel's gradient buffer, which it refills in place
+        param_grads = list(zip(stack.parameters(),
+                               [g for pair in zip(gradients.grad_weights, gradients.grad_biases) for g in pair]))
     history: list[dict] = []
     bar = tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False)
     with blas:
@@ -256,7 +258,7 @@ def train_ensemble(
 
                 def kernel_closure() -> torch.Tensor:
                     loss, hits = gradients(idx)
-                    for p, g in zip(stack.parameters(), kernel_grads):
+                    for p, g in param_grads:
                         p.grad = g
                     if not first:
                         first.extend([loss, hits])
