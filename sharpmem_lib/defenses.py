@@ -313,7 +313,7 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
                                                          noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
                                                          noise_generator=noise)
         torch.manual_seed(config.seed)  # for anything that draws from the global generator
-        best = _BestValidation(X_val, y_val)
+        best = _BestValidation(X_val, y_val, device)
         history, start = [], 0
         checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         if checkpoint_path is not None and checkpoint_path.exists():

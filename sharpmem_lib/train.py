@@ -302,8 +302,8 @@ class _BestValidation:
     the best validation accuracy (ties: the earlier epoch). Without validation data there is
     nothing to keep and :meth:`update` does nothing."""
 
-    def __init__(self, X_val=None, y_val=None) -> None:
-        self.X = X_val
+    def __init__(self, X_val=None, y_val=None, device: torch.device | None = None) -> None:
+        self.X = None if X_val is None else _as_tensor(X_val, None, device or torch.device("cpu"))
         self.y = None if y_val is None else _as_tensor(y_val, torch.int64, torch.device("cpu"))
         self.state: dict[str, torch.Tensor] | None = None
         self.epoch: int | None = None
@@ -367,7 +367,7 @@ def train_classifier(
     y_label = y.argmax(1) if soft else y
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
-    best = _BestValidation(None if X_val is None else _as_tensor(X_val, None, device), y_val)
+    best = _BestValidation(X_val, y_val, device)
     if config.augment and X.ndim != 4:
         raise ValueError(f"augment=True needs image inputs (N, C, H, W); got shape {tuple(X.shape)}")
     optimizer = build_optimizer(config, model)
