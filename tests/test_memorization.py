@@ -141,14 +141,21 @@ def test_bad_inputs(tmp_path):
         load_feldman_zhang(tmp_path / "other.npz")
 
 
-def test_shards_merge_to_one_run(tmp_path):
+@pytest.fixture(scope="module")
+def small_digits():
+    """200 digits to train subset models on and 60 to test them on."""
     from sharpmem_lib.data import load_dataset
+
+    d = load_dataset("digits")
+    return d.X[:200], d.y[:200], d.X[200:260], d.y[200:260]
+
+
+def test_shards_merge_to_one_run(tmp_path, small_digits):
     from sharpmem_lib.memorization import SubsamplingRuns, merge_runs, run_subsampling
     from sharpmem_lib.models import MLP
     from sharpmem_lib.train import TrainConfig
 
-    d = load_dataset("digits")
-    X, y, Xt, yt = d.X[:200], d.y[:200], d.X[200:260], d.y[200:260]
+    X, y, Xt, yt = small_digits
     cfg = TrainConfig(epochs=8, batch_size=20, lr=0.1, seed=3)
     build = lambda: MLP(64, 10, (16,))  # noqa: E731
     whole = run_subsampling(build, X, y, Xt, yt, cfg, n_models=7, chunk=3, progress=False)
@@ -165,20 +172,18 @@ def test_shards_merge_to_one_run(tmp_path):
         run_subsampling(build, X, y, Xt, yt, cfg, n_models=7, shard=3, n_shards=3)
 
 
-def test_models_the_ensemble_cannot_stack_train_one_by_one_to_the_same_result():
+def test_models_the_ensemble_cannot_stack_train_one_by_one_to_the_same_result(small_digits):
     """A model with a buffer (as BatchNorm has) cannot be stacked; run_subsampling then
     trains it model by model with train_classifier, from the same seeds and subsets, and
     gets what the ensemble gets for the same model without the buffer."""
     from torch import nn
 
-    from sharpmem_lib.data import load_dataset
     from sharpmem_lib.ensemble import cannot_stack
     from sharpmem_lib.memorization import run_subsampling
     from sharpmem_lib.models import MLP
     from sharpmem_lib.train import TrainConfig
 
-    d = load_dataset("digits")
-    X, y, Xt, yt = d.X[:200], d.y[:200], d.X[200:260], d.y[200:260]
+    X, y, Xt, yt = small_digits
     cfg = TrainConfig(epochs=5, batch_size=20, lr=0.1, seed=3)
 
     def with_buffer() -> nn.Module:
@@ -195,16 +200,14 @@ def test_models_the_ensemble_cannot_stack_train_one_by_one_to_the_same_result():
 
 
 @pytest.mark.parametrize("stackable", [True, False], ids=["ensemble", "one-by-one"])
-def test_interrupted_subsampling_resumes_from_its_finished_parts(tmp_path, stackable):
+def test_interrupted_subsampling_resumes_from_its_finished_parts(tmp_path, stackable, small_digits):
     from torch import nn
 
-    from sharpmem_lib.data import load_dataset
     from sharpmem_lib.memorization import run_subsampling
     from sharpmem_lib.models import MLP
     from sharpmem_lib.train import TrainConfig
 
-    d = load_dataset("digits")
-    X, y, Xt, yt = d.X[:200], d.y[:200], d.X[200:260], d.y[200:260]
+    X, y, Xt, yt = small_digits
     cfg = TrainConfig(epochs=3, batch_size=20, lr=0.1, seed=3)
     calls = []
 
