@@ -4,7 +4,7 @@ against this machine's own single-precision matmul rate, measured in one run.
 Workload: chapter 2's subset models as ``make book`` trains them (the ``02_memorization_buckets``
 entry of ``notebooks/params/default.yaml``: MLP width, number of models, epochs, batch size,
 learning rate, 70 % subsets of the 898 digits members), ``chunk`` models per ensemble as
-:func:`~sharpmem_lib.memorization.run_subsampling` trains them. Prints models/s and GFLOP/s for the
+:func:`~sharpmem_lib.subsampling.run_subsampling` trains them. Prints models/s and GFLOP/s for the
 ensemble trainer with each gradient backend (the fused numba kernel and torch.func.vmap), for
 a plain loop of ordinary training runs (``train_classifier``, one model at a time), their
 ratios, and the fraction of torch's 1024 x 1024 float32 matmul rate the ensemble reaches; and
@@ -34,7 +34,7 @@ import yaml
 
 from sharpmem_lib.data import load_dataset
 from sharpmem_lib.ensemble import subset_masks, train_ensemble
-from sharpmem_lib.memorization import run_subsampling
+from sharpmem_lib.subsampling import run_subsampling
 from sharpmem_lib.models import MLP
 from sharpmem_lib.splits import make_partition
 from sharpmem_lib.train import TrainConfig, seed_everything, train_classifier

@@ -71,12 +71,13 @@ from IPython.display import Markdown, display
 from scipy.stats import spearmanr
 
 from sharpmem_lib.data import load_dataset
-from sharpmem_lib.experiments import (ExperimentConfig, SubsamplingConfig, bucket_accuracy_table, memorization_buckets,
-                                      run_experiment)
+from sharpmem_lib.buckets import bucket_accuracy_table, memorization_buckets
+from sharpmem_lib.experiments import ExperimentConfig, run_experiment
 from sharpmem_lib.memorization import mean_by_bucket
 from sharpmem_lib.plots import bucket_accuracy_figure, ground_truth_figure, influencers_figure, top1_memorization_figure
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import bucket_pattern, describe_gain, gain_table, glue, paired_gain, top1_trend
+from sharpmem_lib.subsampling import SubsamplingConfig
 from sharpmem_lib.train import TrainConfig
 
 model_kwargs = {"hidden": tuple(hidden)} if model in ("mlp", "fc") else {}
@@ -226,7 +227,7 @@ else:  # the chapter's prose and the results page paste these
 # ## Running the estimates at scale
 #
 # The subset models split into shards, each a deterministic function of (shard, number
-# of shards): `sharpmem_lib.memorization.run_subsampling(..., shard=i, n_shards=N)` writes
+# of shards): `sharpmem_lib.subsampling.run_subsampling(..., shard=i, n_shards=N)` writes
 # one file per shard and `merge_runs` joins them into exactly the single-run result. The
 # README shows a SLURM job array doing this.
 #

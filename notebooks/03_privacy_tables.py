@@ -80,7 +80,7 @@ from IPython.display import Markdown, display
 
 from sharpmem_lib.attacks import BOUNDARY_METHODS, lira_evaluation
 from sharpmem_lib.data import load_dataset
-from sharpmem_lib.experiments import ExperimentConfig, SubsamplingConfig, run_experiment, run_subsampling_experiment
+from sharpmem_lib.experiments import ExperimentConfig, run_experiment
 from sharpmem_lib.memorization import buckets
 from sharpmem_lib.plots import group_tpr_figure, roc_figure
 from sharpmem_lib.paper import paper_table1
@@ -88,6 +88,7 @@ from sharpmem_lib.privacy import (HEADERS, boundary_attack, directions, evaluate
                                   significance, table1, table2)
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import gain_table, glue, method_label, paired_gain
+from sharpmem_lib.subsampling import SubsamplingConfig, run_subsampling_experiment
 from sharpmem_lib.train import TrainConfig
 from sharpmem_lib.validation import check_choice
 

@@ -91,7 +91,8 @@ from IPython.display import Markdown, display
 
 from sharpmem_lib.data import load_dataset
 from sharpmem_lib.defenses import MemGuard
-from sharpmem_lib.experiments import ExperimentConfig, SubsamplingConfig, bucket_accuracy_table, memorization_buckets
+from sharpmem_lib.buckets import bucket_accuracy_table, memorization_buckets
+from sharpmem_lib.experiments import ExperimentConfig
 from sharpmem_lib.plots import bucket_accuracy_figure, sharpness_figure, sweep_figure, tradeoff_figure
 from sharpmem_lib.privacy import evaluate_runs, summarize
 from sharpmem_lib.provenance import provenance_table

@@ -59,7 +59,7 @@ def cannot_stack(model: nn.Module, config: TrainConfig | None = None) -> str | N
     """None if :func:`train_ensemble` can train copies of ``model`` with ``config``, else why
     not (BatchNorm's running statistics and other buffers are per-model state the stacked
     parameters do not hold; augmentation is not implemented here). Such models train one by
-    one instead (:func:`sharpmem_lib.memorization.run_subsampling` does this)."""
+    one instead (:func:`sharpmem_lib.subsampling.run_subsampling` does this)."""
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return "the ensemble trainer does not support BatchNorm layers"
     buffers = [name for name, _ in model.named_buffers()]

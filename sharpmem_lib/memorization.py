@@ -16,28 +16,25 @@ points i *of j's own class*, normalised to sum to one: low entropy means a few t
 points carry the prediction (memorization); high entropy means it rests on many. Buckets
 sort test points by entropy: bucket 1 = lowest entropy = most memorization. (The caption of
 the paper's Fig. 2 says the reverse; its text and Fig. 3 agree with this order.)
+
+Pure functions of arrays, like :mod:`sklearn.metrics`: this module trains nothing and imports
+no engine. The subset models that produce ``masks`` and ``correct`` are trained by
+:mod:`sharpmem_lib.subsampling`; chapter 2's buckets are assembled in :mod:`sharpmem_lib.buckets`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from sharpmem_lib._io import save_npz
 from sharpmem_lib.validation import check_positive
 
 __all__ = [
     "accuracy_by_bucket",
     "mean_by_bucket",
     "Estimate",
-    "SubsamplingRuns",
-    "merge_runs",
-    "run_subsampling",
     "SameClassInfluence",
     "buckets",
     "influence_entropy",
@@ -251,207 +248,3 @@ def load_feldman_zhang(path: str | Path, test_id_offset: int = 0) -> tuple[SameC
         extra = {name: f[name] for name in ("tr_mem", "tr_labels", "tt_labels")}
     mem = dict(enumerate(extra["tr_mem"].tolist()))
     return SameClassInfluence(blocks, mem), extra
-
-
-# ----------------------------------------------------------------- the subsampled models
-
-
-FIELDS = ("model_ids", "masks", "correct_train", "correct_test", "confidence_train")
-
-
-@dataclass
-class SubsamplingRuns:
-    """What the estimator needs from M subset-trained models: for each model (``model_ids``)
-    its training mask, its correctness on every training and every test point, and its
-    logit-scaled confidence on every training point (for LiRA, :mod:`sharpmem_lib.attacks`)."""
-
-    model_ids: np.ndarray
-    masks: np.ndarray
-    correct_train: np.ndarray
-    correct_test: np.ndarray
-    confidence_train: np.ndarray
-
-    def save(self, path: str | Path) -> None:
-        """Write atomically (a temporary file, then a rename)."""
-        save_npz(path, {name: getattr(self, name) for name in FIELDS}, compressed=True)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "SubsamplingRuns":
-        with np.load(path, allow_pickle=False) as f:
-            return cls(*(f[name] for name in FIELDS))
-
-    def memorization(self) -> Estimate:
-        return memorization_scores(self.masks, self.correct_train)
-
-    def influence(self) -> Estimate:
-        return influence_scores(self.masks, self.correct_test)
-
-
-def merge_runs(parts: list[SubsamplingRuns]) -> SubsamplingRuns:
-    """Concatenate shards in model order; the same model twice is an error."""
-    ids = np.concatenate([p.model_ids for p in parts])
-    if len(np.unique(ids)) != len(ids):
-        raise ValueError("the shards overlap: a model id appears twice")
-    order = np.argsort(ids)
-    return SubsamplingRuns(*(np.concatenate([getattr(p, name) for p in parts])[order] for name in FIELDS))
-
-
-def run_subsampling(
-    build: Callable,
-    X_train,
-    y_train,
-    X_test,
-    y_test,
-    config,
-    n_models: int,
-    *,
-    fraction: float = 0.7,
-    seed: int = 0,
-    shard: int = 0,
-    n_shards: int = 1,
-    chunk: int = 256,
-    device: str = "auto",
-    checkpoint_dir: str | Path | None = None,
-    progress: bool = True,
-) -> SubsamplingRuns:
-    """Train the models of shard ``shard`` of ``n_shards`` (model ids ``shard::n_shards`` of
-    ``range(n_models)``) and record masks and correctness.
-
-    Model k trains on ``subset_masks(..., seed)[k]`` with training seed ``config.seed + k``,
-    whatever the sharding, so merged shards equal one run. Models train on ``device``
-    (``auto``: a GPU if there is one), ``chunk`` at a time with
-    :func:`~sharpmem_lib.ensemble.train_ensemble` (on the CPU, ReLU MLPs take the fused
-    numba kernel); models the ensemble cannot stack (BatchNorm, e.g. WRN-16-8) or augmented
-    training go one by one through :func:`~sharpmem_lib.train.train_classifier`, which trains
-    the same model from the same seed and subset.
-
-    With ``checkpoint_dir`` an interrupted run loses nothing it finished: each finished
-    chunk (or model) writes its results there, the model being trained one by one also
-    checkpoints every epoch, and a rerun with the same arguments resumes. The folder can be
-    deleted once the returned runs are saved.
-    """
-    from tqdm.auto import tqdm
-
-    from sharpmem_lib.attacks import logit_confidence
-    from sharpmem_lib.ensemble import cannot_stack, subset_masks, train_ensemble
-    from sharpmem_lib.train import predict_logits, select_device, seed_everything, train_classifier
-
-    check_positive("n_models", n_models, integer=True)
-    check_positive("n_shards", n_shards, integer=True)
-    if not 0 <= shard < n_shards:
-        raise ValueError(f"shard={shard!r} is not valid; choose one of 0..{n_shards - 1}")
-    target = select_device(device)
-    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    ids = np.arange(n_models)[shard::n_shards]
-    masks = subset_masks(len(y_train), n_models, fraction, seed)[ids]
-    correct_train = np.zeros((len(ids), len(y_train)), bool)
-    correct_test = np.zeros((len(ids), len(y_test)), bool)
-    confidence_train = np.zeros((len(ids), len(y_train)), np.float32)
-    parts = None if checkpoint_dir is None else Path(checkpoint_dir)
-    if parts is not None:
-        parts.mkdir(parents=True, exist_ok=True)
-    # files are named by these settings and the model ids: parts from other settings are never reused
-    run = hashlib.sha256(repr((config, n_models, fraction, seed)).encode()).hexdigest()[:12]
-
-    def record(rows, train_logits, test_logits):  # (models, n, classes) logits of models `rows`
-        correct_train[rows] = train_logits.argmax(-1) == y_train
-        confidence_train[rows] = logit_confidence(train_logits, y_train)
-        correct_test[rows] = test_logits.argmax(-1) == y_test
-        if parts is not None:
-            SubsamplingRuns(ids[rows], masks[rows], correct_train[rows], correct_test[rows],
-                            confidence_train[rows]).save(part_file(rows))
-
-    def part_file(rows: slice) -> Path:
-        return parts / f"{run}-models-{ids[rows][0]:06d}-{ids[rows][-1]:06d}.npz"
-
-    def finished(rows: slice) -> bool:  # True after reading the results of models `rows` back
-        if parts is None or not part_file(rows).exists():
-            return False
-        try:
-            saved = SubsamplingRuns.load(part_file(rows))
-        except (OSError, ValueError, KeyError):  # unreadable: train these models again
-            return False
-        if not (np.array_equal(saved.model_ids, ids[rows]) and np.array_equal(saved.masks, masks[rows])):
-            return False
-        correct_train[rows], correct_test[rows], confidence_train[rows] = (saved.correct_train, saved.correct_test,
-                                                                          saved.confidence_train)
-        return True
-
-    one_by_one = cannot_stack(build(), config)
-    step = 1 if one_by_one else chunk
-    desc = f"subset models (shard {shard}/{n_shards})" + (" one by one" if one_by_one else "")
-    for start in tqdm(range(0, len(ids), step), desc=desc, disable=not progress):
-        part = slice(start, min(start + step, len(ids)))
-        if finished(part):
-            continue
-        seeds = [config.seed + int(k) for k in ids[part]]
-        if one_by_one:
-            seed_everything(seeds[0])
-            subset = np.flatnonzero(masks[start])
-            in_training = None if parts is None else part_file(part).with_suffix(".pt")
-            model = train_classifier(build().to(target), X_train[subset], y_train[subset],
-                                     replace(config, seed=seeds[0]), checkpoint_path=in_training,
-                                     progress=False).model
-            record(part, predict_logits(model, X_train).numpy()[None], predict_logits(model, X_test).numpy()[None])
-            if in_training is not None:
-                in_training.unlink(missing_ok=True)  # after its results are saved
-        else:
-            ensemble = train_ensemble(build, X_train, y_train, masks[part], config, seeds=seeds, device=target,
-                                      progress=False)
-            record(part, ensemble.logits(X_train).numpy(), ensemble.logits(X_test).numpy())
-    return SubsamplingRuns(ids, masks, correct_train, correct_test, confidence_train)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sharpmem_lib.memorization shard|merge``: run one shard of the subset
-    models (e.g. one task of a SLURM job array), or merge shard files into one."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m sharpmem_lib.memorization")
-    sub = parser.add_subparsers(dest="command", required=True)
-    shard = sub.add_parser("shard", help="train the subset models of one shard and save their results")
-    shard.add_argument("--dataset", default="digits")
-    shard.add_argument("--model", default="mlp")
-    shard.add_argument("--hidden", type=int, nargs="*", default=[64], help="MLP widths")
-    shard.add_argument("--n-models", type=int, default=1000)
-    shard.add_argument("--fraction", type=float, default=0.7)
-    shard.add_argument("--epochs", type=int, default=10)
-    shard.add_argument("--lr", type=float, default=0.05)
-    shard.add_argument("--batch-size", type=int, default=32)
-    shard.add_argument("--seed", type=int, default=0)
-    shard.add_argument("--shard", type=int, required=True, help="0-based, e.g. $SLURM_ARRAY_TASK_ID")
-    shard.add_argument("--n-shards", type=int, required=True)
-    shard.add_argument("--out", type=Path, required=True, help="folder for shard-XXXX-of-YYYY.npz")
-    shard.add_argument("--data-dir", default=None)
-    shard.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    merge = sub.add_parser("merge", help="merge shard files into one")
-    merge.add_argument("files", nargs="+", type=Path)
-    merge.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-
-    if args.command == "merge":
-        merged = merge_runs([SubsamplingRuns.load(f) for f in args.files])
-        merged.save(args.out)
-        print(f"merged {len(args.files)} shards, {len(merged.model_ids)} models -> {args.out}")
-        return 0
-
-    from sharpmem_lib.experiments import SubsamplingConfig, run_subsampling_shard
-    from sharpmem_lib.train import TrainConfig
-
-    kwargs = {"hidden": tuple(args.hidden)} if args.model in ("mlp", "fc") else {}
-    config = SubsamplingConfig(args.dataset, args.model,
-                               TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
-                               n_models=args.n_models, fraction=args.fraction, seed=args.seed, model_kwargs=kwargs,
-                               device=args.device)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"shard-{args.shard:04d}-of-{args.n_shards:04d}.npz"
-    parts = path.with_suffix(".parts")  # a requeued task resumes from here
-    runs = run_subsampling_shard(config, args.shard, args.n_shards, data_dir=args.data_dir, checkpoint_dir=parts)
-    runs.save(path)
-    shutil.rmtree(parts, ignore_errors=True)
-    print(f"shard {args.shard}/{args.n_shards}: {len(runs.model_ids)} models -> {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

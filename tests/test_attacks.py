@@ -282,7 +282,7 @@ def test_per_example_calibration_beats_a_global_threshold():
 
 def test_lira_on_subset_trained_models():
     from sharpmem_lib.data import load_dataset
-    from sharpmem_lib.memorization import run_subsampling
+    from sharpmem_lib.subsampling import run_subsampling
     from sharpmem_lib.models import MLP
     from sharpmem_lib.train import TrainConfig
 

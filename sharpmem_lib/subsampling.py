@@ -1,0 +1,358 @@
+"""The subset models behind Feldman & Zhang's estimator (paper §3.2): train them, shard them
+over machines, merge the shards, cache the result.
+
+:mod:`sharpmem_lib.memorization` holds the equations (eqs. 1-3) as pure functions of two
+arrays: ``masks[m, i]`` (model m trained on point i) and ``correct[m, j]`` (model m
+classifies point j correctly). This module produces those arrays: model k of ``n_models``
+trains on the random subset ``subset_masks(...)[k]`` with training seed ``seed + k``,
+whatever the sharding, so merged shards equal one run.
+
+``python -m sharpmem_lib.subsampling shard|merge`` is the command line for a cluster: one
+shard per task (e.g. a SLURM job array), then one merge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from sharpmem_lib._io import save_npz
+from sharpmem_lib.attacks import logit_confidence
+from sharpmem_lib.data import Arrays, load_dataset
+from sharpmem_lib.ensemble import cannot_stack, subset_masks, train_ensemble
+from sharpmem_lib.experiments import PARTITIONED, CorruptArtifactWarning, _key, _plain, results_root
+from sharpmem_lib.memorization import Estimate, influence_scores, memorization_scores
+from sharpmem_lib.models import MODELS, build_model
+from sharpmem_lib.splits import Partition, make_partition
+from sharpmem_lib.train import DEVICES, TrainConfig, predict_logits, seed_everything, select_device, train_classifier
+from sharpmem_lib.validation import check_choice, check_fraction, check_positive
+
+__all__ = [
+    "SubsamplingConfig",
+    "SubsamplingJob",
+    "SubsamplingRuns",
+    "main",
+    "merge_runs",
+    "run_subsampling",
+    "run_subsampling_experiment",
+    "run_subsampling_shard",
+    "subsampling_job",
+]
+
+FIELDS = ("model_ids", "masks", "correct_train", "correct_test", "confidence_train")
+
+
+@dataclass
+class SubsamplingRuns:
+    """What the estimator needs from M subset-trained models: for each model (``model_ids``)
+    its training mask, its correctness on every training and every test point, and its
+    logit-scaled confidence on every training point (for LiRA, :mod:`sharpmem_lib.attacks`)."""
+
+    model_ids: np.ndarray
+    masks: np.ndarray
+    correct_train: np.ndarray
+    correct_test: np.ndarray
+    confidence_train: np.ndarray
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically (a temporary file, then a rename)."""
+        save_npz(path, {name: getattr(self, name) for name in FIELDS}, compressed=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SubsamplingRuns":
+        with np.load(path, allow_pickle=False) as f:
+            return cls(*(f[name] for name in FIELDS))
+
+    def memorization(self) -> Estimate:
+        """mem(i) of eq. 1 for every training point."""
+        return memorization_scores(self.masks, self.correct_train)
+
+    def influence(self) -> Estimate:
+        """infl(i, j) of eq. 2, (test x train)."""
+        return influence_scores(self.masks, self.correct_test)
+
+
+def merge_runs(parts: list[SubsamplingRuns]) -> SubsamplingRuns:
+    """Concatenate shards in model order; the same model twice is an error."""
+    ids = np.concatenate([p.model_ids for p in parts])
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("the shards overlap: a model id appears twice")
+    order = np.argsort(ids)
+    return SubsamplingRuns(*(np.concatenate([getattr(p, name) for p in parts])[order] for name in FIELDS))
+
+
+# ----------------------------------------------------------------- training the models
+
+
+class _FinishedParts:
+    """The results of finished chunks of models, one file per chunk in ``folder``, named by
+    the run's settings (``run``) and the chunk's first and last model ids, so that parts
+    from other settings are never reused."""
+
+    def __init__(self, folder: Path, run: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.run = folder, run
+
+    def path(self, ids: np.ndarray) -> Path:
+        return self.folder / f"{self.run}-models-{ids[0]:06d}-{ids[-1]:06d}.npz"
+
+    def load(self, ids: np.ndarray, masks: np.ndarray) -> SubsamplingRuns | None:
+        """The saved results of models ``ids``, or ``None`` if absent, unreadable or not
+        from these models and subsets (then they are trained again)."""
+        path = self.path(ids)
+        if not path.exists():
+            return None
+        try:
+            saved = SubsamplingRuns.load(path)
+        except (OSError, ValueError, KeyError):
+            return None
+        if not (np.array_equal(saved.model_ids, ids) and np.array_equal(saved.masks, masks)):
+            return None
+        return saved
+
+    def save(self, runs: SubsamplingRuns) -> None:
+        runs.save(self.path(runs.model_ids))
+
+
+def _outcomes(ids: np.ndarray, masks: np.ndarray, train_logits: np.ndarray, test_logits: np.ndarray,
+              y_train: np.ndarray, y_test: np.ndarray) -> SubsamplingRuns:
+    """What the estimator keeps of the (models, n, classes) logits of models ``ids``."""
+    return SubsamplingRuns(ids, masks, train_logits.argmax(-1) == y_train, test_logits.argmax(-1) == y_test,
+                           logit_confidence(train_logits, y_train).astype(np.float32))
+
+
+def _train_one(build: Callable, X_train, y_train: np.ndarray, X_test, mask: np.ndarray, config: TrainConfig,
+               device, checkpoint: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Train one model on the points of ``mask`` with train_classifier; its logits on the
+    training and test points, with a leading model axis of length 1."""
+    seed_everything(config.seed)
+    subset = np.flatnonzero(mask)
+    model = train_classifier(build().to(device), X_train[subset], y_train[subset], config,
+                             checkpoint_path=checkpoint, progress=False).model
+    return predict_logits(model, X_train).numpy()[None], predict_logits(model, X_test).numpy()[None]
+
+
+def run_subsampling(
+    build: Callable,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    config: TrainConfig,
+    n_models: int,
+    *,
+    fraction: float = 0.7,
+    seed: int = 0,
+    shard: int = 0,
+    n_shards: int = 1,
+    chunk: int = 256,
+    device: str = "auto",
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+) -> SubsamplingRuns:
+    """Train the models of shard ``shard`` of ``n_shards`` (model ids ``shard::n_shards`` of
+    ``range(n_models)``) and record masks and correctness.
+
+    Model k trains on ``subset_masks(..., seed)[k]`` with training seed ``config.seed + k``,
+    whatever the sharding, so merged shards equal one run. Models train on ``device``
+    (``auto``: a GPU if there is one), ``chunk`` at a time with
+    :func:`~sharpmem_lib.ensemble.train_ensemble` (on the CPU, ReLU MLPs take the fused
+    numba kernel); models the ensemble cannot stack (BatchNorm, e.g. WRN-16-8) or augmented
+    training go one by one through :func:`~sharpmem_lib.train.train_classifier`, which trains
+    the same model from the same seed and subset.
+
+    With ``checkpoint_dir`` an interrupted run loses nothing it finished: each finished
+    chunk (or model) writes its results there, the model being trained one by one also
+    checkpoints every epoch, and a rerun with the same arguments resumes. The folder can be
+    deleted once the returned runs are saved.
+    """
+    check_positive("n_models", n_models, integer=True)
+    check_positive("n_shards", n_shards, integer=True)
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard={shard!r} is not valid; choose one of 0..{n_shards - 1}")
+    target = select_device(device)
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    ids = np.arange(n_models)[shard::n_shards]
+    masks = subset_masks(len(y_train), n_models, fraction, seed)[ids]
+    runs = SubsamplingRuns(ids, masks, np.zeros((len(ids), len(y_train)), bool),
+                           np.zeros((len(ids), len(y_test)), bool), np.zeros((len(ids), len(y_train)), np.float32))
+    run = hashlib.sha256(repr((config, n_models, fraction, seed)).encode()).hexdigest()[:12]
+    parts = None if checkpoint_dir is None else _FinishedParts(Path(checkpoint_dir), run)
+
+    one_by_one = cannot_stack(build(), config)
+    step = 1 if one_by_one else chunk
+    desc = f"subset models (shard {shard}/{n_shards})" + (" one by one" if one_by_one else "")
+    for start in tqdm(range(0, len(ids), step), desc=desc, disable=not progress):
+        rows = slice(start, min(start + step, len(ids)))
+        done = None if parts is None else parts.load(ids[rows], masks[rows])
+        if done is None:
+            seeds = [config.seed + int(k) for k in ids[rows]]
+            if one_by_one:
+                in_training = None if parts is None else parts.path(ids[rows]).with_suffix(".pt")
+                logits = _train_one(build, X_train, y_train, X_test, masks[start], replace(config, seed=seeds[0]),
+                                    target, in_training)
+            else:
+                ensemble = train_ensemble(build, X_train, y_train, masks[rows], config, seeds=seeds, device=target,
+                                          progress=False)
+                logits = ensemble.logits(X_train).numpy(), ensemble.logits(X_test).numpy()
+            done = _outcomes(ids[rows], masks[rows], *logits, y_train, y_test)
+            if parts is not None:
+                parts.save(done)
+                if one_by_one:
+                    in_training.unlink(missing_ok=True)  # after its results are saved
+        runs.correct_train[rows], runs.correct_test[rows] = done.correct_train, done.correct_test
+        runs.confidence_train[rows] = done.confidence_train
+    return runs
+
+
+# ----------------------------------------------------------------- on a dataset's partition
+
+
+@dataclass(frozen=True)
+class SubsamplingConfig:
+    """Feldman & Zhang's estimator on a dataset: ``n_models`` copies of ``model`` trained
+    with ``train`` on random ``fraction`` subsets of the partition's members, evaluated on
+    the members and on the held-out non-members (validation excluded). ``device`` is where
+    the models train (``auto``: a GPU if there is one); like ExperimentConfig's, it is not
+    part of the cache key."""
+
+    dataset: str
+    model: str = "mlp"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    n_models: int = 1000
+    fraction: float = 0.7
+    seed: int = 0
+    model_kwargs: dict = field(default_factory=dict)
+    dataset_kwargs: dict = field(default_factory=dict)
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_choice("device", self.device, DEVICES)
+        check_choice("dataset", self.dataset, PARTITIONED)
+        check_choice("model", self.model, MODELS)
+        check_fraction("fraction", self.fraction)
+        if not isinstance(self.n_models, int) or self.n_models < 2:
+            raise ValueError(f"n_models={self.n_models!r} is not valid; it must be an integer >= 2")
+
+    def key(self) -> str:
+        """Hash of the config (not ``device``) and the library version."""
+        return _key({k: v for k, v in _plain(self).items() if k != "device"})
+
+
+class SubsamplingJob(NamedTuple):
+    """A subsampling config's dataset, its partition, and its model factory."""
+
+    data: Arrays
+    partition: Partition
+    build: Callable
+
+
+def subsampling_job(config: SubsamplingConfig, data_dir: str | Path | None = None) -> SubsamplingJob:
+    """Load ``config``'s dataset once, for the functions below that take ``job``."""
+    data = load_dataset(config.dataset, data_dir=data_dir, **config.dataset_kwargs)
+    part = make_partition(config.dataset, data)
+    shape = data.X.shape[1:]
+    build = lambda: build_model(config.model, shape, data.num_classes, **config.model_kwargs)  # noqa: E731
+    return SubsamplingJob(data, part, build)
+
+
+def run_subsampling_shard(config: SubsamplingConfig, shard: int = 0, n_shards: int = 1, *,
+                          data_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
+                          progress: bool = True, job: SubsamplingJob | None = None) -> SubsamplingRuns:
+    """Shard ``shard`` of ``n_shards`` of ``config``'s subset models (uncached; see
+    :func:`run_subsampling`): trained on the partition's members, evaluated on them and on
+    the non-members."""
+    data, part, build = job or subsampling_job(config, data_dir)
+    train_ids, test_ids = part.members, part.nonmembers
+    return run_subsampling(build, data.X[train_ids], data.y[train_ids], data.X[test_ids], data.y[test_ids],
+                           config.train, config.n_models, fraction=config.fraction, seed=config.seed,
+                           shard=shard, n_shards=n_shards, device=config.device, checkpoint_dir=checkpoint_dir,
+                           progress=progress)
+
+
+def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Path | None = None, *,
+                               data_dir: str | Path | None = None, progress: bool = True,
+                               job: SubsamplingJob | None = None) -> tuple[SubsamplingRuns, np.ndarray, np.ndarray]:
+    """The cached :class:`SubsamplingRuns` of ``config``, with the dataset indices of its
+    training (``train_ids``) and test (``test_ids``) points."""
+    job = job or subsampling_job(config, data_dir)
+    train_ids, test_ids = job.partition.members, job.partition.nonmembers
+    path = results_root(results_dir) / config.dataset / f"subsampling-{config.key()}.npz"
+    if path.exists():
+        try:
+            runs = SubsamplingRuns.load(path)
+            if runs.masks.shape == (config.n_models, len(train_ids)):
+                return runs, train_ids, test_ids
+            raise ValueError(f"shape {runs.masks.shape}")
+        except Exception as err:  # truncated, garbled or foreign
+            warnings.warn(f"cached subsampling runs {path} are unreadable or from an older format ({err}); "
+                          "recomputing them",
+                          CorruptArtifactWarning, stacklevel=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parts = path.with_suffix(".parts")  # finished chunks of an interrupted run
+    runs = run_subsampling_shard(config, progress=progress, checkpoint_dir=parts, job=job)
+    runs.save(path)
+    shutil.rmtree(parts, ignore_errors=True)
+    return runs, train_ids, test_ids
+
+
+# ----------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sharpmem_lib.subsampling shard|merge``: run one shard of the subset
+    models (e.g. one task of a SLURM job array), or merge shard files into one."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sharpmem_lib.subsampling")
+    sub = parser.add_subparsers(dest="command", required=True)
+    shard = sub.add_parser("shard", help="train the subset models of one shard and save their results")
+    shard.add_argument("--dataset", default="digits")
+    shard.add_argument("--model", default="mlp")
+    shard.add_argument("--hidden", type=int, nargs="*", default=[64], help="MLP widths")
+    shard.add_argument("--n-models", type=int, default=1000)
+    shard.add_argument("--fraction", type=float, default=0.7)
+    shard.add_argument("--epochs", type=int, default=10)
+    shard.add_argument("--lr", type=float, default=0.05)
+    shard.add_argument("--batch-size", type=int, default=32)
+    shard.add_argument("--seed", type=int, default=0)
+    shard.add_argument("--shard", type=int, required=True, help="0-based, e.g. $SLURM_ARRAY_TASK_ID")
+    shard.add_argument("--n-shards", type=int, required=True)
+    shard.add_argument("--out", type=Path, required=True, help="folder for shard-XXXX-of-YYYY.npz")
+    shard.add_argument("--data-dir", default=None)
+    shard.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    merge = sub.add_parser("merge", help="merge shard files into one")
+    merge.add_argument("files", nargs="+", type=Path)
+    merge.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    if args.command == "merge":
+        merged = merge_runs([SubsamplingRuns.load(f) for f in args.files])
+        merged.save(args.out)
+        print(f"merged {len(args.files)} shards, {len(merged.model_ids)} models -> {args.out}")
+        return 0
+
+    kwargs = {"hidden": tuple(args.hidden)} if args.model in ("mlp", "fc") else {}
+    config = SubsamplingConfig(args.dataset, args.model,
+                               TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
+                               n_models=args.n_models, fraction=args.fraction, seed=args.seed, model_kwargs=kwargs,
+                               device=args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"shard-{args.shard:04d}-of-{args.n_shards:04d}.npz"
+    parts = path.with_suffix(".parts")  # a requeued task resumes from here
+    runs = run_subsampling_shard(config, args.shard, args.n_shards, data_dir=args.data_dir, checkpoint_dir=parts)
+    runs.save(path)
+    shutil.rmtree(parts, ignore_errors=True)
+    print(f"shard {args.shard}/{args.n_shards}: {len(runs.model_ids)} models -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
