@@ -19,7 +19,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -43,15 +43,30 @@ __all__ = [
     "build_optimizer",
     "TrainResult",
     "DEVICES",
+    "PRECISIONS",
     "accuracy",
     "augment_batch",
+    "load_checkpoint",
+    "prepare_for_device",
+    "precision_context",
     "predict_logits",
+    "require_gpu",
     "seed_everything",
     "select_device",
     "train_classifier",
+    "training_precision",
 ]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+#: The arithmetic a run trains in (:func:`training_precision` picks one per config and device;
+#: it is part of what determines a result, so caches key on it).
+PRECISIONS: dict[str, str] = {
+    "fp32": "float32 weights and arithmetic everywhere; on CUDA with TF32 off (IEEE float32 matmuls and "
+            "convolutions)",
+    "bf16-autocast": "float32 weights, forward passes under torch.autocast(bfloat16) (CUDA, single-pass "
+                     "algorithms only)",
+}
 
 
 @dataclass(frozen=True)
@@ -169,6 +184,12 @@ class Schedule:
         else:
             self.scheduler.step()
 
+    def averaged_so_far(self, epoch: int) -> nn.Module | None:
+        """After (0-based) ``epoch``: the average of the epochs averaged so far, if any."""
+        if self.swa_model is None or epoch < self.first_swa_epoch:
+            return None
+        return self.swa_model.module
+
     def averaged(self) -> nn.Module | None:
         """The SWA average, if any epoch was averaged."""
         if self.swa_model is None or self.epochs <= self.first_swa_epoch:
@@ -248,11 +269,95 @@ def _to_float(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
-def _autocast(device: torch.device):
-    """bf16 autocast on CUDA (fast CIFAR trainers do this); nothing elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def training_precision(config: TrainConfig, device: torch.device | str, defense: str = "none") -> str:
+    """The precision (a key of :data:`PRECISIONS`) that a run of ``config`` on ``device`` trains in.
+
+    ``bf16-autocast`` only on CUDA and only for single-pass algorithms (SGD, and eq. 4/6 with
+    lam = 0): under bf16 the perturbed weights w + e are rounded to bf16, and at the paper's
+    rho the perturbation is below bf16's spacing of the weights (WRN-16-8 at initialisation:
+    median |e| 7.5e-6 at rho = 0.1, spacing of median |w| about 6e-5), so SAM, eq. 4 and
+    SharpReg would mostly see e = 0. They train in ``fp32`` with TF32 off. DP-SGD (Opacus's
+    per-sample gradients) trains in ``fp32`` too. Everything on the CPU or MPS is ``fp32``.
+    Caches put this in the key: the same config gives different numbers in different
+    precisions."""
+    device = torch.device(device)
+    if device.type != "cuda" or defense == "dpsgd":
+        return "fp32"
+    return "fp32" if coefficients(config.algorithm, config.lam, config.xi).needs_second_pass else "bf16-autocast"
+
+
+# The float32-precision switches of torch >= 2.9 (the legacy allow_tf32 flags must not be
+# mixed with them: torch raises when it reads flags set through both).
+_FP32_SWITCHES = (("cuda", "matmul"), ("cudnn", "conv"), ("cudnn", "rnn"))
+
+
+@contextlib.contextmanager
+def _ieee_fp32() -> Iterator[None]:
+    """TF32 off for CUDA matmuls and convolutions inside the block; restored afterwards."""
+    targets = [getattr(getattr(torch.backends, a), b, None) for a, b in _FP32_SWITCHES]
+    if all(t is not None and hasattr(t, "fp32_precision") for t in targets):
+        saved = [t.fp32_precision for t in targets]
+        try:
+            for t in targets:
+                t.fp32_precision = "ieee"
+            yield
+        finally:
+            for t, value in zip(targets, saved):
+                t.fp32_precision = value
+    else:  # older torch: the legacy flags
+        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        try:
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def precision_context(precision: str, device: torch.device | str):
+    """The arithmetic of a whole run (or evaluation) in ``precision``: for ``fp32`` on CUDA,
+    TF32 off; nothing else (bf16 autocast wraps the forward passes only, :func:`_autocast`)."""
+    check_choice("precision", precision, PRECISIONS)
+    if precision == "fp32" and torch.device(device).type == "cuda":
+        return _ieee_fp32()
     return contextlib.nullcontext()
+
+
+def _autocast(device: torch.device, precision: str = "fp32"):
+    """bf16 autocast around a forward pass when the run's precision is ``bf16-autocast``."""
+    if precision == "bf16-autocast":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def require_gpu(purpose: str = "this profile") -> torch.device:
+    """The CUDA device, after checking that torch can really run a kernel on it; otherwise
+    ``RuntimeError`` saying why and what to do. A profile that needs a GPU (``paper``) calls
+    this before any work, so that it never trains for weeks on a CPU instead."""
+    if not torch.cuda.is_available():
+        if torch.version.cuda is None:
+            why = f"this torch ({torch.__version__}) is a CPU-only build"
+        elif torch.cuda.device_count() == 0:
+            why = (f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA device: no GPU, or an "
+                   f"NVIDIA driver too old for CUDA {torch.version.cuda} (check nvidia-smi)")
+        else:
+            why = f"torch {torch.__version__} (CUDA {torch.version.cuda}) cannot initialise CUDA"
+        raise RuntimeError(f"{purpose} needs a CUDA GPU, but {why}. Run it on a GPU machine, install a torch "
+                           f"wheel that matches the driver, or choose a CPU profile (smoke, default).")
+    try:
+        x = torch.ones(8, device="cuda")
+        if float((x @ x).item()) != 8.0:
+            raise RuntimeError("a test matmul gave a wrong result")
+    except RuntimeError as err:
+        raise RuntimeError(f"{purpose} needs a usable CUDA GPU, but a test kernel on "
+                           f"{torch.cuda.get_device_name(0)} failed: {err}") from err
+    return torch.device("cuda")
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` (on the CPU) on ``device``; to CUDA as a non-blocking copy from pinned memory."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
@@ -262,8 +367,11 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = 4)
     seeded, resumable state of a run.
     """
     n, _, h, w = x.shape
-    shifts = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator).to(x.device)
-    flips = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    shifts = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    if x.device.type == "cuda":  # one asynchronous copy from pinned memory, no host sync
+        both = _to_device(torch.cat([shifts, flips[:, None].long()], 1), x.device)
+        shifts, flips = both[:, :2], both[:, 2].bool()
     padded = nn.functional.pad(x, (padding, padding, padding, padding))
     rows = (torch.arange(h, device=x.device)[None, :] + shifts[:, :1])  # (n, h)
     cols = (torch.arange(w, device=x.device)[None, :] + shifts[:, 1:])  # (n, w)
@@ -276,12 +384,15 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = 4)
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, X, batch_size: int = 4096) -> torch.Tensor:
-    """Logits of ``model`` (in eval mode) on every row of ``X``, as float32 on the CPU."""
+    """Logits of ``model`` (in eval mode) on every row of ``X``, as float32 on the CPU.
+
+    Always computed in ``fp32`` (TF32 off on CUDA), whatever the model trained in: stored
+    logits feed every attack score, and bf16 logits step by 0.0625 once |z| >= 8."""
     device = next(model.parameters()).device
     X = _as_tensor(X, None, device)
     was_training = model.training
     model.eval()
-    with _autocast(device):
+    with precision_context("fp32", device):
         out = torch.cat([model(_to_float(X[i : i + batch_size])).float() for i in range(0, len(X), batch_size)])
     model.train(was_training)
     return out.cpu()
@@ -309,12 +420,13 @@ class _BestValidation:
         self.epoch: int | None = None
         self.accuracy = -1.0
 
-    def update(self, model: nn.Module, epoch: int, record: dict) -> None:
-        """Add the validation accuracy to the epoch's ``record``; keep the weights if best."""
+    def update(self, model: nn.Module, epoch: int, record: dict, eligible: bool = True) -> None:
+        """Add the validation accuracy to the epoch's ``record``; keep the weights if best
+        (and ``eligible``: SWA runs choose among averaged weights only)."""
         if self.X is None:
             return
         record["val_acc"] = accuracy(model, self.X, self.y)
-        if record["val_acc"] > self.accuracy:
+        if eligible and record["val_acc"] > self.accuracy:
             self.accuracy, self.epoch, self.state = record["val_acc"], epoch, _cpu_state(model)
 
     def state_dict(self) -> dict:
@@ -323,6 +435,43 @@ class _BestValidation:
 
     def load_state_dict(self, state: dict) -> None:
         self.state, self.epoch, self.accuracy = state["best_state"], state["best_epoch"], state["best_val"]
+
+
+def _rng_states(device: torch.device) -> dict:
+    """The global random states a run draws from: the CPU's, and the CUDA devices' on CUDA
+    (dropout on a GPU draws from them). All are CPU byte tensors."""
+    states = {"torch_rng": torch.get_rng_state()}
+    states["cuda_rng"] = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+    return states
+
+
+def _set_rng_states(state: dict, device: torch.device) -> None:
+    """Restore :func:`_rng_states` (from a checkpoint loaded to the CPU)."""
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A run's checkpoint, every tensor on the CPU: generators take only CPU states, and
+    ``load_state_dict`` moves weights and optimizer state to the parameters' devices."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def prepare_for_device(model: nn.Module, X: torch.Tensor | None = None) -> nn.Module:
+    """What every training entry point does on CUDA: cuDNN autotuning on, and a model fed
+    images (4-D ``X``, or any 4-D weight when ``X`` is None) in channels-last layout, which
+    bf16 tensor-core convolutions need. Nothing on other devices. Returns ``model``."""
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        return model
+    torch.backends.cudnn.benchmark = True
+    images = X.ndim == 4 if X is not None else any(p.ndim == 4 for p in model.parameters())
+    return model.to(memory_format=torch.channels_last) if images else model
 
 
 def train_classifier(
@@ -339,6 +488,7 @@ def train_classifier(
     on_epoch_end: Callable[[int], None] | None = None,
     regularizer: "Regularizer | None" = None,
     compile_model: bool = False,
+    precision: str | None = None,
 ) -> TrainResult:
     """Train ``model`` (already on its device) on ``(X, y)`` with cross-entropy.
 
@@ -349,18 +499,27 @@ def train_classifier(
     The data order and augmentation are drawn from a generator seeded by ``config.seed``,
     so a run is a deterministic function of (initial weights, data, config) on the CPU.
     Seed the model's initialisation yourself (e.g. ``seed_everything``) before building it.
-    With ``X_val, y_val`` the best-validation weights are kept (ties: the earlier epoch).
+    With ``X_val, y_val`` the best-validation weights are kept (ties: the earlier epoch);
+    with ``config.swa`` the candidates are the averaged weights of the SWA epochs (BatchNorm
+    statistics recomputed for each), and ``model`` of the result is the full average.
     With ``checkpoint_path`` the full state is saved after each epoch and a run resumes
     from an existing checkpoint. ``on_epoch_end(epoch)`` is called after each checkpoint.
 
     ``regularizer`` (e.g. AdvReg's adversarial term, :mod:`sharpmem_lib.defenses`) adds a
     term to every loss evaluation and may update its own state before each step; its state
     is checkpointed with the run's. ``compile_model`` runs the training forward passes
-    through ``torch.compile`` (the weights, checkpoints and evaluation are the module's own).
+    through ``torch.compile`` (static shapes; the weights, checkpoints and evaluation are the
+    module's own). ``precision`` (a key of :data:`PRECISIONS`) defaults to
+    :func:`training_precision`; bf16 with a two-pass algorithm is refused (it erases e).
 
     Raises ``FloatingPointError`` naming the hyperparameters if the loss diverges.
     """
     device = next(model.parameters()).device
+    precision = training_precision(config, device) if precision is None else precision
+    check_choice("precision", precision, PRECISIONS)
+    if precision == "bf16-autocast" and coefficients(config.algorithm, config.lam, config.xi).needs_second_pass:
+        raise ValueError(f"precision='bf16-autocast' is not valid for {config.describe()}: bf16 rounds the perturbed "
+                         f"weights w + e to bf16 and erases most of e at this rho; use precision='fp32'")
     X = _as_tensor(X, None, device)
     soft = np.ndim(y) == 2 if not torch.is_tensor(y) else y.ndim == 2
     y = _as_tensor(y, torch.float32 if soft else torch.int64, device)
@@ -370,9 +529,12 @@ def train_classifier(
     best = _BestValidation(X_val, y_val, device)
     if config.augment and X.ndim != 4:
         raise ValueError(f"augment=True needs image inputs (N, C, H, W); got shape {tuple(X.shape)}")
+    prepare_for_device(model, X)
+    channels_last = device.type == "cuda" and X.ndim == 4
     optimizer = build_optimizer(config, model)
     schedule = Schedule(optimizer, config, model)
-    forward = torch.compile(model) if compile_model else model
+    # static shapes: the ragged last batch compiles once more instead of making every shape dynamic
+    forward = torch.compile(model, dynamic=False) if compile_model else model
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     generator = torch.Generator().manual_seed(config.seed)
@@ -380,78 +542,89 @@ def train_classifier(
     start_epoch = 0
     checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
     if checkpoint_path is not None and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        state = load_checkpoint(checkpoint_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        _set_rng_states(state, device)
         history, start_epoch = state["history"], state["epoch"]
         best.load_state_dict(state)
         if regularizer is not None:
             regularizer.load_state_dict(state["regularizer"])
 
+    def batches() -> Iterator[list[torch.Tensor]]:  # what update_bn sees: the training inputs, unaugmented
+        return ([_to_float(X[i : i + config.batch_size])] for i in range(0, n, config.batch_size))
+
     n = len(X)
     model.train()
     bar = tqdm(range(start_epoch, config.epochs), desc=desc or config.describe(), disable=not progress,
                leave=False, initial=start_epoch, total=config.epochs)
-    for epoch in bar:
-        order = torch.randperm(n, generator=generator).to(device)
-        total_loss = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        for start in range(0, n, config.batch_size):
-            idx = order[start : start + config.batch_size]
-            xb, yb = _to_float(X[idx]), y[idx]
-            if config.augment:
-                xb = augment_batch(xb, generator)
-            first_logits: list[torch.Tensor] = []
+    with precision_context(precision, device):
+        for epoch in bar:
+            order = _to_device(torch.randperm(n, generator=generator), device)
+            total_loss = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
+            for start in range(0, n, config.batch_size):
+                idx = order[start : start + config.batch_size]
+                xb, yb = _to_float(X[idx]), y[idx]
+                if config.augment:
+                    xb = augment_batch(xb, generator)
+                if channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                first_logits: list[torch.Tensor] = []
+                if regularizer is not None:
+                    regularizer.before_step(model, xb, yb)
+
+                def closure() -> torch.Tensor:
+                    optimizer.zero_grad(set_to_none=True)
+                    with _autocast(device, precision):
+                        logits = forward(xb)
+                        loss = loss_fn(logits.float(), yb)
+                        if regularizer is not None:
+                            loss = loss + regularizer.loss(logits.float(), yb)
+                    if not first_logits:
+                        first_logits.append(logits.detach())
+                    loss.backward()
+                    return loss
+
+                loss = optimizer.step(closure).detach()
+                total_loss += loss * len(idx)
+                correct += (first_logits[0].argmax(1) == y_label[idx]).sum()
+            mean_loss = total_loss.item() / n  # one host sync per epoch
+            if not math.isfinite(mean_loss):
+                raise FloatingPointError(
+                    f"training diverged (mean loss {mean_loss}) in epoch {epoch + 1} with "
+                    f"{config.describe()}, lr={config.lr}; try a smaller lr or xi"
+                )
+            lr_now = optimizer.param_groups[0]["lr"]
+            schedule.step(epoch, model)
+            record = {"epoch": epoch + 1, "train_loss": mean_loss, "train_acc": correct.item() / n, "lr": lr_now}
             if regularizer is not None:
-                regularizer.before_step(model, xb, yb)
+                record.update(regularizer.epoch_record())
+            averaged = schedule.averaged_so_far(epoch)
+            if averaged is not None and best.X is not None:
+                # SWA's model is the average: validate it (BN statistics recomputed for its weights)
+                update_bn(batches(), averaged, device=device)
+                best.update(averaged, epoch + 1, record)
+            else:
+                best.update(model, epoch + 1, record, eligible=schedule.swa_model is None)
+            history.append(record)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", "train_acc", "val_acc")})
+            if checkpoint_path is not None:
+                atomic_write(checkpoint_path, lambda tmp: torch.save({
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                    **_rng_states(device), "history": history, "epoch": epoch + 1,
+                    **best.state_dict(),
+                    "regularizer": regularizer.state_dict() if regularizer is not None else None,
+                }, tmp))
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1)
 
-            def closure() -> torch.Tensor:
-                optimizer.zero_grad(set_to_none=True)
-                with _autocast(device):
-                    logits = forward(xb)
-                    loss = loss_fn(logits.float(), yb)
-                    if regularizer is not None:
-                        loss = loss + regularizer.loss(logits.float(), yb)
-                if not first_logits:
-                    first_logits.append(logits.detach())
-                loss.backward()
-                return loss
-
-            loss = optimizer.step(closure).detach()
-            total_loss += loss * len(idx)
-            correct += (first_logits[0].argmax(1) == y_label[idx]).sum()
-        mean_loss = total_loss.item() / n  # one host sync per epoch
-        if not math.isfinite(mean_loss):
-            raise FloatingPointError(
-                f"training diverged (mean loss {mean_loss}) in epoch {epoch + 1} with "
-                f"{config.describe()}, lr={config.lr}; try a smaller lr or xi"
-            )
-        lr_now = optimizer.param_groups[0]["lr"]
-        schedule.step(epoch, model)
-        record = {"epoch": epoch + 1, "train_loss": mean_loss, "train_acc": correct.item() / n, "lr": lr_now}
-        if regularizer is not None:
-            record.update(regularizer.epoch_record())
-        best.update(model, epoch + 1, record)
-        history.append(record)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", "train_acc", "val_acc")})
-        if checkpoint_path is not None:
-            atomic_write(checkpoint_path, lambda tmp: torch.save({
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                "history": history, "epoch": epoch + 1,
-                **best.state_dict(),
-                "regularizer": regularizer.state_dict() if regularizer is not None else None,
-            }, tmp))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1)
-
-    averaged = schedule.averaged()
-    final = model if averaged is None else averaged
-    if averaged is not None:
-        # BatchNorm statistics must be recomputed for the averaged weights.
-        update_bn(([_to_float(X[i : i + config.batch_size])] for i in range(0, n, config.batch_size)),
-                  final, device=device)
+        averaged = schedule.averaged()
+        final = model if averaged is None else averaged
+        if averaged is not None:
+            # BatchNorm statistics must be recomputed for the averaged weights.
+            update_bn(batches(), final, device=device)
     return TrainResult(final, history, best.state, best.epoch)
