@@ -110,18 +110,16 @@ def frozen_bn_stats(model: nn.Module | None) -> Iterator[None]:
     if model is None:
         yield
         return
-    saved = [
-        (m, {k: b.detach().clone() for k, b in m.named_buffers(recurse=False) if b is not None})
-        for m in model.modules()
-        if isinstance(m, _BN_TYPES)
-    ]
+    buffers = [b for m in model.modules() if isinstance(m, _BN_TYPES)
+               for b in m.buffers(recurse=False) if b is not None]
+    # one batched copy each way (torch._foreach_*), not three small kernels per BN layer
+    saved = torch._foreach_mul(buffers, 1) if buffers else []  # exact copies (x * 1 == x, -0.0 and NaN kept)
     try:
         yield
     finally:
-        with torch.no_grad():
-            for m, buffers in saved:
-                for name, value in buffers.items():
-                    getattr(m, name).copy_(value)
+        if buffers:
+            with torch.no_grad():
+                torch._foreach_copy_(buffers, saved)
 
 
 class SharpnessAware(torch.optim.Optimizer):
@@ -171,36 +169,53 @@ class SharpnessAware(torch.optim.Optimizer):
     def needs_second_pass(self) -> bool:
         return any(g["b"] != 0.0 for g in self.param_groups)
 
+    def _with_grads(self, group: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        params = [p for p in group["params"] if p.grad is not None]
+        return params, [p.grad for p in params]
+
     @torch.no_grad()
     def _grad_norm(self) -> torch.Tensor:
         """L2 norm of the (ASAM-scaled) gradient over every parameter: a scalar, or one
         norm per model (shape (K,)) with ``model_axis=0``."""
         squares = []
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = (p.abs() if group["adaptive"] else 1.0) * p.grad
-                squares.append(g.pow(2).sum() if self.model_axis is None else g.pow(2).flatten(1).sum(1))
+            params, grads = self._with_grads(group)
+            if not grads:
+                continue
+            if group["adaptive"]:
+                grads = torch._foreach_mul(torch._foreach_abs(params), grads)
+            if self.model_axis is None and grads[0].device.type == "cuda":
+                # one batched kernel; on the CPU the per-tensor sums below keep results bit for bit
+                squares.extend(n.square() for n in torch._foreach_norm(grads))
+            elif self.model_axis is None:
+                squares.extend(g.pow(2).sum() for g in grads)
+            else:
+                squares.extend(g.pow(2).flatten(1).sum(1) for g in grads)
         if not squares:
             raise RuntimeError("SharpnessAware.first_step: no parameter has a gradient")
         return torch.stack(squares).sum(0).sqrt()
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
-        """Store g(w), then move the weights to w + e."""
+        """Store g(w), then move the weights to w + e (batched ``torch._foreach_*`` ops)."""
         grad_norm = self._grad_norm()
         for group in self.param_groups:
+            params, grads = self._with_grads(group)
+            if not params:
+                continue
             scale = group["rho"] / (grad_norm + 1e-12)
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            if self.model_axis is None and not group["adaptive"]:
+                es = torch._foreach_mul(grads, scale)
+            else:
+                views = [scale if self.model_axis is None else scale.view(-1, *([1] * (p.dim() - 1)))
+                         for p in params]
+                es = [(p.pow(2) if group["adaptive"] else 1.0) * g * s for p, g, s in zip(params, grads, views)]
+            # with zero_grad the gradient tensors themselves become g(w): nothing else holds them
+            g0s = grads if zero_grad else torch._foreach_mul(grads, 1)
+            torch._foreach_add_(params, es)
+            for p, e, g0 in zip(params, es, g0s):
                 state = self.state[p]
-                state["g0"] = p.grad.detach().clone()
-                s = scale if self.model_axis is None else scale.view(-1, *([1] * (p.dim() - 1)))
-                e = (p.pow(2) if group["adaptive"] else 1.0) * p.grad * s
-                p.add_(e)
-                state["e"] = e
+                state["e"], state["g0"] = e, g0
         if zero_grad:
             self.zero_grad(set_to_none=True)
 
@@ -209,16 +224,20 @@ class SharpnessAware(torch.optim.Optimizer):
         """Return to w and let the base optimizer step along a*g(w) + b*g(w + e)."""
         for group in self.param_groups:
             a, b = group["a"], group["b"]
-            for p in group["params"]:
-                state = self.state[p]
-                if "e" not in state:
-                    continue
-                p.sub_(state.pop("e"))
-                g0 = state.pop("g0")
+            params = [p for p in group["params"] if "e" in self.state[p]]
+            if not params:
+                continue
+            states = [self.state[p] for p in params]
+            torch._foreach_sub_(params, [st.pop("e") for st in states])
+            g0s = [st.pop("g0") for st in states]
+            used = [i for i, p in enumerate(params) if p.grad is not None]
+            for i, p in enumerate(params):
                 if p.grad is None:  # parameter unused at w + e
-                    p.grad = a * g0
-                else:
-                    p.grad.mul_(b).add_(g0, alpha=a)
+                    p.grad = a * g0s[i]
+            if used:
+                grads = [params[i].grad for i in used]
+                torch._foreach_mul_(grads, b)
+                torch._foreach_add_(grads, [g0s[i] for i in used], alpha=a)
         self.base_optimizer.step()
         if zero_grad:
             self.zero_grad(set_to_none=True)
