@@ -1,0 +1,457 @@
+"""The statistics the book uses: paired tests by seed, exact tests, Holm, trends, verdicts.
+
+Equations layer: numpy and scipy (pandas only to pivot a runs frame in :func:`paired_gain`);
+no I/O, no training. The rules (DESIGN.md, "Statistics the book uses"):
+
+- **Paired designs.** Same seed = same initialisation and data order across methods, so a
+  method is compared with its baseline through the per-seed differences.
+- **n ≥ 3 or no interval.** With fewer pairs a result is ``insufficient``: no interval, no p.
+- **Exact tests where values tie.** Differences that are all equal (after removing
+  floating-point residue, see :func:`constant`) make the t statistic 0/0; float residue made it
+  a zero-width interval with p ≈ 0 from two seeds. They go to the exact sign-flip
+  permutation test (:func:`sign_flip_test`), which gives p = 2^(1-n) for n equal non-zero
+  differences, and no interval is reported (a zero-width one would claim more than the data
+  allow).
+- **Holm inside each chapter's family** (:func:`holm`).
+- **A verdict** is one of ``OUTCOMES``, computed by :func:`verdict` from the paper's
+  expected sign and the Holm-adjusted p-value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+import numpy as np
+from scipy import stats as _st
+
+__all__ = ["ALPHA", "MIN_N", "EXACT_MAX_N", "OUTCOMES", "PairedTest", "TrendTest", "Correlation", "Verdict",
+           "constant", "sign_flip_test", "sign_test", "paired_test", "paired_gain", "holm", "trend_test",
+           "correlation", "partial_correlation", "verdict", "holm_verdicts", "family_table"]
+
+ALPHA = 0.05
+MIN_N = 3  # fewer pairs: "insufficient", no interval
+EXACT_MAX_N = 20  # the exact sign-flip test enumerates 2^n sign patterns up to here
+OUTCOMES = ("reproduced", "opposite", "not resolved", "insufficient")
+LARGE_N = 500  # unblocked trends over more points use the t approximation
+RTOL, ATOL = 1e-9, 1e-12  # differences closer than this are equal (float residue, not data)
+
+NAN = float("nan")
+
+
+def _tolerance(d: np.ndarray, rtol: float = RTOL, atol: float = ATOL) -> float:
+    return atol + rtol * float(np.max(np.abs(d))) if len(d) else atol
+
+
+def constant(d, rtol: float = RTOL, atol: float = ATOL) -> bool:
+    """True when the values are all equal up to floating-point residue
+    (spread ≤ ``atol + rtol · max|d|``): two seeds that each lose exactly 2 points of
+    accuracy differ by ~1e-17, which is not variation."""
+    d = np.asarray(d, float)
+    return len(d) > 0 and float(np.ptp(d)) <= _tolerance(d, rtol, atol)
+
+
+def _snap(d: np.ndarray, rtol: float = RTOL, atol: float = ATOL) -> np.ndarray:
+    """Values within the tolerance of zero become zero; all-equal values become one value."""
+    tol = _tolerance(d, rtol, atol)
+    d = np.where(np.abs(d) <= tol, 0.0, d)
+    return np.full_like(d, float(np.mean(d))) if constant(d, rtol, atol) else d
+
+
+def sign_flip_test(d) -> float:
+    """Exact two-sided paired permutation (sign-flip) test of mean(d) = 0.
+
+    Under the null each difference is symmetric about 0, so all 2^n sign patterns of
+    |d| are equally likely; p is the share of them whose |mean| is at least the observed
+    one (the observed pattern included). This is the Fisher-Pitman test that
+    ``scipy.stats.permutation_test(..., permutation_type="samples")`` computes for one
+    sample of differences; here all 2^n patterns are enumerated (n ≤ ``EXACT_MAX_N``).
+    Ties and constant differences need no special case: n equal non-zero differences give
+    p = 2 / 2^n, all zeros give p = 1.
+    """
+    d = _snap(np.asarray(d, float))
+    n = len(d)
+    if n == 0:
+        return NAN
+    if n > EXACT_MAX_N:
+        raise ValueError(f"n={n} differences: the exact sign-flip test enumerates 2^n patterns; "
+                         f"use n <= {EXACT_MAX_N}")
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))  # (2^n, n)
+    means = np.abs(signs @ np.abs(d)) / n
+    observed = abs(float(d.mean()))
+    # compare with a tolerance so that equal sums reached in another order count as ties
+    return float(np.mean(means >= observed - _tolerance(d) * n))
+
+
+def sign_test(d) -> float:
+    """Exact two-sided sign test: zero differences are dropped, the signs of the rest are
+    Binomial(m, 1/2) under the null (``scipy.stats.binomtest``). 1.0 when every
+    difference is zero."""
+    d = _snap(np.asarray(d, float))
+    pos, neg = int((d > 0).sum()), int((d < 0).sum())
+    if pos + neg == 0:
+        return 1.0
+    return float(_st.binomtest(pos, pos + neg, 0.5).pvalue)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A paired comparison, ``a − b`` per pair (seed).
+
+    ``estimate``: mean difference. ``ci_low``/``ci_high``: the t-interval at ``confidence``
+    when the differences vary; NaN when they are constant (see the module docstring) or
+    n < ``MIN_N``. ``p_value``: two-sided, from ``method`` ("t": Student's paired t-test as
+    ``scipy.stats.ttest_rel``; "exact sign-flip": :func:`sign_flip_test`; "none").
+    ``p_exact``: the exact sign-flip p-value for comparison, whenever n ≤ ``EXACT_MAX_N``.
+    ``note``: why there is no interval, if there is none.
+    """
+
+    n: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_exact: float
+    method: str
+    wins: int
+    ties: int
+    losses: int
+    confidence: float = 0.95
+    note: str = ""
+
+    @property
+    def sufficient(self) -> bool:
+        return self.method != "none"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_test(a, b=None, *, confidence: float = 0.95, min_n: int = MIN_N) -> PairedTest:
+    """Paired test of ``a − b`` (or of the differences ``a`` when ``b`` is None); pairs with
+    a NaN on either side are left out.
+
+    - n < ``min_n``: ``method="none"``, no interval, no p-value.
+    - differences constant up to float residue (:func:`constant`): the exact sign-flip
+      test; no interval.
+    - otherwise Student's t on the differences (``scipy.stats.ttest_rel``, and its
+      ``confidence_interval``), with the exact sign-flip p beside it.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence!r} is not valid; choose a value in (0, 1)")
+    if min_n < 2:
+        raise ValueError(f"min_n={min_n!r} is not valid; choose an integer >= 2")
+    d = np.asarray(a, float) - (0.0 if b is None else np.asarray(b, float))
+    d = np.atleast_1d(d)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    d = _snap(d) if n else d
+    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    common = dict(n=n, wins=wins, ties=n - wins - losses, losses=losses, confidence=confidence)
+    estimate = float(d.mean()) if n else NAN
+    if n < min_n:
+        return PairedTest(estimate=estimate, ci_low=NAN, ci_high=NAN, p_value=NAN, p_exact=NAN, method="none",
+                          note=f"{n} pair{'s' if n != 1 else ''}; at least {min_n} are needed", **common)
+    p_exact = sign_flip_test(d) if n <= EXACT_MAX_N else NAN
+    if constant(d):
+        if n > EXACT_MAX_N:
+            p_exact = 1.0 if estimate == 0 else 2.0 ** (1 - n)  # the same count, without enumerating
+        return PairedTest(estimate=estimate, ci_low=NAN, ci_high=NAN, p_value=p_exact, p_exact=p_exact,
+                          method="exact sign-flip",
+                          note=f"all {n} differences are equal: exact test, no interval", **common)
+    res = _st.ttest_1samp(d, 0.0)
+    ci = res.confidence_interval(confidence)
+    return PairedTest(estimate=estimate, ci_low=float(ci.low), ci_high=float(ci.high), p_value=float(res.pvalue),
+                      p_exact=p_exact, method="t", **common)
+
+
+def paired_gain(runs, method: str = "sam", baseline: str = "sgd", metric: str = "atypical_acc",
+                by: str = "sample", *, confidence: float = 0.95, min_n: int = MIN_N):
+    """:func:`paired_test` of ``method`` − ``baseline`` in ``metric`` for each value of ``by``,
+    paired by seed. ``runs``: a DataFrame with one row per (``by``, ``seed``, ``method``).
+
+    Returns a DataFrame, one row per group: ``gain`` (mean difference), ``ci95_low``,
+    ``ci95_high``, ``p_value``, ``p_exact``, ``test``, ``wins``, ``ties``, ``seeds``, ``note``.
+    Only seeds run by both methods are paired.
+    """
+    import pandas as pd
+
+    rows = []
+    for group, df in runs.groupby(by, sort=False):
+        wide = df.pivot(index="seed", columns="method", values=metric)
+        if method not in wide or baseline not in wide:
+            continue
+        t = paired_test(wide[method].to_numpy(float), wide[baseline].to_numpy(float), confidence=confidence,
+                        min_n=min_n)
+        rows.append({by: group, "metric": metric, "gain": t.estimate, "ci95_low": t.ci_low, "ci95_high": t.ci_high,
+                     "p_value": t.p_value, "p_exact": t.p_exact, "test": t.method, "wins": t.wins, "ties": t.ties,
+                     "seeds": t.n, "note": t.note})
+    return pd.DataFrame(rows)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979), the family being the finite entries:
+    sort ascending, p_(i) · (m − i + 1) for i = 1..m, running maximum, capped at 1. NaN
+    stays NaN and does not count in m. Same numbers as
+    ``statsmodels.stats.multitest.multipletests(p, method="holm")[1]``."""
+    p = np.asarray(p_values, float)
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p_values must lie in [0, 1]; got {p[(p < 0) | (p > 1)].tolist()}")
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adjusted = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class TrendTest:
+    """Spearman's ρ between a setting (λ, ξ, bucket) and an outcome, with a permutation p.
+
+    ``method``: "exact permutation" (all arrangements enumerated), "Monte Carlo permutation"
+    or "none" (fewer than ``MIN_N`` points, or no variation in x or y). ``blocks``: whether
+    outcomes were permuted only within blocks (seeds), keeping the paired design.
+    ``ci_low``/``ci_high`` are NaN: a trend is judged by its p-value.
+    """
+
+    n: int
+    estimate: float
+    p_value: float
+    method: str
+    resamples: int
+    blocks: bool = False
+    note: str = ""
+    ci_low: float = NAN
+    ci_high: float = NAN
+
+    @property
+    def sufficient(self) -> bool:
+        return self.method != "none"
+
+
+def _rank_corr(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
+    """Pearson correlation of rank vectors; ``ry`` may be (k, n), one arrangement a row."""
+    rx = rx - rx.mean()
+    ry = ry - ry.mean(axis=-1, keepdims=True)
+    return (ry @ rx) / np.sqrt((rx @ rx) * np.sum(ry * ry, axis=-1))
+
+
+def trend_test(x, y, blocks=None, *, max_exact: int = 50_000, n_resamples: int = 19_999, seed: int = 0,
+               min_n: int = MIN_N) -> TrendTest:
+    """Monotone trend of ``y`` with ``x``: Spearman's ρ (average ranks for ties, as
+    ``scipy.stats.spearmanr``) and a two-sided permutation p-value.
+
+    Under the null, y is exchangeable with respect to x, within each block when ``blocks``
+    (e.g. the seed of each run of a λ sweep: every seed is run at every λ, so permuting
+    within seeds keeps the pairing). Every arrangement is enumerated when there are at most
+    ``max_exact`` of them (exact p, as ``scipy.stats.permutation_test(...,
+    permutation_type="pairings")`` does for small n); otherwise ``n_resamples`` random ones
+    (seeded) give p = (1 + #{|ρ*| ≥ |ρ|}) / (1 + n_resamples). Without blocks and with more
+    than ``LARGE_N`` points, the t approximation of ``scipy.stats.spearmanr``. NaN pairs are
+    left out.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of one length; got shapes {x.shape} and {y.shape}")
+    b = np.zeros(len(x), int) if blocks is None else np.unique(np.asarray(blocks), return_inverse=True)[1]
+    if len(b) != len(x):
+        raise ValueError(f"blocks has {len(b)} entries for {len(x)} points")
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y, b = x[ok], y[ok], b[ok]
+    n = len(x)
+    if n < min_n or constant(x) or constant(y):
+        why = f"n = {n} < {min_n}" if n < min_n else "no variation in " + ("x" if constant(x) else "y")
+        return TrendTest(n=n, estimate=NAN, p_value=NAN, method="none", resamples=0, blocks=blocks is not None,
+                         note=why)
+    rx, ry = _st.rankdata(x), _st.rankdata(y)
+    rho = float(_rank_corr(rx, ry[None])[0])
+    groups = [np.flatnonzero(b == k) for k in np.unique(b)]
+    total = math.prod(math.factorial(len(g)) for g in groups)
+    if total <= max_exact:
+        per_block = [list(itertools.permutations(g)) for g in groups]
+        arrangements = np.empty((total, n), int)
+        for row, combo in enumerate(itertools.product(*per_block)):
+            for g, perm in zip(groups, combo):
+                arrangements[row, g] = perm
+        null = _rank_corr(rx, ry[arrangements])
+        p = float(np.mean(np.abs(null) >= abs(rho) - 1e-12))
+        method, resamples = "exact permutation", total
+    elif blocks is None and n > LARGE_N:
+        # the t approximation of scipy.stats.spearmanr is accurate here, and resampling costly
+        p = float(_st.spearmanr(x, y).pvalue)
+        method, resamples = "asymptotic (t approximation)", 0
+    else:
+        rng = np.random.default_rng(seed)
+        hits, done = 0, 0
+        while done < n_resamples:  # in chunks: memory stays ~chunk x n
+            k = min(2_000, n_resamples - done)
+            arrangements = np.tile(np.arange(n), (k, 1))
+            for g in groups:
+                arrangements[:, g] = rng.permuted(np.tile(g, (k, 1)), axis=1)
+            hits += int(np.sum(np.abs(_rank_corr(rx, ry[arrangements])) >= abs(rho) - 1e-12))
+            done += k
+        p = float((1 + hits) / (1 + n_resamples))
+        method, resamples = "Monte Carlo permutation", n_resamples
+    return TrendTest(n=n, estimate=rho, p_value=min(p, 1.0), method=method, resamples=resamples,
+                     blocks=blocks is not None)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """A (partial) correlation: ``estimate``, two-sided ``p_value``, ``n``, ``method``
+    ("pearson"/"spearman") and ``controls`` (number of variables partialled out)."""
+
+    n: int
+    estimate: float
+    p_value: float
+    method: str
+    controls: int = 0
+
+
+_CORR_METHODS = ("spearman", "pearson")
+
+
+def _check_method(method: str) -> None:
+    if method not in _CORR_METHODS:
+        raise ValueError(f"method={method!r} is not valid; choose from {list(_CORR_METHODS)}")
+
+
+def correlation(x, y, method: str = "spearman") -> Correlation:
+    """Pearson's r or Spearman's ρ with its two-sided p (``scipy.stats.pearsonr`` /
+    ``scipy.stats.spearmanr``, t approximation); NaN pairs left out, NaN below 3 points."""
+    _check_method(method)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 3 or constant(x) or constant(y):
+        return Correlation(len(x), NAN, NAN, method)
+    res = _st.spearmanr(x, y) if method == "spearman" else _st.pearsonr(x, y)
+    return Correlation(len(x), float(res.statistic), float(res.pvalue), method)
+
+
+def partial_correlation(x, y, z, method: str = "spearman") -> Correlation:
+    """Correlation of ``x`` and ``y`` with ``z`` (one variable, or columns of a 2-D array)
+    partialled out: both are regressed on z (with an intercept) by least squares and the
+    residuals correlated; for "spearman" all variables are ranked first. p from Student's
+    t with n − 2 − k degrees of freedom for k controls, as ``pingouin.partial_corr``. For
+    one control this equals (r_xy − r_xz r_yz) / √((1 − r_xz²)(1 − r_yz²)).
+
+    Used to ask whether influence entropy tracks memorization beyond plain difficulty.
+    """
+    _check_method(method)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    z = np.asarray(z, float)
+    z = z[:, None] if z.ndim == 1 else z
+    if not (len(x) == len(y) == len(z)):
+        raise ValueError(f"x, y and z must have one length; got {len(x)}, {len(y)}, {len(z)}")
+    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(z).all(axis=1)
+    x, y, z = x[ok], y[ok], z[ok]
+    n, k = len(x), z.shape[1]
+    if n < k + 3 or constant(x) or constant(y):
+        return Correlation(n, NAN, NAN, method, k)
+    if method == "spearman":
+        x, y = _st.rankdata(x), _st.rankdata(y)
+        z = np.column_stack([_st.rankdata(c) for c in z.T])
+    design = np.column_stack([np.ones(n), z])
+    rx = x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
+    ry = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    if constant(rx) or constant(ry):
+        return Correlation(n, NAN, NAN, method, k)
+    r = float(np.clip(np.corrcoef(rx, ry)[0, 1], -1.0, 1.0))
+    df = n - 2 - k
+    t = r * math.sqrt(df / max(1e-300, 1.0 - r * r))
+    return Correlation(n, r, float(2 * _st.t.sf(abs(t), df)), method, k)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a test says about one of the paper's claims, with the numbers behind it.
+
+    ``outcome``: one of ``OUTCOMES``. ``expected_sign``: the paper's direction (+1 / −1).
+    ``p_adjusted``: Holm-adjusted within the chapter's family of ``family_size`` tests.
+    """
+
+    outcome: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_adjusted: float
+    n: int
+    expected_sign: int
+    alpha: float = ALPHA
+    method: str = ""
+    family_size: int = 1
+    note: str = ""
+
+    @property
+    def agrees(self) -> bool:
+        return self.outcome == "reproduced"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def verdict(estimate: float, ci: tuple[float, float], p_adjusted: float, expected_sign: int, n: int, *,
+            min_n: int = MIN_N, alpha: float = ALPHA, p_value: float | None = None, method: str = "",
+            family_size: int = 1, note: str = "") -> Verdict:
+    """The one rule for every verdict in the book.
+
+    - ``insufficient``: n < ``min_n``, or no finite estimate or p-value;
+    - ``reproduced``: Holm-adjusted p < ``alpha`` and the estimate has the paper's sign;
+    - ``opposite``: Holm-adjusted p < ``alpha`` and the estimate has the other sign;
+    - ``not resolved``: otherwise.
+    """
+    if expected_sign not in (1, -1):
+        raise ValueError(f"expected_sign={expected_sign!r} is not valid; choose +1 or -1 (the paper's direction)")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha={alpha!r} is not valid; choose a value in (0, 1)")
+    lo, hi = (NAN, NAN) if ci is None else (float(ci[0]), float(ci[1]))
+    estimate, p_adjusted = float(estimate), float(p_adjusted)
+    if n < min_n or not math.isfinite(estimate) or not math.isfinite(p_adjusted):
+        outcome = "insufficient"
+    elif p_adjusted < alpha and estimate != 0:
+        outcome = "reproduced" if np.sign(estimate) == expected_sign else "opposite"
+    else:
+        outcome = "not resolved"
+    return Verdict(outcome, estimate, lo, hi, NAN if p_value is None else float(p_value), p_adjusted, int(n),
+                   int(expected_sign), alpha, method, family_size, note)
+
+
+def holm_verdicts(tests: Mapping[str, PairedTest | TrendTest | Correlation], expected: Mapping[str, int], *,
+                  alpha: float = ALPHA, min_n: int = MIN_N) -> dict[str, Verdict]:
+    """Verdicts for a family of tests (a chapter's), Holm-adjusted together.
+
+    ``tests``: name -> a test result (anything with ``n``, ``estimate``, ``p_value``;
+    intervals are taken from ``ci_low``/``ci_high`` when present). ``expected``: name ->
+    the paper's sign for that test. Insufficient tests do not count in the family.
+    """
+    missing = sorted(set(tests) - set(expected))
+    if missing:
+        raise ValueError(f"expected has no sign for {missing}")
+    names = list(tests)
+    raw = np.array([t.p_value if t.n >= min_n else NAN for t in (tests[k] for k in names)], float)
+    adjusted = holm(raw)
+    size = int(np.isfinite(raw).sum())
+    out = {}
+    for name, p_raw, p_adj in zip(names, raw, adjusted):
+        t = tests[name]
+        ci = (getattr(t, "ci_low", NAN), getattr(t, "ci_high", NAN))
+        out[name] = verdict(t.estimate, ci, p_adj, expected[name], t.n, min_n=min_n, alpha=alpha, p_value=p_raw,
+                            method=getattr(t, "method", ""), family_size=size, note=getattr(t, "note", ""))
+    return out
+
+
+def family_table(verdicts: Mapping[str, Verdict]):
+    """The family as a DataFrame (one row per test), for display beside the prose."""
+    import pandas as pd
+
+    rows = [{"test": k, **v.as_dict()} for k, v in verdicts.items()]
+    return pd.DataFrame(rows).set_index("test")
+

@@ -1,0 +1,230 @@
+"""sharpmem_lib.stats against independent references: brute-force enumeration, scipy, Holm by hand."""
+
+import itertools
+import math
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+from sharpmem_lib import stats
+
+
+def brute_sign_flip(d):
+    """Exact sign-flip p in rational arithmetic (no tolerance needed)."""
+    d = [Fraction(x).limit_denominator(10**6) for x in d]
+    observed = abs(sum(d))
+    patterns = list(itertools.product((1, -1), repeat=len(d)))
+    return Fraction(sum(abs(sum(s * abs(x) for s, x in zip(signs, d))) >= observed for signs in patterns),
+                    len(patterns))
+
+
+@pytest.mark.parametrize("d", [[0.02, -0.01, 0.03, 0.05], [0.1, 0.1, 0.1], [0.0, 0.0, 0.0, 0.0],
+                               [0.01, 0.0, 0.02, 0.02, -0.01, 0.03], [0.3, -0.3, 0.3, -0.3, 0.6]])
+def test_sign_flip_test_matches_brute_force_enumeration(d):
+    assert stats.sign_flip_test(d) == pytest.approx(float(brute_sign_flip(d)))
+
+
+def test_sign_flip_test_matches_scipy_permutation_test():
+    d = np.array([0.021, -0.004, 0.013, 0.03, 0.008, -0.011, 0.017])
+    ref = st.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=10**6)
+    assert stats.sign_flip_test(d) == pytest.approx(ref.pvalue)
+
+
+def test_sign_test_against_binomial_by_hand():
+    # 5 positive, 1 negative, 1 zero (dropped): p = 2 * P(B(6, 1/2) <= 1) = 2 * 7/64
+    assert stats.sign_test([0.1, 0.2, 0.1, 0.3, 0.05, -0.1, 0.0]) == pytest.approx(14 / 64)
+    assert stats.sign_test([0.0, 0.0, 0.0]) == 1.0
+
+
+def _residue_runs(seeds):
+    """SAM loses exactly 10 of 720 test points (1.39 points) on every seed; float subtraction
+    leaves ~1e-17 of residue between the seeds' differences."""
+    correct = np.array([400, 404, 437, 457, 491])[:seeds]
+    sgd, sam = correct / 720, (correct - 10) / 720
+    assert np.std(sam - sgd) > 0  # the residue that fooled the old t-test
+    return pd.DataFrame({"sample": "few", "seed": np.tile(np.arange(seeds), 2), "method": ["sgd"] * seeds + ["sam"] * seeds,
+                         "acc": np.r_[sgd, sam]})
+
+
+def test_two_seeds_with_identical_losses_are_insufficient_not_a_zero_width_interval():
+    """Regression (issue 18 §4): two seeds losing exactly the same points gave the 95 % CI
+    [-1.39, -1.39] with p ~ 0."""
+    row = stats.paired_gain(_residue_runs(2), "sam", "sgd", "acc").iloc[0]
+    assert row["test"] == "none" and row["seeds"] == 2
+    assert math.isnan(row["ci95_low"]) and math.isnan(row["ci95_high"]) and math.isnan(row["p_value"])
+    assert row["gain"] == pytest.approx(-10 / 720)
+
+
+@pytest.mark.parametrize("seeds", [3, 4, 5])
+def test_identical_differences_go_to_the_exact_test_and_get_no_interval(seeds):
+    row = stats.paired_gain(_residue_runs(seeds), "sam", "sgd", "acc").iloc[0]
+    assert row["test"] == "exact sign-flip"
+    assert row["p_value"] == pytest.approx(2.0 ** (1 - seeds))  # only the all-minus and all-plus patterns
+    assert math.isnan(row["ci95_low"]) and math.isnan(row["ci95_high"])
+    assert row["wins"] == 0 and row["ties"] == 0
+
+
+def test_no_interval_is_ever_narrower_than_the_spread_allows():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        n = int(rng.integers(3, 9))
+        d = np.round(rng.normal(0, 0.02, n), 3) + rng.choice([0, 1e-17, -1e-17], n)
+        t = stats.paired_test(d)
+        if t.method == "t":
+            assert t.ci_high - t.ci_low > 0.5 * np.ptp(d) / math.sqrt(n)  # t_(0.975) > 2 for n <= 9
+        else:
+            assert np.isnan(t.ci_low) and t.method == "exact sign-flip"
+
+
+def test_paired_test_matches_scipy_ttest_rel():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.5, 0.9, 8)
+    a = b + rng.normal(0.03, 0.05, 8)
+    t = stats.paired_test(a, b)
+    ref = st.ttest_rel(a, b)
+    ci = ref.confidence_interval(0.95)
+    assert t.method == "t" and t.n == 8
+    assert t.estimate == pytest.approx((a - b).mean())
+    assert (t.ci_low, t.ci_high) == pytest.approx((ci.low, ci.high))
+    assert t.p_value == pytest.approx(ref.pvalue)
+    assert t.p_exact == pytest.approx(float(brute_sign_flip(a - b)), abs=1e-12)
+    assert t.wins == int((a > b).sum())
+
+
+def test_paired_test_leaves_out_missing_pairs_and_validates():
+    t = stats.paired_test([0.1, np.nan, 0.3, 0.2], [0.0, 0.1, 0.1, 0.3])
+    assert t.n == 3
+    with pytest.raises(ValueError, match="confidence"):
+        stats.paired_test([1, 2, 3], confidence=95)
+    with pytest.raises(ValueError, match="min_n"):
+        stats.paired_test([1, 2, 3], min_n=1)
+
+
+def test_paired_gain_pairs_only_common_seeds():
+    runs = pd.DataFrame({"bucket": 1, "seed": [0, 1, 2, 3, 0, 1, 2], "method": ["sgd"] * 4 + ["sam"] * 3,
+                         "acc": [0.5, 0.6, 0.7, 0.8, 0.55, 0.62, 0.71]})
+    row = stats.paired_gain(runs, "sam", "sgd", "acc", by="bucket").iloc[0]
+    assert row["seeds"] == 3 and row["gain"] == pytest.approx(np.mean([0.05, 0.02, 0.01]))
+
+
+def test_holm_by_hand():
+    p = [0.01, 0.04, 0.03, np.nan, 0.5]
+    # m = 4 finite: 0.01*4 = 0.04; 0.03*3 = 0.09; 0.04*2 = 0.08 -> running max 0.09; 0.5*1 = 0.5
+    np.testing.assert_allclose(stats.holm(p), [0.04, 0.09, 0.09, np.nan, 0.5])
+    np.testing.assert_allclose(stats.holm([0.3, 0.6]), [0.6, 0.6])
+    assert stats.holm([0.9, 0.8]).max() == 1.0 or np.allclose(stats.holm([0.9, 0.8]), [0.9, 0.9])
+    assert stats.holm([0.6, 0.7, 0.01]).tolist() == pytest.approx([1.0, 1.0, 0.03])
+    assert np.isnan(stats.holm([np.nan])).all()
+    with pytest.raises(ValueError, match="p_values"):
+        stats.holm([0.2, 1.5])
+
+
+def brute_trend_p(x, y, blocks):
+    rho = st.spearmanr(x, y).statistic
+    groups = [np.flatnonzero(np.asarray(blocks) == b) for b in np.unique(blocks)]
+    hits = total = 0
+    for combo in itertools.product(*(itertools.permutations(g) for g in groups)):
+        idx = np.arange(len(x))
+        for g, perm in zip(groups, combo):
+            idx[g] = perm
+        total += 1
+        hits += abs(st.spearmanr(x, np.asarray(y)[idx]).statistic) >= abs(rho) - 1e-12
+    return rho, hits / total
+
+
+def test_trend_test_exact_within_blocks_matches_brute_force():
+    x = [0, 1, 2, 3, 0, 1, 2, 3]
+    y = [0.90, 0.88, 0.89, 0.80, 0.91, 0.87, 0.85, 0.84]  # a tie in the ranks of x, falling y
+    blocks = [0, 0, 0, 0, 1, 1, 1, 1]
+    t = stats.trend_test(x, y, blocks)
+    rho, p = brute_trend_p(x, y, blocks)
+    assert t.method == "exact permutation" and t.resamples == 24 * 24 and t.blocks
+    assert t.estimate == pytest.approx(rho) and t.p_value == pytest.approx(p)
+
+
+def test_trend_test_exact_without_blocks_matches_brute_force():
+    x = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+    y = np.array([0.52, 0.55, 0.53, 0.60, 0.58, 0.61])
+    t = stats.trend_test(x, y)
+    rho, p = brute_trend_p(x, y, np.zeros(6))
+    assert t.method == "exact permutation" and t.resamples == 720
+    assert t.estimate == pytest.approx(rho) and t.p_value == pytest.approx(p)
+
+
+def test_trend_test_monte_carlo_is_seeded_and_close_to_exact():
+    rng = np.random.default_rng(3)
+    x = np.repeat(np.arange(4), 3).astype(float)
+    y = 0.01 * x + rng.normal(0, 0.02, 12)
+    blocks = np.tile(np.arange(3), 4)
+    exact = stats.trend_test(x, y, blocks)  # (4!)^3 = 13,824 arrangements
+    mc = stats.trend_test(x, y, blocks, max_exact=100, n_resamples=20_000, seed=5)
+    assert mc.method == "Monte Carlo permutation" and mc == stats.trend_test(x, y, blocks, max_exact=100,
+                                                                           n_resamples=20_000, seed=5)
+    assert mc.p_value == pytest.approx(exact.p_value, abs=0.015)
+
+
+def test_trend_test_insufficient_and_bad_input():
+    assert stats.trend_test([1, 2], [3, 4]).method == "none"
+    assert "no variation in y" in stats.trend_test([1, 2, 3, 4], [5, 5, 5, 5 + 1e-17]).note
+    with pytest.raises(ValueError, match="shapes"):
+        stats.trend_test([1, 2, 3], [1, 2])
+
+
+def test_correlation_matches_scipy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=40)
+    y = x + rng.normal(size=40)
+    c = stats.correlation(x, y, "pearson")
+    assert (c.estimate, c.p_value) == pytest.approx(tuple(st.pearsonr(x, y)))
+    s = stats.correlation(x, y)
+    assert (s.estimate, s.p_value) == pytest.approx((st.spearmanr(x, y).statistic, st.spearmanr(x, y).pvalue))
+    with pytest.raises(ValueError, match="method='kendall'"):
+        stats.correlation(x, y, "kendall")
+
+
+def test_partial_correlation_equals_the_closed_form_and_removes_a_common_cause():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=300)  # difficulty, driving both
+    x = z + 0.5 * rng.normal(size=300)
+    y = z + 0.5 * rng.normal(size=300)
+    for method, f in (("pearson", lambda a: a), ("spearman", st.rankdata)):
+        r = lambda a, b: np.corrcoef(f(a), f(b))[0, 1]  # noqa: E731
+        closed = (r(x, y) - r(x, z) * r(y, z)) / math.sqrt((1 - r(x, z) ** 2) * (1 - r(y, z) ** 2))
+        pc = stats.partial_correlation(x, y, z, method)
+        assert pc.estimate == pytest.approx(closed) and pc.controls == 1 and pc.n == 300
+        tstat = closed * math.sqrt(297 / (1 - closed**2))
+        assert pc.p_value == pytest.approx(2 * st.t.sf(abs(tstat), 297))
+    assert stats.correlation(x, y).estimate > 0.7 and abs(stats.partial_correlation(x, y, z).estimate) < 0.15
+
+
+@pytest.mark.parametrize("estimate, p_adj, n, expected, outcome", [
+    (0.02, 0.01, 5, 1, "reproduced"), (-0.02, 0.01, 5, 1, "opposite"), (0.02, 0.2, 5, 1, "not resolved"),
+    (0.02, 0.01, 2, 1, "insufficient"), (-0.02, 0.001, 5, -1, "reproduced"), (0.02, float("nan"), 5, 1, "insufficient"),
+    (0.02, 0.05, 5, 1, "not resolved")])
+def test_verdict_four_outcomes(estimate, p_adj, n, expected, outcome):
+    v = stats.verdict(estimate, (estimate - 0.01, estimate + 0.01), p_adj, expected, n)
+    assert v.outcome == outcome and v.outcome in stats.OUTCOMES
+    assert v.agrees == (outcome == "reproduced")
+
+
+def test_verdict_rejects_bad_input():
+    with pytest.raises(ValueError, match="expected_sign=0"):
+        stats.verdict(0.1, (0, 0.2), 0.01, 0, 5)
+    with pytest.raises(ValueError, match="alpha"):
+        stats.verdict(0.1, (0, 0.2), 0.01, 1, 5, alpha=5)
+
+
+def test_holm_verdicts_adjust_over_the_family_only():
+    rng = np.random.default_rng(0)
+    strong = stats.paired_test(0.03 + rng.normal(0, 0.005, 6))
+    weak = stats.paired_test(0.004 + rng.normal(0, 0.01, 6))
+    too_few = stats.paired_test([0.1, 0.1])
+    v = stats.holm_verdicts({"a": strong, "b": weak, "c": too_few}, {"a": 1, "b": 1, "c": 1})
+    assert v["c"].outcome == "insufficient" and v["a"].family_size == 2
+    np.testing.assert_allclose([v["a"].p_adjusted, v["b"].p_adjusted], stats.holm([strong.p_value, weak.p_value]))
+    assert v["a"].outcome == "reproduced"
+    with pytest.raises(ValueError, match="expected has no sign"):
+        stats.holm_verdicts({"a": strong}, {})
