@@ -1,24 +1,61 @@
-"""File writing shared by the modules that cache results."""
+"""Atomic file writes: the one primitive under the result store and the training checkpoints.
+
+Below every layer (the engine's checkpoints use it, and so does :mod:`sharpmem_lib.store`).
+A writer writes to a temporary file with a *unique* name in the target's folder and renames
+it over the target with ``os.replace``, which is atomic on POSIX and Windows. Two processes
+writing the same path therefore never share a temporary file: each rename installs one
+complete file, and a reader sees either the old file or one of the new ones, never a mix
+(a fixed ``<name>.tmp``, as before, let a second writer truncate the first one's file while
+it was being renamed).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+__all__ = ["atomic_write", "named_os_error", "save_npz"]
+
+
+def named_os_error(err: OSError, path: str | Path, doing: str = "write") -> OSError:
+    """``err`` again (same class and errno) with a message that names ``path`` and says what
+    to check, e.g. for a full disk or a read-only results folder."""
+    hint = "check that it is writable and that the disk has free space" if doing == "write" else "check it"
+    message = f"could not {doing} {path}: {err.strerror or err}; {hint}"
+    try:
+        named = type(err)(err.errno, message, str(path))
+    except TypeError:  # an OSError subclass with another signature
+        named = OSError(err.errno, message, str(path))
+    return named
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``.
+    """Call ``write`` on a fresh temporary file beside ``path``, flush it to disk, then rename
+    it to ``path``.
 
-    A crash mid-write leaves at most a ``.tmp`` file, never a truncated file under the
-    final name.
+    The temporary name is unique (``.<name>.<random>.tmp``), so concurrent writers of one
+    path do not interfere; if ``write`` or the rename fails the temporary file is removed,
+    and an ``OSError`` (disk full, read-only folder) is re-raised naming ``path``.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the umask applies, unlike mkstemp's 0600
+        write(tmp)
+        with open(tmp, "rb+") as f:  # durable before it becomes visible under the final name
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise named_os_error(err, path) from err
+        raise
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray], compressed: bool = False) -> None:

@@ -1,30 +1,33 @@
-"""Cached experiment artifacts: a config in, a folder of results out.
+"""Cached experiment artifacts: a config in, a verified entry of the result store out.
 
 ``run_experiment(config)`` trains a target model on the members of its dataset's partition
-(:mod:`sharpmem_lib.splits`), selecting the best epoch on the validation set, and stores
-under ``<results>/<dataset>/<key>/``, ``key`` a hash of the config and library version:
+(:mod:`sharpmem_lib.splits`), selecting the best epoch on the validation set, and keeps the
+result as an entry of :mod:`sharpmem_lib.store` under ``<results>/<dataset>/<key>/``,
+``key`` a hash of the config (not ``device``), the precision the run trains in
+(:func:`~sharpmem_lib.train.training_precision`: a GPU's bf16 run is another number than a
+CPU's fp32 run) and the store's ``CACHE_VERSION``:
 
-* ``config.json``: the config;
 * ``weights.pt``: final and best-validation state dicts;
 * ``outputs.npz``: logits of both models on *every* example of the dataset (so any later
   attack or analysis needs no retraining), plus the partition's member/validation masks;
 * ``history.json``: per-epoch loss and accuracies;
-* ``status.json``, written last: ``complete`` with a SHA-256 of each file, or ``diverged``
-  with the error. A folder without it holds a run in progress (``checkpoint.pt``), which
-  the next call resumes.
+* ``manifest.json`` (the store's, written last): the config, a SHA-256 of each file, the
+  cache version, the git commit that trained it, and the run's metadata.
 
-Every file is written to a temporary name and renamed, so a crash never leaves a
-half-written file under a final name; a file whose checksum no longer matches is reported
-with a warning and the run recomputed, never silently used. Notebooks ask for results;
-they train only when the cache lacks them.
+A run in progress checkpoints to ``<key>.partial/checkpoint.pt``, which the next call
+resumes. A run that diverges (non-finite loss, a final training loss above its first
+epoch's, or final training accuracy at chance: :func:`divergence`) is recorded as
+``diverged`` and raises :class:`~sharpmem_lib.store.DivergedError` (a ``FloatingPointError``)
+now and on every later call. Every entry is verified on every read; anything unreadable
+or malformed is reported with a warning and recomputed, never used. Notebooks ask for
+results; they train only when the store lacks them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 import os
-import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -35,23 +38,24 @@ import numpy as np
 import torch
 
 import sharpmem_lib
+from sharpmem_lib import store
 from sharpmem_lib._io import atomic_write, save_npz
 from sharpmem_lib.data import DATASETS, load_dataset
 from sharpmem_lib.defenses import check_defense, train_with_defense
 from sharpmem_lib.models import MODELS, build_model
-from sharpmem_lib.splits import SPLITS, make_partition
-from sharpmem_lib.train import DEVICES, TrainConfig, predict_logits, seed_everything, select_device
+from sharpmem_lib.splits import SPLITS, make_partition, partitioned_datasets
+from sharpmem_lib.store import CorruptArtifactWarning, DivergedError, results_root
+from sharpmem_lib.train import (DEVICES, TrainConfig, predict_logits, seed_everything, select_device,
+                                training_precision)
 from sharpmem_lib.validation import check_choice
 
-__all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "accuracy_table", "results_root",
-           "run_experiment"]
+__all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "DivergedError", "accuracy_table", "divergence",
+           "results_root", "run_experiment"]
 
-FILES = ("config.json", "weights.pt", "outputs.npz", "history.json")
+FILES = ("weights.pt", "outputs.npz", "history.json")
+OUTPUTS = ("logits_final", "logits_best", "member", "validation")
+KIND = "target-run"
 PARTITIONED = [d for d in DATASETS if d in SPLITS]  # datasets a target model can be trained on
-
-
-class CorruptArtifactWarning(UserWarning):
-    """A cached artifact failed its checksum or could not be read, and is recomputed."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,8 @@ class ExperimentConfig:
     :mod:`sharpmem_lib.defenses`).
 
     ``train.seed`` seeds the initialisation, data order and augmentation. ``device`` is not
-    part of the cache key (the same config computed on a GPU serves a CPU reader).
+    part of the cache key, but the precision it implies is (:meth:`precision`): a CPU and a
+    GPU share an entry only where they compute in the same precision.
     """
 
     dataset: str
@@ -74,7 +79,7 @@ class ExperimentConfig:
     defense_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, PARTITIONED)
+        check_choice("dataset", self.dataset, partitioned_datasets())  # user datasets included
         check_choice("model", self.model, MODELS)
         check_choice("device", self.device, DEVICES)
         check_defense(self.defense, self.defense_kwargs)
@@ -91,14 +96,25 @@ class ExperimentConfig:
             label += f"+{self.defense}" + "".join(f",{k}={v}" for k, v in sorted(self.defense_kwargs.items()))
         return label
 
-    def key(self) -> str:
-        """Hash of everything that determines the result (not ``device``), and of the version."""
-        return _key({k: v for k, v in self.to_dict().items() if k != "device"})
+    def key_config(self) -> dict:
+        """What determines the result, as the store keys it: the config without ``device``."""
+        return {k: v for k, v in self.to_dict().items() if k != "device"}
+
+    def precision(self) -> str:
+        """The precision this config trains in on the device ``device`` resolves to here."""
+        return training_precision(self.train, select_device(self.device), self.defense)
+
+    def key(self, precision: str | None = None) -> str:
+        """The store key: config (not ``device``), ``precision`` (default :meth:`precision`)
+        and the store's cache version."""
+        return store.entry_key(KIND, self.key_config(), precision or self.precision())
 
 
 @dataclass
 class Artifact:
-    """A completed run, read back from its folder."""
+    """A completed run, read back from its verified store entry. ``status`` holds the run's
+    metadata (``best_epoch``, ``input_shape``, ``num_classes``, ``precision``, ...) and the
+    entry's provenance (``commit``, ``dirty``, ``cache_version``)."""
 
     config: ExperimentConfig
     path: Path
@@ -108,21 +124,17 @@ class Artifact:
     def outputs(self) -> dict[str, np.ndarray]:
         """``logits_final``, ``logits_best`` (n, classes) on every example; ``member``,
         ``validation`` masks."""
-        with np.load(self.path / "outputs.npz") as f:
+        with np.load(self.path / "outputs.npz", allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
 
-    def cached_json(self, name: str, compute: Callable[[], Any]) -> Any:
+    def cached_json(self, name: str, compute: Callable[[], Any], *, precision: str = "fp32") -> Any:
         """A result derived from this run (an expensive attack, a sharpness measure), kept as
-        JSON in the run's folder under ``name``: computed once, recomputed if unreadable."""
-        path = self.path / name
-        if path.exists():
-            try:
-                return json.loads(path.read_text())
-            except ValueError:
-                path.unlink()
-        value = compute()
-        atomic_write(path, lambda p: p.write_text(json.dumps(value)))
-        return value
+        a JSON entry of the store inside the run's folder (``derived/``), keyed by ``name``
+        and the ``precision`` it is computed in: computed once, verified on every read,
+        recomputed (with a warning) if malformed. A derivation computed on a GPU in another
+        precision than ``fp32`` must say so."""
+        return store.cached_json("derived", {"run": self.path.name, "name": name}, compute, root=self.path,
+                                 namespace="derived", precision=precision)
 
     def model(self, which: str = "best") -> torch.nn.Module:
         """The trained model with its ``best`` (validation) or ``final`` weights, on the CPU."""
@@ -139,53 +151,57 @@ def _plain(config) -> dict:
     return json.loads(json.dumps(asdict(config)))
 
 
-def _key(content: dict) -> str:
-    """Cache key: a hash of a config's content and of the library version."""
-    blob = json.dumps({"config": content, "version": sharpmem_lib.__version__}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def _key(content: dict, kind: str = "config", precision: str = "fp32") -> str:
+    """A store key for ``content`` (see :func:`sharpmem_lib.store.entry_key`)."""
+    return store.entry_key(kind, content, precision)
 
 
-def results_root(results_dir: str | Path | None = None) -> Path:
-    """``results_dir``, else ``$SHARPMEM_RESULTS``, else ``./results``."""
-    return Path(results_dir or os.environ.get("SHARPMEM_RESULTS") or "results")
+def divergence(history: list[dict], train_accuracy: float, chance: float, n_train: int) -> str | None:
+    """Why a finished run counts as diverged, or ``None`` if it does not (issue 18 §7).
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    A run diverged if its training loss ended non-finite or above where it started (the
+    last epoch's mean training loss exceeds the first epoch's, the earliest loss a run
+    records), or if its final model's accuracy on its own training set is at chance: not
+    above ``chance`` (the majority class's share of the ``n_train`` training labels) by
+    more than three binomial standard errors. Such runs are recorded like a NaN run.
+    """
+    losses = [h["train_loss"] for h in history]
+    if losses and not math.isfinite(losses[-1]):
+        return f"training diverged: final training loss {losses[-1]}"
+    if len(losses) > 1 and losses[-1] > losses[0]:
+        return (f"training diverged: the final training loss {losses[-1]:.4g} exceeds the first epoch's "
+                f"{losses[0]:.4g}")
+    margin = 3.0 * math.sqrt(chance * (1.0 - chance) / max(n_train, 1))
+    if not train_accuracy > chance + margin:
+        return (f"training diverged: the final model's training accuracy {train_accuracy:.3f} is at chance "
+                f"(majority class {chance:.3f} of {n_train} training points, +3 s.e. = {chance + margin:.3f})")
+    return None
 
 
 def _write_json(path: Path, obj) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True)))
 
 
-def _load_complete(config: ExperimentConfig, folder: Path) -> Artifact | None:
-    """The artifact if ``folder`` holds a complete, intact run; ``None`` to (re)compute.
-
-    Raises the recorded ``FloatingPointError`` for a run that diverged.
-    """
-    status_path = folder / "status.json"
-    if not status_path.exists():
-        return None
-    try:
-        status = json.loads(status_path.read_text())
-        if status["status"] == "diverged":
-            raise FloatingPointError(f"recorded in {folder}: {status['error']}")
-        bad = [name for name in FILES if _sha256(folder / name) != status["sha256"][name]]
-        if bad:
-            raise ValueError(f"checksum mismatch in {bad}")
-        history = json.loads((folder / "history.json").read_text())
-    except FloatingPointError:
-        raise
-    except (OSError, ValueError, KeyError) as err:
-        warnings.warn(f"cached artifact {folder} is corrupt ({err}); recomputing it", CorruptArtifactWarning,
-                      stacklevel=3)
-        shutil.rmtree(folder)
-        return None
-    return Artifact(config, folder, history, status)
+def _load_artifact(config: ExperimentConfig, entry: store.Entry) -> Artifact:
+    """The artifact of a store entry, after checking every file's format (the store has
+    checked the checksums): raises on anything malformed, so the store recomputes it."""
+    history = json.loads(entry.file("history.json").read_text())
+    if not isinstance(history, list) or not all(isinstance(h, dict) and "train_loss" in h for h in history):
+        raise ValueError("history.json is not a list of epoch records")
+    with np.load(entry.file("outputs.npz"), allow_pickle=False) as f:
+        outputs = {k: f[k] for k in OUTPUTS}
+    n, classes = outputs["logits_final"].shape
+    if (outputs["logits_best"].shape != (n, classes) or outputs["member"].shape != (n,)
+            or outputs["validation"].shape != (n,) or outputs["member"].dtype != bool):
+        raise ValueError(f"outputs.npz has inconsistent shapes {[v.shape for v in outputs.values()]}")
+    weights = torch.load(entry.file("weights.pt"), map_location="cpu", weights_only=True)
+    if not isinstance(weights, dict) or not {"final", "best"} <= set(weights):
+        raise ValueError("weights.pt does not hold the 'final' and 'best' state dicts")
+    meta = entry.meta
+    if meta.get("num_classes") != classes or not isinstance(meta.get("input_shape"), list):
+        raise ValueError(f"the manifest's metadata {meta} does not match outputs.npz")
+    status = {**meta, "status": "complete", **{k: entry.manifest[k] for k in ("commit", "dirty", "cache_version")}}
+    return Artifact(config, entry.path, history, status)
 
 
 def run_experiment(
@@ -197,40 +213,31 @@ def run_experiment(
     retry_diverged: bool = False,
     on_epoch_end: Callable[[int], None] | None = None,
 ) -> Artifact:
-    """Return the cached artifact of ``config``, training (or resuming) only if needed.
+    """Return the stored artifact of ``config``, training (or resuming) only if needed.
 
-    Raises ``FloatingPointError`` if the run diverges (now or in a recorded earlier
-    attempt; ``retry_diverged=True`` trains again).
+    Raises :class:`~sharpmem_lib.store.DivergedError` (a ``FloatingPointError``) if the run
+    diverges (:func:`divergence`), now or in a recorded earlier attempt
+    (``retry_diverged=True`` trains again). A second process asking for the same run while
+    it trains waits for it, then reads it.
     """
-    folder = results_root(results_dir) / config.dataset / config.key()
-    if retry_diverged and (folder / "status.json").exists():
-        if json.loads((folder / "status.json").read_text()).get("status") == "diverged":
-            shutil.rmtree(folder)
-    artifact = _load_complete(config, folder)
-    if artifact is not None:
-        return artifact
-
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / "config.json", config.to_dict())
-    data = load_dataset(config.dataset, data_dir=data_dir, **config.dataset_kwargs)
-    part = make_partition(config.dataset, data)
     device = select_device(config.device)
-    seed_everything(config.train.seed)
-    build = lambda: build_model(config.model, data.X.shape[1:], data.num_classes, **config.model_kwargs)  # noqa: E731
-    model = build().to(device)
-    if device.type == "cuda" and data.X.ndim == 4:
-        model = model.to(memory_format=torch.channels_last)
+    precision = training_precision(config.train, device, config.defense)
 
-    checkpoint = folder / "checkpoint.pt"
-    if checkpoint.exists():
-        try:
-            torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception as err:  # truncated or garbled: start over rather than trust it
-            warnings.warn(f"checkpoint {checkpoint} is unreadable ({err}); restarting the run",
-                          CorruptArtifactWarning, stacklevel=2)
-            checkpoint.unlink()
-    start = time.perf_counter()
-    try:
+    def compute(staging: Path, work: Path) -> dict:
+        data = load_dataset(config.dataset, data_dir=data_dir, **config.dataset_kwargs)
+        part = make_partition(config.dataset, data)
+        seed_everything(config.train.seed)
+        build = lambda: build_model(config.model, data.X.shape[1:], data.num_classes, **config.model_kwargs)  # noqa: E731
+        model = build().to(device)
+        checkpoint = work / "checkpoint.pt"
+        if checkpoint.exists():
+            try:
+                torch.load(checkpoint, map_location="cpu", weights_only=True)
+            except Exception as err:  # truncated or garbled: start over rather than trust it
+                warnings.warn(f"checkpoint {checkpoint} is unreadable ({err}); restarting the run",
+                              CorruptArtifactWarning, stacklevel=4)
+                checkpoint.unlink()
+        start = time.perf_counter()
         extra = {"on_epoch_end": on_epoch_end}
         if config.defense in ("none", "advreg") and os.environ.get("SHARPMEM_COMPILE") == "1":
             extra["compile_model"] = True  # opt-in: see benchmarks/gpu_throughput.py for whether it helps
@@ -241,32 +248,31 @@ def run_experiment(
             progress=progress, desc=f"{config.dataset}/{config.model} {config.describe()}",
             **extra, **config.defense_kwargs,
         )
-    except FloatingPointError as err:
-        _write_json(folder / "status.json", {"status": "diverged", "error": str(err),
-                                             "library_version": sharpmem_lib.__version__})
-        checkpoint.unlink(missing_ok=True)
-        raise
+        member = np.zeros(len(data), bool)
+        member[part.members] = True
+        validation = np.zeros(len(data), bool)
+        validation[part.validation] = True
+        logits_final = predict_logits(result.model, data.X).numpy()
+        y_members = np.asarray(data.y)[part.members]
+        chance = float(np.bincount(y_members).max() / len(y_members))
+        train_accuracy = float((logits_final[part.members].argmax(1) == y_members).mean())
+        reason = divergence(result.history, train_accuracy, chance, len(y_members))
+        if reason is not None:
+            raise DivergedError(f"{reason}; {config.describe()}, lr={config.train.lr}")
+        weights = {"final": {k: v.cpu() for k, v in result.model.state_dict().items()}, "best": result.best_state}
+        atomic_write(staging / "weights.pt", lambda p: torch.save(weights, p))
+        outputs = {"logits_final": logits_final, "logits_best": predict_logits(result.best_model(), data.X).numpy(),
+                   "member": member, "validation": validation}
+        save_npz(staging / "outputs.npz", outputs)
+        _write_json(staging / "history.json", result.history)
+        return {"best_epoch": result.best_epoch, "wall_time_s": time.perf_counter() - start, "device": str(device),
+                "precision": precision, "torch": torch.__version__, "library_version": sharpmem_lib.__version__,
+                "input_shape": list(data.X.shape[1:]), "num_classes": data.num_classes,
+                "train_accuracy": train_accuracy}
 
-    weights = {"final": {k: v.cpu() for k, v in result.model.state_dict().items()}, "best": result.best_state}
-    atomic_write(folder / "weights.pt", lambda p: torch.save(weights, p))
-    best = result.best_model()
-    member = np.zeros(len(data), bool)
-    member[part.members] = True
-    validation = np.zeros(len(data), bool)
-    validation[part.validation] = True
-    outputs = {"logits_final": predict_logits(result.model, data.X).numpy(),
-               "logits_best": predict_logits(best, data.X).numpy(), "member": member, "validation": validation}
-    save_npz(folder / "outputs.npz", outputs)
-    _write_json(folder / "history.json", result.history)
-    status = {
-        "status": "complete", "sha256": {name: _sha256(folder / name) for name in FILES},
-        "best_epoch": result.best_epoch, "wall_time_s": time.perf_counter() - start, "device": str(device),
-        "library_version": sharpmem_lib.__version__, "torch": torch.__version__,
-        "input_shape": list(data.X.shape[1:]), "num_classes": data.num_classes,
-    }
-    _write_json(folder / "status.json", status)
-    checkpoint.unlink(missing_ok=True)
-    return Artifact(config, folder, result.history, status)
+    return store.get_or_compute(KIND, config.key_config(), compute, lambda entry: _load_artifact(config, entry),
+                                root=results_root(results_dir), namespace=config.dataset, precision=precision,
+                                retry_diverged=retry_diverged)
 
 
 def accuracy_table(artifacts: dict[str, Artifact], data_dir: str | Path | None = None):

@@ -1,19 +1,25 @@
-"""Putting computed numbers into the book: glue and readable tables.
+"""Putting computed numbers into the book: glue, readable tables, and every verdict sentence.
 
 Numbers in chapter prose are never typed: a notebook computes them, ``glue`` records them
 in the executed notebook, and the page's ``{glue}`` roles display them.
+
+Verdict sentences are written here, from :class:`~sharpmem_lib.stats.Verdict` objects (the
+statistics live in :mod:`sharpmem_lib.stats`): each states its numbers, its test and the
+Holm-adjusted p-value, and a verdict that runs against the paper says so in those words.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
-from scipy import stats
 
-__all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table", "paired_gain", "bucket_pattern",
-           "method_label", "top1_trend", "trend"]
+from sharpmem_lib.stats import Verdict
+
+__all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table", "bucket_pattern", "method_label",
+           "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict", "lira_verdict", "defense_verdict",
+           "sharpness_verdict", "dp_gap_note", "verdict_table"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -43,62 +49,6 @@ def mean_std_table(summary: pd.DataFrame, index: list[str], metrics: dict[str, s
     return out.set_index(index)
 
 
-def describe_gain(row: pd.Series | dict, method: str, baseline: str, what: str) -> str:
-    """One honest sentence about a paired gain (see ``toy.paired_gain``)."""
-    gain, lo, hi = row["gain"], row["ci95_low"], row["ci95_high"]
-    counts = f"{method.upper()} was better on {row['wins']} of {row['seeds']} seeds"
-    if math.isnan(lo):
-        why = "one seed" if row["seeds"] < 2 else "the paired differences do not vary across seeds"
-        return (f"{method.upper()} − {baseline.upper()} on {what}: {100 * gain:+.1f} points "
-                f"({counts}; no interval: {why}).")
-    ci = f"95 % CI [{100 * lo:+.1f}, {100 * hi:+.1f}], paired t-test p = {row['p_value']:.3g}"
-    if lo > 0:
-        verdict = f"{method.upper()} beats {baseline.upper()}"
-    elif hi < 0:
-        verdict = f"{method.upper()} is worse than {baseline.upper()}"
-    else:
-        verdict = f"{method.upper()} and {baseline.upper()} are not distinguishable"
-    return f"{verdict} on {what}: {100 * gain:+.1f} points ({ci}; {counts})."
-
-
-def gain_table(gains: pd.DataFrame, index: str = "sample") -> pd.DataFrame:
-    """Readable version of a paired-gain frame: percentage points, interval, p-value, wins."""
-    out = pd.DataFrame(index=gains[index])
-    out["gain (points)"] = [f"{100 * g:+.1f}" for g in gains["gain"]]
-    out["95 % CI"] = [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" if not math.isnan(lo) else "n/a"
-                      for lo, hi in zip(gains["ci95_low"], gains["ci95_high"])]
-    out["p (paired t)"] = [f"{p:.3g}" if not math.isnan(p) else "n/a" for p in gains["p_value"]]
-    out["wins / seeds"] = [f"{w} / {n}" for w, n in zip(gains["wins"], gains["seeds"])]
-    return out
-
-
-def paired_gain(runs: pd.DataFrame, method: str = "sam", baseline: str = "sgd",
-                metric: str = "atypical_acc", by: str = "sample") -> pd.DataFrame:
-    """Gain of ``method`` over ``baseline`` in ``metric`` per value of ``by``, paired by seed
-    (same data and initial weights for both methods of a seed).
-
-    ``runs`` has one row per (``by``, ``seed``, ``method``). Returns mean gain, a 95 %
-    t-interval, the paired t-test p-value and the number of seeds on which ``method`` won.
-    """
-    out = []
-    for group, df in runs.groupby(by, sort=False):
-        wide = df.pivot(index="seed", columns="method", values=metric)
-        if method not in wide or baseline not in wide:
-            continue
-        diff = (wide[method] - wide[baseline]).to_numpy()
-        n = len(diff)
-        mean = float(diff.mean())
-        if n > 1 and diff.std(ddof=1) > 0:
-            half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n))
-            p = float(stats.ttest_rel(wide[method], wide[baseline]).pvalue)
-        else:
-            half, p = float("nan"), float("nan")
-        out.append({by: group, "metric": metric, "gain": mean, "ci95_low": mean - half,
-                    "ci95_high": mean + half, "p_value": p, "wins": int((diff > 0).sum()),
-                    "ties": int((diff == 0).sum()), "seeds": n})
-    return pd.DataFrame(out)
-
-
 _LABELS = {"sgd": "SGD", "sam": "SAM", "swa": "SWA", "sharp": "eq. 4", "sharpreg": "SharpReg"}
 
 
@@ -108,55 +58,281 @@ def method_label(method) -> str:
     return _LABELS.get(str(method), str(method))
 
 
-def bucket_pattern(gains: pd.DataFrame, method: str, low: int = 1, high: int = 5, expect: str = "gain") -> str:
-    """Does ``method``'s change against the baseline concentrate in bucket ``low`` rather
-    than ``high``, as the paper says? ``expect="gain"`` (Fig. 3a: SAM gains most in bucket 1)
-    or ``"loss"`` (Figs. 4a, 5a: sharper minima lose most in bucket 1). One sentence, from
-    ``paired_gain(..., by="bucket")``, that separates point estimates from what the
-    intervals support."""
+AGAINST = "this runs against the paper"  # the words every contrary verdict uses
+
+_TESTS = {"t": "paired t-test", "exact sign-flip": "exact sign-flip test", "exact permutation": "exact permutation test",
+          "Monte Carlo permutation": "permutation test", "asymptotic (t approximation)": "Spearman t-test"}
+
+
+def _p(p: float) -> str:
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f} points"
+
+
+def _evidence(v: Verdict, pairs: str = "seeds", value=_points) -> str:
+    """'+1.2 points, 95 % CI [+0.3, +2.1], paired t-test p = 0.012, Holm-adjusted p = 0.048
+    over 6 tests, 5 seeds': everything a referee needs to check the verdict."""
+    parts = [value(v.estimate)]
+    if v.outcome != "insufficient" and math.isfinite(v.ci_low) and math.isfinite(v.ci_high):
+        parts.append(f"95 % CI [{value(v.ci_low).split()[0]}, {value(v.ci_high).split()[0]}]")
+    elif v.note and v.outcome != "insufficient":
+        parts.append(v.note)
+    if v.outcome != "insufficient":
+        parts.append(f"{_TESTS.get(v.method, v.method or 'test')} p = {_p(v.p_value)}")
+        if v.family_size > 1:
+            parts.append(f"Holm-adjusted p = {_p(v.p_adjusted)} over {v.family_size} tests")
+    parts.append(f"{v.n} {pairs}")
+    return ", ".join(parts)
+
+
+def _rho(x: float) -> str:
+    return f"ρ = {x:+.2f}"
+
+
+def describe_gain(v: Verdict, method: str, baseline: str, what: str, pairs: str = "seeds") -> str:
+    """One sentence on a paired gain ``method`` − ``baseline`` and what it says about the
+    paper's direction (``v.expected_sign``), from :func:`~sharpmem_lib.stats.holm_verdicts`."""
+    m, b = method_label(method), method_label(baseline)
+    if v.outcome == "insufficient":
+        return (f"{m} − {b} on {what}: {_evidence(v, pairs)}; too few {pairs} for a test (at least 3 are needed): "
+                "insufficient data.")
+    better = "beats" if v.estimate > 0 else "is worse than"
+    paper = "better than" if v.expected_sign > 0 else "worse than"
+    if v.outcome == "reproduced":
+        return f"{m} {better} {b} on {what}, as the paper reports ({_evidence(v, pairs)})."
+    if v.outcome == "opposite":
+        return (f"{m} {better} {b} on {what} ({_evidence(v, pairs)}): {AGAINST}, which reports {m} {paper} {b}.")
+    return f"{m} and {b} are not distinguishable on {what} at this scale ({_evidence(v, pairs)}): not resolved."
+
+
+def gain_table(gains: pd.DataFrame, index: str = "sample") -> pd.DataFrame:
+    """Readable version of a :func:`~sharpmem_lib.stats.paired_gain` frame: percentage points,
+    interval (or why there is none), the test and its p-value (and the Holm-adjusted p when
+    the frame has ``p_holm``), wins."""
+    out = pd.DataFrame(index=gains[index])
+    out["gain (points)"] = [f"{100 * g:+.1f}" if math.isfinite(g) else "n/a" for g in gains["gain"]]
+    why = {"none": "n/a (fewer than 3 seeds)", "exact sign-flip": "n/a (all differences equal)"}
+    tests = gains["test"] if "test" in gains else ["t"] * len(gains)
+    out["95 % CI"] = [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" if math.isfinite(lo) else why.get(t, "n/a")
+                      for lo, hi, t in zip(gains["ci95_low"], gains["ci95_high"], tests)]
+    out["p"] = [f"{_p(p)} ({_TESTS.get(t, t)})" if math.isfinite(p) else "n/a" for p, t in zip(gains["p_value"], tests)]
+    if "p_holm" in gains:
+        out["p (Holm)"] = [_p(p) for p in gains["p_holm"]]
+    out["wins / seeds"] = [f"{w} / {n}" for w, n in zip(gains["wins"], gains["seeds"])]
+    return out
+
+
+def family_note(size: int, alpha: float = 0.05) -> str:
+    """The sentence each chapter shows about its multiple-comparison correction."""
+    if size <= 1:
+        return f"This chapter runs {size} test, so no correction for multiple comparisons is needed (α = {alpha:g})."
+    return (f"This chapter runs {size} tests of the paper's claims; every p-value is Holm-adjusted over all {size} "
+            f"(α = {alpha:g}), and a verdict is 'reproduced' or 'opposite' only when its adjusted p is below {alpha:g}.")
+
+
+def claim_verdict(few: Verdict, many: Verdict) -> str:
+    """Chapter 1 (Fig. 1): SAM beats SGD on rare atypical test points (``few``, paper's sign
+    +1), and the advantage shrinks once the atypical cluster is well sampled (``many``; point
+    estimates, the two samples are not paired)."""
+    if few.outcome == "insufficient":
+        return (f"The paper's picture cannot be tested in this run: {few.n} seeds, at least 3 are needed "
+                "(insufficient data).")
+    shrinks = many.outcome != "insufficient" and math.isfinite(many.estimate) and many.estimate < few.estimate
+    ev = _evidence(few)
+    if few.outcome == "reproduced" and shrinks:
+        return (f"The paper's picture reproduces in this run: SAM is significantly better than SGD on rare atypical "
+                f"points ({ev}), and the advantage shrinks to {_points(many.estimate)} once they are well sampled.")
+    if few.outcome == "reproduced":
+        return ("Half of the paper's picture reproduces in this run: SAM is significantly better than SGD on rare "
+                f"atypical points ({ev}), but the advantage does not shrink once they are well sampled "
+                f"({_points(many.estimate)}).")
+    if few.outcome == "opposite":
+        return (f"With few atypical training points SAM is significantly worse than SGD on the atypical test points "
+                f"({ev}): {AGAINST}'s claim that SAM generalises better on rare atypical points.")
+    return ("The paper's picture is not resolved in this run: with few atypical training points, SAM is not "
+            f"significantly better or worse than SGD on the atypical test points ({ev}).")
+
+
+def bucket_pattern(gains: pd.DataFrame, v: Verdict, method: str, expect: str = "gain", low: int = 1,
+                   at_ceiling=()) -> str:
+    """Does ``method``'s change against the baseline concentrate in bucket ``low``, as the paper
+    says? ``expect="gain"`` (Fig. 3a: SAM gains most in bucket 1) or ``"loss"`` (Figs. 4a, 5a:
+    sharper minima lose most in bucket 1). ``v``: the verdict of the test in bucket ``low``
+    (Holm-adjusted in the chapter's family). ``gains``: :func:`~sharpmem_lib.stats.paired_gain`
+    by bucket, for the comparison with the highest bucket that is not in ``at_ceiling``
+    (buckets where every method scores 100 %, which cannot show a difference)."""
     if expect not in ("gain", "loss"):
         raise ValueError(f"expect={expect!r} is not valid; choose 'gain' or 'loss'")
-    g = gains.set_index("bucket")
-    lo_row, hi_row = g.loc[low], g.loc[high]
-    sign = 1 if expect == "gain" else -1
-    larger = sign * lo_row["gain"] > sign * hi_row["gain"]
-    significant = bool(lo_row["ci95_low"] > 0) if expect == "gain" else bool(lo_row["ci95_high"] < 0)
+    g = gains.set_index("bucket")["gain"]
     name = method_label(method)
-    if larger and significant:
-        return (f"{name}'s {expect} is larger in bucket {low} than in bucket {high} and its interval in bucket "
-                f"{low} excludes zero: the paper's pattern.")
-    if larger:
-        return (f"{name}'s point estimate shows a larger {expect} in bucket {low} than in bucket {high}, the "
-                f"direction of the paper's pattern, but its interval in bucket {low} includes zero: not "
-                "established at this scale.")
-    return f"{name}'s {expect} is not larger in bucket {low} than in bucket {high}: the paper's pattern does not appear."
+    open_buckets = [b for b in g.index if b > low and b not in set(at_ceiling)]
+    high = max(open_buckets) if open_buckets else None
+    ceiling = ""
+    if at_ceiling:
+        listed = ", ".join(str(b) for b in sorted(at_ceiling))
+        ceiling = (f" Every method scores 100 % in bucket(s) {listed}, so the comparison uses bucket {high}, the "
+                   "highest bucket below the ceiling." if high is not None else
+                   f" Every method scores 100 % in every bucket above {low} ({listed}): the ceiling leaves no higher "
+                   "bucket to compare with, so that half of the pattern cannot be tested.")
+    if v.outcome == "insufficient":
+        return f"{name}: too few seeds to test the paper's pattern in bucket {low} ({_evidence(v)}): insufficient data." \
+            + ceiling
+    sign = 1 if expect == "gain" else -1
+    versus = "" if high is None else f" than in bucket {high} ({_points(g.loc[high])})"
+    larger = high is not None and sign * g.loc[low] > sign * g.loc[high]
+    if v.outcome == "reproduced":
+        if larger:
+            return (f"{name}'s {expect} is larger in bucket {low}{versus}, and significant in bucket {low} "
+                    f"({_evidence(v)}): the paper's pattern." + ceiling)
+        what = "not larger" + versus if high is not None else "significant"
+        return (f"{name}'s {expect} in bucket {low} is significant ({_evidence(v)}) but {what}: only part of the "
+                "paper's pattern." + ceiling)
+    if v.outcome == "opposite":
+        other = "gains" if expect == "loss" else "loses"
+        return (f"{name} {other} accuracy in bucket {low} ({_evidence(v)}): {AGAINST}'s claim that {name}'s {expect} "
+                "concentrates in the low-entropy buckets." + ceiling)
+    shape = ("the direction of the paper's pattern" if larger else
+             "not the paper's pattern" if high is not None else "no comparison possible")
+    against = "" if high is None else f" against {_points(g.loc[high])} in bucket {high}"
+    return (f"{name}'s point estimate is {_points(v.estimate)} in bucket {low}{against} ({shape}), but the test in "
+            f"bucket {low} does not resolve it ({_evidence(v)}): not resolved at this scale." + ceiling)
 
 
-def top1_trend(means: list[float]) -> str:
-    """Compare the mean top-1-influencer memorization of bucket 1 with the highest bucket
-    where it is defined (NaN: no test point of that bucket has a positive influence)."""
-    defined = [b for b, m in enumerate(means, start=1) if not math.isnan(m)]
-    if not defined or defined[0] != 1 or len(defined) < 2:
-        return "cannot be compared across buckets (too few buckets with a positive influence)"
+def top1_trend(v: Verdict, means) -> str:
+    """How the mean memorization score (eq. 1) of each test point's top-1 influencer moves
+    from bucket 1 to the highest bucket where it is defined. ``v``: the verdict of a trend
+    test of top-1 memorization against bucket over test points (paper: falls, sign −1)."""
+    defined = [b for b, m in enumerate(means, start=1) if math.isfinite(m)]
+    if v.outcome == "insufficient" or not defined or defined[0] != 1 or len(defined) < 2:
+        return "cannot be compared across buckets (too few buckets with a measured influence): insufficient data"
     top = defined[-1]
     where = "bucket 5" if top == 5 else f"bucket {top}, the highest bucket where it is defined"
-    direction = "falls" if means[0] > means[top - 1] else "does not fall"
-    paper = "as in the paper" if direction == "falls" else "unlike the paper"
-    return f"{direction} from {means[0]:.2f} in bucket 1 to {means[top - 1]:.2f} in {where}, {paper}"
+    span = f"from {means[0]:.2f} in bucket 1 to {means[top - 1]:.2f} in {where}"
+    ev = _evidence(v, "test points", _rho)
+    if v.outcome == "reproduced":
+        return f"falls {span}, as in the paper ({ev})"
+    if v.outcome == "opposite":
+        return (f"rises {span} ({ev}): {AGAINST}, whose top influencers of the lowest-entropy bucket are its most "
+                "memorized points")
+    return f"goes {span}, with no resolved trend across buckets ({ev})"
 
 
-def trend(x, y, what: str, against: str, alpha: float = 0.05) -> str:
-    """One sentence on whether ``y`` ('what') moves monotonically with ``x`` ('against'):
-    Spearman's rank correlation over the runs, with its p-value. NaNs are left out."""
-    import numpy as np
+def trend(v: Verdict, what: str, against: str, claim: str, pairs: str = "runs") -> str:
+    """One sentence on a monotone trend of ``what`` with ``against`` (a sweep), from a
+    :func:`~sharpmem_lib.stats.trend_test` verdict. ``claim``: the paper's claim, worded so
+    that "this runs against the paper's claim that <claim>" reads."""
+    if v.outcome == "insufficient":
+        return f"{what}: too few runs to test a trend with {against} ({v.n} {pairs}): insufficient data."
+    ev = _evidence(v, pairs, _rho)
+    moves = "rises" if v.estimate > 0 else "falls"
+    if v.outcome == "reproduced":
+        return f"{what} {moves} as {against} grows ({ev}), as the paper reports."
+    if v.outcome == "opposite":
+        return f"{what} {moves} as {against} grows ({ev}): {AGAINST}'s claim that {claim}."
+    return f"{what} shows no resolved monotone trend with {against} ({ev})."
 
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return f"{what}: too few distinct runs to tell a trend with {against} (n = {len(x)})."
-    rho, p = stats.spearmanr(x, y)
-    stat = f"Spearman ρ = {rho:+.2f}, p = {p:.2g}, n = {len(x)} runs"
-    if p >= alpha:
-        return f"{what} shows no significant monotone trend with {against} ({stat})."
-    return f"{what} {'rises' if rho > 0 else 'falls'} as {against} grows ({stat})."
+
+def _names(keys) -> str:
+    return ", ".join(keys)
+
+
+def table2_verdict(verdicts: Mapping[str, Verdict]) -> str:
+    """Chapter 3, Table 2: the paired tests of each algorithm against SGD whose direction the
+    paper reports consistently; ``verdicts`` maps a readable label ('SAM single-query attack
+    on digits') to its verdict."""
+    by = {o: [k for k, v in verdicts.items() if v.outcome == o] for o in ("reproduced", "opposite", "not resolved",
+                                                                            "insufficient")}
+    n = len(verdicts)
+    if n == 0:
+        return "No test of the paper's Table 2 directions could be run."
+    if len(by["insufficient"]) == n:
+        return (f"None of the {n} comparisons with SGD can be tested: too few training seeds (at least 3 are needed), "
+                "insufficient data.")
+    parts = [f"Of the {n} paired comparisons with SGD whose direction the paper reports consistently "
+             "(Holm-adjusted p < 0.05 counts as resolved)"]
+    parts.append(f"{len(by['reproduced'])} reproduce the paper's direction"
+                 + (f" ({_names(by['reproduced'])})" if by["reproduced"] else ""))
+    if by["opposite"]:
+        parts.append(f"{len(by['opposite'])} go the opposite way ({_names(by['opposite'])}): {AGAINST}")
+    else:
+        parts.append("none goes significantly against it")
+    parts.append(f"{len(by['not resolved'])} are not resolved")
+    if by["insufficient"]:
+        parts.append(f"{len(by['insufficient'])} have too few seeds")
+    return parts[0] + ": " + "; ".join(parts[1:]) + "."
+
+
+def lira_verdict(sam: Verdict, sharpreg: Verdict) -> str:
+    """Chapter 3, LiRA: paired by target, on the most memorized fifth of the training points,
+    the paper expects SAM to expose more than SGD (+) and SharpReg less (−)."""
+    what = "LiRA's TPR on the most memorized fifth"
+    both = sam.outcome == sharpreg.outcome == "reproduced"
+    lead = "Both of the paper's directions appear with a calibrated attack. " if both else ""
+    return lead + " ".join(describe_gain(v, name, "sgd", what, pairs="targets")
+                           for v, name in ((sam, "sam"), (sharpreg, "sharpreg")))
+
+
+def defense_verdict(verdicts: Mapping[str, Verdict], what: str = "the honest best single-query attack") -> str:
+    """Chapter 4, Fig. 5c: each defense against SGD, paired by seed, in attack accuracy (the
+    paper's expectation: lower, sign −1); Holm-adjusted with the rest of the chapter."""
+    by = {o: [k for k, v in verdicts.items() if v.outcome == o] for o in ("reproduced", "opposite", "not resolved",
+                                                                            "insufficient")}
+    if not verdicts or len(by["insufficient"]) == len(verdicts):
+        return "Too few seeds to compare the defenses with SGD (at least 3 per method are needed): insufficient data."
+    short = lambda k: f"{k}: {_points(verdicts[k].estimate)}, Holm-adjusted p = {_p(verdicts[k].p_adjusted)}"  # noqa: E731
+    parts = []
+    if by["reproduced"]:
+        parts.append("lower it significantly: " + "; ".join(short(k) for k in by["reproduced"]))
+    else:
+        parts.append("no method lowers it significantly")
+    if by["opposite"]:
+        parts.append("raise it significantly (" + "; ".join(short(k) for k in by["opposite"])
+                     + f"): {AGAINST}'s premise that they protect")
+    if by["not resolved"]:
+        parts.append("not distinguishable from SGD: " + _names(by["not resolved"]))
+    if by["insufficient"]:
+        parts.append("too few seeds: " + _names(by["insufficient"]))
+    return f"Against SGD, paired by seed, on {what}: " + "; ".join(parts) + "."
+
+
+def sharpness_verdict(v: Verdict, method: str, measure: str = "top Hessian eigenvalue") -> str:
+    """Is ``method``'s minimum flatter (paper's premise for SAM: sign −1) or sharper
+    (SharpReg: +1) than SGD's, paired by seed?"""
+    name = method_label(method)
+    value = lambda x: f"{x:+.3g}"  # noqa: E731
+    if v.outcome == "insufficient":
+        return f"{name} − SGD in {measure}: {_evidence(v, value=value)}; insufficient data."
+    word = "higher" if v.estimate > 0 else "lower"
+    if v.outcome == "reproduced":
+        return f"{name}'s {measure} is {word} than SGD's ({_evidence(v, value=value)}), as the paper assumes."
+    if v.outcome == "opposite":
+        expected = "higher" if v.expected_sign > 0 else "lower"
+        return (f"{name}'s {measure} is {word} than SGD's ({_evidence(v, value=value)}): {AGAINST}'s premise that it "
+                f"is {expected}.")
+    return f"{name}'s {measure} is not distinguishable from SGD's ({_evidence(v, value=value)}): not resolved."
+
+
+def dp_gap_note(selena: float, honest: float, threshold: float = 0.03) -> str:
+    """Chapter 4: a warning when SELENA's protocol credits attacks on DP-SGD's models with
+    more than ``threshold`` over the honest protocol; empty otherwise."""
+    if not (math.isfinite(selena) and math.isfinite(honest)) or selena - honest <= threshold:
+        return ""
+    return (f"SELENA's protocol credits the attack with {100 * (selena - honest):.1f} points more than the honest one "
+            "against a private model, so differences of a point or two under that protocol mean little.")
+
+
+def verdict_table(verdicts: Mapping[str, Verdict], claims: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """claim | this build's estimate | interval | p (Holm) | status, one row per verdict:
+    the computed status table for a results page."""
+    rows = []
+    for key, v in verdicts.items():
+        ci = (f"[{100 * v.ci_low:+.1f}, {100 * v.ci_high:+.1f}]" if math.isfinite(v.ci_low) and math.isfinite(v.ci_high)
+              else "n/a")
+        rows.append({"claim": (claims or {}).get(key, key), "estimate": v.estimate, "95 % CI (points)": ci,
+                     "p (Holm)": _p(v.p_adjusted), "n": v.n, "status": v.outcome})
+    return pd.DataFrame(rows).set_index("claim")

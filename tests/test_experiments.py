@@ -49,8 +49,10 @@ def test_artifact_contents(reference):
     from sharpmem_lib.data import load_dataset
     logits = model(torch.as_tensor(load_dataset("digits").X)).detach().numpy()
     np.testing.assert_allclose(logits, out["logits_best"], atol=1e-5)
-    config = json.loads((reference.path / "config.json").read_text())
-    assert config["train"]["algorithm"] == "sam" and config["dataset"] == "digits"
+    manifest = json.loads((reference.path / "manifest.json").read_text())
+    assert manifest["config"]["train"]["algorithm"] == "sam" and manifest["config"]["dataset"] == "digits"
+    assert manifest["status"] == "complete" and manifest["precision"] == "fp32"
+    assert sorted(manifest["files"]) == ["history.json", "outputs.npz", "weights.pt"]
 
 
 def test_same_config_gives_bitwise_identical_outputs(reference, tmp_path):
@@ -63,7 +65,8 @@ def test_killed_run_resumes_to_the_same_result(reference, tmp_path):
     with pytest.raises(Killed):
         run_experiment(CFG, tmp_path, progress=False, on_epoch_end=kill_after(2))
     folder = tmp_path / "digits" / CFG.key()
-    assert (folder / "checkpoint.pt").exists() and not (folder / "status.json").exists()
+    partial = folder.with_name(folder.name + ".partial")
+    assert (partial / "checkpoint.pt").exists() and not folder.exists()
     epochs_run = []
     resumed = run_experiment(CFG, tmp_path, progress=False, on_epoch_end=epochs_run.append)
     assert epochs_run == [3, 4]  # continued, did not restart
@@ -71,7 +74,7 @@ def test_killed_run_resumes_to_the_same_result(reference, tmp_path):
         for k, v in weights(reference, which).items():
             assert torch.equal(v, weights(resumed, which)[k]), (which, k)
     assert resumed.history == reference.history
-    assert not (folder / "checkpoint.pt").exists()
+    assert not partial.exists() and sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
 
 
 def test_cache_hit_does_not_train(reference, monkeypatch, tmp_path):
@@ -82,7 +85,7 @@ def test_cache_hit_does_not_train(reference, monkeypatch, tmp_path):
         run_experiment(CFG, tmp_path, progress=False)
 
 
-@pytest.mark.parametrize("victim", ["outputs.npz", "weights.pt", "status.json"])
+@pytest.mark.parametrize("victim", ["outputs.npz", "weights.pt", "history.json", "manifest.json"])
 def test_corrupt_artifact_is_detected_and_recomputed(reference, tmp_path, victim):
     first = run_experiment(CFG, tmp_path, progress=False)
     path = first.path / victim
@@ -96,7 +99,7 @@ def test_corrupt_artifact_is_detected_and_recomputed(reference, tmp_path, victim
 def test_unreadable_checkpoint_restarts(reference, tmp_path):
     with pytest.raises(Killed):
         run_experiment(CFG, tmp_path, progress=False, on_epoch_end=kill_after(1))
-    (tmp_path / "digits" / CFG.key() / "checkpoint.pt").write_bytes(b"garbage")
+    (tmp_path / "digits" / f"{CFG.key()}.partial" / "checkpoint.pt").write_bytes(b"garbage")
     with pytest.warns(CorruptArtifactWarning, match="unreadable"):
         run = run_experiment(CFG, tmp_path, progress=False)
     assert np.array_equal(run.outputs()["logits_final"], reference.outputs()["logits_final"])
@@ -106,8 +109,9 @@ def test_divergence_is_raised_recorded_and_not_retrained(tmp_path, monkeypatch):
     cfg = ExperimentConfig("digits", "mlp", TrainConfig(algorithm="sharpreg", lam=1.5, xi=0.3, lr=1e20, epochs=2))
     with pytest.raises(FloatingPointError, match=r"sharpreg\(rho=0.1, lam=1.5, xi=0.3\), lr=1e\+20"):
         run_experiment(cfg, tmp_path, progress=False)
-    status = json.loads((tmp_path / "digits" / cfg.key() / "status.json").read_text())
-    assert status["status"] == "diverged" and "lr=1e+20" in status["error"]
+    manifest = json.loads((tmp_path / "digits" / cfg.key() / "manifest.json").read_text())
+    assert manifest["status"] == "diverged" and "lr=1e+20" in manifest["meta"]["error"]
+    assert manifest["files"] == {} and not (tmp_path / "digits" / f"{cfg.key()}.partial").exists()
     monkeypatch.setattr(experiments, "train_with_defense", lambda *a, **k: pytest.fail("retrained a diverged run"))
     with pytest.raises(FloatingPointError, match="recorded in"):
         run_experiment(cfg, tmp_path, progress=False)
@@ -151,10 +155,14 @@ def test_derived_results_are_computed_once_and_recomputed_when_unreadable(tmp_pa
     compute = lambda: calls.append(1) or {"value": 1.5, "nan": float("nan")}  # noqa: E731
     first = artifact.cached_json("derived.json", compute)
     assert artifact.cached_json("derived.json", compute)["value"] == first["value"] == 1.5 and len(calls) == 1
-    (artifact.path / "derived.json").write_text("{truncated")
-    assert artifact.cached_json("derived.json", compute)["value"] == 1.5 and len(calls) == 2
+    derived = next((artifact.path / "derived").iterdir())
+    assert json.loads((derived / "manifest.json").read_text())["config"]["name"] == "derived.json"
+    (derived / "value.json").write_text("{truncated")
+    with pytest.warns(CorruptArtifactWarning, match="checksum"):
+        assert artifact.cached_json("derived.json", compute)["value"] == 1.5 and len(calls) == 2
     # a real derived result: the second call reads the first one's numbers back
     data = load_dataset(CFG.dataset)
     measured = artifact_sharpness(artifact, data, iters=5, max_points=100, device="cpu")
     assert artifact_sharpness(artifact, data, iters=5, max_points=100, device="cpu") == measured
-    assert len(list(artifact.path.glob("sharpness-*.json"))) == 1
+    names = [json.loads((p / "manifest.json").read_text())["config"]["name"] for p in (artifact.path / "derived").iterdir()]
+    assert sorted(n.split("-")[0] for n in names) == ["derived.json", "sharpness"]
