@@ -165,7 +165,7 @@ def bucket_accuracy_figure(table, baseline: str = "sgd") -> Figure:
 
     ``table``: one row per (method, seed, bucket) with column ``acc``.
     """
-    from sharpmem_lib.report import paired_gain
+    from sharpmem_lib.stats import paired_gain
 
     methods = list(dict.fromkeys(table["method"]))
     n_buckets = int(table["bucket"].max())

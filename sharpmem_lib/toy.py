@@ -24,11 +24,11 @@ from sharpmem_lib.experiments import CorruptArtifactWarning, _key, _plain, resul
 from sharpmem_lib.models import MLP
 from sharpmem_lib.optim import ALGORITHMS
 from sharpmem_lib.train import TrainConfig, predict_logits, seed_everything, train_classifier
-from sharpmem_lib.report import paired_gain
+from sharpmem_lib.stats import paired_gain  # re-exported: chapter 1 imports it from here
 from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
 
 __all__ = ["ToyConfig", "ToyResult", "cached_toy_experiment", "run_toy_experiment", "summarize", "paired_gain",
-           "claim_verdict", "ATYPICAL"]
+           "ATYPICAL"]
 
 ATYPICAL = 1  # ToyMixture group id of the atypical red cluster
 SAMPLES = ("few", "many")
@@ -209,20 +209,3 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     table.columns = [f"{m}_{s}" for m, s in table.columns]
     return table.reset_index()
 
-
-def claim_verdict(gains: pd.DataFrame) -> str:
-    """Whether this run reproduces the paper's Fig. 1 picture, from ``paired_gain`` on
-    ``atypical_acc``: SAM beats SGD on rare atypical points (95 % interval above zero), and
-    the advantage shrinks once the atypical cluster is well sampled."""
-    by = gains.set_index("sample")
-    few, many = by.loc["few"], by.loc["many"]
-    significant = bool(few["ci95_low"] > 0)
-    shrinks = bool(many["gain"] < few["gain"])
-    if significant and shrinks:
-        return ("The paper's picture reproduces in this run: SAM is significantly better than SGD on "
-                "rare atypical points, and the advantage shrinks once they are well sampled.")
-    if significant:
-        return ("Half of the paper's picture reproduces in this run: SAM is significantly better than SGD "
-                "on rare atypical points, but the advantage does not shrink once they are well sampled.")
-    return ("The paper's picture does not reproduce in this run: with few atypical training points, SAM "
-            "is not significantly better than SGD on the atypical test points.")
