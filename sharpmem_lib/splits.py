@@ -29,6 +29,10 @@ longtail           50 %                         10 %         half of the rest   
 
 SELENA has no validation set (it keeps the checkpoint with the best *test* accuracy, which
 its README admits is biased); ours is carved from the non-members before the reference set.
+
+A dataset of the user's (:func:`sharpmem_lib.data.register_dataset`, or ``<name>.npz`` in a
+data directory) is cut by :func:`split_spec`: its official training split as members when
+it marks an official test split, else like ``digits``; :func:`register_split` sets another.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ import pandas as pd
 from sharpmem_lib.data import DATASETS, Arrays, load_dataset
 from sharpmem_lib.validation import check_choice
 
-__all__ = ["SplitSpec", "SPLITS", "Partition", "make_partition", "published_partition", "split_table"]
+__all__ = ["SplitSpec", "SPLITS", "Partition", "make_partition", "partitioned_datasets", "published_partition",
+           "register_split", "split_spec", "split_table"]
 
 POOL_SEED = 0  # fixes members / validation / non-member pool, like SELENA's saved permutation
 
@@ -92,14 +97,39 @@ def _count(size: int | float, n: int) -> int:
     return int(size * n) if isinstance(size, float) else int(size)
 
 
+def partitioned_datasets() -> list[str]:
+    """Datasets a target model can be trained on: every registered one with a split (all
+    but ``toy2d``, whose chapter draws its own samples), the user's included."""
+    return [d for d, info in DATASETS.items() if d in SPLITS or not info.builtin]
+
+
+def register_split(name: str, spec: SplitSpec) -> None:
+    """Cut a user dataset by ``spec`` instead of :func:`split_spec`'s default."""
+    check_choice("dataset", name, [d for d, info in DATASETS.items() if not info.builtin])
+    if not isinstance(spec, SplitSpec):
+        raise ValueError(f"spec={spec!r} is not valid; it must be a SplitSpec")
+    SPLITS[name] = spec
+
+
+def split_spec(name: str, data: Arrays) -> SplitSpec:
+    """How dataset ``name`` is cut: :data:`SPLITS` for the built-ins (and registered
+    splits); for a user dataset, its official training split as members with a tenth of its
+    official test split for validation when it has one, else 50 % / 10 % / half like digits."""
+    check_choice("dataset", name, partitioned_datasets())
+    if name in SPLITS:
+        return SPLITS[name]
+    if data.official_test.any():
+        return SplitSpec("official_train", max(1, int(data.official_test.sum()) // 10), "half")
+    return SplitSpec(0.50, 0.10, "half")
+
+
 def make_partition(name: str, data: Arrays, split_seed: int = 0) -> Partition:
     """The partition of dataset ``name`` (whose arrays are ``data``) for ``split_seed``.
 
     A deterministic function of (dataset, split seed); members, validation and the
     non-member pool do not depend on the split seed.
     """
-    check_choice("dataset", name, SPLITS)
-    spec = SPLITS[name]
+    spec = split_spec(name, data)
     n = len(data)
     pool_rng = np.random.default_rng(POOL_SEED)
     if spec.members == "official_train":
@@ -111,6 +141,8 @@ def make_partition(name: str, data: Arrays, split_seed: int = 0) -> Partition:
         order = pool_rng.permutation(n)
         n_members = _count(spec.members, n)
         members, rest = np.sort(order[:n_members]), order[n_members:]
+    if len(members) < 2:
+        raise ValueError(f"dataset {name!r}: {len(members)} member(s) out of {n} examples; too few to train and attack")
     n_val = _count(spec.validation, n)
     if n_val >= len(rest):
         raise ValueError(f"dataset {name!r}: validation ({n_val}) leaves no non-members out of {len(rest)}")
@@ -144,7 +176,7 @@ def split_table(partitions: list[Partition]) -> pd.DataFrame:
 def published_partition(name: str, split_seed: int = 0) -> Partition:
     """The partition of a dataset, computed without its files where it needs a download:
     from its published size (offline datasets are simply loaded)."""
-    check_choice("dataset", name, SPLITS)
+    check_choice("dataset", name, partitioned_datasets())
     info = DATASETS[name]
     if info.offline:
         return make_partition(name, load_dataset(name), split_seed)

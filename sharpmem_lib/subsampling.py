@@ -27,10 +27,10 @@ from sharpmem_lib._io import save_npz
 from sharpmem_lib.attacks import logit_confidence
 from sharpmem_lib.data import Arrays, load_dataset
 from sharpmem_lib.ensemble import cannot_stack, subset_masks, train_ensemble
-from sharpmem_lib.experiments import PARTITIONED, CorruptArtifactWarning, _key, _plain, results_root
+from sharpmem_lib.experiments import CorruptArtifactWarning, _key, _plain, results_root
 from sharpmem_lib.memorization import Estimate, influence_scores, memorization_scores
 from sharpmem_lib.models import MODELS, build_model
-from sharpmem_lib.splits import Partition, make_partition
+from sharpmem_lib.splits import Partition, make_partition, partitioned_datasets
 from sharpmem_lib.train import DEVICES, TrainConfig, predict_logits, seed_everything, select_device, train_classifier
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
@@ -235,7 +235,7 @@ class SubsamplingConfig:
 
     def __post_init__(self) -> None:
         check_choice("device", self.device, DEVICES)
-        check_choice("dataset", self.dataset, PARTITIONED)
+        check_choice("dataset", self.dataset, partitioned_datasets())  # user datasets included
         check_choice("model", self.model, MODELS)
         check_fraction("fraction", self.fraction)
         if not isinstance(self.n_models, int) or self.n_models < 2:

@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -11,10 +12,13 @@ import pytest
 
 from sharpmem_lib.data import (
     FASHION_SYSTEM_DIR,
+    DataFileError,
     DatasetNotFoundError,
+    check_feldman_zhang_file,
     load_dataset,
     longtail,
     read_idx,
+    resolve_data_file,
 )
 
 
@@ -84,8 +88,14 @@ def test_read_idx_rejects_truncated_and_foreign_files(tmp_path):
         read_idx(tmp_path / "foreign")
 
 
-@pytest.mark.skipif(not FASHION_SYSTEM_DIR.exists(), reason="Debian's dataset-fashion-mnist is not installed")
+REAL_DATA_REQUIRED = os.environ.get("SHARPMEM_CI") == "1"  # .ci/run installs the Debian package and sets this
+
+
+@pytest.mark.skipif(not FASHION_SYSTEM_DIR.exists() and not REAL_DATA_REQUIRED,
+                    reason="Debian's dataset-fashion-mnist is not installed (CI installs it and then requires it)")
 def test_real_fashion_mnist_when_installed():
+    """The real files, md5-checked by the loader (in CI this test must run, not skip)."""
+    assert FASHION_SYSTEM_DIR.exists(), f"{FASHION_SYSTEM_DIR} is missing: apt-get install dataset-fashion-mnist"
     data = load_dataset("fashion_mnist")
     assert data.X.shape == (70_000, 1, 28, 28)
     assert np.bincount(data.y).tolist() == [7_000] * 10
@@ -175,3 +185,266 @@ def test_longtail_ground_truth():
     assert (data.group // 10 == data.y).all()
     again = longtail(num_classes=4, subpops_per_class=10, n_per_class=200, seed=5)
     np.testing.assert_array_equal(data.X, again.X)
+
+
+# ------------------------------------------------------------------ files are validated, not trusted
+
+
+def write_purchase_npy(tmp_path, X, Y):
+    folder = tmp_path / "purchase100"
+    folder.mkdir(exist_ok=True)
+    np.save(folder / "X.npy", X)
+    np.save(folder / "Y.npy", Y)
+    return folder
+
+
+GOOD_X, GOOD_Y = np.random.default_rng(4).integers(0, 2, (30, 600)).astype(np.float32), np.arange(30) % 100
+
+
+@pytest.mark.parametrize("X, Y, message", [
+    (GOOD_X[:, :7], GOOD_Y, r"X has shape \(30, 7\): \(7,\) per example, expected \(600,\)"),
+    (GOOD_X[:, 0], GOOD_Y, r"X has shape \(30,\); expected \(n, features\)"),
+    (GOOD_X, np.eye(100)[GOOD_Y], r"labels are one-hot, shape \(30, 100\)"),
+    (GOOD_X, np.r_[GOOD_Y[:-1], 100], r"labels must be 0..99; row 29 has 100"),
+    (GOOD_X, (np.arange(30) % 100) + 71, r"row 29 has 100 \(1-based labels\? they must start at 0\)"),
+    (GOOD_X, np.r_[-1, GOOD_Y[1:]], r"labels must be 0..C-1; row 0 has -1"),
+    (GOOD_X, GOOD_Y + 0.5, r"labels must be whole numbers; row 0 has 0.5"),
+    (np.where(np.arange(600) == 5, np.nan, GOOD_X), GOOD_Y, r"non-finite values .* in 30 row\(s\), the first is row 0"),
+    (GOOD_X[:29], GOOD_Y, r"X has 29 rows but there are 30 labels"),
+    (GOOD_X.astype(str), GOOD_Y, r"X has dtype <U"),
+])
+def test_purchase_npy_files_are_checked(tmp_path, X, Y, message):
+    folder = write_purchase_npy(tmp_path, X, Y)
+    with pytest.raises(DataFileError, match=message) as err:
+        load_dataset("purchase100", data_dir=tmp_path)
+    assert str(folder / "X.npy") in str(err.value)
+
+
+def test_purchase_npy_with_1_based_labels_1_to_100(tmp_path):
+    write_purchase_npy(tmp_path, np.zeros((100, 600)), np.arange(1, 101))
+    with pytest.raises(DataFileError, match=r"labels must be 0..99; row 99 has 100 \(1-based"):
+        load_dataset("purchase100", data_dir=tmp_path)
+
+
+def write_raw_purchase(tmp_path, text: str):
+    folder = tmp_path / "purchase100"
+    folder.mkdir()
+    (folder / "dataset_purchase").write_text(text)
+    return folder / "dataset_purchase"
+
+
+def raw_line(label, n=600, value=1):
+    return ",".join([str(label)] + [str(value)] * n)
+
+
+@pytest.mark.parametrize("lines, message", [
+    ([raw_line(3), raw_line(5, n=599), raw_line(7)], r"line 2 has 600 values where 601 are expected"),
+    ([raw_line(3), raw_line(5, n=601)], r"not a well-formed comma-separated table"),
+    ([raw_line(3, n=7), raw_line(4, n=7)], r"8 comma-separated fields per line; expected 601"),
+    ([raw_line(3), raw_line(0)], r"labels in this file must be 1..100 .*; line 2 has 0"),
+    ([raw_line(3), raw_line(101)], r"labels must be 0..99; row 1 has 100"),
+    ([raw_line(3), raw_line(4, value="x")], r"line 2, field 2 is not a number \('x'\)"),
+    ([], r"the file is empty"),
+])
+def test_purchase_raw_file_is_checked(tmp_path, lines, message):
+    path = write_raw_purchase(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(DataFileError, match=message) as err:
+        load_dataset("purchase100", data_dir=tmp_path)
+    assert str(path) in str(err.value)
+
+
+def test_texas_files_are_checked(tmp_path):
+    raw = tmp_path / "texas100" / "texas" / "100"
+    raw.mkdir(parents=True)
+    np.savetxt(raw / "feats", np.ones((4, 6169)), fmt="%d", delimiter=",")
+    (raw / "labels").write_text("1\n2\n3\n")  # one label short
+    with pytest.raises(DataFileError, match=r"X has 4 rows but there are 3 labels") as err:
+        load_dataset("texas100", data_dir=tmp_path)
+    assert str(raw / "feats") in str(err.value)
+    (raw / "labels").write_text("1\n2\n3\n\n4,5\n")
+    with pytest.raises(DataFileError, match=r"labels: not a well-formed|labels: 2 comma-separated"):
+        load_dataset("texas100", data_dir=tmp_path)
+    np.savetxt(raw / "feats", np.ones((4, 7)), fmt="%d", delimiter=",")
+    (raw / "labels").write_text("1\n2\n3\n4\n")
+    with pytest.raises(DataFileError, match=r"feats: 7 comma-separated fields per line; expected 6169"):
+        load_dataset("texas100", data_dir=tmp_path)
+    folder = tmp_path / "texas100"
+    np.save(folder / "feats.npy", np.ones((4, 6169)))
+    np.save(folder / "labels.npy", np.array([0, 1, 2, 100]))
+    with pytest.raises(DataFileError, match=r"labels.npy: labels must be 0..99; row 3 has 100"):
+        load_dataset("texas100", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[: len(b) // 2], "not a complete gzip file"),
+    (lambda b: b"this is not gzip at all" + b, "not a complete gzip file"),
+    (lambda b: b"", "not a complete gzip file|truncated|checksum mismatch"),
+])
+def test_damaged_fashion_gzip_names_the_file(tmp_path, damage, message):
+    _, sums = write_fashion(tmp_path / "fashion_mnist")
+    path = tmp_path / "fashion_mnist" / "train-images-idx3-ubyte.gz"
+    path.write_bytes(damage(path.read_bytes()))
+    for checksums in (sums, None):  # the checksum step and the published-sums step both name the file
+        with pytest.raises(DataFileError, match=message) as err:
+            load_dataset("fashion_mnist", data_dir=tmp_path, checksums=checksums)
+        assert str(path) in str(err.value)
+
+
+def test_damaged_gzip_read_directly_names_the_file(tmp_path):
+    path = tmp_path / "x.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(idx_bytes(np.zeros((4, 3, 3))))
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DataFileError, match=f"{path}: not a complete gzip file"):
+        read_idx(path)
+
+
+def test_fashion_labels_are_checked(tmp_path):
+    arrays, sums = write_fashion(tmp_path / "fashion_mnist", gz=False)
+    path = tmp_path / "fashion_mnist" / "t10k-labels-idx1-ubyte"
+    raw = idx_bytes(np.array([0, 1, 2, 3, 10]))
+    path.write_bytes(raw)
+    sums["test_labels"] = md5(raw)
+    with pytest.raises(DataFileError, match=r"t10k-labels-idx1-ubyte: labels must be 0..9; row 4 has 10"):
+        load_dataset("fashion_mnist", data_dir=tmp_path, checksums=sums)
+    raw = idx_bytes(np.array([0, 1, 2]))
+    path.write_bytes(raw)
+    sums["test_labels"] = md5(raw)
+    with pytest.raises(DataFileError, match=r"t10k-images-idx3-ubyte holds 5 images but .*t10k-labels"):
+        load_dataset("fashion_mnist", data_dir=tmp_path, checksums=sums)
+
+
+def test_cifar_labels_are_checked_and_pickles_cannot_run_code(tmp_path):
+    sums, _ = write_cifar(tmp_path, "cifar10")
+    folder = tmp_path / "cifar-10-batches-py"
+    blob = pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 10]})
+    (folder / "test_batch").write_bytes(blob)
+    sums["test_batch"] = md5(blob)
+    with pytest.raises(DataFileError, match=r"test_batch: labels must be 0..9; row 1 has 10"):
+        load_dataset("cifar10", data_dir=tmp_path, checksums=sums)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    blob = pickle.dumps({b"data": Evil(), b"labels": [0]})
+    (folder / "test_batch").write_bytes(blob)
+    sums["test_batch"] = md5(blob)
+    with pytest.raises(DataFileError, match=r"test_batch: not a readable CIFAR python batch .*not allowed"):
+        load_dataset("cifar10", data_dir=tmp_path, checksums=sums)
+    assert not (tmp_path / "pwned").exists()
+
+
+# ------------------------------------------------------------------ relative paths, Feldman & Zhang
+
+
+def test_relative_data_paths_resolve_against_the_data_directories(tmp_path, monkeypatch):
+    data_dir, elsewhere = tmp_path / "data", tmp_path / "notebooks"
+    data_dir.mkdir()
+    elsewhere.mkdir()
+    (data_dir / "infl.npz").write_bytes(b"x")
+    (elsewhere / "only_here.npz").write_bytes(b"x")
+    monkeypatch.chdir(elsewhere)
+    assert resolve_data_file("infl.npz", data_dir) == data_dir / "infl.npz"
+    monkeypatch.setenv("SHARPMEM_DATA", str(data_dir))
+    assert resolve_data_file("infl.npz") == data_dir / "infl.npz"  # the paper profile's case: no data_dir given
+    assert resolve_data_file(data_dir / "infl.npz") == data_dir / "infl.npz"
+    with pytest.raises(FileNotFoundError) as err:
+        resolve_data_file("only_here.npz", data_dir)  # the current directory is not a data directory
+    assert str(data_dir / "only_here.npz") in str(err.value)
+
+
+def write_feldman_zhang(path, tr_labels, tt_labels):
+    np.savez(path, tr_labels=np.asarray(tr_labels), tt_labels=np.asarray(tt_labels), tr_mem=np.zeros(len(tr_labels)),
+             infl_matrix_class0=np.zeros((1, 1)), tr_classidx_0=[0], tt_classidx_0=[0])
+
+
+def test_feldman_zhang_file_for_another_dataset_is_rejected(tmp_path):
+    path = tmp_path / "fz.npz"
+    rng = np.random.default_rng(0)
+    write_feldman_zhang(path, rng.integers(0, 100, 50_000), rng.integers(0, 100, 10_000))
+    check_feldman_zhang_file(path, "cifar100")  # the right sizes and classes for CIFAR-100
+    with pytest.raises(DataFileError, match=r"labels up to 99, but 'cifar10' has 10 classes"):
+        check_feldman_zhang_file(path, "cifar10")
+    with pytest.raises(DataFileError, match=r"50000 training and 10000 test .* 'fashion_mnist' has 60000 and 10000"):
+        check_feldman_zhang_file(path, "fashion_mnist")
+    with pytest.raises(DataFileError, match=r"'purchase100' has 197324 and 0"):
+        check_feldman_zhang_file(path, "purchase100")
+    np.savez(tmp_path / "other.npz", X=np.zeros(3))
+    with pytest.raises(DataFileError, match=r"not a Feldman-Zhang influence file \(missing \['tr_labels'"):
+        check_feldman_zhang_file(tmp_path / "other.npz", "cifar100")
+
+
+def test_feldman_zhang_labels_must_match_the_loaded_data(tmp_path):
+    from sharpmem_lib.data import Arrays
+
+    data = Arrays(np.zeros((6, 2), np.float32), np.array([0, 1, 2, 0, 1, 2]),
+                  official_test=np.array([False, False, False, False, True, True]))
+    path = tmp_path / "fz.npz"
+    write_feldman_zhang(path, [0, 1, 2, 0], [1, 2])
+    check_feldman_zhang_file(path, "cifar10", data)
+    write_feldman_zhang(path, [0, 1, 2, 0], [2, 1])
+    with pytest.raises(DataFileError, match=r"differ from the labels of 'cifar10' \(0 train, 2 test\)"):
+        check_feldman_zhang_file(path, "cifar10", data)
+
+
+# ------------------------------------------------------------------ Fashion-MNIST on a fresh machine
+
+
+@pytest.fixture
+def no_fashion(monkeypatch, tmp_path):
+    """A machine without Fashion-MNIST anywhere (the real system folder is hidden)."""
+    import sharpmem_lib.data as data
+
+    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", tmp_path / "usr-share" / "fashion-mnist")
+    return data
+
+
+def test_obtain_fashion_fails_naming_both_ways(no_fashion, monkeypatch, tmp_path):
+    monkeypatch.setattr(no_fashion.os, "geteuid", lambda: 1000)
+
+    def offline(root):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(no_fashion, "_download_fashion_mnist", offline)
+    with pytest.raises(DatasetNotFoundError) as err:
+        no_fashion.obtain_fashion_mnist(tmp_path / "data", log=lambda *_: None)
+    text = str(err.value)
+    assert "apt-get install dataset-fashion-mnist" in text and "not running as root" in text
+    assert "zalandoresearch/fashion-mnist" in text and "md5-checked" in text and "Network is unreachable" in text
+
+
+def test_obtain_fashion_uses_apt_as_root(no_fashion, monkeypatch, tmp_path):
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        if cmd[:2] == ["apt-get", "install"]:
+            write_fashion(no_fashion.FASHION_SYSTEM_DIR)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    import shutil
+    import subprocess
+
+    monkeypatch.setattr(no_fashion.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(no_fashion, "_download_fashion_mnist", lambda root: pytest.fail("must not download"))
+    files = no_fashion.obtain_fashion_mnist(tmp_path / "data", log=lambda *_: None)
+    assert calls[0][:3] == ["apt-get", "install", "-y"] and "dataset-fashion-mnist" in calls[0]
+    assert files["train_images"].parent == no_fashion.FASHION_SYSTEM_DIR
+
+
+def test_obtain_fashion_downloads_when_apt_is_unusable(no_fashion, monkeypatch, tmp_path):
+    monkeypatch.setattr(no_fashion.os, "geteuid", lambda: 1000)
+
+    def fake_download(root):
+        write_fashion(root / "FashionMNIST" / "raw")
+        return no_fashion._fashion_in(root / "FashionMNIST" / "raw")
+
+    monkeypatch.setattr(no_fashion, "_download_fashion_mnist", fake_download)
+    files = no_fashion.obtain_fashion_mnist(tmp_path / "data", log=lambda *_: None)
+    assert files["test_labels"] == tmp_path / "data" / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    # found where the loader looks, with nothing fetched a second time
+    monkeypatch.setattr(no_fashion, "_download_fashion_mnist", lambda root: pytest.fail("fetched twice"))
+    assert no_fashion.obtain_fashion_mnist(tmp_path / "data", log=lambda *_: None) == files

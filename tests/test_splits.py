@@ -56,8 +56,9 @@ def test_deterministic_and_split_seed_changes_only_the_attackers_view():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match=r"dataset='toy2d' is not valid; choose one of \['cifar10'"):
+    with pytest.raises(ValueError, match=r"dataset='toy2d' is not valid; choose one of \[[^]]*'cifar10'") as err:
         make_partition("toy2d", fake(100))
+    assert "'toy2d'" not in str(err.value).split("choose one of")[1]
     with pytest.raises(ValueError, match="no official test split"):
         make_partition("cifar10", fake(100))
 
