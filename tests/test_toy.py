@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sharpmem_lib.report import describe_gain, mean_std_table
+from sharpmem_lib.report import mean_std_table
 from sharpmem_lib.toy import ToyConfig, paired_gain, run_toy_experiment, summarize
 
 TINY = dict(n_few=120, n_many=300, n_test=500, seeds=2, train_steps=30, hidden=(8,), grid_resolution=20)
@@ -64,13 +64,6 @@ def test_paired_gain_matches_scipy():
     assert row["wins"] == (sam > sgd).sum() and row["seeds"] == 8
 
 
-@pytest.mark.parametrize("gain, lo, hi, word", [(0.05, 0.01, 0.09, "beats"), (-0.05, -0.09, -0.01, "is worse than"),
-                                                (0.01, -0.02, 0.04, "not distinguishable")])
-def test_verdict_follows_the_interval(gain, lo, hi, word):
-    row = dict(gain=gain, ci95_low=lo, ci95_high=hi, p_value=0.01, wins=5, seeds=8)
-    assert word in describe_gain(row, "sam", "sgd", "atypical points")
-
-
 def test_summary_table_formats_mean_and_std(result):
     table = mean_std_table(summarize(result.runs), ["sample", "method"], {"test_acc": "acc"})
     assert table.shape == (6, 1) and all("±" in v for v in table["acc"])
@@ -82,55 +75,6 @@ def test_summary_table_formats_mean_and_std(result):
 def test_bad_parameters_fail_before_training(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ToyConfig(**kwargs)
-
-
-def test_gain_table_is_in_percentage_points():
-    from sharpmem_lib.report import gain_table
-    gains = pd.DataFrame([dict(sample="few", gain=0.051, ci95_low=0.01, ci95_high=0.092, p_value=0.02, wins=7, seeds=10),
-                          dict(sample="many", gain=0.0, ci95_low=float("nan"), ci95_high=float("nan"),
-                               p_value=float("nan"), wins=0, seeds=2)])
-    table = gain_table(gains)
-    assert table.loc["few"].tolist() == ["+5.1", "[+1.0, +9.2]", "0.02", "7 / 10"]
-    assert table.loc["many", "95 % CI"] == "n/a"
-    assert "do not vary" in describe_gain(gains.iloc[1], "sam", "sgd", "x")
-
-
-@pytest.mark.parametrize("few, many, start", [((0.1, 0.02), 0.01, "The paper's picture reproduces"),
-                                              ((0.1, 0.02), 0.2, "Half of"),
-                                              ((-0.05, -0.2), 0.1, "The paper's picture does not reproduce")])
-def test_claim_verdict(few, many, start):
-    from sharpmem_lib.toy import claim_verdict
-    gains = pd.DataFrame([dict(sample="few", gain=few[0], ci95_low=few[1]),
-                          dict(sample="many", gain=many, ci95_low=-1.0)])
-    assert claim_verdict(gains).startswith(start)
-
-
-@pytest.mark.parametrize("b1, b5, start", [((0.05, 0.01), 0.0, "SAM's gain is larger in bucket 1"),
-                                           ((0.05, -0.01), 0.0, "SAM's point estimate shows a larger gain"),
-                                           ((0.0, -0.02), 0.03, "SAM's gain is not larger")])
-def test_bucket_pattern_sentence(b1, b5, start):
-    from sharpmem_lib.report import bucket_pattern
-    gains = pd.DataFrame([dict(bucket=1, gain=b1[0], ci95_low=b1[1]), dict(bucket=5, gain=b5, ci95_low=-1.0)])
-    assert bucket_pattern(gains, "sam").startswith(start)
-
-
-@pytest.mark.parametrize("b1, b5, start", [((-0.05, -0.01), 0.0, "λ = 3's loss is larger in bucket 1"),
-                                           ((-0.05, 0.01), 0.0, "λ = 3's point estimate shows a larger loss"),
-                                           ((0.01, 0.02), -0.03, "λ = 3's loss is not larger")])
-def test_bucket_pattern_for_an_expected_loss(b1, b5, start):
-    from sharpmem_lib.report import bucket_pattern
-    gains = pd.DataFrame([dict(bucket=1, gain=b1[0], ci95_high=b1[1], ci95_low=-1.0),
-                          dict(bucket=5, gain=b5, ci95_high=1.0, ci95_low=-1.0)])
-    assert bucket_pattern(gains, "λ = 3", expect="loss").startswith(start)
-    with pytest.raises(ValueError, match="expect"):
-        bucket_pattern(gains, "sam", expect="up")
-
-
-def test_top1_trend_uses_the_highest_defined_bucket():
-    from sharpmem_lib.report import top1_trend
-    assert top1_trend([0.25, 0.12, 0.0, 0.0, float("nan")]).startswith("falls from 0.25 in bucket 1 to 0.00 in bucket 4")
-    assert top1_trend([0.1, 0.2, 0.2, 0.3, 0.4]).startswith("does not fall")
-    assert "cannot be compared" in top1_trend([float("nan")] * 5)
 
 
 def test_cached_toy_experiment_round_trip(tmp_path, monkeypatch):
