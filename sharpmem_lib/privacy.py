@@ -10,22 +10,28 @@ gives the percentage change against SGD, as the paper's Table 2 does.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from sharpmem_lib.attacks import PERTURBATIONS, SETS, attack_data, attack_sets, label_only_attack, run_attacks
+from sharpmem_lib.attacks import PERTURBATIONS, PROTOCOLS, attack_sets, choose, label_only_attack, run_attacks
 from sharpmem_lib.splits import make_partition
-from sharpmem_lib.train import select_device
+from sharpmem_lib.stats import PairedTest, paired_test
+from sharpmem_lib.tensors import select_device
 from sharpmem_lib.validation import check_choice
 
 __all__ = ["boundary_attack", "default_label_only", "evaluate_privacy", "evaluate_runs", "summarize", "table1",
-           "table2", "significance", "format_table1",
+           "table2", "significance", "paired_tests", "paper_directions", "format_table1",
            "directions"]
 
 METRICS = ("test_acc", "single_query", "multi_query")
+
+NN_OPTIONS = {
+    "selena": {},  # SELENA's InferenceAttack_HZ, 150 epochs, Adam 1e-4, batch 512 (attacks.nn_attack's defaults)
+    "cpu": {"scale": 0.125, "batch_size": 64, "lr": 1e-3, "epochs": 60, "init_std": None},
+}
+"""Settings of the NN attack: SELENA's network and training, or a narrower network with
+PyTorch's initialisation and smaller batches, which learns from a few hundred attacker
+examples in seconds (SELENA's initialisation needs thousands of steps to move at all)."""
 
 
 def default_label_only(X: np.ndarray) -> tuple[str, list[float], int]:
@@ -41,9 +47,12 @@ def default_label_only(X: np.ndarray) -> tuple[str, list[float], int]:
 
 
 def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[str, list[float], int] | None = None,
-                     which: str = "best", output_defense=None) -> pd.DataFrame:
+                     which: str = "best", output_defense=None, nn: str = "cpu") -> pd.DataFrame:
     """One row per (split seed, protocol): test and train accuracy, best single-query attack
-    (balanced accuracy, AUC, TPR at 1 % FPR, which attack), label-only attack accuracy.
+    (balanced accuracy, AUC, TPR at 1 % FPR, which attack), its best global-threshold
+    attack (``single_query_global``), label-only attack accuracy (best, and best with a
+    global threshold), under the protocols of :mod:`sharpmem_lib.attacks.thresholds`.
+    ``nn``: the NN attack's settings, a key of :data:`NN_OPTIONS`.
 
     ``output_defense``: an inference-time defense such as
     :class:`~sharpmem_lib.defenses.MemGuard` (``fit(member_logits, nonmember_logits)``,
@@ -52,6 +61,7 @@ def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[s
     query the model's labels, which such a defense keeps, so they are unaffected.
     """
     check_choice("which", which, ["best", "final"])
+    check_choice("nn", nn, NN_OPTIONS)
     kind, strengths, repeats = label_only or default_label_only(data.X)
     check_choice("perturbation", kind, PERTURBATIONS)
     outputs = artifact.outputs()
@@ -69,19 +79,27 @@ def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[s
     for split_seed in split_seeds:
         part = make_partition(artifact.config.dataset, data, split_seed)
         sets = attack_sets(part, seed=split_seed)
-        single = run_attacks(attack_data(logits, data.y, sets), seed=split_seed)
-        multi = label_only_attack(model, {k: data.X[sets[k]] for k in SETS}, {k: data.y[sets[k]] for k in SETS},
-                                  kind, strengths, repeats=repeats, seed=split_seed)
-        for protocol in multi.index:
+        labels = sets.take(data.y)
+        single = run_attacks(sets.take(logits), labels, seed=split_seed, num_classes=data.num_classes,
+                             nn_options=NN_OPTIONS[nn])
+        multi = label_only_attack(model, sets.take(data.X), labels, kind, strengths, repeats=repeats, seed=split_seed,
+                                  num_classes=data.num_classes)
+        for protocol in PROTOCOLS:
             best = single.loc[(protocol, "best")]
+            global_rows = single.loc[protocol].drop(index="best")
+            global_rows = global_rows[[a == "correctness" or a.endswith("_global") for a in global_rows.index]]
+            best_global = global_rows.loc[choose(global_rows, protocol)]
             rows.append({
                 "split_seed": split_seed, "protocol": protocol,
                 "test_acc": float(correct[held_out].mean()), "train_acc": float(correct[outputs["member"]].mean()),
                 "single_query": float(best["balanced_acc"]), "single_auc": float(best["auc"]),
                 "single_tpr@1%fpr": float(best["tpr@1%fpr"]),
                 "best_single_attack": str(best["chosen"]),
-                "multi_query": float(multi.loc[protocol, "balanced_acc"]),
-                "multi_strength": multi.loc[protocol, "strength"],
+                "single_query_global": float(best_global["balanced_acc"]),
+                "multi_query": float(multi.loc[(protocol, "best"), "balanced_acc"]),
+                "multi_query_global": float(multi.loc[(protocol, "global"), "balanced_acc"]),
+                "multi_strength": multi.loc[(protocol, "best"), "strength"],
+                "multi_threshold": multi.loc[(protocol, "best"), "chosen_threshold"],
             })
     return pd.DataFrame(rows)
 
@@ -115,13 +133,15 @@ def table2(t1: pd.DataFrame, baseline: str = "sgd") -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["dataset", "algorithm"])
 
 
-def significance(results: pd.DataFrame, protocol: str = "honest", baseline: str = "sgd") -> pd.DataFrame:
-    """Paired t-test of each algorithm against ``baseline`` per metric, pairing training
-    seeds (same seed: same initialisation and data order) after averaging over splits.
-    NaN p-values where there are fewer than two training seeds or no variation."""
+def paired_tests(results: pd.DataFrame, protocol: str = "honest", baseline: str = "sgd",
+                 metrics: tuple[str, ...] = METRICS) -> dict[tuple[str, str, str], PairedTest]:
+    """:func:`~sharpmem_lib.stats.paired_test` of each algorithm against ``baseline``, keyed
+    (dataset, algorithm, metric): pairs are training seeds (same seed: same initialisation
+    and data order), each averaged over split seeds first. Fewer than 3 common seeds give an
+    insufficient result (no p-value)."""
     df = results[results["protocol"] == protocol]
-    per_seed = df.groupby(["dataset", "algorithm", "train_seed"])[list(METRICS)].mean()
-    rows = []
+    per_seed = df.groupby(["dataset", "algorithm", "train_seed"])[list(metrics)].mean()
+    out = {}
     for dataset in per_seed.index.get_level_values("dataset").unique():
         base = per_seed.loc[(dataset, baseline)]
         for algorithm in per_seed.loc[dataset].index.get_level_values("algorithm").unique():
@@ -129,13 +149,33 @@ def significance(results: pd.DataFrame, protocol: str = "honest", baseline: str 
                 continue
             other = per_seed.loc[(dataset, algorithm)]
             common = base.index.intersection(other.index)
-            row = {"dataset": dataset, "algorithm": algorithm, "train_seeds": len(common)}
-            for m in METRICS:
-                diff = other.loc[common, m] - base.loc[common, m]
-                ok = len(common) > 1 and diff.std(ddof=1) > 0
-                row[f"{m}_p"] = float(stats.ttest_rel(other.loc[common, m], base.loc[common, m]).pvalue) if ok else math.nan
-            rows.append(row)
-    return pd.DataFrame(rows).set_index(["dataset", "algorithm"])
+            for m in metrics:
+                out[(dataset, algorithm, m)] = paired_test(other.loc[common, m].to_numpy(float),
+                                                           base.loc[common, m].to_numpy(float))
+    return out
+
+
+def significance(results: pd.DataFrame, protocol: str = "honest", baseline: str = "sgd") -> pd.DataFrame:
+    """:func:`paired_tests` as a table, one row per (dataset, algorithm): for each metric the
+    mean paired difference (``<m>_diff``), the test used (``<m>_test``) and its unadjusted
+    p-value (``<m>_p``; NaN with fewer than 3 training seeds)."""
+    rows: dict = {}
+    for (dataset, algorithm, m), t in paired_tests(results, protocol, baseline).items():
+        row = rows.setdefault((dataset, algorithm), {"dataset": dataset, "algorithm": algorithm, "train_seeds": t.n})
+        row.update({f"{m}_diff": t.estimate, f"{m}_test": t.method, f"{m}_p": t.p_value})
+    return pd.DataFrame(list(rows.values())).set_index(["dataset", "algorithm"])
+
+
+def paper_directions(paper_t2: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """The paper's sign (+1/−1) of each (algorithm, metric) change against SGD in its Table 2,
+    where it is the same on all of the paper's datasets; left out where the signs differ."""
+    out = {}
+    for algorithm in [a for a in paper_t2.index.get_level_values("algorithm").unique() if a != "sgd"]:
+        for m in METRICS:
+            signs = set(np.sign(paper_t2.xs(algorithm, level="algorithm")[m]).tolist())
+            if len(signs) == 1 and signs != {0.0}:
+                out[(algorithm, m)] = int(signs.pop())
+    return out
 
 
 HEADERS = {"test_acc": "test acc (%)", "single_query": "single-query attack (%)", "multi_query": "multi-query attack (%)"}
@@ -203,7 +243,7 @@ def evaluate_runs(runs: list[dict], data, split_seeds: list[int], whiches: tuple
             artifact = run_experiment(run["config"], results_dir, data_dir=data_dir, progress=False)
         except FloatingPointError as err:
             frames.append(pd.DataFrame([{**labels, "which": w, "protocol": p, "diverged": True, "error": str(err)}
-                                        for w in whiches for p in ("honest", "selena")]))
+                                        for w in whiches for p in PROTOCOLS]))
             continue
         artifacts[i] = artifact
         for which in whiches:
@@ -230,7 +270,7 @@ def summarize(results: pd.DataFrame, by: list[str], metrics: tuple[str, ...] = M
 def boundary_attack(artifact, data, split_seed: int = 0, method: str = "hopskipjump", max_points: int = 50,
                     which: str = "best", max_iter: int | None = None) -> pd.DataFrame:
     """The boundary-distance label-only attack (:func:`~sharpmem_lib.attacks.boundary_distance_attack`)
-    on a cached target, one row per protocol; cached as JSON in the artifact's folder, since
+    on a cached target, one row per (protocol, threshold kind: global, class, best); cached as JSON in the artifact's folder, since
     each example costs hundreds of model queries."""
     from sharpmem_lib.attacks import BOUNDARY_METHODS, boundary_distance_attack
 
@@ -239,10 +279,11 @@ def boundary_attack(artifact, data, split_seed: int = 0, method: str = "hopskipj
 
     def compute() -> list[dict]:
         sets = attack_sets(make_partition(artifact.config.dataset, data, split_seed), seed=split_seed)
-        table = boundary_distance_attack(artifact.model(which).to(select_device("auto")),
-                                         {k: data.X[sets[k]] for k in SETS}, {k: data.y[sets[k]] for k in SETS},
-                                         method, max_points=max_points, seed=split_seed, max_iter=max_iter)
+        table = boundary_distance_attack(artifact.model(which).to(select_device("auto")), sets.take(data.X),
+                                         sets.take(data.y), method, max_points=max_points, seed=split_seed,
+                                         max_iter=max_iter)
         return table.reset_index().to_dict(orient="records")
 
-    name = f"boundary-{method}-{which}-split{split_seed}-n{max_points}-it{max_iter or 0}.json"
-    return pd.DataFrame(artifact.cached_json(name, compute)).set_index("protocol")
+    # v2: thresholds fitted on the attacker-known sets under both protocols, rows per threshold kind
+    name = f"boundary-v2-{method}-{which}-split{split_seed}-n{max_points}-it{max_iter or 0}.json"
+    return pd.DataFrame(artifact.cached_json(name, compute)).set_index(["protocol", "threshold"])
