@@ -210,8 +210,9 @@ class SharpnessAware(torch.optim.Optimizer):
                 views = [scale if self.model_axis is None else scale.view(-1, *([1] * (p.dim() - 1)))
                          for p in params]
                 es = [(p.pow(2) if group["adaptive"] else 1.0) * g * s for p, g, s in zip(params, grads, views)]
-            # with zero_grad the gradient tensors themselves become g(w): nothing else holds them
-            g0s = grads if zero_grad else torch._foreach_mul(grads, 1)
+            # a copy (x * 1 == x exactly): a gradient buffer may be refilled in place by the next
+            # pass (sharpmem_lib.mlp_kernel does that), so g(w) cannot be the buffer itself
+            g0s = torch._foreach_mul(grads, 1)
             torch._foreach_add_(params, es)
             for p, e, g0 in zip(params, es, g0s):
                 state = self.state[p]
