@@ -85,3 +85,31 @@ def test_directions_and_formatting():
     assert d.loc[("sam", "multi-query attack (%)"), "agrees"] is None
     cell = format_table1(table1(synthetic_results())).iloc[0, 1]
     assert "±" in cell and "[±" in cell
+
+
+def test_paired_tests_pair_training_seeds_after_averaging_splits():
+    from sharpmem_lib.privacy import paired_tests
+    from sharpmem_lib.stats import paired_test
+
+    rows = []
+    rng = np.random.default_rng(0)
+    for algorithm in ("sgd", "sam"):
+        for train_seed in range(4):
+            for split_seed in range(2):
+                rows.append({"dataset": "d", "algorithm": algorithm, "train_seed": train_seed, "split_seed": split_seed,
+                             "protocol": "honest", "test_acc": rng.uniform(0.8, 0.9), "single_query": rng.uniform(0.5, 0.6),
+                             "multi_query": rng.uniform(0.5, 0.6)})
+    results = pd.DataFrame(rows)
+    tests = paired_tests(results)
+    means = results.groupby(["algorithm", "train_seed"])["single_query"].mean()
+    ref = paired_test(means["sam"].to_numpy(), means["sgd"].to_numpy())
+    assert tests[("d", "sam", "single_query")] == ref and ref.n == 4 and ref.method == "t"
+
+
+def test_paper_directions_only_where_the_paper_is_consistent():
+    from sharpmem_lib.privacy import paper_directions
+
+    signs = paper_directions(table2(paper_table1()))
+    assert signs[("sam", "single_query")] == 1  # + on all four of the paper's datasets
+    assert ("sam", "multi_query") not in signs  # the paper's signs differ across datasets
+    assert set(signs.values()) <= {1, -1}
