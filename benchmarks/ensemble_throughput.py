@@ -37,7 +37,8 @@ from sharpmem_lib.ensemble import subset_masks, train_ensemble
 from sharpmem_lib.subsampling import run_subsampling
 from sharpmem_lib.models import MLP
 from sharpmem_lib.splits import make_partition
-from sharpmem_lib.train import TrainConfig, seed_everything, train_classifier
+from sharpmem_lib.tensors import seed_everything
+from sharpmem_lib.train import TrainConfig, train_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script's matmul_rate
 from gpu_throughput import matmul_rate  # noqa: E402

@@ -26,7 +26,8 @@ import time
 import torch
 
 from sharpmem_lib.models import build_model
-from sharpmem_lib.train import TrainConfig, predict_logits, seed_everything, select_device, train_classifier
+from sharpmem_lib.tensors import seed_everything, select_device
+from sharpmem_lib.train import TrainConfig, predict_logits, train_classifier
 
 # Dense bf16 tensor-core peaks from vendor datasheets (FLOP/s, no sparsity); fp32 for CPUs is
 # not listed: the measured matmul rate is the CPU's reference.

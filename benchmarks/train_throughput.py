@@ -17,7 +17,8 @@ import torch
 
 from sharpmem_lib.data import load_dataset
 from sharpmem_lib.models import build_model
-from sharpmem_lib.train import TrainConfig, seed_everything, train_classifier
+from sharpmem_lib.tensors import seed_everything
+from sharpmem_lib.train import TrainConfig, train_classifier
 
 
 def throughput(model_name: str, X: np.ndarray, y: np.ndarray, algorithm: str, epochs: int, batch_size: int) -> float:

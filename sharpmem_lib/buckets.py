@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sharpmem_lib.data import check_feldman_zhang_file, resolve_data_file
 from sharpmem_lib.experiments import Artifact
 from sharpmem_lib.memorization import SameClassInfluence, accuracy_by_bucket, buckets, load_feldman_zhang
 from sharpmem_lib.subsampling import SubsamplingConfig, run_subsampling_experiment, subsampling_job
@@ -44,12 +45,17 @@ def memorization_buckets(config: SubsamplingConfig, results_dir: str | Path | No
                          data_dir: str | Path | None = None, influence_file: str | Path | None = None,
                          progress: bool = True) -> MemorizationBuckets:
     """The buckets of chapter 2 (Figs. 2, 3): from Feldman & Zhang's published file when
-    ``influence_file`` is given (CIFAR-100), else from ``config``'s cached subset models."""
+    ``influence_file`` is given (CIFAR-100; a relative path is looked up in the data
+    directories, and a file for another dataset is rejected), else from ``config``'s cached
+    subset models."""
+    if influence_file:
+        influence_path = resolve_data_file(influence_file, data_dir, what="influence_file")
     job = subsampling_job(config, data_dir)
     data, partition = job.data, job.partition
     if influence_file:
+        check_feldman_zhang_file(influence_path, config.dataset, data)
         offset = int((~data.official_test).sum())
-        influence, _ = load_feldman_zhang(influence_file, test_id_offset=offset)
+        influence, _ = load_feldman_zhang(influence_path, test_id_offset=offset)
         source = f"Feldman & Zhang's published estimates ({influence_file})"
     else:
         runs, train_ids, test_ids = run_subsampling_experiment(config, results_dir, progress=progress, job=job)

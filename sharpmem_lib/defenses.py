@@ -39,8 +39,8 @@ from tqdm.auto import tqdm
 
 from sharpmem_lib._io import atomic_write, save_npz
 from sharpmem_lib.models import MLP
-from sharpmem_lib.train import (Regularizer, TrainConfig, TrainResult, _as_tensor, _BestValidation, _cpu_state,
-                                _to_float, predict_logits, seed_everything, train_classifier)
+from sharpmem_lib.tensors import as_tensor, cpu_state, seed_everything, to_float
+from sharpmem_lib.train import BestValidation, Regularizer, TrainConfig, TrainResult, predict_logits, train_classifier
 from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
 
 __all__ = ["DEFENSES", "DEFENSE_KWARGS", "check_defense", "AdvRegRegularizer", "MemGuard", "split_ai_assignment", "split_ai_soft_labels",
@@ -111,8 +111,8 @@ class AdvRegRegularizer(Regularizer):
         check_positive("k_inference", k_inference, integer=True)
         self.alpha, self.k = alpha, k_inference
         self.device = torch.device(device)
-        self.X_ref = _as_tensor(X_ref, None, self.device)
-        self.y_ref = _as_tensor(y_ref, torch.int64, self.device)
+        self.X_ref = as_tensor(X_ref, None, self.device)
+        self.y_ref = as_tensor(y_ref, torch.int64, self.device)
         with torch.random.fork_rng():  # h's initialisation must not shift the classifier's random stream
             torch.manual_seed(seed)
             self.h = MLP(2 * num_classes, 1, hidden).to(self.device)
@@ -127,7 +127,7 @@ class AdvRegRegularizer(Regularizer):
         for _ in range(self.k):
             idx = torch.randint(0, len(self.X_ref), (len(xb),), generator=self.generator).to(self.device)
             with torch.no_grad():
-                ref_out = model(_to_float(self.X_ref[idx]))
+                ref_out = model(to_float(self.X_ref[idx]))
             scores = self.h(torch.cat([_inference_input(member_out, yb), _inference_input(ref_out, self.y_ref[idx])]))
             target = torch.cat([torch.ones(len(xb)), torch.zeros(len(idx))]).to(scores)
             loss = nn.functional.binary_cross_entropy_with_logits(scores.squeeze(1), target)
@@ -219,7 +219,7 @@ def train_selena(build: Callable[[], nn.Module], X, y, config: TrainConfig, *, n
     sub-model's outputs are added to ``<checkpoint_path>.split-ai.npz``, and the distillation
     checkpoints to ``checkpoint_path`` itself; a rerun resumes from there. ``on_epoch_end``
     is called after each epoch of the distillation."""
-    X_t = _as_tensor(X, None, torch.device("cpu"))
+    X_t = as_tensor(X, None, torch.device("cpu"))
     y_np = np.asarray(y)
     trained = split_ai_assignment(len(y_np), n_models, n_excluded, seed=config.seed)
     done = None if checkpoint_path is None else Path(f"{checkpoint_path}.split-ai.npz")
@@ -296,8 +296,8 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
     device = next(model.parameters()).device
     if ModuleValidator.validate(model, strict=False):
         model = ModuleValidator.fix(model).to(device)
-    X_f = _to_float(_as_tensor(X, None, torch.device("cpu")))
-    y_t = _as_tensor(y, torch.int64, torch.device("cpu"))
+    X_f = to_float(as_tensor(X, None, torch.device("cpu")))
+    y_t = as_tensor(y, torch.int64, torch.device("cpu"))
     generator = torch.Generator().manual_seed(config.seed)
     noise = torch.Generator().manual_seed(config.seed + 1)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X_f, y_t), batch_size=config.batch_size,
@@ -313,7 +313,7 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
                                                          noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
                                                          noise_generator=noise)
         torch.manual_seed(config.seed)  # for anything that draws from the global generator
-        best = _BestValidation(X_val, y_val, device)
+        best = BestValidation(X_val, y_val, device)
         history, start = [], 0
         checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         if checkpoint_path is not None and checkpoint_path.exists():
@@ -352,7 +352,7 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
             best.update(model, epoch + 1, record)
             history.append(record)
             if checkpoint_path is not None:
-                state = {"model": _cpu_state(model), "optimizer": optimizer.original_optimizer.state_dict(),
+                state = {"model": cpu_state(model), "optimizer": optimizer.original_optimizer.state_dict(),
                          "accountant": engine.accountant.state_dict(), "global_rng": torch.get_rng_state(),
                          "sampler_rng": generator.get_state(),
                          "noise_rng": noise.get_state(), "history": history, **best.state_dict(),

@@ -30,7 +30,8 @@ from torch import nn
 from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
-from sharpmem_lib.train import Schedule, TrainConfig, _as_tensor, _to_float, build_optimizer, seed_everything
+from sharpmem_lib.tensors import as_tensor, seed_everything, to_float
+from sharpmem_lib.train import Schedule, TrainConfig, build_optimizer
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
 __all__ = ["BACKENDS", "Ensemble", "cannot_stack", "initial_parameters", "subset_masks", "train_ensemble"]
@@ -164,9 +165,9 @@ class Ensemble:
     def logits(self, X, batch_size: int = 2048) -> torch.Tensor:
         """Every model's logits on every row of ``X``: (K, n, classes), float32 on the CPU."""
         device = next(iter(self.params.values())).device
-        X = _as_tensor(X, None, device)
+        X = as_tensor(X, None, device)
         run = vmap(lambda p, x: functional_call(self.template, p, (x,)), in_dims=(0, None))
-        return torch.cat([run(self.params, _to_float(X[i : i + batch_size])) for i in range(0, len(X), batch_size)],
+        return torch.cat([run(self.params, to_float(X[i : i + batch_size])) for i in range(0, len(X), batch_size)],
                          dim=1).float().cpu()
 
     def model(self, k: int) -> nn.Module:
@@ -226,8 +227,8 @@ def train_ensemble(
     optimizer = build_optimizer(config, stack.parameters(), model_axis=0)
     schedule = Schedule(optimizer, config, stack)
 
-    X = _as_tensor(X, None, device)
-    y = _as_tensor(y, torch.int64, device)
+    X = as_tensor(X, None, device)
+    y = as_tensor(y, torch.int64, device)
     subsets = torch.as_tensor(np.stack([np.flatnonzero(m) for m in masks]), device=device)  # (K, n_sub)
     n_sub = subsets.shape[1]
     generators = [torch.Generator().manual_seed(s) for s in seeds]
@@ -265,7 +266,7 @@ def train_ensemble(
                     return loss.sum()
 
                 def closure() -> torch.Tensor:
-                    xb, yb = _to_float(X[idx]), y[idx]  # (K, B, ...), (K, B)
+                    xb, yb = to_float(X[idx]), y[idx]  # (K, B, ...), (K, B)
                     optimizer.zero_grad(set_to_none=True)
                     logits = forward(stack.as_dict(), xb)
                     per_model = loss_fn(logits.flatten(0, 1), yb.flatten()).view(yb.shape).mean(1)

@@ -45,8 +45,8 @@ from sharpmem_lib.defenses import check_defense, train_with_defense
 from sharpmem_lib.models import MODELS, build_model
 from sharpmem_lib.splits import SPLITS, make_partition, partitioned_datasets
 from sharpmem_lib.store import CorruptArtifactWarning, DivergedError, results_root
-from sharpmem_lib.train import (DEVICES, TrainConfig, predict_logits, seed_everything, select_device,
-                                training_precision)
+from sharpmem_lib.tensors import DEVICES, seed_everything, select_device
+from sharpmem_lib.train import TrainConfig, predict_logits, training_precision
 from sharpmem_lib.validation import check_choice
 
 __all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "DivergedError", "accuracy_table", "divergence",

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jvp
 
-from sharpmem_lib.train import _as_tensor, _to_float
+from sharpmem_lib.tensors import as_tensor, select_device, to_float
 from sharpmem_lib.validation import check_nonnegative, check_positive
 
 __all__ = ["artifact_sharpness", "hessian_top_eigenvalue", "model_loss", "model_sharpness", "sam_sharpness"]
@@ -122,8 +122,8 @@ def model_loss(model: nn.Module, X, y, batch_size: int | None = None) -> tuple[L
     ``batch_size``, a list of ``(weight, batch_loss)`` terms whose weighted sum is that mean."""
     model.eval()
     first = next(model.parameters())
-    X = _to_float(_as_tensor(X, None, first.device)).to(first.dtype)
-    y = _as_tensor(y, torch.int64, first.device)
+    X = to_float(as_tensor(X, None, first.device)).to(first.dtype)
+    y = as_tensor(y, torch.int64, first.device)
     buffers = dict(model.named_buffers())
     params = {k: v.detach() for k, v in model.named_parameters()}
 
@@ -159,7 +159,6 @@ def artifact_sharpness(artifact, data, which: str = "final", rhos: tuple[float, 
     (Hessian-vector products on all 50,000 CIFAR images are costly); ``None`` for all.
     Runs on ``device`` (``auto``: the GPU when there is one). The result is kept in the
     artifact's folder, so a rerun (or a second sweep over the same target) reads it back."""
-    from sharpmem_lib.train import select_device
 
     def compute() -> dict[str, float]:
         members = np.flatnonzero(artifact.outputs()["member"])

@@ -31,7 +31,8 @@ from sharpmem_lib.experiments import CorruptArtifactWarning, _key, _plain, resul
 from sharpmem_lib.memorization import Estimate, influence_scores, memorization_scores
 from sharpmem_lib.models import MODELS, build_model
 from sharpmem_lib.splits import Partition, make_partition, partitioned_datasets
-from sharpmem_lib.train import DEVICES, TrainConfig, predict_logits, seed_everything, select_device, train_classifier
+from sharpmem_lib.tensors import DEVICES, seed_everything, select_device
+from sharpmem_lib.train import TrainConfig, predict_logits, train_classifier
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
 __all__ = [

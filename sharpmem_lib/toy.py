@@ -23,7 +23,8 @@ from sharpmem_lib.data import Arrays, ToyMixture
 from sharpmem_lib.experiments import CorruptArtifactWarning, _key, _plain, results_root
 from sharpmem_lib.models import MLP
 from sharpmem_lib.optim import ALGORITHMS
-from sharpmem_lib.train import TrainConfig, predict_logits, seed_everything, train_classifier
+from sharpmem_lib.tensors import seed_everything
+from sharpmem_lib.train import TrainConfig, predict_logits, train_classifier
 from sharpmem_lib.stats import paired_gain  # re-exported: chapter 1 imports it from here
 from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -29,6 +28,11 @@ from tqdm.auto import tqdm
 
 from sharpmem_lib._io import atomic_write
 from sharpmem_lib.optim import ALGORITHMS, BASE_OPTIMIZERS, coefficients, make_optimizer
+# the shared helpers; the private names are this module's own spelling of them
+from sharpmem_lib.tensors import DEVICES, seed_everything, select_device
+from sharpmem_lib.tensors import as_tensor as _as_tensor
+from sharpmem_lib.tensors import cpu_state as _cpu_state
+from sharpmem_lib.tensors import to_float as _to_float
 from sharpmem_lib.validation import (
     check_choice,
     check_fraction,
@@ -37,6 +41,7 @@ from sharpmem_lib.validation import (
 )
 
 __all__ = [
+    "BestValidation",
     "Regularizer",
     "Schedule",
     "TrainConfig",
@@ -56,8 +61,6 @@ __all__ = [
     "train_classifier",
     "training_precision",
 ]
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 #: The arithmetic a run trains in (:func:`training_precision` picks one per config and device;
 #: it is part of what determines a result, so caches key on it).
@@ -233,42 +236,6 @@ class Regularizer:
         pass
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    if torch.cuda.is_available() or torch.backends.mps.is_available():
-        torch.manual_seed(seed)
-    else:
-        # the same for a CPU-only machine, without torch queueing a seed for devices that
-        # are absent (it records a stack trace each time: ~0.3 ms, paid per ensemble model)
-        torch.default_generator.manual_seed(seed)
-
-
-def select_device(device: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an explicit name must be available."""
-    check_choice("device", device, DEVICES)
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was requested but torch sees no CUDA device")
-    return torch.device(device)
-
-
-def _as_tensor(a, dtype: torch.dtype | None, device: torch.device) -> torch.Tensor:
-    t = a if torch.is_tensor(a) else torch.as_tensor(np.asarray(a))
-    return t.to(device=device, dtype=dtype) if dtype is not None else t.to(device)
-
-
-def _to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> floats in [0, 1]; anything else -> float32."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-
-
 def training_precision(config: TrainConfig, device: torch.device | str, defense: str = "none") -> str:
     """The precision (a key of :data:`PRECISIONS`) that a run of ``config`` on ``device`` trains in.
 
@@ -404,11 +371,7 @@ def accuracy(model: nn.Module, X, y) -> float:
     return (predict_logits(model, X).argmax(1) == y).float().mean().item()
 
 
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-class _BestValidation:
+class BestValidation:
     """The paper's model selection, as every trainer keeps it: the weights of the epoch with
     the best validation accuracy (ties: the earlier epoch). Without validation data there is
     nothing to keep and :meth:`update` does nothing."""
@@ -526,7 +489,7 @@ def train_classifier(
     y_label = y.argmax(1) if soft else y
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
-    best = _BestValidation(X_val, y_val, device)
+    best = BestValidation(X_val, y_val, device)
     if config.augment and X.ndim != 4:
         raise ValueError(f"augment=True needs image inputs (N, C, H, W); got shape {tuple(X.shape)}")
     prepare_for_device(model, X)

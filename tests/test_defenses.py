@@ -11,7 +11,8 @@ from sharpmem_lib.defenses import (AdvRegRegularizer, MemGuard, check_defense, s
 from sharpmem_lib.experiments import ExperimentConfig, run_experiment
 from sharpmem_lib.models import MLP
 from sharpmem_lib.privacy import evaluate_privacy
-from sharpmem_lib.train import TrainConfig, seed_everything, train_classifier
+from sharpmem_lib.tensors import seed_everything
+from sharpmem_lib.train import TrainConfig, train_classifier
 
 
 @pytest.fixture(scope="module")

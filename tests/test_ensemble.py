@@ -8,7 +8,8 @@ from torch import nn
 from sharpmem_lib.data import load_dataset
 from sharpmem_lib.ensemble import initial_parameters, subset_masks, train_ensemble
 from sharpmem_lib.models import MLP
-from sharpmem_lib.train import TrainConfig, predict_logits, seed_everything, train_classifier
+from sharpmem_lib.tensors import seed_everything
+from sharpmem_lib.train import TrainConfig, predict_logits, train_classifier
 
 
 @pytest.fixture(scope="module")

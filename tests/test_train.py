@@ -7,7 +7,8 @@ from torch import nn
 
 from sharpmem_lib.data import ToyMixture
 from sharpmem_lib.models import MLP, count_parameters
-from sharpmem_lib.train import TrainConfig, accuracy, seed_everything, select_device, train_classifier
+from sharpmem_lib.tensors import seed_everything
+from sharpmem_lib.train import TrainConfig, accuracy, train_classifier
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +74,6 @@ def test_swa_recomputes_batchnorm_statistics(toy):
 def test_bad_config_fails_before_training(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
-
-
-def test_device_selection():
-    assert select_device("cpu") == torch.device("cpu")
-    assert select_device("auto").type in {"cpu", "cuda", "mps"}
-    with pytest.raises(ValueError, match=r"device='tpu' is not valid; choose one of \['auto', 'cpu', 'cuda', 'mps'\]"):
-        select_device("tpu")
 
 
 def test_mlp_shape_and_parameter_count():
