@@ -17,9 +17,9 @@ import pandas as pd
 
 from sharpmem_lib.stats import Verdict
 
-__all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table", "bucket_pattern", "method_label",
-           "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict", "lira_verdict", "defense_verdict",
-           "sharpness_verdict", "dp_gap_note", "verdict_table"]
+__all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
+           "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
+           "lira_verdict", "defense_verdict", "sharpness_verdict", "dp_gap_note", "verdict_table"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -110,10 +110,12 @@ def describe_gain(v: Verdict, method: str, baseline: str, what: str, pairs: str 
     return f"{m} and {b} are not distinguishable on {what} at this scale ({_evidence(v, pairs)}): not resolved."
 
 
-def gain_table(gains: pd.DataFrame, index: str = "sample") -> pd.DataFrame:
+def gain_table(gains: pd.DataFrame, index: str = "sample", holm: Mapping[Any, Verdict] | None = None) -> pd.DataFrame:
     """Readable version of a :func:`~sharpmem_lib.stats.paired_gain` frame: percentage points,
-    interval (or why there is none), the test and its p-value (and the Holm-adjusted p when
-    the frame has ``p_holm``), wins."""
+    interval (or why there is none), the test and its p-value, the Holm-adjusted p (from
+    ``holm``, verdicts keyed by the ``index`` value, or a ``p_holm`` column), wins."""
+    if holm is not None:
+        gains = gains.assign(p_holm=[holm[k].p_adjusted if k in holm else float("nan") for k in gains[index]])
     out = pd.DataFrame(index=gains[index])
     out["gain (points)"] = [f"{100 * g:+.1f}" if math.isfinite(g) else "n/a" for g in gains["gain"]]
     why = {"none": "n/a (fewer than 3 seeds)", "exact sign-flip": "n/a (all differences equal)"}
@@ -125,6 +127,13 @@ def gain_table(gains: pd.DataFrame, index: str = "sample") -> pd.DataFrame:
         out["p (Holm)"] = [_p(p) for p in gains["p_holm"]]
     out["wins / seeds"] = [f"{w} / {n}" for w, n in zip(gains["wins"], gains["seeds"])]
     return out
+
+
+def at_ceiling(table: pd.DataFrame, metric: str = "acc", by: str = "bucket", ceiling: float = 1.0) -> list:
+    """The values of ``by`` (buckets) where every method and seed scores ``ceiling`` (100 %):
+    no method can differ there, so a comparison with such a bucket is empty."""
+    low = table.groupby(by)[metric].min()
+    return [k for k, v in low.items() if v >= ceiling]
 
 
 def family_note(size: int, alpha: float = 0.05) -> str:

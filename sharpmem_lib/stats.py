@@ -28,7 +28,7 @@ import numpy as np
 from scipy import stats as _st
 
 __all__ = ["ALPHA", "MIN_N", "EXACT_MAX_N", "OUTCOMES", "PairedTest", "TrendTest", "Correlation", "Verdict",
-           "constant", "sign_flip_test", "sign_test", "paired_test", "paired_gain", "holm", "trend_test",
+           "constant", "sign_flip_test", "sign_test", "paired_test", "paired_gain", "paired_tests_by", "holm", "trend_test",
            "correlation", "partial_correlation", "verdict", "holm_verdicts", "family_table"]
 
 ALPHA = 0.05
@@ -178,17 +178,24 @@ def paired_gain(runs, method: str = "sam", baseline: str = "sgd", metric: str = 
     """
     import pandas as pd
 
-    rows = []
+    tests = paired_tests_by(runs, method, baseline, metric, by, confidence=confidence, min_n=min_n)
+    return pd.DataFrame([{by: group, "metric": metric, "gain": t.estimate, "ci95_low": t.ci_low, "ci95_high": t.ci_high,
+                          "p_value": t.p_value, "p_exact": t.p_exact, "test": t.method, "wins": t.wins,
+                          "ties": t.ties, "seeds": t.n, "note": t.note} for group, t in tests.items()])
+
+
+def paired_tests_by(runs, method: str, baseline: str, metric: str, by: str, *, confidence: float = 0.95,
+                    min_n: int = MIN_N) -> dict:
+    """The tests behind :func:`paired_gain`, as {value of ``by``: :class:`PairedTest`}, to be
+    put in a chapter's family (:func:`holm_verdicts`)."""
+    out = {}
     for group, df in runs.groupby(by, sort=False):
         wide = df.pivot(index="seed", columns="method", values=metric)
         if method not in wide or baseline not in wide:
             continue
-        t = paired_test(wide[method].to_numpy(float), wide[baseline].to_numpy(float), confidence=confidence,
-                        min_n=min_n)
-        rows.append({by: group, "metric": metric, "gain": t.estimate, "ci95_low": t.ci_low, "ci95_high": t.ci_high,
-                     "p_value": t.p_value, "p_exact": t.p_exact, "test": t.method, "wins": t.wins, "ties": t.ties,
-                     "seeds": t.n, "note": t.note})
-    return pd.DataFrame(rows)
+        out[group] = paired_test(wide[method].to_numpy(float), wide[baseline].to_numpy(float),
+                                 confidence=confidence, min_n=min_n)
+    return out
 
 
 def holm(p_values) -> np.ndarray:

@@ -198,3 +198,13 @@ def test_verdict_table_status_is_computed():
     table = report.verdict_table({"a": v("reproduced"), "b": v("opposite")}, {"a": "SAM beats SGD in bucket 1"})
     assert table.loc["SAM beats SGD in bucket 1", "status"] == "reproduced" and table.loc["b", "status"] == "opposite"
     assert math.isclose(table.loc["b", "estimate"], -0.03)
+
+
+def test_at_ceiling_and_holm_column():
+    table = pd.DataFrame({"bucket": [1, 1, 5, 5, 4, 4], "method": ["sgd", "sam"] * 3, "seed": 0,
+                          "acc": [0.8, 0.9, 1.0, 1.0, 1.0, 0.99]})
+    assert report.at_ceiling(table) == [5]
+    g = pd.DataFrame({"bucket": [1, 5], "gain": [0.1, 0.0], "ci95_low": [0.05, NAN], "ci95_high": [0.15, NAN],
+                      "p_value": [0.01, NAN], "test": ["t", "none"], "wins": [3, 0], "seeds": [3, 2]})
+    out = report.gain_table(g, "bucket", holm={1: v("reproduced")})
+    assert out.loc[1, "p (Holm)"] == "0.004" and out.loc[5, "p (Holm)"] == "n/a"
