@@ -57,6 +57,12 @@ hidden = [64, 64]  # MLP widths
 atypical_weight = 0.05  # share of the red class in the atypical cluster
 grid_resolution = 200  # pixels per side of the decision-boundary grid
 
+# %% tags=["remove-cell"]
+# Stop on an unknown or bad parameter, or a missing data file, before anything trains.
+from sharpmem_lib.parameters import check_notebook_parameters
+
+check_notebook_parameters(globals(), "01_toy_example")
+
 # %% tags=["remove-stderr"]
 import matplotlib.pyplot as plt
 from IPython.display import display

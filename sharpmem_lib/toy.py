@@ -10,7 +10,6 @@ one large test sample, overall and on its atypical points.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,9 +17,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sharpmem_lib._io import save_npz
+from sharpmem_lib import store
 from sharpmem_lib.data import Arrays, ToyMixture
-from sharpmem_lib.experiments import CorruptArtifactWarning, _key, _plain, results_root
+from sharpmem_lib.experiments import _plain
+from sharpmem_lib.store import results_root
 from sharpmem_lib.models import MLP
 from sharpmem_lib.optim import ALGORITHMS
 from sharpmem_lib.tensors import seed_everything
@@ -167,7 +167,7 @@ def run_toy_experiment(config: ToyConfig, *, progress: bool = True) -> ToyResult
     return ToyResult(config, pd.DataFrame(rows), train_sets, gx, gy, grids)
 
 
-def _save(result: ToyResult, path: Path) -> None:
+def _to_arrays(result: ToyResult) -> dict[str, np.ndarray]:
     arrays = {f"runs__{c}": result.runs[c].to_numpy() for c in result.runs.columns}
     arrays["runs__sample"] = arrays["runs__sample"].astype(str)
     arrays["runs__method"] = arrays["runs__method"].astype(str)
@@ -175,32 +175,24 @@ def _save(result: ToyResult, path: Path) -> None:
         arrays.update({f"train__{sample}__X": data.X, f"train__{sample}__y": data.y, f"train__{sample}__group": data.group})
     arrays.update({f"grid__{a}__{b}": g for (a, b), g in result.grids.items()})
     arrays.update(grid_x=result.grid_x, grid_y=result.grid_y)
-    save_npz(path, arrays, compressed=True)
+    return arrays
 
 
-def _load(config: ToyConfig, path: Path) -> ToyResult:
-    with np.load(path, allow_pickle=False) as f:
-        runs = pd.DataFrame({k[len("runs__"):]: f[k] for k in f.files if k.startswith("runs__")})
-        train = {s: Arrays(f[f"train__{s}__X"], f[f"train__{s}__y"], f[f"train__{s}__group"]) for s in SAMPLES}
-        grids = {tuple(k.split("__")[1:]): f[k] for k in f.files if k.startswith("grid__")}
-        return ToyResult(config, runs, train, f["grid_x"], f["grid_y"], grids)
+def _from_arrays(config: ToyConfig, f: dict[str, np.ndarray]) -> ToyResult:
+    runs = pd.DataFrame({k[len("runs__"):]: f[k] for k in f if k.startswith("runs__")})
+    train = {s: Arrays(f[f"train__{s}__X"], f[f"train__{s}__y"], f[f"train__{s}__group"]) for s in SAMPLES}
+    grids = {tuple(k.split("__")[1:]): f[k] for k in f if k.startswith("grid__")}
+    return ToyResult(config, runs, train, f["grid_x"], f["grid_y"], grids)
 
 
 def cached_toy_experiment(config: ToyConfig, results_dir: str | Path | None = None, *,
                           progress: bool = True) -> ToyResult:
-    """:func:`run_toy_experiment`, cached in the results folder under a hash of ``config``
-    (atomic write; an unreadable file is reported and recomputed)."""
-    path = results_root(results_dir) / "toy2d" / f"toy-{_key(_plain(config))}.npz"
-    if path.exists():
-        try:
-            return _load(config, path)
-        except Exception as err:  # truncated, garbled or from an incompatible version
-            warnings.warn(f"cached toy results {path} are unreadable ({err}); recomputing them",
-                          CorruptArtifactWarning, stacklevel=2)
-    result = run_toy_experiment(config, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _save(result, path)
-    return result
+    """:func:`run_toy_experiment`, kept in the result store (:mod:`sharpmem_lib.store`) under
+    ``<results>/toy2d/``, keyed by ``config``, the precision (``fp32``: the toy MLPs train on
+    the CPU) and the cache version; a malformed entry is reported and recomputed."""
+    arrays = store.cached_arrays("toy", _plain(config), lambda: _to_arrays(run_toy_experiment(config, progress=progress)),
+                                 root=results_root(results_dir), namespace="toy2d", precision="fp32")
+    return _from_arrays(config, arrays)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
