@@ -50,6 +50,12 @@ seed = 0
 data_dir = ""  # where downloaded datasets live (empty: $SHARPMEM_DATA, else ~/.cache/sharpmem)
 results_dir = ""  # the results cache (empty: $SHARPMEM_RESULTS, else ./results)
 
+# %% tags=["remove-cell"]
+# Stop on an unknown or bad parameter, or a missing data file, before anything trains.
+from sharpmem_lib.parameters import check_notebook_parameters
+
+check_notebook_parameters(globals(), "00_data_and_models")
+
 # %% tags=["remove-stderr"]
 import matplotlib.pyplot as plt
 import pandas as pd

@@ -72,6 +72,12 @@ lira_targets = 8  # of which this many serve, in turn, as the target
 data_dir = ""
 results_dir = ""
 
+# %% tags=["remove-cell"]
+# Stop on an unknown or bad parameter, or a missing data file, before anything trains.
+from sharpmem_lib.parameters import check_notebook_parameters
+
+check_notebook_parameters(globals(), "03_privacy_tables")
+
 # %% tags=["remove-stderr"]
 import matplotlib.pyplot as plt
 import numpy as np
@@ -85,9 +91,11 @@ from sharpmem_lib.memorization import buckets
 from sharpmem_lib.plots import group_tpr_figure, roc_figure
 from sharpmem_lib.paper import paper_table1
 from sharpmem_lib.privacy import (HEADERS, boundary_attack, directions, evaluate_privacy, format_table1,
-                                  significance, table1, table2)
+                                  paired_tests, paper_directions, significance, table1, table2)
 from sharpmem_lib.provenance import provenance_table
-from sharpmem_lib.report import gain_table, glue, method_label, paired_gain
+from sharpmem_lib.report import (evidence, family_note, gain_table, glue, lira_verdict, method_label, table2_verdict,
+                                 verdict_table)
+from sharpmem_lib.stats import holm_verdicts, paired_gain, paired_tests_by
 from sharpmem_lib.subsampling import SubsamplingConfig, run_subsampling_experiment
 from sharpmem_lib.train import TrainConfig
 from sharpmem_lib.validation import check_choice
@@ -148,7 +156,9 @@ glue("table1_paper", format_table1(paper_table1()), display=False)
 # Percentage change of each mean against SGD, this run (SELENA's protocol) and the paper
 # (computed from its Table 1 by the same function; it matches the paper's printed Table 2).
 # The p-values are paired t-tests over training seeds (same seed: same initialisation and
-# data order), after averaging over splits; with few seeds they are weak evidence.
+# data order), after averaging over splits (an exact sign-flip test where the differences are
+# all equal; no test with fewer than 3 seeds); they are not yet corrected for multiple
+# comparisons: the last section does that, over all of this chapter's tests.
 
 # %% tags=["remove-input"]
 ours2 = table2(tables["selena"])
@@ -156,11 +166,12 @@ paper2 = table2(paper_table1())
 display(ours2.rename(columns=HEADERS).round(2))
 sig = significance(results, "selena")
 display(sig.round(3))
-p_values = sig[[c for c in sig.columns if c.endswith("_p")]].to_numpy().ravel()
-p_values = p_values[~pd.isna(p_values)]
-glue("min_p", f"{p_values.min():.2g}" if len(p_values) else "n/a (too few training seeds)")
-glue("n_significant", str(int((p_values < 0.05).sum())))
-glue("n_tests", str(len(p_values)))
+family, expected, labels = {}, {}, {}  # the chapter's tests, Holm-adjusted together in the last section
+paper_sign = paper_directions(paper2)  # the paper's sign where it is the same on all its datasets
+for (d, a, m), t in paired_tests(results, "selena").items():
+    key = ("table2", d, a, m)
+    family[key], expected[key] = t, paper_sign.get((a, m), 1)
+    labels[key] = f"{method_label(a)} − SGD in {HEADERS[m]} on {d}"
 display(Markdown("**The paper's Table 2 (from its Table 1)**"))
 display(paper2.rename(columns=HEADERS).round(2))
 
@@ -180,19 +191,13 @@ glue("n_directions", str(len(settled)))
 glue("n_agree", str(int(settled["agrees"].astype(bool).sum())))
 disagree = settled[~settled["agrees"].astype(bool)]
 glue("disagree_list", ", ".join(f"{method_label(a)} {m}" for a, m in disagree.index) if len(disagree) else "none")
-top = tables["honest"]["single_query_mean"].max()
-glue("resolution_verdict",
-     f"In this run the honest attacks barely beat chance (at most {100 * top:.1f} %), so the paper's effects are "
-     "not resolved in either direction."
-     if top - 0.5 < 0.05 else
-     f"The honest attacks reach up to {100 * top:.1f} %, enough for the tests above to resolve effects of a few points.")
 
 # %% [markdown]
 # Of the {glue:text}`n_directions` effects whose direction the paper reports consistently,
 # {glue:text}`n_agree` have the same sign in this run. Those that do not:
-# {glue:text}`disagree_list`. Signs alone overstate what this run shows: of the
-# {glue:text}`n_tests` paired tests against SGD above, {glue:text}`n_significant` have
-# p < 0.05 (smallest p = {glue:text}`min_p`). {glue:text}`resolution_verdict` The
+# {glue:text}`disagree_list`. Signs alone overstate what this run shows: of this chapter's
+# {glue:text}`n_tests` paired tests against SGD, {glue:text}`n_significant` have a
+# Holm-adjusted p < 0.05 (smallest adjusted p = {glue:text}`min_p`). {glue:text}`resolution_verdict` The
 # default profile's small datasets and models are not the paper's CIFAR WideResNets; the
 # `paper` profile reruns this chapter at the paper's scale on a GPU.
 #
@@ -304,39 +309,54 @@ if lira_dataset:
     glue("lira_setup", f"{lira_models} models per algorithm on {lira_dataset}, {lira_targets} targets")
     # targets are paired across algorithms: model k has the same subset and initialisation under each
     paired = by_quintile.rename(columns={"algorithm": "method", "target": "seed"})
-    lira_sign = {}
-    for name in ("sam", "sharpreg"):
+    for name, sign in (("sam", 1), ("sharpreg", -1)):  # the paper: SAM exposes more, SharpReg less
         gains = paired_gain(paired, name, "sgd", "tpr", by="quintile")
         display(Markdown(f"**{method_label(name)} − SGD, LiRA TPR at 1 % FPR per memorization quintile** "
-                         "(quintile 1 = most memorized; paired by target)"))
+                         "(quintile 1 = most memorized; paired by target; p not yet Holm-adjusted)"))
         display(gain_table(gains, index="quintile").rename(columns={"wins / seeds": "wins / targets"}))
-        g = gains.set_index("quintile").loc[1]
-        ci = (f"95 % CI [{100 * g['ci95_low']:+.1f}, {100 * g['ci95_high']:+.1f}], paired t-test p = {g['p_value']:.2g}"
-              if np.isfinite(g["ci95_low"]) else "no interval")
-        lira_sign[name] = (int(g['ci95_low'] > 0) - int(g['ci95_high'] < 0)) if np.isfinite(g['ci95_low']) else 0
-        glue(f"lira_{name}_q1_diff", f"{100 * g['gain']:+.1f} points ({ci}, {int(g['seeds'])} targets)")
-    paper_direction = lira_sign["sam"] == 1 and lira_sign["sharpreg"] == -1
-    glue("lira_verdict", "SAM exposes the most memorized training points more than SGD and SharpReg less, both with "
-         "95 % intervals that exclude zero: the paper's direction, seen with a calibrated attack."
-         if paper_direction else
-         "The paired intervals do not show both of the paper's directions (SAM above SGD, SharpReg below) at once.")
+        for q, t in paired_tests_by(paired, name, "sgd", "tpr", "quintile").items():
+            family[("lira", name, q)], expected[("lira", name, q)] = t, sign
+            labels[("lira", name, q)] = f"LiRA TPR at 1 % FPR, {method_label(name)} − SGD, quintile {q}"
 else:  # the book's pages paste these; say plainly that the section was skipped
     for key in ("lira_sgd_q1", "lira_sgd_q5", "lira_sam_q1", "lira_sharpreg_q1", "lira_sam_q1_diff",
                 "lira_sharpreg_q1_diff", "lira_setup"):
         glue(key, "n/a (LiRA skipped: lira_dataset is empty)")
-    glue("lira_verdict", "LiRA was skipped in this run.")
 
 # %% [markdown]
 # ({glue:text}`lira_setup`.) At 1 % FPR, LiRA finds {glue:text}`lira_sgd_q1` of the most
 # memorized fifth of SGD's training points against {glue:text}`lira_sgd_q5` of the least
 # memorized fifth; for the most memorized fifth the rate is {glue:text}`lira_sam_q1` under
 # SAM and {glue:text}`lira_sharpreg_q1` under SharpReg. Paired by target (model k has the
-# same training subset and initialisation under every algorithm), the differences from SGD
-# on the most memorized fifth are {glue:text}`lira_sam_q1_diff` for SAM and
-# {glue:text}`lira_sharpreg_q1_diff` for SharpReg. {glue:text}`lira_verdict` The tables above
-# give the same paired differences for every quintile, so whether the effect is confined to
-# the most memorized points can be read off directly.
+# same training subset and initialisation under every algorithm), on the most memorized
+# fifth: {glue:text}`lira_verdict` The tables above give the same paired differences for
+# every quintile, so whether the effect is confined to the most memorized points can be
+# read off directly.
 #
+# ## This chapter's tests, corrected for multiple comparisons
+#
+# {glue:text}`family_note` Every test of the chapter, with its verdict against the paper's
+# direction ("no paper direction": the paper's sign differs across its datasets, so the test
+# counts in the correction but gives no verdict):
+
+# %% tags=["remove-input"]
+verdicts = holm_verdicts(family, expected)
+adjusted = np.array([v.p_adjusted for v in verdicts.values()])
+adjusted = adjusted[np.isfinite(adjusted)]
+glue("family_note", family_note(len(adjusted)))
+glue("n_tests", str(len(adjusted)))
+glue("n_significant", str(int((adjusted < 0.05).sum())))
+glue("min_p", f"{adjusted.min():.2g}" if len(adjusted) else "n/a (too few training seeds)")
+glue("resolution_verdict", table2_verdict({labels[k]: v for k, v in verdicts.items()
+                                           if k[0] == "table2" and (k[2], k[3]) in paper_sign}))
+if lira_dataset:
+    for name in ("sam", "sharpreg"):
+        glue(f"lira_{name}_q1_diff", evidence(verdicts[("lira", name, 1)], "targets"))
+    glue("lira_verdict", lira_verdict(verdicts[("lira", "sam", 1)], verdicts[("lira", "sharpreg", 1)]))
+else:
+    glue("lira_verdict", "LiRA was skipped in this run.")
+display(verdict_table(verdicts, labels, no_direction=[k for k in verdicts if k[0] == "table2" and (k[2], k[3]) not in paper_sign]))
+
+# %% [markdown]
 # ## Provenance
 
 # %% tags=["remove-input"]

@@ -83,6 +83,12 @@ sharpness_iters = 50  # power iterations for the top Hessian eigenvalue
 data_dir = ""
 results_dir = ""
 
+# %% tags=["remove-cell"]
+# Stop on an unknown or bad parameter, or a missing data file, before anything trains.
+from sharpmem_lib.parameters import check_notebook_parameters
+
+check_notebook_parameters(globals(), "04_mitigation")
+
 # %% tags=["remove-stderr"]
 import matplotlib.pyplot as plt
 import numpy as np

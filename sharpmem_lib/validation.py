@@ -6,9 +6,11 @@ loaded or any model trained, so a typo in a papermill parameter costs seconds, n
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import math
+from typing import Any, Callable, Iterable
 
-__all__ = ["check_choice", "check_nonnegative", "check_positive", "check_fraction"]
+__all__ = ["check_bool", "check_choice", "check_fraction", "check_int", "check_list", "check_nonnegative", "check_number",
+           "check_positive", "check_str"]
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
@@ -36,3 +38,72 @@ def check_fraction(name: str, value: float) -> None:
     """Raise ``ValueError`` unless 0 < ``value`` < 1."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
         raise ValueError(f"{name}={value!r} is not valid; it must lie strictly between 0 and 1")
+
+
+# ----------------------------------------------------- typed checks (papermill / YAML values)
+#
+# Values from a profile or `papermill -p` arrive as whatever YAML made of them: `seed: "0"` is
+# a string, `hidden: 16` an int. These checks name the parameter, what it must be and an
+# example, so the reader can fix the YAML line.
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bad(name: str, value: Any, what: str) -> ValueError:
+    return ValueError(f"{name}={value!r} is not valid; it must be {what}")
+
+
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int (not a bool, not a string) in range."""
+    what = "an integer" + (f" >= {minimum}" if minimum is not None else "") + (
+        f" <= {maximum}" if maximum is not None else "")
+    if not _is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise _bad(name, value, what + (" (without quotes)" if isinstance(value, str) else ""))
+
+
+def check_number(name: str, value: Any, minimum: float | None = None, maximum: float | None = None, *,
+                 open_min: bool = False, open_max: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite int or float in the given range
+    (``open_min`` / ``open_max`` exclude the bound)."""
+    low = "" if minimum is None else (f" > {minimum}" if open_min else f" >= {minimum}")
+    high = "" if maximum is None else (f" < {maximum}" if open_max else f" <= {maximum}")
+    ok = _is_number(value) and (minimum is None or (value > minimum if open_min else value >= minimum)) and (
+        maximum is None or (value < maximum if open_max else value <= maximum))
+    if not ok:
+        what = "a finite number" + low + (" and" if low and high else "") + high
+        raise _bad(name, value, what + (" (without quotes)" if isinstance(value, str) else ""))
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (YAML: true / false)."""
+    if not isinstance(value, bool):
+        raise _bad(name, value, "true or false")
+
+
+def check_str(name: str, value: Any, *, empty: bool = True) -> None:
+    """Raise ``ValueError`` unless ``value`` is a string (non-empty unless ``empty``)."""
+    if not isinstance(value, str) or (not empty and not value):
+        raise _bad(name, value, "a string" if empty else "a non-empty string")
+
+
+def check_list(name: str, value: Any, check_item: Callable[[str, Any], None], *, what: str, example: str,
+               empty: bool = False, unique: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a list (``empty`` allowed or not, items
+    ``unique`` or not) whose every item passes ``check_item(f"{name}[i]", item)``.
+    ``what`` describes the items, ``example`` is a valid value for the message."""
+    if not isinstance(value, (list, tuple)):
+        raise _bad(name, value, f"a list of {what}, e.g. {example}")
+    if not value and not empty:
+        raise _bad(name, value, f"a non-empty list of {what}, e.g. {example}")
+    for i, item in enumerate(value):
+        check_item(f"{name}[{i}]", item)
+    if unique:
+        seen = [v for i, v in enumerate(value) if v in value[:i]]
+        if seen:
+            raise _bad(name, value, f"a list without repeats ({seen[0]!r} appears twice)")

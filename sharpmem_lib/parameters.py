@@ -1,0 +1,390 @@
+"""Chapter parameters: every value a notebook accepts is checked before anything trains.
+
+A chapter's parameters come from its parameters cell, a profile (``notebooks/params/*.yaml``)
+or ``papermill -p/-y``. :func:`check_parameters` holds each of them to a rule by name
+(:data:`RULES`: type, range, choices, emptiness; one rule per knob name across chapters),
+then to its chapter's checks of values that only make sense together
+(:data:`CHAPTER_CHECKS`, e.g. milestones inside the epochs, λ = 0 among chapter 4's λ),
+and checks that every file the chapter reads is there. Errors name the parameter and what
+it may be. Each notebook calls :func:`check_notebook_parameters` in the cell after its
+parameters; ``make book`` calls :func:`check_parameters` for every chapter before it
+executes the first one.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any, Callable
+
+from sharpmem_lib.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_list,
+    check_number,
+    check_str,
+)
+
+__all__ = ["RULES", "CHAPTER_CHECKS", "check_parameters", "check_notebook_parameters", "injected_parameters",
+           "literal_defaults", "needed_datasets", "needed_files", "rule_for"]
+
+Rule = Callable[[str, Any, dict], None]  # (name, value, every parameter of the chapter)
+
+
+# ------------------------------------------------------------------------------ rules
+
+
+def _int(minimum: int | None = None) -> Rule:
+    return lambda name, value, _: check_int(name, value, minimum)
+
+
+def _number(minimum=None, maximum=None, open_min=False, open_max=False) -> Rule:
+    return lambda name, value, _: check_number(name, value, minimum, maximum, open_min=open_min, open_max=open_max)
+
+
+def _positive(name, value, _):
+    check_number(name, value, 0, open_min=True)
+
+
+def _nonnegative(name, value, _):
+    check_number(name, value, 0)
+
+
+def _string(name, value, _):
+    check_str(name, value)
+
+
+def _flag(name, value, _):
+    check_bool(name, value)
+
+
+def _data_dir(params: dict):
+    return params.get("data_dir") or None
+
+
+def _dataset(name, value, params, *, optional: bool = False):
+    from sharpmem_lib.data import check_dataset_name
+
+    if optional and value == "":
+        return
+    check_dataset_name(value, _data_dir(params), parameter=name)
+
+
+def _trainable_dataset(name, value, params, *, optional: bool = False):
+    """A dataset a target model can train on: registered (or a user npz) and partitioned."""
+    from sharpmem_lib.splits import partitioned_datasets
+
+    if optional and value == "":
+        return
+    _dataset(name, value, params)
+    check_choice(name, value, partitioned_datasets())
+
+
+def _datasets(name, value, params):
+    check_list(name, value, lambda n, v: _trainable_dataset(n, v, params), what="dataset names",
+               example="[digits, longtail]", unique=True)
+
+
+def _model(name, value, _):
+    from sharpmem_lib.models import MODELS
+
+    check_choice(name, value, MODELS)
+
+
+def _algorithms(name, value, _):
+    from sharpmem_lib.optim import ALGORITHMS
+
+    check_list(name, value, lambda n, v: check_choice(n, v, ALGORITHMS), what="algorithm names",
+               example="[sgd, sam]", unique=True)
+
+
+def _widths(name, value, _):
+    check_list(name, value, lambda n, v: check_int(n, v, 1), what="layer widths (integers >= 1)", example="[64]")
+
+
+def _milestones(name, value, _):
+    check_list(name, value, lambda n, v: check_int(n, v, 1), what="epochs (integers >= 1)", example="[60, 120, 160]",
+               empty=True, unique=True)
+    if list(value) != sorted(value):
+        raise ValueError(f"{name}={value!r} is not valid; the epochs must be in increasing order")
+
+
+def _number_list(minimum: float, example: str) -> Rule:
+    return lambda name, value, _: check_list(name, value, lambda n, v: check_number(n, v, minimum),
+                                             what=f"numbers >= {minimum}", example=example, unique=True)
+
+
+def _which(name, value, _):
+    check_choice(name, value, ["best", "final"])
+
+
+def _ground_truth(name, value, _):
+    check_choice(name, value, ["", "longtail"])  # the only dataset with known subpopulation sizes
+
+
+def _boundary_methods(name, value, _):
+    from sharpmem_lib.attacks.boundary import BOUNDARY_METHODS
+
+    check_list(name, value, lambda n, v: check_choice(name, v, BOUNDARY_METHODS), what="boundary attacks",
+               example="[hopskipjump, cw]", empty=True, unique=True)
+
+
+def _file(name, value, params):
+    check_str(name, value)  # "" for none; the file itself is checked by needed_files
+
+
+RULES: dict[str, Rule] = {
+    "profile": lambda n, v, _: check_str(n, v, empty=False),
+    "data_dir": _string,
+    "results_dir": _string,
+    "dataset": _trainable_dataset,
+    "datasets": _datasets,
+    "ground_truth_dataset": _ground_truth,
+    "boundary_dataset": lambda n, v, p: _trainable_dataset(n, v, p, optional=True),
+    "lira_dataset": lambda n, v, p: _trainable_dataset(n, v, p, optional=True),
+    "influence_file": _file,
+    "model": _model,
+    "algorithms": _algorithms,
+    "hidden": _widths,
+    "bucket_hidden": _widths,
+    "seed": _int(0),
+    "seeds": _int(1),
+    "train_seeds": _int(1),
+    "split_seeds": _int(1),
+    "epochs": _int(1),
+    "subset_epochs": _int(1),
+    "target_epochs": _int(1),
+    "bucket_epochs": _int(1),
+    "train_steps": _int(1),
+    "batch_size": _int(1),
+    "lr": _positive,
+    "subset_lr": _positive,
+    "target_lr": _positive,
+    "bucket_lr": _positive,
+    "swa_lr": _positive,
+    "swa_start": _number(0, 1, open_max=True),
+    "momentum": _number(0, 1, open_max=True),
+    "weight_decay": _nonnegative,
+    "lr_milestones": _milestones,
+    "lr_gamma": _number(0, 1, open_min=True),
+    "augment": _flag,
+    "rho": _positive,
+    "sam_rho": _positive,
+    "sharpreg_rho": _positive,
+    "sharpreg_lam": _nonnegative,
+    "sharpreg_xi": _nonnegative,
+    "lams": _number_list(0, "[0.0, 1.0, 2.0]"),
+    "xis": _number_list(0, "[0.0, 0.3, 1.0]"),
+    "n_few": _int(2),
+    "n_many": _int(2),
+    "n_test": _int(1),
+    "atypical_weight": _number(0, 1, open_min=True, open_max=True),
+    "grid_resolution": _int(2),
+    "n_models": _int(2),
+    "bucket_models": _int(2),
+    "fraction": _number(0, 1, open_min=True, open_max=True),
+    "n_show": _int(1),
+    "which": _which,
+    "boundary_methods": _boundary_methods,
+    "boundary_points": _int(1),
+    "boundary_iters": _int(0),
+    "lira_models": _int(2),
+    "lira_targets": _int(1),
+    "label_smoothing": _number(0, 1, open_max=True),
+    "advreg_alpha": _nonnegative,
+    "selena_models": _int(2),
+    "selena_excluded": _int(1),
+    "dp_noise": _positive,
+    "dp_clip": _positive,
+    "sharpness_iters": _int(1),
+}
+
+# A knob named like one of these follows the same rule (one name per knob across chapters).
+SUFFIX_RULES: dict[str, Rule] = {
+    "_seeds": _int(1), "_epochs": _int(1), "_models": _int(2), "_iters": _int(0), "_points": _int(1),
+    "_lr": _positive, "_rho": _positive, "_hidden": _widths, "_dataset": lambda n, v, p: _dataset(n, v, p, optional=True),
+    "_file": _file, "_batch_size": _int(1),
+}
+
+
+def rule_for(name: str) -> Rule | None:
+    """The rule for parameter ``name``: by its name, else by its suffix, else None."""
+    if name in RULES:
+        return RULES[name]
+    return next((rule for suffix, rule in SUFFIX_RULES.items() if name.endswith(suffix)), None)
+
+
+# ------------------------------------------------------------- values that go together
+
+
+def _need(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _has(p: dict, *names: str) -> bool:
+    """Every one of ``names`` is a parameter here (a chapter check applies only then)."""
+    return all(n in p for n in names)
+
+
+def _milestones_inside_epochs(p: dict) -> None:
+    if _has(p, "lr_milestones", "epochs"):
+        late = [m for m in p["lr_milestones"] if m >= p["epochs"]]
+        _need(not late, f"lr_milestones={p['lr_milestones']!r} is not valid with epochs={p['epochs']}: "
+                        f"milestone(s) {late} are never reached; each must be < epochs")
+
+
+def _chapter1(p: dict) -> None:
+    if _has(p, "n_few", "n_many"):
+        _need(p["n_few"] < p["n_many"], f"n_few={p['n_few']} and n_many={p['n_many']} are not valid together: "
+              "panel (b) must have fewer training points than panel (c) (n_few < n_many)")
+
+
+def _chapter2(p: dict) -> None:
+    if p.get("influence_file"):
+        _need(p.get("dataset") == "cifar100", f"influence_file={p['influence_file']!r} is not valid with "
+              f"dataset={p.get('dataset')!r}: Feldman & Zhang's published estimates are for cifar100; "
+              "use influence_file: \"\" to estimate influence for other datasets")
+
+
+def _chapter3(p: dict) -> None:
+    if p.get("boundary_dataset") and "datasets" in p:
+        check_choice("boundary_dataset", p["boundary_dataset"], p["datasets"])
+    if p.get("boundary_dataset") and "boundary_methods" in p:
+        _need(len(p["boundary_methods"]) > 0, "boundary_methods=[] is not valid with boundary_dataset="
+              f"{p['boundary_dataset']!r}: name at least one attack, or set boundary_dataset: \"\" to skip them")
+    if _has(p, "lira_targets", "lira_models"):
+        _need(p["lira_targets"] <= p["lira_models"], f"lira_targets={p['lira_targets']} is not valid with "
+              f"lira_models={p['lira_models']}: the targets are drawn from the models (lira_targets <= lira_models)")
+
+
+def _chapter4(p: dict) -> None:
+    _milestones_inside_epochs(p)
+    if _has(p, "lams"):
+        _need(0 in p["lams"] and max(p["lams"]) > 0, f"lams={p['lams']!r} is not valid: it must contain 0 (SGD, "
+              "the baseline every λ is compared with) and at least one λ > 0")
+    if _has(p, "selena_excluded", "selena_models"):
+        _need(p["selena_excluded"] < p["selena_models"], f"selena_excluded={p['selena_excluded']} is not valid "
+              f"with selena_models={p['selena_models']}: SELENA's L must be smaller than its K")
+    _chapter2(p)
+
+
+CHAPTER_CHECKS: dict[str, Callable[[dict], None]] = {
+    "00_data_and_models": _milestones_inside_epochs,
+    "01_toy_example": _chapter1,
+    "02_memorization_buckets": _chapter2,
+    "03_privacy_tables": _chapter3,
+    "04_mitigation": _chapter4,
+}
+
+
+# ------------------------------------------------------------------- data it needs
+
+
+def needed_datasets(params: dict) -> list[str]:
+    """The datasets a chapter with these parameters loads (those named by its parameters)."""
+    names = []
+    for key, value in params.items():
+        if key == "datasets" or (key.endswith("dataset") and isinstance(value, str)):
+            for name in ([value] if isinstance(value, str) else value):
+                if name and name not in names:
+                    names.append(name)
+    return names
+
+
+def needed_files(params: dict) -> list[str]:
+    """What a chapter with these parameters needs and does not find: one message per missing
+    dataset or file, naming where it was looked for and where to get it ([] if all there)."""
+    from sharpmem_lib.data import (DatasetNotFoundError, DataFileError, check_feldman_zhang_file, locate_dataset,
+                                   resolve_data_file)
+
+    data_dir, problems = _data_dir(params), []
+    for name in needed_datasets(params):
+        try:
+            locate_dataset(name, data_dir)
+        except DatasetNotFoundError as err:
+            problems.append(str(err))
+    for key, value in params.items():
+        if key.endswith("_file") and value:
+            try:
+                path = resolve_data_file(value, data_dir, what=key)
+                if key == "influence_file" and params.get("dataset"):
+                    check_feldman_zhang_file(path, params["dataset"])
+            except FileNotFoundError as err:
+                problems.append(f"{err}\nFeldman & Zhang's estimates: https://pluskid.github.io/influence-memorization/"
+                                if key == "influence_file" else str(err))
+            except DataFileError as err:
+                problems.append(str(err))
+    return problems
+
+
+# ------------------------------------------------------------------------- checks
+
+
+def check_parameters(chapter: str, params: dict, *, files: bool = True) -> None:
+    """Check every parameter of ``chapter`` (a notebook stem) by its rule, then the chapter's
+    checks of values that go together, then (``files``) that every dataset and file it reads
+    is there. Raises ``ValueError`` (or ``FileNotFoundError``) naming what is wrong."""
+    for name, value in params.items():
+        rule = rule_for(name)
+        if rule is not None:
+            rule(name, value, params)
+    if chapter in CHAPTER_CHECKS:
+        CHAPTER_CHECKS[chapter](params)
+    if files:
+        problems = needed_files(params)
+        if problems:
+            raise FileNotFoundError(f"{chapter}: " + "\n\n".join(problems))
+
+
+_INJECTED_HEADER = "# Parameters"  # papermill's injected-parameters cell starts with this comment
+
+
+def _assigned(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)]
+
+
+def injected_parameters(history: list[str]) -> tuple[list[str], list[str]] | None:
+    """From a kernel's input history (IPython's ``In``): the names papermill injected and the
+    names of the parameters cell just before them; None if nothing was injected."""
+    for i in range(len(history) - 1, 0, -1):
+        if history[i].lstrip().startswith(_INJECTED_HEADER):
+            return _assigned(history[i]), _assigned(history[i - 1])
+    return None
+
+
+def check_notebook_parameters(namespace: dict, chapter: str) -> dict:
+    """Call in a notebook's first code cell after its parameters, with ``globals()``.
+
+    Stops on a parameter papermill injected that the parameters cell does not define
+    (papermill itself only warns), then checks every parameter's value
+    (:func:`check_parameters`). Returns the parameters checked.
+    """
+    found = injected_parameters(list(namespace.get("In", [])))
+    known = None
+    if found is not None:
+        injected, known = found
+        unknown = sorted(set(injected) - set(known))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} for notebook {chapter!r}; "
+                             f"valid parameters are {sorted(known)}")
+    names = known or [n for n in namespace if rule_for(n) is not None and not n.startswith("_")]
+    params = {n: namespace[n] for n in names if n in namespace}
+    check_parameters(chapter, params)
+    return params
+
+
+def literal_defaults(inspected: dict) -> dict:
+    """A notebook's parameter defaults (``papermill.inspect_notebook``'s strings) as values."""
+    out = {}
+    for name, info in inspected.items():
+        try:
+            out[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            out[name] = info["default"]
+    return out
+

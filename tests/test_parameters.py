@@ -1,0 +1,176 @@
+"""Chapter parameters: every value is checked by name, type, range and against the values it
+goes with, before anything trains; a papermill parameter the notebook lacks is an error."""
+
+import ast
+
+import jupytext
+import numpy as np
+import pytest
+
+from sharpmem_lib.parameters import (
+    check_notebook_parameters,
+    check_parameters,
+    injected_parameters,
+    literal_defaults,
+    needed_datasets,
+    needed_files,
+    rule_for,
+)
+from sharpmem_lib.pipeline import REPO_ROOT, notebook_paths
+from sharpmem_lib.profiles import load_profile
+
+NOTEBOOKS = notebook_paths()
+IDS = [p.stem for p in NOTEBOOKS]
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_dirs(monkeypatch, tmp_path):
+    monkeypatch.delenv("SHARPMEM_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def parameters_cell(ipynb):
+    nb = jupytext.read(ipynb)
+    return next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+
+
+def defaults(ipynb) -> dict:
+    tree = ast.parse(parameters_cell(ipynb))
+    return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+            for t in node.targets}
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
+def test_every_parameter_has_a_rule_and_the_defaults_pass(ipynb):
+    params = defaults(ipynb)
+    assert [n for n in params if rule_for(n) is None] == [], "add a rule in sharpmem_lib/parameters.py"
+    check_parameters(ipynb.stem, params)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default", "paper"])
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
+def test_every_profile_passes_the_checks(profile, ipynb):
+    params = {**defaults(ipynb), **load_profile(profile, REPO_ROOT / "notebooks" / "params").get(ipynb.stem, {})}
+    check_parameters(ipynb.stem, params, files=False)  # the paper's files are not here
+
+
+@pytest.mark.parametrize("chapter, change, message", [
+    ("00_data_and_models", {"seed": "0"}, r"seed='0' is not valid; it must be an integer >= 0 \(without quotes\)"),
+    ("00_data_and_models", {"seed": True}, r"seed=True is not valid; it must be an integer"),
+    ("00_data_and_models", {"epochs": 2.5}, r"epochs=2.5 is not valid; it must be an integer >= 1"),
+    ("00_data_and_models", {"algorithms": []}, r"algorithms=\[\] is not valid; it must be a non-empty list"),
+    ("00_data_and_models", {"algorithms": "sgd"}, r"algorithms='sgd' is not valid; it must be a list of"),
+    ("00_data_and_models", {"algorithms": ["sam", "sam"]}, r"without repeats \('sam' appears twice\)"),
+    ("00_data_and_models", {"lr_milestones": [30, 10]}, r"lr_milestones=\[30, 10\] .* increasing order"),
+    ("00_data_and_models", {"lr_milestones": [20, 50]}, r"milestone\(s\) \[50\] are never reached"),
+    ("00_data_and_models", {"augment": "yes"}, r"augment='yes' is not valid; it must be true or false"),
+    ("00_data_and_models", {"model": "resnet"}, r"model='resnet' is not valid; choose one of \['mlp'"),
+    ("00_data_and_models", {"dataset": "toy2d"}, r"dataset='toy2d' is not valid; choose one of \['digits'"),
+    ("00_data_and_models", {"momentum": 1.0}, r"momentum=1.0 is not valid; it must be a finite number >= 0 and < 1"),
+    ("00_data_and_models", {"lr": float("nan")}, r"lr=nan is not valid"),
+    ("01_toy_example", {"hidden": 16}, r"hidden=16 is not valid; it must be a list of layer widths .*e.g. \[64\]"),
+    ("01_toy_example", {"hidden": [16, 0]}, r"hidden\[1\]=0 is not valid; it must be an integer >= 1"),
+    ("01_toy_example", {"n_few": 5000}, r"n_few=5000 and n_many=4000 are not valid together"),
+    ("01_toy_example", {"atypical_weight": 1.0}, r"atypical_weight=1.0 is not valid"),
+    ("02_memorization_buckets", {"seeds": 0}, r"seeds=0 is not valid; it must be an integer >= 1"),
+    ("02_memorization_buckets", {"n_models": 1}, r"n_models=1 is not valid; it must be an integer >= 2"),
+    ("02_memorization_buckets", {"ground_truth_dataset": "digits"}, r"ground_truth_dataset='digits' .*\['', 'longtail'\]"),
+    ("02_memorization_buckets", {"influence_file": "fz.npz"}, r"influence_file='fz.npz' is not valid with dataset='digits'"),
+    ("03_privacy_tables", {"split_seeds": 0}, r"split_seeds=0 is not valid; it must be an integer >= 1"),
+    ("03_privacy_tables", {"datasets": []}, r"datasets=\[\] is not valid; it must be a non-empty list of dataset names"),
+    ("03_privacy_tables", {"datasets": "[cifar100, cifar10]"}, r"datasets='\[cifar100, cifar10\]' is not valid; it must be a list"),
+    ("03_privacy_tables", {"datasets": ["digits", "cifar1000"]}, r"datasets\[1\]='cifar1000' is not valid; choose one of"),
+    ("03_privacy_tables", {"which": "last"}, r"which='last' is not valid; choose one of \['best', 'final'\]"),
+    ("03_privacy_tables", {"boundary_methods": []}, r"boundary_methods=\[\] is not valid with boundary_dataset='digits'"),
+    ("03_privacy_tables", {"lira_targets": 200}, r"lira_targets=200 is not valid with lira_models=128"),
+    ("04_mitigation", {"lams": []}, r"lams=\[\] is not valid; it must be a non-empty list"),
+    ("04_mitigation", {"lams": [0.5, 1.0]}, r"lams=\[0.5, 1.0\] is not valid: it must contain 0"),
+    ("04_mitigation", {"xis": [0.3, -1]}, r"xis\[1\]=-1 is not valid"),
+    ("04_mitigation", {"selena_excluded": 6}, r"selena_excluded=6 is not valid with selena_models=6"),
+    ("04_mitigation", {"label_smoothing": 1.0}, r"label_smoothing=1.0 is not valid"),
+])
+def test_bad_values_name_the_parameter(chapter, change, message):
+    ipynb = REPO_ROOT / "notebooks" / f"{chapter}.ipynb"
+    with pytest.raises(ValueError, match=message):
+        check_parameters(chapter, {**defaults(ipynb), **change})
+
+
+def test_missing_files_are_named_with_where_to_get_them(tmp_path):
+    params = {**defaults(REPO_ROOT / "notebooks" / "03_privacy_tables.ipynb"),
+              "datasets": ["cifar100", "purchase100"], "boundary_dataset": "", "lira_dataset": "",
+              "data_dir": str(tmp_path)}
+    problems = needed_files(params)
+    assert len(problems) == 2 and "cifar.html" in problems[0] and "dataset_purchase.tgz" in problems[1]
+    with pytest.raises(FileNotFoundError, match=r"03_privacy_tables: dataset 'cifar100' not found"):
+        check_parameters("03_privacy_tables", params)
+
+
+def test_influence_file_is_looked_up_in_the_data_directory(tmp_path):
+    params = {**defaults(REPO_ROOT / "notebooks" / "02_memorization_buckets.ipynb"), "dataset": "cifar100",
+              "influence_file": "cifar100_infl_matrix.npz", "data_dir": str(tmp_path)}
+    problems = needed_files(params)
+    assert any(str(tmp_path / "cifar100_infl_matrix.npz") in p and "pluskid" in p for p in problems)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "cifar100_infl_matrix.npz", tr_labels=rng.integers(0, 10, 5), tt_labels=np.zeros(2, int),
+             tr_mem=np.zeros(5))
+    assert any("the file is for another dataset" in p for p in needed_files(params))
+
+
+def test_needed_datasets():
+    assert needed_datasets({"datasets": ["a", "b"], "boundary_dataset": "a", "lira_dataset": "",
+                            "ground_truth_dataset": "c", "dataset_kwargs": 3}) == ["a", "b", "c"]
+
+
+def test_user_npz_dataset_is_a_valid_choice(tmp_path):
+    X, y = np.zeros((40, 3), np.float32), np.arange(40) % 2
+    np.savez(tmp_path / "mine.npz", X=X, y=y)
+    params = {**defaults(REPO_ROOT / "notebooks" / "00_data_and_models.ipynb"), "dataset": "mine",
+              "data_dir": str(tmp_path)}
+    check_parameters("00_data_and_models", params)
+    with pytest.raises(ValueError, match=r"dataset='mien' is not valid; choose one of \[.*'mine'"):
+        check_parameters("00_data_and_models", {**params, "dataset": "mien"})
+
+
+# ------------------------------------------------------------------ papermill's injected names
+
+
+PARAMS_CELL = 'profile = "default"\nseeds = 10\nrho = 0.1\n'
+
+
+def test_injected_parameters_are_read_from_the_kernel_history():
+    history = ["", "import sys", PARAMS_CELL, '# Parameters\nseedz = 3\nprofile = "smoke"\n', "x = 1"]
+    assert injected_parameters(history) == (["seedz", "profile"], ["profile", "seeds", "rho"])
+    assert injected_parameters(["", "import sys", PARAMS_CELL]) is None
+
+
+def test_unknown_injected_parameter_stops_the_notebook():
+    namespace = {"In": ["", PARAMS_CELL, "# Parameters\nseedz = 3\n"], "profile": "default", "seeds": 10,
+                 "rho": 0.1, "seedz": 3}
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['seedz'\] for notebook '01_toy_example'; "
+                                         r"valid parameters are \['profile', 'rho', 'seeds'\]"):
+        check_notebook_parameters(namespace, "01_toy_example")
+
+
+def test_notebook_check_uses_the_current_values():
+    namespace = {"In": ["", PARAMS_CELL, "# Parameters\nseeds = '3'\n"], "profile": "default", "seeds": "3",
+                 "rho": 0.1}
+    with pytest.raises(ValueError, match=r"seeds='3' is not valid"):
+        check_notebook_parameters(namespace, "01_toy_example")
+    namespace.update(seeds=3, In=["", PARAMS_CELL])  # run by hand: no injected cell, values still checked
+    assert check_notebook_parameters(namespace, "01_toy_example") == {"profile": "default", "seeds": 3, "rho": 0.1}
+    namespace["rho"] = -1.0
+    with pytest.raises(ValueError, match=r"rho=-1.0"):
+        check_notebook_parameters(namespace, "01_toy_example")
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
+def test_every_notebook_checks_its_parameters_right_after_the_parameters_cell(ipynb):
+    nb = jupytext.read(ipynb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    i = next(k for k, c in enumerate(code) if "parameters" in c.metadata.get("tags", []))
+    assert f'check_notebook_parameters(globals(), "{ipynb.stem}")' in code[i + 1].source
+
+
+def test_literal_defaults():
+    inspected = {"a": {"default": "[1, 2]"}, "b": {"default": '"x"'}, "c": {"default": "not a literal"}}
+    assert literal_defaults(inspected) == {"a": [1, 2], "b": "x", "c": "not a literal"}
