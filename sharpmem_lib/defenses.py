@@ -26,8 +26,11 @@ attacker, :mod:`sharpmem_lib.splits`): AdvReg's reference set and MemGuard's non
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
+import json
 import math
+import shutil
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -37,6 +40,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sharpmem_lib import store
 from sharpmem_lib._io import atomic_write, save_npz
 from sharpmem_lib.models import MLP
 from sharpmem_lib.tensors import as_tensor, cpu_state, seed_everything, to_float
@@ -214,33 +218,35 @@ def train_selena(build: Callable[[], nn.Module], X, y, config: TrainConfig, *, n
     distilled on Split-AI's soft labels of the training set. Returns the distilled model's
     run; its history notes the teacher's accuracy on the training set.
 
-    With ``checkpoint_path`` nothing finished is lost on interruption: the sub-model in
-    training checkpoints every epoch (``<checkpoint_path>.sub-model-<k>``), each finished
-    sub-model's outputs are added to ``<checkpoint_path>.split-ai.npz``, and the distillation
-    checkpoints to ``checkpoint_path`` itself; a rerun resumes from there. ``on_epoch_end``
-    is called after each epoch of the distillation."""
+    With ``checkpoint_path`` nothing finished is lost on interruption: each sub-model's
+    outputs are an entry of the result store (:mod:`sharpmem_lib.store`) rooted at
+    ``<checkpoint_path>.split-ai/``, keyed by its training config, its Split-AI rows, a
+    fingerprint of the data and the precision; the sub-model in training checkpoints every
+    epoch in its entry's ``.partial`` folder; the distillation checkpoints to
+    ``checkpoint_path`` itself. A rerun resumes from there, and the sub-models' folder is
+    removed once the distillation is done. ``on_epoch_end`` is called after each epoch of the
+    distillation."""
     X_t = as_tensor(X, None, torch.device("cpu"))
     y_np = np.asarray(y)
     trained = split_ai_assignment(len(y_np), n_models, n_excluded, seed=config.seed)
-    done = None if checkpoint_path is None else Path(f"{checkpoint_path}.split-ai.npz")
-    probs = _finished_sub_models(done, trained)
-    for k in tqdm(range(n_models), desc=f"{desc}: Split-AI sub-models", disable=not progress, leave=False,
-                  initial=len(probs)):
-        sub_checkpoint = None if done is None else Path(f"{checkpoint_path}.sub-model-{k:03d}")
-        if k < len(probs):  # finished before an interruption
-            if sub_checkpoint is not None:
-                sub_checkpoint.unlink(missing_ok=True)
-            continue
-        seed_everything(config.seed * 1000 + k)
-        sub = build().to(device)
+    sub_models = None if checkpoint_path is None else Path(f"{checkpoint_path}.split-ai")
+    data_id = None if sub_models is None else _fingerprint(X_t.numpy(), y_np)
+    probs = []
+    for k in tqdm(range(n_models), desc=f"{desc}: Split-AI sub-models", disable=not progress, leave=False):
         sub_config = dataclasses.replace(config, seed=config.seed * 1000 + k)
         rows = np.flatnonzero(trained[k])
-        result = train_classifier(sub, X_t[rows], y_np[rows], sub_config, progress=False,
-                                  checkpoint_path=sub_checkpoint)
-        probs.append(predict_logits(result.model, X_t).softmax(1).numpy())
-        if done is not None:
-            save_npz(done, {"probs": np.stack(probs), "trained": trained})
-            sub_checkpoint.unlink(missing_ok=True)  # after the save, so that a crash loses nothing
+
+        def train_sub_model(checkpoint: Path | None) -> np.ndarray:
+            seed_everything(sub_config.seed)
+            sub = build().to(device)
+            result = train_classifier(sub, X_t[rows], y_np[rows], sub_config, progress=False,
+                                      checkpoint_path=checkpoint)
+            return predict_logits(result.model, X_t).softmax(1).numpy()
+
+        if sub_models is None:
+            probs.append(train_sub_model(None))
+        else:
+            probs.append(_stored_sub_model(sub_models, k, sub_config, trained[k], data_id, device, train_sub_model))
     soft = split_ai_soft_labels(np.stack(probs), trained).astype(np.float32)
     seed_everything(config.seed)
     student = build().to(device)
@@ -249,23 +255,43 @@ def train_selena(build: Callable[[], nn.Module], X, y, config: TrainConfig, *, n
     teacher_acc = float((soft.argmax(1) == y_np).mean())
     for record in result.history:
         record["split_ai_train_acc"] = teacher_acc
-    if done is not None:
-        done.unlink(missing_ok=True)  # the distillation's own checkpoint now holds the run
+    if sub_models is not None:
+        shutil.rmtree(sub_models, ignore_errors=True)  # the distillation's own checkpoint now holds the run
     return result
 
 
-def _finished_sub_models(path: Path | None, trained: np.ndarray) -> list[np.ndarray]:
-    """The outputs of the sub-models an interrupted SELENA run finished, if ``path`` holds
-    them for this same Split-AI assignment; else none."""
-    if path is None or not path.exists():
-        return []
-    try:
-        with np.load(path) as saved:
-            if np.array_equal(saved["trained"], trained):
-                return list(saved["probs"])
-    except (OSError, ValueError, KeyError) as err:
-        warnings.warn(f"{path} is unreadable ({err}); retraining SELENA's sub-models", stacklevel=3)
-    return []
+def _fingerprint(*arrays: np.ndarray) -> str:
+    """SHA-256 of arrays' dtypes, shapes and bytes: which data a stored sub-model saw."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def _stored_sub_model(root: Path, k: int, sub_config: TrainConfig, rows: np.ndarray, data_id: str, device,
+                      train: Callable[[Path | None], np.ndarray]) -> np.ndarray:
+    """Sub-model ``k``'s probabilities on every training point, from the store under ``root``
+    or trained (checkpointing in the entry's ``.partial`` folder) and stored."""
+    from sharpmem_lib.train import training_precision
+
+    def compute(staging: Path, work: Path) -> dict:
+        probs = train(work / "checkpoint.pt")
+        save_npz(staging / "probs.npz", {"probs": probs})
+        return {"shape": list(probs.shape)}
+
+    def load(entry: store.Entry) -> np.ndarray:
+        with np.load(entry.file("probs.npz"), allow_pickle=False) as f:
+            probs = f["probs"]
+        if list(probs.shape) != entry.meta["shape"] or probs.shape[0] != len(rows) or not np.isfinite(probs).all():
+            raise ValueError(f"probs.npz holds shape {probs.shape}, expected {entry.meta['shape']}")
+        return probs
+
+    config = {"k": k, "train": dataclasses.asdict(sub_config), "data": data_id,
+              "rows": hashlib.sha256(np.packbits(rows).tobytes()).hexdigest()}
+    return store.get_or_compute("selena-sub-model", json.loads(json.dumps(config)), compute, load, root=root,
+                                precision=training_precision(sub_config, device))
 
 
 # ---------------------------------------------------------------------------- DP-SGD

@@ -83,13 +83,13 @@ def test_interrupted_selena_resumes_without_retraining_finished_sub_models(toy, 
     killed_at = None
     whole = train_selena(build, train.X, train.y, config, n_models=4, n_excluded=2, progress=False,
                          checkpoint_path=tmp_path / "a.pt")
-    assert not (tmp_path / "a.pt.split-ai.npz").exists()  # cleaned up once the run is complete
+    assert not (tmp_path / "a.pt.split-ai").exists()  # cleaned up once the run is complete
     builds.clear()
     killed_at = 3  # while building the third sub-model
     with pytest.raises(KeyboardInterrupt):
         train_selena(build, train.X, train.y, config, n_models=4, n_excluded=2, progress=False,
                      checkpoint_path=tmp_path / "b.pt")
-    assert len(np.load(tmp_path / "b.pt.split-ai.npz")["probs"]) == 2
+    assert len(list((tmp_path / "b.pt.split-ai").glob("*/probs.npz"))) == 2  # two finished sub-models in the store
     builds.clear()
     killed_at = None
     resumed = train_selena(build, train.X, train.y, config, n_models=4, n_excluded=2, progress=False,

@@ -193,3 +193,39 @@ def test_a_run_entry_with_foreign_outputs_is_recomputed(tmp_path):
     with pytest.warns(CorruptArtifactWarning, match="inconsistent shapes"):
         second = run_experiment(cfg, tmp_path, progress=False)
     assert np.array_equal(second.outputs()["logits_final"], logits)
+
+
+def test_a_corrupt_selena_sub_model_is_retrained_and_the_run_matches(tmp_path):
+    """SELENA's finished sub-models are store entries: one damaged while the run was
+    interrupted is reported and retrained, and the resumed run equals an uninterrupted one."""
+    from sharpmem_lib.data import ToyMixture
+    from sharpmem_lib.defenses import train_selena
+    from sharpmem_lib.models import MLP
+    from sharpmem_lib.train import TrainConfig
+
+    train = ToyMixture().sample(200, seed=0)
+    config = TrainConfig(epochs=2, batch_size=32, lr=0.05)
+    kill = {"at": None, "builds": 0}
+
+    def build():
+        kill["builds"] += 1
+        if kill["builds"] == kill["at"]:
+            raise KeyboardInterrupt
+        return MLP(2, 2, (8,))
+
+    whole = train_selena(build, train.X, train.y, config, n_models=3, n_excluded=1, progress=False)
+    kill.update(at=3, builds=0)
+    with pytest.raises(KeyboardInterrupt):
+        train_selena(build, train.X, train.y, config, n_models=3, n_excluded=1, progress=False,
+                     checkpoint_path=tmp_path / "run.pt")
+    finished = sorted((tmp_path / "run.pt.split-ai").glob("*/probs.npz"))
+    assert len(finished) == 2
+    truncate(finished[0])
+    kill.update(at=None, builds=0)
+    with pytest.warns(CorruptArtifactWarning, match="checksum"):
+        resumed = train_selena(build, train.X, train.y, config, n_models=3, n_excluded=1, progress=False,
+                               checkpoint_path=tmp_path / "run.pt")
+    assert kill["builds"] == 3  # the damaged sub-model, the missing one, the student
+    for p, q in zip(whole.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q)
+    assert not (tmp_path / "run.pt.split-ai").exists()
