@@ -18,8 +18,9 @@ import psutil
 import torch
 
 import sharpmem_lib
+from sharpmem_lib import store
 
-__all__ = ["git_commit", "provenance_table"]
+__all__ = ["cached_entries_table", "git_commit", "provenance_table"]
 
 
 def git_commit(path: Path | None = None) -> str:
@@ -41,6 +42,27 @@ def _device() -> str:
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
 
 
+def cached_entries_table() -> pd.DataFrame:
+    """The result-store entries this process read or computed (:func:`sharpmem_lib.store.entries_used`),
+    one row each: the entry's folder, kind, status (``complete`` or ``diverged``), the cache
+    version and precision it was computed under, the commit that computed it (``dirty``: with
+    uncommitted changes), when. A chapter's numbers come from these entries: where a commit
+    differs from the current one, the numbers were computed by that older code."""
+    columns = ["entry", "kind", "status", "cache_version", "precision", "commit", "dirty", "created"]
+    return pd.DataFrame(store.entries_used(), columns=columns)
+
+
+def _entries_summary(entries: pd.DataFrame) -> str:
+    """``N entries (cache version V), computed by commit C [, ...]``: which code made the numbers."""
+    if entries.empty:
+        return "none"
+    commits = entries["commit"].str[:12] + entries["dirty"].map({True: "+dirty"}).fillna("")
+    counts = commits.value_counts()
+    versions = ", ".join(str(v) for v in sorted(entries["cache_version"].unique()))
+    return (f"{len(entries)} entries (cache version {versions}), computed by "
+            + ", ".join(f"{c} ({n})" for c, n in counts.items()))
+
+
 def provenance_table(profile: str, params: dict) -> pd.DataFrame:
     """Provenance of the current run as a two-column table (item, value).
 
@@ -53,6 +75,7 @@ def provenance_table(profile: str, params: dict) -> pd.DataFrame:
         *((f"parameter: {k}", repr(v)) for k, v in params.items()),
         ("sharpmem_lib version", sharpmem_lib.__version__),
         ("git commit", git_commit()),
+        ("cached results used", _entries_summary(cached_entries_table())),
         ("torch", torch.__version__),
         ("device", _device()),
         ("started (UTC)", _dt.datetime.fromtimestamp(started, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")),

@@ -278,3 +278,23 @@ def test_hundreds_of_concurrent_atomic_writes_leave_a_readable_file(tmp_path):
     with np.load(path) as f:
         assert f["a"][0] % 1000 == 49  # the last write of some worker
     assert [p.name for p in tmp_path.iterdir()] == ["runs.npz"] and reads > 0
+
+
+def test_provenance_shows_the_commit_that_computed_each_entry_not_the_current_one(tmp_path):
+    """Issue 19 §3: numbers computed by older code must not be shown under the current commit."""
+    from sharpmem_lib.provenance import cached_entries_table, provenance_table
+
+    store.clear_entries_used()
+    store.cached_json("old", {}, lambda: 1, root=tmp_path)
+    (entry,) = tmp_path.iterdir()
+    manifest = json.loads((entry / "manifest.json").read_text())
+    manifest.update(commit="a" * 40, dirty=False)  # as if an older checkout had computed it
+    (entry / "manifest.json").write_text(json.dumps(manifest))
+    store.clear_entries_used()
+    store.cached_json("old", {}, lambda: pytest.fail("recomputed"), root=tmp_path)
+    store.cached_json("new", {}, lambda: 2, root=tmp_path)
+    table = cached_entries_table()
+    assert list(table["kind"]) == ["old", "new"]
+    assert list(table["commit"]) == ["a" * 40, store.code_commit()["commit"]]
+    row = provenance_table("test", {}).loc["cached results used", "value"]
+    assert "2 entries (cache version %d)" % store.CACHE_VERSION in row and "aaaaaaaaaaaa (1)" in row
