@@ -19,7 +19,7 @@ from sharpmem_lib.stats import Verdict
 
 __all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
-           "lira_verdict", "defense_verdict", "sharpness_verdict", "dp_gap_note", "verdict_table"]
+           "lira_verdict", "defense_verdict", "sharpness_verdict", "dp_gap_note", "verdict_table", "evidence"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -88,6 +88,12 @@ def _evidence(v: Verdict, pairs: str = "seeds", value=_points) -> str:
             parts.append(f"Holm-adjusted p = {_p(v.p_adjusted)} over {v.family_size} tests")
     parts.append(f"{v.n} {pairs}")
     return ", ".join(parts)
+
+
+def evidence(v: Verdict, pairs: str = "seeds") -> str:
+    """The numbers behind a paired-gain verdict, for prose that states them on their own:
+    '+1.2 points, 95 % CI [...], paired t-test p = ..., Holm-adjusted p = ... over m tests, n targets'."""
+    return _evidence(v, pairs)
 
 
 def _rho(x: float) -> str:
@@ -247,7 +253,7 @@ def trend(v: Verdict, what: str, against: str, claim: str, pairs: str = "runs") 
 
 
 def _names(keys) -> str:
-    return ", ".join(keys)
+    return "; ".join(keys)
 
 
 def table2_verdict(verdicts: Mapping[str, Verdict]) -> str:
@@ -335,13 +341,18 @@ def dp_gap_note(selena: float, honest: float, threshold: float = 0.03) -> str:
             "against a private model, so differences of a point or two under that protocol mean little.")
 
 
-def verdict_table(verdicts: Mapping[str, Verdict], claims: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """claim | this build's estimate | interval | p (Holm) | status, one row per verdict:
-    the computed status table for a results page."""
+def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | None = None,
+                  no_direction=()) -> pd.DataFrame:
+    """claim | this build's estimate (percentage points) | interval | p | p (Holm) | n | status,
+    one row per verdict: the computed status table for a chapter or a results page. Keys in
+    ``no_direction`` are tests the paper gives no single direction for: they count in the
+    Holm family, and their status says so instead of a verdict."""
     rows = []
     for key, v in verdicts.items():
         ci = (f"[{100 * v.ci_low:+.1f}, {100 * v.ci_high:+.1f}]" if math.isfinite(v.ci_low) and math.isfinite(v.ci_high)
               else "n/a")
-        rows.append({"claim": (claims or {}).get(key, key), "estimate": v.estimate, "95 % CI (points)": ci,
-                     "p (Holm)": _p(v.p_adjusted), "n": v.n, "status": v.outcome})
+        rows.append({"claim": (claims or {}).get(key, str(key)),
+                     "estimate (points)": f"{100 * v.estimate:+.1f}" if math.isfinite(v.estimate) else "n/a",
+                     "95 % CI": ci, "p": _p(v.p_value), "p (Holm)": _p(v.p_adjusted), "n": v.n,
+                     "status": "no paper direction" if key in set(no_direction) else v.outcome})
     return pd.DataFrame(rows).set_index("claim")

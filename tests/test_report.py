@@ -197,7 +197,9 @@ def test_gain_table_says_why_there_is_no_interval():
 def test_verdict_table_status_is_computed():
     table = report.verdict_table({"a": v("reproduced"), "b": v("opposite")}, {"a": "SAM beats SGD in bucket 1"})
     assert table.loc["SAM beats SGD in bucket 1", "status"] == "reproduced" and table.loc["b", "status"] == "opposite"
-    assert math.isclose(table.loc["b", "estimate"], -0.03)
+    assert table.loc["b", "estimate (points)"] == "-3.0" and table.loc["b", "p (Holm)"] == "0.004"
+    assert report.verdict_table({"a": v("reproduced")}, no_direction=["a"]).loc["a", "status"] == "no paper direction"
+    assert report.evidence(v("opposite"), "targets").endswith("over 3 tests, 5 targets")
 
 
 def test_at_ceiling_and_holm_column():
