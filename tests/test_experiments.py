@@ -166,3 +166,52 @@ def test_derived_results_are_computed_once_and_recomputed_when_unreadable(tmp_pa
     assert artifact_sharpness(artifact, data, iters=5, max_points=100, device="cpu") == measured
     names = [json.loads((p / "manifest.json").read_text())["config"]["name"] for p in (artifact.path / "derived").iterdir()]
     assert sorted(n.split("-")[0] for n in names) == ["derived.json", "sharpness"]
+
+
+def test_a_finite_but_exploding_run_is_recorded_as_diverged(tmp_path, monkeypatch):
+    """Issue 18 §7: SharpReg at xi = 1.5 climbs the loss to about 1e6 without a NaN; it used
+    to be cached as complete. Now it is recorded like a NaN run and raised on every call."""
+    from sharpmem_lib.store import DivergedError
+
+    cfg = ExperimentConfig("digits", "mlp", TrainConfig(algorithm="sharpreg", rho=0.01, lam=1.5, xi=1.5, lr=0.05,
+                                                        epochs=4, batch_size=64), model_kwargs={"hidden": (32,)})
+    with pytest.raises(DivergedError, match="exceeds the first epoch's"):
+        run_experiment(cfg, tmp_path, progress=False)
+    manifest = json.loads((tmp_path / "digits" / cfg.key() / "manifest.json").read_text())
+    assert manifest["status"] == "diverged" and "xi=1.5" in manifest["meta"]["error"]
+    monkeypatch.setattr(experiments, "train_with_defense", lambda *a, **k: pytest.fail("retrained a diverged run"))
+    with pytest.raises(FloatingPointError, match="recorded in"):  # callers catching FloatingPointError still do
+        run_experiment(cfg, tmp_path, progress=False)
+
+
+def test_divergence_rule_by_hand():
+    from sharpmem_lib.experiments import divergence
+
+    falling = [{"train_loss": 2.3}, {"train_loss": 0.4}]
+    assert divergence(falling, train_accuracy=0.9, chance=0.1, n_train=900) is None
+    assert "exceeds the first epoch's" in divergence([{"train_loss": 2.3}, {"train_loss": 2.31}], 0.9, 0.1, 900)
+    assert "final training loss inf" in divergence([{"train_loss": 2.3}, {"train_loss": float("inf")}], 0.9, 0.1, 900)
+    # at chance: not above 0.1 + 3 * sqrt(0.1 * 0.9 / 900) = 0.13 (by hand)
+    assert "at chance" in divergence(falling, train_accuracy=0.13, chance=0.1, n_train=900)
+    assert divergence(falling, train_accuracy=0.131, chance=0.1, n_train=900) is None
+    # chance is the majority class's share, not 1 / classes
+    assert "at chance" in divergence(falling, train_accuracy=0.5, chance=0.5, n_train=100)
+    assert divergence([{"train_loss": 2.3}], train_accuracy=0.9, chance=0.1, n_train=900) is None  # one epoch
+
+
+def test_a_run_at_chance_accuracy_is_recorded_as_diverged(tmp_path, monkeypatch):
+    """A model that predicts one class for everything (finite, falling loss) is at chance."""
+    from sharpmem_lib.store import DivergedError
+    from sharpmem_lib.train import TrainResult
+
+    def constant_model(defense, model, build, X, y, config, **kwargs):
+        for p in model.parameters():
+            torch.nn.init.zeros_(p)
+        return TrainResult(model, [{"epoch": 1, "train_loss": 2.3}, {"epoch": 2, "train_loss": 2.2}],
+                           {k: v.clone() for k, v in model.state_dict().items()}, 1)
+
+    monkeypatch.setattr(experiments, "train_with_defense", constant_model)
+    cfg = ExperimentConfig("digits", "mlp", TrainConfig(epochs=2), model_kwargs={"hidden": (8,)})
+    with pytest.raises(DivergedError, match="at chance"):
+        run_experiment(cfg, tmp_path, progress=False)
+    assert json.loads((tmp_path / "digits" / cfg.key() / "manifest.json").read_text())["status"] == "diverged"
