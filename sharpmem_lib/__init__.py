@@ -12,8 +12,8 @@ models behind them), :mod:`~sharpmem_lib.buckets` (chapter 2's analysis),
 :mod:`~sharpmem_lib.sharpness` (§5), :mod:`~sharpmem_lib.plots`, :mod:`~sharpmem_lib.report`,
 :mod:`~sharpmem_lib.provenance`, :mod:`~sharpmem_lib.profiles`, :mod:`~sharpmem_lib.pipeline`.
 
-The version is part of every cache key (:mod:`~sharpmem_lib.experiments`): bump it when a
-change alters what a cached run would contain.
+Cache keys do not use this version: they use the integer ``CACHE_VERSION`` of
+:mod:`~sharpmem_lib.store`, which every change that alters a cached result bumps.
 """
 
 __version__ = "0.3.0"
