@@ -19,7 +19,8 @@ from sharpmem_lib.stats import Verdict
 
 __all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
-           "lira_verdict", "defense_verdict", "sharpness_verdict", "dp_gap_note", "verdict_table", "evidence"]
+           "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
+           "evidence"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -332,6 +333,15 @@ def sharpness_verdict(v: Verdict, method: str, measure: str = "top Hessian eigen
     return f"{name}'s {measure} is not distinguishable from SGD's ({_evidence(v, value=value)}): not resolved."
 
 
+def sharpness_word(v: Verdict) -> str:
+    """The comparison word for '… ({word} than SGD)': what a sharpness verdict allows one to say."""
+    if v.outcome == "insufficient":
+        return "not testably lower or higher (too few seeds)"
+    if v.outcome == "not resolved":
+        return "neither significantly lower nor higher"
+    return "significantly " + ("higher" if v.estimate > 0 else "lower")
+
+
 def dp_gap_note(selena: float, honest: float, threshold: float = 0.03) -> str:
     """Chapter 4: a warning when SELENA's protocol credits attacks on DP-SGD's models with
     more than ``threshold`` over the honest protocol; empty otherwise."""
@@ -342,17 +352,25 @@ def dp_gap_note(selena: float, honest: float, threshold: float = 0.03) -> str:
 
 
 def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | None = None,
-                  no_direction=()) -> pd.DataFrame:
+                  no_direction=(), raw=()) -> pd.DataFrame:
     """claim | this build's estimate (percentage points) | interval | p | p (Holm) | n | status,
     one row per verdict: the computed status table for a chapter or a results page. Keys in
     ``no_direction`` are tests the paper gives no single direction for: they count in the
-    Holm family, and their status says so instead of a verdict."""
+    Holm family, and their status says so instead of a verdict. Estimates are shown in
+    percentage points, as ρ for trend tests, and as they are for keys in ``raw``."""
     rows = []
     for key, v in verdicts.items():
-        ci = (f"[{100 * v.ci_low:+.1f}, {100 * v.ci_high:+.1f}]" if math.isfinite(v.ci_low) and math.isfinite(v.ci_high)
-              else "n/a")
-        rows.append({"claim": (claims or {}).get(key, str(key)),
-                     "estimate (points)": f"{100 * v.estimate:+.1f}" if math.isfinite(v.estimate) else "n/a",
-                     "95 % CI": ci, "p": _p(v.p_value), "p (Holm)": _p(v.p_adjusted), "n": v.n,
+        finite = math.isfinite(v.ci_low) and math.isfinite(v.ci_high)
+        ci = "n/a" if not finite else (f"[{v.ci_low:+.3g}, {v.ci_high:+.3g}]" if key in set(raw)
+                                       else f"[{100 * v.ci_low:+.1f}, {100 * v.ci_high:+.1f}]")
+        if not math.isfinite(v.estimate):
+            est = "n/a"
+        elif "permutation" in v.method or v.method.startswith("asymptotic"):
+            est = _rho(v.estimate)
+        elif key in set(raw):
+            est = f"{v.estimate:+.3g}"
+        else:
+            est = _points(v.estimate)
+        rows.append({"claim": (claims or {}).get(key, str(key)), "estimate": est, "95 % CI": ci, "p": _p(v.p_value), "p (Holm)": _p(v.p_adjusted), "n": v.n,
                      "status": "no paper direction" if key in set(no_direction) else v.outcome})
     return pd.DataFrame(rows).set_index("claim")

@@ -171,6 +171,9 @@ def test_defense_verdict_is_pairwise_against_sgd(outcome, phrase):
 def test_sharpness_verdict(outcome, start):
     s = report.sharpness_verdict(v(outcome, expected=-1), "sam")
     assert s.startswith(start) and against(s) == (outcome == "opposite")
+    word = {"reproduced": "significantly lower", "opposite": "significantly higher",
+            "not resolved": "neither significantly lower nor higher", "insufficient": "not testably"}[outcome]
+    assert report.sharpness_word(v(outcome, expected=-1)).startswith(word)
 
 
 def test_dp_gap_note_and_family_note():
@@ -197,7 +200,12 @@ def test_gain_table_says_why_there_is_no_interval():
 def test_verdict_table_status_is_computed():
     table = report.verdict_table({"a": v("reproduced"), "b": v("opposite")}, {"a": "SAM beats SGD in bucket 1"})
     assert table.loc["SAM beats SGD in bucket 1", "status"] == "reproduced" and table.loc["b", "status"] == "opposite"
-    assert table.loc["b", "estimate (points)"] == "-3.0" and table.loc["b", "p (Holm)"] == "0.004"
+    assert table.loc["b", "estimate"] == "-3.0 points" and table.loc["b", "p (Holm)"] == "0.004"
+    trend_v = verdict(0.69, (NAN, NAN), 0.013, -1, 12, method="exact permutation")
+    sharp_v = verdict(12.5, (3.0, 22.0), 0.01, 1, 5, method="t")
+    table = report.verdict_table({"t": trend_v, "s": sharp_v}, raw=["s"])
+    assert table.loc["t", "estimate"] == "ρ = +0.69" and table.loc["t", "status"] == "opposite"
+    assert table.loc["s", "estimate"] == "+12.5" and table.loc["s", "95 % CI"] == "[+3, +22]"
     assert report.verdict_table({"a": v("reproduced")}, no_direction=["a"]).loc["a", "status"] == "no paper direction"
     assert report.evidence(v("opposite"), "targets").endswith("over 3 tests, 5 targets")
 
