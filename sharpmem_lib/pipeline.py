@@ -10,6 +10,7 @@ so a failing notebook or a broken reference fails the build.
 Usage::
 
     python -m sharpmem_lib.pipeline build --profile default
+    python -m sharpmem_lib.pipeline check --profile paper      # parameters, data files, GPU; runs nothing
     python -m sharpmem_lib.pipeline execute --profile smoke --notebook 01_toy_example
 """
 
@@ -51,10 +52,67 @@ def plan_notebooks(profile: str, repo_root: Path = REPO_ROOT, only: list[str] | 
     """
     import papermill
 
+    from sharpmem_lib.parameters import check_parameters, literal_defaults
+
     params_dir = repo_root / "notebooks" / "params"
-    load_profile(profile, params_dir)  # raises naming the valid profiles, even if no notebook is selected
-    return [(p, profile_parameters(profile, params_dir, p.stem, papermill.inspect_notebook(p)))
-            for p in notebook_paths(repo_root, only)]
+    stems = [p.stem for p in notebook_paths(repo_root)]
+    load_profile(profile, params_dir, stems)  # names the valid profiles, a YAML error's line, a key that is no notebook
+    plan, problems = [], []
+    for path in notebook_paths(repo_root, only):
+        inspected = papermill.inspect_notebook(path)
+        params = profile_parameters(profile, params_dir, path.stem, inspected, stems)
+        try:  # every value, as the notebook's own check will see it (its defaults, then the profile's)
+            check_parameters(path.stem, {**literal_defaults(inspected), **params}, files=False)
+        except ValueError as err:
+            problems.append(f"{path.stem}: {err}")
+        plan.append((path, params))
+    if problems:
+        raise ValueError(f"profile {profile!r}: " + "\n  ".join(problems))
+    return plan
+
+
+GPU_PROFILES = ("paper",)  # profiles sized for a GPU: refused up front without a usable one
+
+
+def _require_gpu(profile: str) -> None:
+    """The hook for profiles that need a GPU: :func:`sharpmem_lib.train.require_gpu`."""
+    from sharpmem_lib.train import require_gpu
+
+    require_gpu(f"profile {profile!r}")
+
+
+def preflight(plan: list[tuple[Path, dict]], profile: str, log=print, obtain: bool = True) -> None:
+    """Before any notebook runs: a usable GPU for :data:`GPU_PROFILES`, and every dataset and
+    file the planned chapters read. Fashion-MNIST is fetched when missing and ``obtain``
+    (:func:`sharpmem_lib.data.obtain_fashion_mnist`). Raises ``RuntimeError`` naming each
+    missing file and where to get it, and the GPU problem, all at once.
+    """
+    import papermill
+
+    from sharpmem_lib.data import DatasetNotFoundError, obtain_fashion_mnist
+    from sharpmem_lib.parameters import literal_defaults, needed_datasets, needed_files
+
+    problems = []
+    if profile in GPU_PROFILES:
+        try:
+            _require_gpu(profile)
+        except RuntimeError as err:
+            problems.append(str(err))
+    chapters = [(path.stem, {**literal_defaults(papermill.inspect_notebook(path)), **params}) for path, params in plan]
+    if obtain:
+        for data_dir in {p.get("data_dir") or None for stem, p in chapters if "fashion_mnist" in needed_datasets(p)}:
+            try:
+                obtain_fashion_mnist(data_dir, log=log)
+            except DatasetNotFoundError:
+                pass  # reported below with every other missing file
+    needed_by: dict[str, list[str]] = {}  # each missing file once, with the chapters that need it
+    for stem, p in chapters:
+        for problem in needed_files(p):
+            needed_by.setdefault(problem, []).append(stem)
+    problems += [f"needed by {', '.join(stems)}: {problem}" for problem, stems in needed_by.items()]
+    if problems:
+        raise RuntimeError(f"profile {profile!r} cannot run here; nothing was run.\n\n"
+                           + "\n\n".join(dict.fromkeys(problems)))
 
 
 def execute_notebooks(plan: list[tuple[Path, dict]], out_dir: Path, log=print) -> dict[str, float]:
@@ -134,6 +192,7 @@ def build_book(profile: str, out_root: Path | None = None, repo_root: Path = REP
     staged sources in ``source/`` and the book in ``html/``.
     """
     plan = plan_notebooks(profile, repo_root)
+    preflight(plan, profile, log=log)
     out_root = Path(out_root or repo_root).resolve()
     stage = out_root / "_build" / "source"
     stage_book(stage, repo_root)
@@ -155,16 +214,21 @@ def build_book(profile: str, out_root: Path | None = None, repo_root: Path = REP
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sharpmem_lib.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["execute", "build"])
+    parser.add_argument("command", choices=["check", "execute", "build"],
+                        help="check: parameters, data and GPU, running nothing; execute: notebooks; build: the book")
     parser.add_argument("--profile", default="default", help="a file stem in notebooks/params/")
-    parser.add_argument("--notebook", action="append", help="execute only this notebook (stem); repeatable")
+    parser.add_argument("--notebook", action="append", help="check/execute only this notebook (stem); repeatable")
     parser.add_argument("--out", type=Path, default=REPO_ROOT,
                         help="write under OUT/_build (default: the repository)")
     args = parser.parse_args(argv)
     try:
-        if args.command == "execute":
+        if args.command in ("check", "execute"):
             plan = plan_notebooks(args.profile, only=args.notebook)
-            execute_notebooks(plan, args.out / "_build" / "source" / "notebooks")
+            preflight(plan, args.profile, obtain=args.command == "execute")
+            if args.command == "check":
+                print(f"profile {args.profile!r}: {len(plan)} notebook(s), every parameter valid, every file there")
+            else:
+                execute_notebooks(plan, args.out / "_build" / "source" / "notebooks")
         else:
             if args.notebook:
                 parser.error("--notebook applies to 'execute' only; 'build' renders every chapter")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["available_profiles", "load_profile", "profile_parameters"]
+__all__ = ["available_profiles", "chapter_names", "load_profile", "profile_parameters"]
 
 
 def available_profiles(params_dir: Path) -> list[str]:
@@ -19,25 +19,51 @@ def available_profiles(params_dir: Path) -> list[str]:
     return sorted(p.stem for p in Path(params_dir).glob("*.yaml"))
 
 
-def load_profile(name: str, params_dir: Path) -> dict[str, dict]:
-    """Read a profile; ``ValueError`` naming the available profiles if it does not exist."""
+def _read_yaml(path: Path):
+    """The YAML document in ``path``; a syntax error names the file, line and column."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ValueError(f"{path}: YAML syntax error{where}: {problem}") from None
+
+
+def chapter_names(params_dir: Path) -> list[str]:
+    """The notebook stems a profile may name: ``notebooks/NN_*.ipynb`` beside ``params/``."""
+    return sorted(p.stem for p in Path(params_dir).parent.glob("[0-9][0-9]_*.ipynb"))
+
+
+def load_profile(name: str, params_dir: Path, notebooks: list[str] | None = None) -> dict[str, dict]:
+    """Read a profile; ``ValueError`` naming the available profiles if it does not exist, the
+    file and line of a YAML syntax error, or a key that is not a notebook (with the valid ones:
+    a typo like ``01_toy_exampel`` would otherwise run that chapter on its defaults).
+    ``notebooks`` are the valid keys (default: :func:`chapter_names`, the notebooks beside
+    ``params_dir``)."""
     choices = available_profiles(params_dir)
     if name not in choices:
         raise ValueError(f"profile={name!r} is not valid; choose one of {choices} (files in {params_dir})")
-    data = yaml.safe_load((Path(params_dir) / f"{name}.yaml").read_text()) or {}
+    path = Path(params_dir) / f"{name}.yaml"
+    data = _read_yaml(path) or {}
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
-        raise ValueError(f"profile {name!r}: expected a mapping of notebook name -> parameters")
+        raise ValueError(f"{path}: expected a mapping of notebook name -> parameters")
+    valid = chapter_names(params_dir) if notebooks is None else list(notebooks)
+    unknown = sorted(str(k) for k in data if k not in valid) if valid else []  # no notebooks beside: no check
+    if unknown:
+        raise ValueError(f"{path}: {unknown} is not a notebook; the keys must name notebooks, one of {valid}")
     return {k: dict(v or {}) for k, v in data.items()}
 
 
-def profile_parameters(name: str, params_dir: Path, notebook: str, known: dict) -> dict:
+def profile_parameters(name: str, params_dir: Path, notebook: str, known: dict,
+                       notebooks: list[str] | None = None) -> dict:
     """Parameters for one notebook under a profile, checked against the notebook's own.
 
     ``known`` is the notebook's parameters cell (name -> default), e.g. from
     ``papermill.inspect_notebook``. An unknown name is an error listing the valid ones, so
     a typo cannot silently fall back to a default. ``profile`` itself is always injected.
     """
-    params = load_profile(name, params_dir).get(notebook, {})
+    params = load_profile(name, params_dir, notebooks).get(notebook, {})
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise ValueError(
