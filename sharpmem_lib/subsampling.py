@@ -8,37 +8,48 @@ trains on the random subset ``subset_masks(...)[k]`` with training seed ``seed +
 whatever the sharding, so merged shards equal one run.
 
 ``python -m sharpmem_lib.subsampling shard|merge`` is the command line for a cluster: one
-shard per task (e.g. a SLURM job array), then one merge.
+shard per task (e.g. a SLURM job array), then one merge. Every shard records what defines it
+(:class:`ShardInfo`: the run's key, dataset, ``n_models``, ``n_shards``, its index and the
+store's cache version), and :func:`merge_runs` refuses shards that do not make up exactly one
+run: a mismatch in any of those fields, the same shard twice, or a missing shard, naming the
+file and the field.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import sys
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from sharpmem_lib import store
 from sharpmem_lib._io import save_npz
 from sharpmem_lib.attacks import logit_confidence
 from sharpmem_lib.data import Arrays, load_dataset
 from sharpmem_lib.ensemble import cannot_stack, subset_masks, train_ensemble
-from sharpmem_lib.experiments import CorruptArtifactWarning, _key, _plain, results_root
+from sharpmem_lib.experiments import _key, _plain
 from sharpmem_lib.memorization import Estimate, influence_scores, memorization_scores
 from sharpmem_lib.models import MODELS, build_model
 from sharpmem_lib.splits import Partition, make_partition, partitioned_datasets
+from sharpmem_lib.store import CorruptArtifactWarning, results_root
 from sharpmem_lib.tensors import DEVICES, seed_everything, select_device
 from sharpmem_lib.train import TrainConfig, predict_logits, train_classifier
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
 __all__ = [
+    "ShardInfo",
     "SubsamplingConfig",
     "SubsamplingJob",
     "SubsamplingRuns",
+    "load_shard",
     "main",
     "merge_runs",
     "run_subsampling",
@@ -50,26 +61,64 @@ __all__ = [
 FIELDS = ("model_ids", "masks", "correct_train", "correct_test", "confidence_train")
 
 
+@dataclass(frozen=True)
+class ShardInfo:
+    """What defines a shard: the run it belongs to (``key``, a hash of everything that
+    determines the models' results, ``dataset``, ``n_models``, the store's ``cache_version``
+    of the code that trained it) and its place in that run (shard ``shard`` of ``n_shards``:
+    model ids ``shard::n_shards`` of ``range(n_models)``). A merged or unsharded run is
+    shard 0 of 1."""
+
+    key: str
+    dataset: str
+    n_models: int
+    n_shards: int
+    shard: int
+    cache_version: int
+
+    # the order merge_runs checks them in: the most specific explanation of a mismatch first
+    # (another dataset, n_models or cache version also changes the key)
+    RUN_FIELDS = ("cache_version", "dataset", "n_models", "n_shards", "key")
+
+    def to_json(self) -> str:
+        return json.dumps({name: getattr(self, name) for name in self.__dataclass_fields__}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ShardInfo":
+        fields = json.loads(text)
+        types = {"key": str, "dataset": str, "n_models": int, "n_shards": int, "shard": int, "cache_version": int}
+        if not isinstance(fields, dict) or set(fields) != set(types) or any(
+                type(fields[name]) is not kind for name, kind in types.items()):
+            raise ValueError(f"malformed shard record {text!r}")
+        return cls(**fields)
+
+
 @dataclass
 class SubsamplingRuns:
     """What the estimator needs from M subset-trained models: for each model (``model_ids``)
     its training mask, its correctness on every training and every test point, and its
-    logit-scaled confidence on every training point (for LiRA, :mod:`sharpmem_lib.attacks`)."""
+    logit-scaled confidence on every training point (for LiRA, :mod:`sharpmem_lib.attacks`);
+    ``info`` says which run and which shard of it these models are."""
 
     model_ids: np.ndarray
     masks: np.ndarray
     correct_train: np.ndarray
     correct_test: np.ndarray
     confidence_train: np.ndarray
+    info: ShardInfo | None = None
 
     def save(self, path: str | Path) -> None:
-        """Write atomically (a temporary file, then a rename)."""
-        save_npz(path, {name: getattr(self, name) for name in FIELDS}, compressed=True)
+        """Write atomically (a temporary file, then a rename), with the shard record."""
+        arrays = {name: getattr(self, name) for name in FIELDS}
+        if self.info is not None:
+            arrays["shard_info"] = np.array(self.info.to_json())
+        save_npz(path, arrays, compressed=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "SubsamplingRuns":
         with np.load(path, allow_pickle=False) as f:
-            return cls(*(f[name] for name in FIELDS))
+            info = ShardInfo.from_json(str(f["shard_info"])) if "shard_info" in f.files else None
+            return cls(*(f[name] for name in FIELDS), info=info)
 
     def memorization(self) -> Estimate:
         """mem(i) of eq. 1 for every training point."""
@@ -80,13 +129,65 @@ class SubsamplingRuns:
         return influence_scores(self.masks, self.correct_test)
 
 
-def merge_runs(parts: list[SubsamplingRuns]) -> SubsamplingRuns:
-    """Concatenate shards in model order; the same model twice is an error."""
+def load_shard(path: str | Path) -> SubsamplingRuns:
+    """A shard file, or ``ValueError`` naming the file if it cannot be read."""
+    try:
+        return SubsamplingRuns.load(path)
+    except (OSError, ValueError, KeyError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable shard file ({type(err).__name__}: {err})") from err
+
+
+def _check_one_run(parts: Sequence[SubsamplingRuns], names: Sequence[str]) -> ShardInfo:
+    """Raise ``ValueError`` naming the file and the field unless ``parts`` are every shard of
+    one run, once each; return that run's record as one shard (0 of 1)."""
+    for part, name in zip(parts, names):
+        if part.info is None:
+            raise ValueError(f"{name}: no shard record (field 'shard_info'): it was written by an older version "
+                             "of sharpmem, which did not record which run a shard belongs to; train it again")
+    infos = [p.info for p in parts]
+    for field_name in ShardInfo.RUN_FIELDS:
+        values = [getattr(info, field_name) for info in infos]
+        common = Counter(values).most_common(1)[0][0]
+        odd = [f"{name} has {field_name}={v!r}" for name, v in zip(names, values) if v != common]
+        if odd:
+            raise ValueError(f"shards from different runs: {'; '.join(odd)}, but "
+                             f"{values.count(common)} other(s) have {field_name}={common!r}")
+    n_shards = infos[0].n_shards
+    seen: dict[int, str] = {}
+    for info, name in zip(infos, names):
+        if info.shard in seen:
+            raise ValueError(f"{seen[info.shard]} and {name} are both shard {info.shard} of {n_shards} "
+                             "(field 'shard'): a duplicate; the shards overlap")
+        seen[info.shard] = name
+    missing = sorted(set(range(n_shards)) - set(seen))
+    if missing:
+        raise ValueError(f"shard(s) {missing} of {n_shards} missing (field 'shard'): got "
+                         + ", ".join(f"{name} (shard {info.shard})" for info, name in zip(infos, names)))
+    width = Counter(p.masks.shape[1] for p in parts).most_common(1)[0][0]
+    for part, info, name in zip(parts, infos, names):
+        expected = np.arange(info.n_models)[info.shard :: n_shards]
+        if not np.array_equal(part.model_ids, expected):
+            raise ValueError(f"{name}: model_ids are not those of shard {info.shard} of {n_shards} "
+                             f"of {info.n_models} models")
+        if part.masks.shape[1] != width:
+            raise ValueError(f"{name}: masks cover {part.masks.shape[1]} training points, the other shards {width}")
+    return replace(infos[0], n_shards=1, shard=0)
+
+
+def merge_runs(parts: Sequence[SubsamplingRuns], names: Sequence[str] | None = None) -> SubsamplingRuns:
+    """Concatenate shards in model order, after checking that they are every shard of one
+    run, once each (``ValueError`` naming the file, ``names[i]`` for ``parts[i]``, and the
+    field otherwise). The result equals the unsharded run, recorded as shard 0 of 1."""
+    if not parts:
+        raise ValueError("no shards to merge")
+    names = [f"part {i}" for i in range(len(parts))] if names is None else [str(n) for n in names]
+    if len(names) != len(parts):
+        raise ValueError(f"names has {len(names)} entries for {len(parts)} parts")
+    info = _check_one_run(parts, names)
     ids = np.concatenate([p.model_ids for p in parts])
-    if len(np.unique(ids)) != len(ids):
-        raise ValueError("the shards overlap: a model id appears twice")
     order = np.argsort(ids)
-    return SubsamplingRuns(*(np.concatenate([getattr(p, name) for p in parts])[order] for name in FIELDS))
+    return SubsamplingRuns(*(np.concatenate([getattr(p, name) for p in parts])[order] for name in FIELDS),
+                           info=info)
 
 
 # ----------------------------------------------------------------- training the models
@@ -94,8 +195,8 @@ def merge_runs(parts: list[SubsamplingRuns]) -> SubsamplingRuns:
 
 class _FinishedParts:
     """The results of finished chunks of models, one file per chunk in ``folder``, named by
-    the run's settings (``run``) and the chunk's first and last model ids, so that parts
-    from other settings are never reused."""
+    the run's key (``run``) and the chunk's first and last model ids, so that parts from
+    other runs are never reused."""
 
     def __init__(self, folder: Path, run: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -140,6 +241,17 @@ def _train_one(build: Callable, X_train, y_train: np.ndarray, X_test, mask: np.n
     return predict_logits(model, X_train).numpy()[None], predict_logits(model, X_test).numpy()[None]
 
 
+def _run_key(config: TrainConfig, n_models: int, fraction: float, seed: int, model, arrays) -> str:
+    """A hash of what determines a run's results when no key is given: the settings, the
+    model's architecture and the data."""
+    h = hashlib.sha256(repr((config, n_models, fraction, seed, repr(model))).encode())
+    for a in arrays:
+        a = np.ascontiguousarray(a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a))
+        h.update(repr((a.dtype.str, a.shape)).encode())
+        h.update(a.data)
+    return h.hexdigest()[:16]
+
+
 def run_subsampling(
     build: Callable,
     X_train,
@@ -157,6 +269,8 @@ def run_subsampling(
     device: str = "auto",
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
+    key: str | None = None,
+    dataset: str = "arrays",
 ) -> SubsamplingRuns:
     """Train the models of shard ``shard`` of ``n_shards`` (model ids ``shard::n_shards`` of
     ``range(n_models)``) and record masks and correctness.
@@ -173,6 +287,10 @@ def run_subsampling(
     chunk (or model) writes its results there, the model being trained one by one also
     checkpoints every epoch, and a rerun with the same arguments resumes. The folder can be
     deleted once the returned runs are saved.
+
+    The result records its :class:`ShardInfo`: ``key`` names the run (default: a hash of
+    the settings, the model's architecture and the arrays) and ``dataset`` the data, so
+    that :func:`merge_runs` can refuse shards of different runs.
     """
     check_positive("n_models", n_models, integer=True)
     check_positive("n_shards", n_shards, integer=True)
@@ -184,10 +302,13 @@ def run_subsampling(
     masks = subset_masks(len(y_train), n_models, fraction, seed)[ids]
     runs = SubsamplingRuns(ids, masks, np.zeros((len(ids), len(y_train)), bool),
                            np.zeros((len(ids), len(y_test)), bool), np.zeros((len(ids), len(y_train)), np.float32))
-    run = hashlib.sha256(repr((config, n_models, fraction, seed)).encode()).hexdigest()[:12]
-    parts = None if checkpoint_dir is None else _FinishedParts(Path(checkpoint_dir), run)
-
-    one_by_one = cannot_stack(build(), config)
+    probe = build()
+    if key is None:
+        key = _run_key(config, n_models, fraction, seed, probe, (X_train, y_train, X_test, y_test))
+    runs.info = ShardInfo(key, dataset, n_models, n_shards, shard, store.CACHE_VERSION)
+    # finished parts are named by the run's key: parts of other settings, models or data are never reused
+    parts = None if checkpoint_dir is None else _FinishedParts(Path(checkpoint_dir), key)
+    one_by_one = cannot_stack(probe, config)
     step = 1 if one_by_one else chunk
     desc = f"subset models (shard {shard}/{n_shards})" + (" one by one" if one_by_one else "")
     for start in tqdm(range(0, len(ids), step), desc=desc, disable=not progress):
@@ -275,7 +396,7 @@ def run_subsampling_shard(config: SubsamplingConfig, shard: int = 0, n_shards: i
     return run_subsampling(build, data.X[train_ids], data.y[train_ids], data.X[test_ids], data.y[test_ids],
                            config.train, config.n_models, fraction=config.fraction, seed=config.seed,
                            shard=shard, n_shards=n_shards, device=config.device, checkpoint_dir=checkpoint_dir,
-                           progress=progress)
+                           progress=progress, key=config.key(), dataset=config.dataset)
 
 
 def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Path | None = None, *,
@@ -289,6 +410,8 @@ def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Pat
     if path.exists():
         try:
             runs = SubsamplingRuns.load(path)
+            if runs.info is not None and runs.info.key != config.key():
+                raise ValueError(f"it records the run {runs.info.key}, not {config.key()}")
             if runs.masks.shape == (config.n_models, len(train_ids)):
                 return runs, train_ids, test_ids
             raise ValueError(f"shape {runs.masks.shape}")
@@ -335,7 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "merge":
-        merged = merge_runs([SubsamplingRuns.load(f) for f in args.files])
+        try:
+            merged = merge_runs([load_shard(f) for f in args.files], names=[str(f) for f in args.files])
+        except ValueError as err:
+            print(f"merge refused: {err}", file=sys.stderr)
+            return 2
         merged.save(args.out)
         print(f"merged {len(args.files)} shards, {len(merged.model_ids)} models -> {args.out}")
         return 0
