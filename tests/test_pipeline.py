@@ -124,3 +124,104 @@ def test_cli_check_runs_nothing(capsys, monkeypatch):
     monkeypatch.setattr(pipeline, "execute_notebooks", lambda *a, **k: pytest.fail("a notebook was executed"))
     assert main(["check", "--profile", "smoke"]) == 0
     assert "every parameter valid, every file there" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ every documented command parses
+
+
+DOCS = [REPO_ROOT / "README.md", REPO_ROOT / "book" / "rerun.md"]
+EXTERNAL = {"git", "cd"}  # commands that are not ours
+
+
+def documented_commands(path):
+    """Each shell command of the ```bash blocks of a Markdown file, as argv lists."""
+    import shlex
+
+    text = path.read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in line.split("&&"):
+                argv = shlex.split(part, comments=True)
+                if argv:
+                    commands.append(argv)
+    return commands
+
+
+def start_pipeline(argv, monkeypatch):
+    """Run the pipeline's own command line up to the point where work would start: argument
+    parsing, the profile, and every chapter's parameter checks (data and GPU checks skipped)."""
+    monkeypatch.setattr(pipeline, "preflight", lambda *a, **k: None)
+    monkeypatch.setattr(pipeline, "execute_notebooks", lambda *a, **k: {})
+    monkeypatch.setattr(pipeline, "build_book", lambda profile, out=None, **k: plan_notebooks(profile))
+    assert main(argv) == 0, argv
+
+
+def start_papermill(argv, monkeypatch):
+    """papermill's own command line parses the arguments; the parameters it would inject, over
+    the smoke profile, must be the notebook's and pass its checks (what its first cell runs)."""
+    import papermill
+    import papermill.cli
+
+    from sharpmem_lib.parameters import check_parameters, literal_defaults
+    from sharpmem_lib.profiles import load_profile
+
+    captured = {}
+    monkeypatch.setattr(papermill.cli, "execute_notebook", lambda **kw: captured.update(kw))
+    try:
+        papermill.cli.papermill.main(argv, standalone_mode=False)
+    except SystemExit as err:
+        assert not err.code, argv
+    notebook = REPO_ROOT / captured["input_path"]
+    inspected = papermill.inspect_notebook(notebook)
+    unknown = set(captured["parameters"]) - set(inspected)
+    assert not unknown, f"{argv}: {sorted(unknown)} are not parameters of {notebook.name}"
+    smoke = load_profile("smoke", REPO_ROOT / "notebooks" / "params").get(notebook.stem, {})
+    check_parameters(notebook.stem, {**literal_defaults(inspected), **smoke, **captured["parameters"]}, files=False)
+
+
+def start_subsampling(argv, monkeypatch, tmp_path):
+    """The shard / merge command line parses and builds its configuration; nothing trains."""
+    import sharpmem_lib.subsampling as subsampling
+
+    class Runs:
+        model_ids = []
+
+        def save(self, path):
+            pass
+
+    monkeypatch.setattr(subsampling, "run_subsampling_shard", lambda *a, **k: Runs())
+    monkeypatch.setattr(subsampling, "load_shard", lambda f: Runs())
+    monkeypatch.setattr(subsampling, "merge_runs", lambda parts, names=None: Runs())
+    monkeypatch.chdir(tmp_path)
+    argv = [a.replace("$SLURM_ARRAY_TASK_ID", "0") for a in argv]
+    assert subsampling.main(argv) == 0, argv
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
+def test_every_documented_command_parses_and_starts(doc, monkeypatch, tmp_path):
+    commands = documented_commands(doc)
+    assert commands, f"no commands found in {doc}"
+    for argv in commands:
+        if argv[0] == "make":
+            dry = __import__("subprocess").run(["make", "-n", *argv[1:]], cwd=REPO_ROOT, capture_output=True, text=True)
+            assert dry.returncode == 0, (argv, dry.stderr)
+            for line in dry.stdout.splitlines():  # what make would run of ours
+                if "-m sharpmem_lib.pipeline" in line:
+                    start_pipeline(line.split("-m sharpmem_lib.pipeline", 1)[1].split(), monkeypatch)
+        elif argv[:3] == ["python", "-m", "sharpmem_lib.pipeline"]:
+            start_pipeline(argv[3:], monkeypatch)
+        elif argv[:3] == ["python", "-m", "sharpmem_lib.subsampling"]:
+            start_subsampling(argv[3:], monkeypatch, tmp_path)
+        elif argv[0] == "papermill":
+            start_papermill(argv[1:], monkeypatch)
+        else:
+            assert argv[0] in EXTERNAL, f"{doc.name}: no check for the command {argv}; add one here"
+
+
+def test_a_list_passed_with_p_is_caught(monkeypatch):
+    """The reason the docs use -y: -p passes '[cifar100]' as a string."""
+    with pytest.raises(ValueError, match=r"datasets='\[cifar100\]' is not valid; it must be a list"):
+        start_papermill(["notebooks/03_privacy_tables.ipynb", "out.ipynb", "-p", "datasets", "[cifar100]"], monkeypatch)
+    with pytest.raises(AssertionError, match=r"\['seedz'\] are not parameters of 01_toy_example.ipynb"):
+        start_papermill(["notebooks/01_toy_example.ipynb", "out.ipynb", "-p", "seedz", "3"], monkeypatch)
