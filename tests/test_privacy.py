@@ -61,9 +61,15 @@ def test_evaluate_a_real_target(tmp_path):
     rows = evaluate_privacy(artifact, data, split_seeds=[0, 1])
     assert len(rows) == 4 and set(rows["protocol"]) == {"honest", "selena"}
     assert rows["test_acc"].nunique() == 1 and rows["train_acc"].iloc[0] > rows["test_acc"].iloc[0]
-    assert rows[["single_query", "multi_query"]].apply(lambda c: c.between(0.3, 1.0)).all().all()
+    cols = ["single_query", "single_query_global", "multi_query", "multi_query_global"]
+    assert rows[cols].apply(lambda c: c.between(0.3, 1.0)).all().all()
+    assert set(rows["multi_threshold"]) <= {"global", "class"}
     honest, selena = rows[rows.protocol == "honest"], rows[rows.protocol == "selena"]
+    # SELENA's protocol takes the max over the same fitted attacks (the NN aside): never far below honest
     assert (selena["single_query"].to_numpy() >= honest["single_query"].to_numpy() - 0.02).all()
+    assert (selena["single_query"].to_numpy() >= selena["single_query_global"].to_numpy()).all()
+    with pytest.raises(ValueError, match="nn='big'"):
+        evaluate_privacy(artifact, data, split_seeds=[0], nn="big")
 
 
 def test_paper_table2_follows_from_its_table1():

@@ -1,0 +1,131 @@
+"""Label-only attacks: perturbations by brute force, robustness on a memorizing model, and
+the boundary-distance attack against a linear model's closed-form distance."""
+
+import numpy as np
+import pytest
+import torch
+
+from sharpmem_lib.attacks import AttackSets, label_only_attack, perturbed_queries, robustness_scores, translate
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models: one thread is far faster than two contended ones on a shared machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_translation_matches_brute_force():
+    x = torch.arange(2 * 1 * 4 * 5, dtype=torch.float32).reshape(2, 1, 4, 5) + 1
+    for dy, dx in [(1, 2), (-1, 0), (0, -3), (-2, 1)]:
+        out = translate(x, dy, dx).numpy()
+        ref = np.zeros_like(out)
+        for i in range(4):
+            for j in range(5):
+                si, sj = i - dy, j - dx
+                if 0 <= si < 4 and 0 <= sj < 5:
+                    ref[..., i, j] = x.numpy()[..., si, sj]
+        np.testing.assert_array_equal(out, ref)
+
+
+def test_query_sets():
+    x = torch.rand(3, 1, 8, 8)
+    queries = list(perturbed_queries(x, "translations", 2, repeats=0, seed=0))
+    assert len(queries) == 5 * 5 * 2
+    assert any(torch.equal(q, x) for q in queries)  # the unperturbed image is one query
+    bits = torch.randint(0, 2, (4, 30)).float()
+    for q in perturbed_queries(bits, "bitflips", 7, repeats=3, seed=1):
+        assert ((q != bits).sum(1) == 7).all() and set(q.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="needs images"):
+        list(perturbed_queries(bits, "translations", 1, 1, 0))
+
+
+class NearestNeighbour(torch.nn.Module):
+    """1-NN over stored points: the most memorizing classifier there is."""
+
+    def __init__(self, X, y, classes):
+        super().__init__()
+        self.register_buffer("X", torch.as_tensor(X, dtype=torch.float32))
+        self.register_buffer("onehot", torch.nn.functional.one_hot(torch.as_tensor(y), classes).float())
+        self.dummy = torch.nn.Parameter(torch.zeros(1))  # predict_logits reads the device from a parameter
+
+    def forward(self, x):
+        nearest = torch.cdist(x.flatten(1), self.X).argmin(1)
+        return self.onehot[nearest] + 0 * self.dummy
+
+
+def memorizing_setup():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5)).astype(np.float32)
+    y = (X[:, 0] + 0.7 * rng.normal(size=400) > 0).astype(int)  # noisy labels: members must be memorized
+    model = NearestNeighbour(X[:200], y[:200], 2)
+    index = AttackSets(np.arange(0, 100), np.arange(200, 300), np.arange(100, 200), np.arange(300, 400))
+    return model, index.take(X), index.take(y)
+
+
+def test_label_only_attack_finds_a_memorizing_model():
+    model, Xs, ys = memorizing_setup()
+    assert robustness_scores(model, Xs.eval_member, ys.eval_member, "noise", 0.01, repeats=3).mean() == 1.0
+    table = label_only_attack(model, Xs, ys, "noise", [0.05, 0.3], repeats=10)
+    assert set(table.index) == {(p, k) for p in ("honest", "selena") for k in ("global", "class", "best")}
+    honest, selena = table.loc[("honest", "best")], table.loc[("selena", "best")]
+    assert honest["balanced_acc"] > 0.6 and honest["strength"] in (0.05, 0.3)
+    assert selena["balanced_acc"] == table.loc["selena", "balanced_acc"].max()  # SELENA: the max over choices
+    with pytest.raises(ValueError, match="strengths"):
+        label_only_attack(model, Xs, ys, "noise", [])
+
+
+def test_boundary_distance_attack_on_a_memorizing_model():
+    """1-NN is right on every member; its distances feed the shared threshold step."""
+    from sharpmem_lib.attacks import boundary_distance_attack
+
+    model, Xs, ys = memorizing_setup()
+    table = boundary_distance_attack(model, Xs, ys, "hopskipjump", max_points=20, max_iter=1)
+    assert table["n_eval"].iloc[0] == 40 and (table["method"] == "hopskipjump").all()
+    assert table.loc[("selena", "best"), "balanced_acc"] == table.loc["selena", "balanced_acc"].max()
+
+
+@pytest.mark.parametrize("method, tolerance, share", [("cw", 0.1, 0.9), ("hopskipjump", 0.35, 0.8)])
+def test_boundary_distances_match_a_linear_model_by_hand(method, tolerance, share):
+    """For a linear two-class model the L2 distance to the decision boundary is
+    |(w0 - w1) x + b0 - b1| / ||w0 - w1||; CW should find it, HopSkipJump (a label-only
+    search that only ever overestimates it) should come close. Misclassified points: 0."""
+    import torch
+    from torch import nn
+
+    from sharpmem_lib.attacks import boundary_distances
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    v = np.random.default_rng(1).normal(size=4)
+    v /= np.linalg.norm(v)
+    with torch.no_grad():  # a boundary through the middle of the [0, 1] box
+        model[1].weight.copy_(torch.tensor(np.stack([2.5 * v, -2.5 * v])))
+        model[1].bias.copy_(torch.tensor([-2.5 * v.sum() / 2, 2.5 * v.sum() / 2]))
+    X = np.random.default_rng(0).uniform(0.3, 0.7, size=(30, 1, 2, 2)).astype(np.float32)
+    with torch.no_grad():
+        y = model(torch.tensor(X)).argmax(1).numpy()
+    w, b = model[1].weight.detach().numpy(), model[1].bias.detach().numpy()
+    flat = X.reshape(30, -1)
+    margin = flat @ (w[0] - w[1]) + b[0] - b[1]
+    normal = (w[0] - w[1]) / np.linalg.norm(w[0] - w[1])
+    true = np.abs(margin) / np.linalg.norm(w[0] - w[1])
+    # the closed form holds where the nearest boundary point lies inside the [0, 1] box
+    nearest = flat - np.sign(margin)[:, None] * true[:, None] * normal
+    inside = ((nearest >= 0) & (nearest <= 1)).all(1)
+    assert inside.sum() >= 10
+    d = boundary_distances(model, X, y, method, seed=0)
+    close = np.abs(d - true) <= tolerance * true + 1e-3
+    assert close[inside].mean() >= share
+    if method == "hopskipjump":
+        assert (d >= true - 1e-3).all()  # an adversarial example is never closer than the boundary
+    wrong = boundary_distances(model, X[:5], 1 - y[:5], method, seed=0)
+    assert (wrong == 0).all()
+
+
+def test_boundary_distance_attack_rejects_bad_method():
+    from sharpmem_lib.attacks import boundary_distances
+
+    with pytest.raises(ValueError, match="method='pgd' is not valid"):
+        boundary_distances(None, np.zeros((1, 2)), np.zeros(1, int), "pgd")

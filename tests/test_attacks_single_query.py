@@ -1,0 +1,117 @@
+"""Single-query attacks: scores by hand, known answers, and the NN attack's protocols."""
+
+import numpy as np
+import pytest
+import torch
+
+from sharpmem_lib.attacks import AttackSets, attack_scores, nn_attack, run_attacks
+from sharpmem_lib.attacks.single_query import NN_WIDTHS, InferenceAttack
+
+SMALL_NN = {"scale": 0.125, "batch_size": 64, "lr": 1e-3, "epochs": 30, "init_std": None}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def logits_from_probs(p):
+    return np.log(np.clip(p, 1e-12, None))
+
+
+def make_data(rng, n, classes, member_conf, nonmember_conf):
+    """Outputs whose true-class probability is drawn around a given confidence; members of
+    both the attacker-known and the evaluation sets look alike, and so do non-members."""
+    def part(conf):
+        y = rng.integers(0, classes, n)
+        p_y = np.clip(rng.normal(conf, 0.05, n), 0.01, 0.99)
+        p = np.full((n, classes), 0.0)
+        p[:] = ((1 - p_y) / (classes - 1))[:, None]
+        p[np.arange(n), y] = p_y
+        return logits_from_probs(p), y
+    parts = [part(member_conf), part(nonmember_conf), part(member_conf), part(nonmember_conf)]
+    return AttackSets(*(z for z, _ in parts)), AttackSets(*(y for _, y in parts))
+
+
+def test_scores_by_hand():
+    p = np.array([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3]])
+    y = np.array([0, 2])
+    np.testing.assert_array_equal(attack_scores(p, y, "correctness"), [1.0, 0.0])
+    np.testing.assert_allclose(attack_scores(p, y, "confidence"), [0.7, 0.3])
+    np.testing.assert_allclose(attack_scores(p, y, "entropy"), (p * np.log(p)).sum(1))
+    # Mentr for row 0: -(0.3) log 0.7 - 0.2 log 0.8 - 0.1 log 0.9
+    m0 = -(0.3 * np.log(0.7)) - 0.2 * np.log(0.8) - 0.1 * np.log(0.9)
+    m1 = -(0.7 * np.log(0.3)) - 0.2 * np.log(0.8) - 0.5 * np.log(0.5)
+    np.testing.assert_allclose(attack_scores(p, y, "mentr"), [-m0, -m1])
+
+
+def test_separated_scores_give_accuracy_and_auc_one():
+    outputs, labels = make_data(np.random.default_rng(0), 200, 5, member_conf=0.95, nonmember_conf=0.3)
+    table = run_attacks(outputs, labels, attacks=("confidence", "mentr")).loc["honest"]
+    for name in ("confidence_global", "confidence_class", "best"):
+        # SELENA's threshold is the lowest attacker-known member score (not a midpoint): the
+        # odd evaluation member below it is missed
+        assert table.loc[name, "balanced_acc"] >= 0.98 and table.loc[name, "auc"] == 1.0
+    assert table.loc["best", "tpr@0fp"] == 1.0
+
+
+def test_correctness_attack_equals_the_generalization_gap():
+    rng = np.random.default_rng(2)
+    n, classes = 1000, 10
+
+    def outputs(acc):
+        y = rng.integers(0, classes, n)
+        right = rng.random(n) < acc
+        pred = np.where(right, y, (y + 1 + rng.integers(0, classes - 1, n)) % classes)
+        return logits_from_probs(np.eye(classes)[pred] * 0.9 + 0.01), y, right.mean()
+
+    em, ey, tr = outputs(0.95)
+    en, ny, te = outputs(0.7)
+    table = run_attacks(AttackSets(em, en, em, en), AttackSets(ey, ny, ey, ny), attacks=("correctness",))
+    assert table.loc[("honest", "correctness"), "balanced_acc"] == pytest.approx(0.5 + (tr - te) / 2)
+
+
+def test_selena_best_is_the_max_over_attacks_and_honest_best_the_attacker_estimate():
+    outputs, labels = make_data(np.random.default_rng(8), 300, 4, member_conf=0.8, nonmember_conf=0.65)
+    table = run_attacks(outputs, labels, nn_options=SMALL_NN)
+    selena = table.loc["selena"].drop(index="best")
+    assert table.loc[("selena", "best"), "chosen"] == selena["balanced_acc"].astype(float).idxmax()
+    assert table.loc[("selena", "best"), "balanced_acc"] == selena["balanced_acc"].max()
+    honest = table.loc["honest"].drop(index="best")
+    assert table.loc[("honest", "best"), "chosen"] == honest["attacker_acc"].astype(float).idxmax()
+    # threshold attacks are fitted once, on attacker data: the same numbers under both protocols
+    thresholded = [a for a in selena.index if a != "nn"]
+    np.testing.assert_allclose(selena.loc[thresholded, "balanced_acc"].astype(float),
+                               honest.loc[thresholded, "balanced_acc"].astype(float))
+
+
+def test_nn_attack_learns_a_clear_signal_and_selena_picks_its_best_evaluation_epoch():
+    outputs, labels = make_data(np.random.default_rng(6), 400, 4, member_conf=0.9, nonmember_conf=0.5)
+    rows = nn_attack(outputs, labels, 4, **SMALL_NN)
+    assert rows.loc[("honest", "nn"), "balanced_acc"] > 0.9
+    assert 1 <= rows.loc[("selena", "nn"), "epoch"] <= SMALL_NN["epochs"]
+    assert rows.loc[("honest", "nn"), "attacker_acc"] > 0.8 and np.isnan(rows.loc[("selena", "nn"), "attacker_acc"])
+
+
+def test_selenas_nn_architecture():
+    model = InferenceAttack(100)
+    widths = [m.out_features for m in model.features if isinstance(m, torch.nn.Linear)]
+    assert tuple(widths) == NN_WIDTHS["features"] and model.features[0].in_features == 100
+    assert [m.out_features for m in model.combine if isinstance(m, torch.nn.Linear)] == [512, 256, 128, 64, 1]
+    assert float(model.combine[-1].bias.detach().abs().max()) == 0.0
+    assert abs(float(model.features[0].weight.detach().std()) - 0.01) < 0.001
+    out = model(torch.rand(3, 100), torch.eye(100)[:3])
+    assert out.shape == (3,) and ((out > 0) & (out < 1)).all()
+
+
+def test_bad_input():
+    outputs, labels = make_data(np.random.default_rng(7), 20, 3, 0.8, 0.5)
+    with pytest.raises(ValueError, match="protocol='optimistic'"):
+        run_attacks(outputs, labels, ("optimistic",))
+    with pytest.raises(ValueError, match="attacks='lira'"):
+        run_attacks(outputs, labels, attacks=("lira",))
+    with pytest.raises(ValueError, match="holdout=1.5"):
+        nn_attack(outputs, labels, 3, holdout=1.5)
