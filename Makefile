@@ -13,6 +13,7 @@ help:
 	@echo "make test            run the test suite (creates .venv on first use)"
 	@echo "make book            execute every notebook with PROFILE=$(PROFILE) and build _build/html"
 	@echo "make book PROFILE=paper   the paper's settings (needs a GPU and the datasets)"
+	@echo "                     (first checks every parameter, data file and the GPU; installs Fashion-MNIST if needed)"
 	@echo "make sync            regenerate notebooks/*.ipynb from their .py sources"
 
 $(STAMP): requirements.txt pyproject.toml

@@ -448,3 +448,25 @@ def test_obtain_fashion_downloads_when_apt_is_unusable(no_fashion, monkeypatch, 
     # found where the loader looks, with nothing fetched a second time
     monkeypatch.setattr(no_fashion, "_download_fashion_mnist", lambda root: pytest.fail("fetched twice"))
     assert no_fashion.obtain_fashion_mnist(tmp_path / "data", log=lambda *_: None) == files
+
+
+def test_chapter_buckets_resolve_and_check_the_influence_file(tmp_path, monkeypatch):
+    """memorization_buckets looks a relative influence_file up in the data directory, not the
+    current one, and refuses a file for another dataset before using it (nothing trains)."""
+    from sharpmem_lib import subsampling
+    from sharpmem_lib.buckets import memorization_buckets
+    from sharpmem_lib.subsampling import SubsamplingConfig
+
+    monkeypatch.setattr(subsampling, "run_subsampling_experiment", lambda *a, **k: pytest.fail("trained"))
+    config = SubsamplingConfig("digits", "mlp", n_models=4)
+    data_dir, cwd = tmp_path / "data", tmp_path / "notebooks"
+    data_dir.mkdir()
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    write_feldman_zhang(cwd / "fz.npz", np.zeros(50_000, int), np.zeros(10_000, int))  # beside the notebook only
+    with pytest.raises(FileNotFoundError, match=str(data_dir / "fz.npz")):
+        memorization_buckets(config, tmp_path / "results", data_dir=data_dir, influence_file="fz.npz")
+    write_feldman_zhang(data_dir / "fz.npz", np.zeros(50_000, int), np.zeros(10_000, int))  # CIFAR-sized
+    with pytest.raises(DataFileError, match=r"fz.npz: influence estimates for 50000 training and 10000 test .* "
+                                            r"'digits' has 1797 and 0"):
+        memorization_buckets(config, tmp_path / "results", data_dir=data_dir, influence_file="fz.npz")
