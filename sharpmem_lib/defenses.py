@@ -44,7 +44,8 @@ from sharpmem_lib import store
 from sharpmem_lib._io import atomic_write, save_npz
 from sharpmem_lib.models import MLP
 from sharpmem_lib.tensors import as_tensor, cpu_state, seed_everything, to_float
-from sharpmem_lib.train import BestValidation, Regularizer, TrainConfig, TrainResult, predict_logits, train_classifier
+from sharpmem_lib.train import (BestValidation, Regularizer, TrainConfig, TrainResult, _rng_states, _set_rng_states,
+                                _to_device, load_checkpoint, precision_context, predict_logits, train_classifier)
 from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
 
 __all__ = ["DEFENSES", "DEFENSE_KWARGS", "check_defense", "AdvRegRegularizer", "MemGuard", "split_ai_assignment", "split_ai_soft_labels",
@@ -123,23 +124,32 @@ class AdvRegRegularizer(Regularizer):
         self.opt = torch.optim.Adam(self.h.parameters(), lr=lr)
         self.generator = torch.Generator().manual_seed(seed)
         self.steps = {"inference": 0, "classifier": 0}
-        self._gain: list[float] = []
+        self._gain: list[torch.Tensor] = []  # on the device: read once per epoch, not per step
 
     def before_step(self, model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> None:
-        with torch.no_grad():
-            member_out = model(xb)
-        for _ in range(self.k):
-            idx = torch.randint(0, len(self.X_ref), (len(xb),), generator=self.generator).to(self.device)
+        """``k_inference`` steps of h. The classifier's outputs are taken in eval mode, as an
+        attacker queries it: BatchNorm normalises with its running statistics, which do not
+        absorb the reference (validation) data, the set that also picks the best epoch."""
+        was_training = model.training
+        model.eval()
+        try:
             with torch.no_grad():
-                ref_out = model(to_float(self.X_ref[idx]))
-            scores = self.h(torch.cat([_inference_input(member_out, yb), _inference_input(ref_out, self.y_ref[idx])]))
-            target = torch.cat([torch.ones(len(xb)), torch.zeros(len(idx))]).to(scores)
-            loss = nn.functional.binary_cross_entropy_with_logits(scores.squeeze(1), target)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            self.steps["inference"] += 1
-            self._gain.append(-loss.detach().item())
+                member_out = model(xb)
+            for _ in range(self.k):
+                idx = _to_device(torch.randint(0, len(self.X_ref), (len(xb),), generator=self.generator), self.device)
+                with torch.no_grad():
+                    ref_out = model(to_float(self.X_ref[idx]))
+                scores = self.h(torch.cat([_inference_input(member_out, yb),
+                                           _inference_input(ref_out, self.y_ref[idx])]))
+                target = torch.cat([torch.ones(len(xb)), torch.zeros(len(idx))]).to(scores)
+                loss = nn.functional.binary_cross_entropy_with_logits(scores.squeeze(1), target)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                self.steps["inference"] += 1
+                self._gain.append(-loss.detach())
+        finally:
+            model.train(was_training)
         self.steps["classifier"] += 1
 
     def loss(self, logits: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
@@ -149,7 +159,7 @@ class AdvRegRegularizer(Regularizer):
         return self.alpha * nn.functional.logsigmoid(self.h(_inference_input(logits, yb))).mean()
 
     def epoch_record(self) -> dict:
-        gain = float(np.mean(self._gain)) if self._gain else math.nan
+        gain = float(torch.stack(self._gain).mean()) if self._gain else math.nan  # one host sync per epoch
         self._gain = []
         return {"inference_gain": gain, "inference_steps": self.steps["inference"],
                 "classifier_steps": self.steps["classifier"]}
@@ -325,7 +335,8 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
     X_f = to_float(as_tensor(X, None, torch.device("cpu")))
     y_t = as_tensor(y, torch.int64, torch.device("cpu"))
     generator = torch.Generator().manual_seed(config.seed)
-    noise = torch.Generator().manual_seed(config.seed + 1)
+    # Opacus draws the noise with device= the parameters' device, so its generator lives there
+    noise = torch.Generator(device=device).manual_seed(config.seed + 1)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X_f, y_t), batch_size=config.batch_size,
                                          shuffle=True, generator=generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -343,11 +354,11 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
         history, start = [], 0
         checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         if checkpoint_path is not None and checkpoint_path.exists():
-            state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+            state = load_checkpoint(checkpoint_path)  # on the CPU: generators take CPU states only
             model.load_state_dict(state["model"])  # the module inside Opacus's wrapper
             optimizer.original_optimizer.load_state_dict(state["optimizer"])
             engine.accountant.load_state_dict(state["accountant"])
-            torch.set_rng_state(state["global_rng"])
+            _set_rng_states({"torch_rng": state["global_rng"], "cuda_rng": state.get("cuda_rng")}, device)
             generator.set_state(state["sampler_rng"])  # Opacus's Poisson sampler takes the loader's generator
             noise.set_state(state["noise_rng"])
             history, start = state["history"], state["epoch"]
@@ -356,20 +367,24 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
         for epoch in tqdm(range(start, config.epochs), desc=desc, disable=not progress, leave=False,
                           initial=start, total=config.epochs):
             private.train()
-            total, correct, seen = 0.0, 0, 0
+            total = torch.zeros((), device=device, dtype=torch.float64)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
+            seen = 0
             for xb, yb in loader:
                 if len(xb) == 0:  # Poisson sampling can draw an empty batch
                     continue
-                xb, yb = xb.to(device), yb.to(device)
+                xb, yb = _to_device(xb, device), _to_device(yb, device)
                 optimizer.zero_grad(set_to_none=True)
-                logits = private(xb)
-                loss = loss_fn(logits, yb)
-                loss.backward()
+                with precision_context("fp32", device):  # per-sample gradients in IEEE fp32 (TF32 off on CUDA)
+                    logits = private(xb)
+                    loss = loss_fn(logits, yb)
+                    loss.backward()
                 optimizer.step()
-                total += loss.item() * len(xb)
-                correct += int((logits.argmax(1) == yb).sum())
+                total += loss.detach().double() * len(xb)  # on the device: one host sync per epoch, not per step
+                correct += (logits.argmax(1) == yb).sum()
                 seen += len(xb)
-            mean_loss = total / max(seen, 1)
+            mean_loss = total.item() / max(seen, 1)
+            correct = int(correct.item())
             if not math.isfinite(mean_loss):
                 raise FloatingPointError(f"DP-SGD diverged (mean loss {mean_loss}) in epoch {epoch + 1}, "
                                          f"lr={config.lr}")
@@ -380,6 +395,7 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
             if checkpoint_path is not None:
                 state = {"model": cpu_state(model), "optimizer": optimizer.original_optimizer.state_dict(),
                          "accountant": engine.accountant.state_dict(), "global_rng": torch.get_rng_state(),
+                         "cuda_rng": _rng_states(device)["cuda_rng"],
                          "sampler_rng": generator.get_state(),
                          "noise_rng": noise.get_state(), "history": history, **best.state_dict(),
                          "epoch": epoch + 1}

@@ -19,7 +19,6 @@ workload it trains about three times as fast as vmap (``benchmarks/ensemble_thro
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import dataclass, field
 from typing import Callable
@@ -31,7 +30,8 @@ from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
 from sharpmem_lib.tensors import as_tensor, seed_everything, to_float
-from sharpmem_lib.train import Schedule, TrainConfig, build_optimizer
+from sharpmem_lib.train import (PRECISIONS, Schedule, TrainConfig, _autocast, build_optimizer, coefficients,
+                                precision_context, training_precision)
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
 __all__ = ["BACKENDS", "Ensemble", "cannot_stack", "initial_parameters", "subset_masks", "train_ensemble"]
@@ -167,8 +167,9 @@ class Ensemble:
         device = next(iter(self.params.values())).device
         X = as_tensor(X, None, device)
         run = vmap(lambda p, x: functional_call(self.template, p, (x,)), in_dims=(0, None))
-        return torch.cat([run(self.params, to_float(X[i : i + batch_size])) for i in range(0, len(X), batch_size)],
-                         dim=1).float().cpu()
+        with precision_context("fp32", device):  # as predict_logits: stored logits are IEEE fp32
+            return torch.cat([run(self.params, to_float(X[i : i + batch_size]))
+                              for i in range(0, len(X), batch_size)], dim=1).float().cpu()
 
     def model(self, k: int) -> nn.Module:
         """Model ``k`` as an ordinary module (on the CPU)."""
@@ -189,6 +190,7 @@ def train_ensemble(
     backend: str = "auto",
     progress: bool = True,
     desc: str = "ensemble",
+    precision: str | None = None,
 ) -> Ensemble:
     """Train one model per row of ``masks`` on the rows of ``(X, y)`` it selects.
 
@@ -199,7 +201,9 @@ def train_ensemble(
     Models with BatchNorm or other buffers are not supported (see :func:`cannot_stack`).
     ``backend`` chooses how the per-model gradients are computed, one of :data:`BACKENDS`;
     the optimizer, the data order and so the trained models are the same with either (up to
-    floating-point summation order).
+    floating-point summation order). ``precision`` defaults to
+    :func:`~sharpmem_lib.train.training_precision`, the one ``train_classifier`` uses for the
+    same config and device, so that stacked and one-by-one models of a study agree.
     """
     check_choice("backend", backend, BACKENDS)
     masks = np.asarray(masks, dtype=bool)
@@ -213,6 +217,13 @@ def train_ensemble(
     if len(seeds) != n_models:
         raise ValueError(f"seeds has {len(seeds)} entries for {n_models} models")
     device = torch.device(device)
+    precision = training_precision(config, device) if precision is None else precision
+    check_choice("precision", precision, PRECISIONS)
+    if precision == "bf16-autocast" and coefficients(config.algorithm, config.lam, config.xi).needs_second_pass:
+        raise ValueError(f"precision='bf16-autocast' is not valid for {config.describe()}: bf16 erases the "
+                         f"perturbation e; use precision='fp32'")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     seed_everything(seeds[0])
     first = build()  # check it before building the other K - 1
     unstackable, no_kernel = cannot_stack(first, config), _kernel_applies(first, device)
@@ -234,11 +245,13 @@ def train_ensemble(
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     forward = vmap(lambda p, x: functional_call(template, p, (x,)))
     loss_fn = nn.CrossEntropyLoss(reduction="none", label_smoothing=config.label_smoothing)
-    blas = contextlib.nullcontext()
+    if use_kernel and precision != "fp32":
+        raise ValueError(f"precision={precision!r} is not available with the numba kernel (fp32 only)")
+    blas = precision_context(precision, device)
     if use_kernel:
         from sharpmem_lib.mlp_kernel import StackedMLPGradients, single_threaded_blas
 
-        blas = single_threaded_blas()  # the kernel calls BLAS from its own threads
+        blas = single_threaded_blas()  # the kernel calls BLAS from its own threads (fp32, CPU only)
         tensors = stack.as_dict()  # MLP order: 0.weight, 0.bias, 2.weight, 2.bias, ...
         gradients = StackedMLPGradients(X, y, [t.detach() for t in list(tensors.values())[0::2]],
                                         [t.detach() for t in list(tensors.values())[1::2]], config.label_smoothing)
@@ -268,7 +281,8 @@ def train_ensemble(
                 def closure() -> torch.Tensor:
                     xb, yb = to_float(X[idx]), y[idx]  # (K, B, ...), (K, B)
                     optimizer.zero_grad(set_to_none=True)
-                    logits = forward(stack.as_dict(), xb)
+                    with _autocast(device, precision):
+                        logits = forward(stack.as_dict(), xb).float()
                     per_model = loss_fn(logits.flatten(0, 1), yb.flatten()).view(yb.shape).mean(1)
                     if not first:
                         first.extend([per_model.detach(), (logits.detach().argmax(-1) == yb).sum(1)])

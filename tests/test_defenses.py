@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sharpmem_lib.attacks import AttackData, run_attacks
+from sharpmem_lib.attacks import AttackSets, run_attacks
 from sharpmem_lib.data import ToyMixture, load_dataset
 from sharpmem_lib.defenses import (AdvRegRegularizer, MemGuard, check_defense, split_ai_assignment,
                                    split_ai_soft_labels, train_advreg, train_dp_sgd, train_selena)
@@ -217,11 +217,11 @@ def test_memguard_defeats_confidence_attacks_fitted_on_defended_outputs():
 
     def attack(transform):
         (za, ya), (ze, ye) = [(transform(z), y) for z, y in parts]
-        data = AttackData(za[:n], ya[:n], za[n:], ya[n:], ze[:n], ye[:n], ze[n:], ye[n:])
-        return run_attacks(data, protocols=("honest",), attacks=("confidence", "entropy"))
+        outputs, labels = AttackSets(za[:n], za[n:], ze[:n], ze[n:]), AttackSets(ya[:n], ya[n:], ye[:n], ye[n:])
+        return run_attacks(outputs, labels, protocols=("honest",), attacks=("confidence", "entropy"))
 
     plain, guarded = attack(lambda z: z), attack(guard.transform)
-    for name in ("confidence", "entropy"):
+    for name in ("confidence_global", "entropy_global"):
         assert plain.loc[("honest", name), "auc"] > 0.9
         assert abs(guarded.loc[("honest", name), "auc"] - 0.5) < 0.5 * abs(plain.loc[("honest", name), "auc"] - 0.5)
 
@@ -250,3 +250,46 @@ def test_bad_defense_is_rejected_up_front(defense, kwargs, message):
         check_defense(defense, kwargs)
     with pytest.raises(ValueError, match=message):
         ExperimentConfig("digits", "mlp", defense=defense, defense_kwargs=kwargs)
+
+
+# ------------------------------------------------------------------ devices (issue 17)
+
+
+def test_advreg_before_step_leaves_batchnorm_statistics_alone():
+    """The inference model's step queries the classifier in eval mode: BatchNorm's running
+    statistics must not absorb the members' batch or the reference (validation) data, and
+    the classifier is back in training mode afterwards. (Old code: train mode, stats moved.)"""
+    from torch import nn
+
+    seed_everything(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    g = torch.Generator().manual_seed(0)
+    X_ref, y_ref = 3 + torch.randn(40, 2, generator=g), torch.randint(0, 2, (40,), generator=g)
+    reg = AdvRegRegularizer(2, X_ref, y_ref, k_inference=3)
+    before = {k: v.clone() for k, v in net[1].state_dict().items()}
+    net.train()
+    reg.before_step(net, torch.randn(16, 2, generator=g), torch.randint(0, 2, (16,), generator=g))
+    assert net.training and net[1].training
+    for name, value in net[1].state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert reg.steps == {"inference": 3, "classifier": 1}
+    assert np.isfinite(reg.epoch_record()["inference_gain"])
+
+
+def test_dp_sgd_noise_generator_lives_on_the_training_device(toy, monkeypatch):
+    """Opacus draws the noise with device= the parameters' device and the run's generator;
+    the generator must be on that device (a CPU generator crashes the first CUDA step)."""
+    import opacus
+
+    seen = []
+    real = opacus.PrivacyEngine.make_private
+
+    def spy(self, **kwargs):
+        seen.append(kwargs["noise_generator"].device)
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(opacus.PrivacyEngine, "make_private", spy)
+    train, _ = toy
+    net = model()
+    train_dp_sgd(net, train.X, train.y, TrainConfig(epochs=1, batch_size=50), progress=False)
+    assert seen == [next(net.parameters()).device]
