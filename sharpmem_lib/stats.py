@@ -29,7 +29,7 @@ from scipy import stats as _st
 
 __all__ = ["ALPHA", "MIN_N", "EXACT_MAX_N", "OUTCOMES", "PairedTest", "TrendTest", "Correlation", "Verdict",
            "constant", "sign_flip_test", "sign_test", "paired_test", "paired_gain", "paired_tests_by", "holm", "trend_test",
-           "correlation", "partial_correlation", "verdict", "holm_verdicts", "family_table"]
+           "correlation", "partial_correlation", "verdict", "holm_verdicts", "family_table", "seeds_for_half_width"]
 
 ALPHA = 0.05
 MIN_N = 3  # fewer pairs: "insufficient", no interval
@@ -462,3 +462,26 @@ def family_table(verdicts: Mapping[str, Verdict]):
     rows = [{"test": k, **v.as_dict()} for k, v in verdicts.items()]
     return pd.DataFrame(rows).set_index("test")
 
+
+
+def seeds_for_half_width(sd: float, half_width: float, confidence: float = 0.95, min_n: int = MIN_N,
+                         max_n: int = 1_000_000) -> int:
+    """The fewest pairs n (≥ ``min_n``) whose t-interval of a mean difference, with the
+    differences' standard deviation ``sd``, has half-width ``t_{(1+c)/2, n−1} · sd / √n`` of at
+    most ``half_width``: how many seeds a paired comparison needs to resolve a difference of
+    2 × ``half_width`` (a power calculation from a pilot's SD; the interval :func:`paired_test`
+    reports)."""
+    if not (math.isfinite(sd) and sd >= 0):
+        raise ValueError(f"sd={sd!r} is not valid; it must be a finite number >= 0")
+    if not (math.isfinite(half_width) and half_width > 0):
+        raise ValueError(f"half_width={half_width!r} is not valid; it must be a finite number > 0")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence!r} is not valid; choose a value in (0, 1)")
+    q = (1 + confidence) / 2
+    # t > z, so the normal-theory n is a lower bound; the half-width falls with n from there
+    n = max(min_n, math.ceil((_st.norm.ppf(q) * sd / half_width) ** 2))
+    while _st.t.ppf(q, n - 1) * sd / math.sqrt(n) > half_width:
+        n += 1
+        if n > max_n:
+            raise ValueError(f"more than max_n={max_n} pairs needed for half_width={half_width!r} at sd={sd!r}")
+    return n

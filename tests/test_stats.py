@@ -228,3 +228,25 @@ def test_holm_verdicts_adjust_over_the_family_only():
     assert v["a"].outcome == "reproduced"
     with pytest.raises(ValueError, match="expected has no sign"):
         stats.holm_verdicts({"a": strong}, {})
+
+
+@pytest.mark.parametrize("sd, half_width", [(0.12, 0.025), (0.06, 0.025), (0.2, 0.01), (0.01, 0.05), (0.0, 0.01)])
+def test_seeds_for_half_width_is_the_fewest_seeds_whose_interval_is_that_narrow(sd, half_width):
+    n = stats.seeds_for_half_width(sd, half_width)
+
+    def achieved(k):  # the half-width paired_test reports for k differences with exactly this SD
+        z = np.random.default_rng(k).normal(size=k)
+        t = stats.paired_test(0.3 + sd * (z - z.mean()) / z.std(ddof=1))
+        return (t.ci_high - t.ci_low) / 2 if np.isfinite(t.ci_low) else 0.0  # constant: no interval
+
+    assert n >= stats.MIN_N
+    assert achieved(n) <= half_width + 1e-12
+    if n > stats.MIN_N:
+        assert achieved(n - 1) > half_width
+
+
+def test_seeds_for_half_width_rejects_bad_input():
+    with pytest.raises(ValueError, match="half_width=0"):
+        stats.seeds_for_half_width(0.1, 0)
+    with pytest.raises(ValueError, match="sd=nan"):
+        stats.seeds_for_half_width(float("nan"), 0.1)
