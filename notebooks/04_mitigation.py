@@ -106,6 +106,7 @@ from sharpmem_lib.report import (at_ceiling, bucket_pattern, defense_verdict, dp
                                  sharpness_verdict, sharpness_word, trend, verdict_table)
 from sharpmem_lib.stats import holm_verdicts, paired_gain, paired_tests_by, trend_test
 from sharpmem_lib.sharpness import artifact_sharpness
+from sharpmem_lib.subsampling import SubsamplingConfig
 from sharpmem_lib.train import TrainConfig
 from sharpmem_lib.validation import check_positive
 
