@@ -7,10 +7,12 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: test book sync clean help
+.PHONY: test test-fast lint book sync clean help
 
 help:
 	@echo "make test            run the test suite (creates .venv on first use)"
+	@echo "make test-fast       the test suite without the slow tests (notebook runs, book builds)"
+	@echo "make lint            ruff (settings in pyproject.toml)"
 	@echo "make book            execute every notebook with PROFILE=$(PROFILE) and build _build/html"
 	@echo "make book PROFILE=paper   the paper's settings (needs a GPU and the datasets)"
 	@echo "                     (first checks every parameter, data file and the GPU; installs Fashion-MNIST if needed)"
@@ -26,6 +28,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sharpmem_lib tests benchmarks notebooks
 
 book: $(STAMP)
 	$(PY) -m sharpmem_lib.pipeline build --profile $(PROFILE)
