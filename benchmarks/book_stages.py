@@ -79,7 +79,8 @@ def main(argv=None) -> dict:
         cells = (f"{s['compute']:8.1f} {s['figures & tables']:8.1f} {s['other']:6.1f}" if s
                  else f"{'':8s} {'':8s} {'':6s}")
         print(f"{name:26s} {seconds:7.1f} {cells} {warm_t.get(name, float('nan')):7.1f}")
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     print(f"{'total (wall)':26s} {cold_total:7.1f} {'':8s} {'':8s} {'':6s} {warm_total:7.1f}")
     print(f"peak resident memory of one process: {peak / 2**20:.2f} GiB")
     return results

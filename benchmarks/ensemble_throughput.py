@@ -153,7 +153,8 @@ def main(argv=None) -> dict:
     print(f"torch matmul                   : {peak:9.1f} GFLOP/s (float32, {256 if args.quick else 1024}^2)")
     print(f"the kernel's products alone    : {ceiling:9.1f} GFLOP/s ({ceiling / peak:.0%} of matmul: the ceiling on "
           f"these shapes, per-model BLAS calls on operands in cache and nothing else)")
-    print(f"ensemble / loop: {seconds['loop'] / seconds['numba']:5.1f}x (vmap: {seconds['loop'] / seconds['vmap']:.1f}x)"
+    print(f"ensemble / loop: {seconds['loop'] / seconds['numba']:5.1f}x "
+          f"(vmap: {seconds['loop'] / seconds['vmap']:.1f}x)"
           f"    ensemble / matmul: {gflops['numba'] / peak:6.1%} (vmap: {gflops['vmap'] / peak:.1%})")
     return {"ensemble_models_s": rate["numba"], "vmap_models_s": rate["vmap"], "loop_models_s": rate["loop"],
             "speedup": seconds["loop"] / seconds["numba"], "matmul_gflops": peak,

@@ -25,7 +25,8 @@ def throughput(model_name: str, X: np.ndarray, y: np.ndarray, algorithm: str, ep
     seed_everything(0)
     model = build_model(model_name, X.shape[1:], int(y.max()) + 1)
     config = TrainConfig(algorithm=algorithm, epochs=epochs, batch_size=batch_size, lr=0.05)
-    train_classifier(model, X[:batch_size], y[:batch_size], TrainConfig(epochs=1, batch_size=batch_size), progress=False)  # warm-up
+    warm_up = TrainConfig(epochs=1, batch_size=batch_size)
+    train_classifier(model, X[:batch_size], y[:batch_size], warm_up, progress=False)
     start = time.perf_counter()
     train_classifier(model, X, y, config, progress=False)
     return epochs * len(X) / (time.perf_counter() - start)

@@ -142,7 +142,8 @@ artifacts = {c.train.describe(): run_experiment(c, results_dir or None, data_dir
 # %% tags=["remove-input"]
 fig = training_curves({label: art.history for label, art in artifacts.items()})
 plt.show()
-display(accuracy_table(artifacts, data_dir=data_dir or None).style.format("{:.1%}", subset=["train acc", "validation acc", "held-out acc"]))
+display(accuracy_table(artifacts, data_dir=data_dir or None).style.format(
+    "{:.1%}", subset=["train acc", "validation acc", "held-out acc"]))
 
 # %% [markdown]
 # "held-out" is every non-member (attacker-known and evaluation), the analogue of a test

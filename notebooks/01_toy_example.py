@@ -121,7 +121,8 @@ display(gain_table(gains, holm={s: verdicts[("atypical_acc", s)] for s in gains[
 fig = paired_seeds_figure(result.runs)
 plt.show()
 for (metric, s), v in verdicts.items():
-    key, what = ("verdict", "atypical test points") if metric == "atypical_acc" else ("verdict_overall", "all test points")
+    key, what = (("verdict", "atypical test points") if metric == "atypical_acc"
+                 else ("verdict_overall", "all test points"))
     glue(f"{key}_{s}", describe_gain(v, "sam", "sgd", what))
 glue("rho_used", f"{config.rho:g}")
 glue("claim_verdict", claim_verdict(verdicts[("atypical_acc", "few")], verdicts[("atypical_acc", "many")]))
@@ -143,9 +144,10 @@ glue("family_note", family_note(next(iter(verdicts.values())).family_size))
 # not. Every sentence in this section is generated from this run's numbers, so it states
 # what the run found, whichever way it went. Accuracy on the atypical cluster varies a lot
 # between runs: most come close to the Bayes rule, while a few miss much of the small red
-# island (see the per-seed plot), which is why its standard deviation is large. Two caveats. The result is for one SAM radius, the
-# `rho` = {glue:text}`rho_used` (the paper uses 0.1); the radius matters, and rerunning this chapter with
-# e.g. `papermill 01_toy_example.ipynb out.ipynb -p rho 0.5` shows how much. And on this
+# island (see the per-seed plot), which is why its standard deviation is large. Two caveats.
+# The result is for one SAM radius, the `rho` = {glue:text}`rho_used` (the paper uses
+# 0.1); the radius matters, and rerunning this chapter with e.g.
+# `papermill 01_toy_example.ipynb out.ipynb -p rho 0.5` shows how much. And on this
 # small a problem the seed-to-seed spread is large, so the confidence interval, not the
 # mean alone, is the result to read.
 

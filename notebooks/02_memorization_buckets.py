@@ -222,7 +222,8 @@ if ground_truth is not None:
     display(pd.DataFrame({"bucket": range(1, 6),
                           "median subpopulation size": [float(np.median(lt_size[lt_bucket == b])) for b in range(1, 6)],
                           "share from subpopulations of size <= 5":
-                              [float(np.mean(lt_size[lt_bucket == b] <= 5)) for b in range(1, 6)]}).set_index("bucket").round(2))
+                              [float(np.mean(lt_size[lt_bucket == b] <= 5)) for b in range(1, 6)]})
+            .set_index("bucket").round(2))
     glue("spearman", f"{rho_s:.2f}")
     glue("spearman_p", f"{p_s:.1g}")
     glue("median_b1", f"{np.median(lt_size[lt_bucket == 1]):.0f}")
@@ -249,5 +250,6 @@ else:  # the chapter's prose and the results page paste these
 
 # %% tags=["remove-input"]
 display(provenance_table(profile, {"subsampling": subsampling,
-                                   "targets (seed 0)": {m: cfg.train for (m, seed), cfg in targets.items() if seed == 0},
+                                   "targets (seed 0)": {m: cfg.train for (m, seed), cfg in targets.items()
+                                                        if seed == 0},
                                    "seeds": seeds, "ground truth": ground_truth, "influence_file": influence_file}))

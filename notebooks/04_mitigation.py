@@ -93,7 +93,7 @@ check_notebook_parameters(globals(), "04_mitigation")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from sharpmem_lib.data import load_dataset
 from sharpmem_lib.defenses import MemGuard
@@ -143,7 +143,8 @@ defense_runs = [
     *({"config": target(s, **sgd), "method": "MemGuard", "seed": s, "output_defense": lambda: MemGuard(seed=0)}
       for s in seeds),
 ]
-buckets_config = SubsamplingConfig(dataset, model, TrainConfig(epochs=bucket_epochs, batch_size=batch_size, lr=bucket_lr),
+buckets_config = SubsamplingConfig(dataset, model,
+                                   TrainConfig(epochs=bucket_epochs, batch_size=batch_size, lr=bucket_lr),
                                    n_models=bucket_models, model_kwargs={"hidden": tuple(bucket_hidden)})
 opts = dict(results_dir=results_dir or None, data_dir=data_dir or None)
 for name, value in (("train_seeds", train_seeds), ("split_seeds", split_seeds), ("sharpness_iters", sharpness_iters)):
@@ -297,7 +298,8 @@ xi_ok = xi_summary[(xi_summary.which == "final") & (xi_summary.protocol == "hone
 collapsed = xi_ok[xi_ok["test_acc_mean"] < 2.0 / data.num_classes].index
 glue("xi_collapsed", ", ".join(f"{x:g}" for x in collapsed) or "none")
 per_xi = xi_results[(xi_results.protocol == "selena") & (xi_results.which == "final") & ~xi_results.diverged]
-per_xi = per_xi[~per_xi["xi"].isin(collapsed)].groupby(["xi", "seed"])[["test_acc", "single_query"]].mean().reset_index()
+per_xi = (per_xi[~per_xi["xi"].isin(collapsed)].groupby(["xi", "seed"])[["test_acc", "single_query"]]
+          .mean().reset_index())
 for m in ("test_acc", "single_query"):  # the paper: larger ξ trades test accuracy for a weaker attack
     family[("xi trend", m)], expected[("xi trend", m)] = trend_test(per_xi["xi"], per_xi[m], per_xi["seed"]), -1
 
@@ -344,7 +346,8 @@ glue("dp_gap_note", dp_gap_note(dp_selena, dp_honest))
 # pairwise against SGD, paired by seed: honest best single-query attack (the paper: a defense lowers it)
 honest = table[table.protocol == "honest"].groupby(["method", "seed"])["single_query"].mean().reset_index()
 for name in [n for n in honest["method"].unique() if n != "SGD"]:
-    family[("defense", name)] = paired_tests_by(honest.assign(what="attack"), name, "SGD", "single_query", "what")["attack"]
+    family[("defense", name)] = paired_tests_by(honest.assign(what="attack"), name, "SGD", "single_query",
+                                                "what")["attack"]
     expected[("defense", name)] = -1
 
 # %% [markdown]
@@ -383,7 +386,8 @@ for name, key in (("sam", "sam_flatter"), ("sharpreg", "sharpreg_sharper")):
     glue(key, sharpness_word(verdicts[("sharpness", name)]))
     glue(f"{name}_sharpness_verdict", sharpness_verdict(verdicts[("sharpness", name)], name))
 glue("defense_verdict", defense_verdict({k[1]: v for k, v in verdicts.items() if k[0] == "defense"}))
-display(verdict_table(verdicts, {k: f"{k[0]}: {k[1]}" for k in verdicts}, raw=[k for k in verdicts if k[0] == "sharpness"]))
+display(verdict_table(verdicts, {k: f"{k[0]}: {k[1]}" for k in verdicts},
+                      raw=[k for k in verdicts if k[0] == "sharpness"]))
 
 # %% [markdown]
 # ## Provenance
