@@ -9,8 +9,10 @@ import torch
 
 
 def pytest_collection_modifyitems(config, items):
-    """``gpu``-marked tests need CUDA: skipped, saying so, where torch sees none."""
-    if torch.cuda.is_available():
+    """``gpu``-marked tests need CUDA: skipped, saying so, where torch sees none (unless
+    ``SHARPMEM_GPU_TESTS_ON_CPU=1``: benchmarks/gpu_check.py --dry-run runs their code on the
+    CPU, comparing the CPU with itself, to check that they run at all)."""
+    if torch.cuda.is_available() or os.environ.get("SHARPMEM_GPU_TESTS_ON_CPU") == "1":
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
     for item in items:
