@@ -190,6 +190,7 @@ RULES: dict[str, Rule] = {
     "boundary_iters": _int(0),
     "lira_models": _int(2),
     "lira_targets": _int(1),
+    "lira_memorization_models": _int(2),
     "label_smoothing": _number(0, 1, open_max=True),
     "advreg_alpha": _nonnegative,
     "selena_models": _int(2),
@@ -202,7 +203,8 @@ RULES: dict[str, Rule] = {
 # A knob named like one of these follows the same rule (one name per knob across chapters).
 SUFFIX_RULES: dict[str, Rule] = {
     "_seeds": _int(1), "_epochs": _int(1), "_models": _int(2), "_iters": _int(0), "_points": _int(1),
-    "_lr": _positive, "_rho": _positive, "_hidden": _widths, "_dataset": lambda n, v, p: _dataset(n, v, p, optional=True),
+    "_lr": _positive, "_rho": _positive, "_hidden": _widths,
+    "_dataset": lambda n, v, p: _dataset(n, v, p, optional=True),
     "_file": _file, "_batch_size": _int(1),
 }
 
@@ -256,6 +258,12 @@ def _chapter3(p: dict) -> None:
     if _has(p, "lira_targets", "lira_models"):
         _need(p["lira_targets"] <= p["lira_models"], f"lira_targets={p['lira_targets']} is not valid with "
               f"lira_models={p['lira_models']}: the targets are drawn from the models (lira_targets <= lira_models)")
+    if _has(p, "lira_targets", "lira_models", "lira_memorization_models"):
+        pool = p["lira_models"] - p["lira_memorization_models"]
+        _need(pool >= max(p["lira_targets"], 3), f"lira_memorization_models={p['lira_memorization_models']} is not "
+              f"valid with lira_models={p['lira_models']} and lira_targets={p['lira_targets']}: the memorization "
+              "models are kept apart from targets and shadows, so lira_models - lira_memorization_models must be "
+              "at least max(lira_targets, 3)")
 
 
 def _chapter4(p: dict) -> None:

@@ -105,7 +105,8 @@ def test_real_fashion_mnist_when_installed():
 def write_cifar(root: Path, variant: str):
     rng = np.random.default_rng(1)
     if variant == "cifar10":
-        folder, files, key, classes = root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels", 10
+        files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+        folder, key, classes = root / "cifar-10-batches-py", b"labels", 10
     else:
         folder, files, key, classes = root / "cifar-100-python", ["train", "test"], b"fine_labels", 100
     folder.mkdir(parents=True)
