@@ -178,7 +178,8 @@ def paper_directions(paper_t2: pd.DataFrame) -> dict[tuple[str, str], int]:
     return out
 
 
-HEADERS = {"test_acc": "test acc (%)", "single_query": "single-query attack (%)", "multi_query": "multi-query attack (%)"}
+HEADERS = {"test_acc": "test acc (%)", "single_query": "single-query attack (%)",
+           "multi_query": "multi-query attack (%)"}
 
 
 def format_table1(t1: pd.DataFrame) -> pd.DataFrame:
@@ -220,7 +221,7 @@ def directions(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluate_runs(runs: list[dict], data, split_seeds: list[int], whiches: tuple[str, ...] = ("final", "best"),
-                  results_dir=None, data_dir=None, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+                  results_dir=None, data_dir=None, progress: bool = True, nn: str = "cpu") -> tuple[pd.DataFrame, dict]:
     """Train (or load) and attack many targets: the sweeps and defense comparisons of §5.
 
     Each entry of ``runs`` holds a ``config`` (:class:`~sharpmem_lib.experiments.ExperimentConfig`),
@@ -229,6 +230,7 @@ def evaluate_runs(runs: list[dict], data, split_seeds: list[int], whiches: tuple
     Returns the rows of :func:`evaluate_privacy` for each run and each weight choice in
     ``whiches``, with a ``diverged`` column (True, and NaN metrics, for a run whose training
     diverged: it is reported, not dropped), and the artifacts by position in ``runs``.
+    ``nn``: the NN attack's settings, a key of :data:`NN_OPTIONS`.
     """
     from tqdm.auto import tqdm
 
@@ -236,6 +238,7 @@ def evaluate_runs(runs: list[dict], data, split_seeds: list[int], whiches: tuple
 
     for which in whiches:
         check_choice("which", which, ["best", "final"])
+    check_choice("nn", nn, NN_OPTIONS)
     frames, artifacts = [], {}
     for i, run in enumerate(tqdm(runs, desc="targets", disable=not progress, leave=False)):
         labels = {k: v for k, v in run.items() if k not in ("config", "output_defense")}
@@ -249,7 +252,7 @@ def evaluate_runs(runs: list[dict], data, split_seeds: list[int], whiches: tuple
         for which in whiches:
             defense = run.get("output_defense")
             rows = evaluate_privacy(artifact, data, split_seeds, which=which,
-                                    output_defense=defense() if defense is not None else None)
+                                    output_defense=defense() if defense is not None else None, nn=nn)
             frames.append(rows.assign(**labels, which=which, diverged=False))
     return pd.concat(frames, ignore_index=True), artifacts
 
@@ -262,16 +265,19 @@ def summarize(results: pd.DataFrame, by: list[str], metrics: tuple[str, ...] = M
     out = grouped[list(metrics)].agg(["mean", "std"])
     out.columns = [f"{m}_{s}" for m, s in out.columns]
     seeds = "seed" if "seed" in results else None
-    out["diverged"] = grouped.apply(lambda g: g.loc[g["diverged"], seeds].nunique() if seeds else int(g["diverged"].any()),
-                                    include_groups=False) if "diverged" in results else 0
+
+    def diverged(g):  # how many seeds (or whether the run) diverged
+        return g.loc[g["diverged"], seeds].nunique() if seeds else int(g["diverged"].any())
+
+    out["diverged"] = grouped.apply(diverged, include_groups=False) if "diverged" in results else 0
     return out.reset_index()
 
 
 def boundary_attack(artifact, data, split_seed: int = 0, method: str = "hopskipjump", max_points: int = 50,
                     which: str = "best", max_iter: int | None = None) -> pd.DataFrame:
     """The boundary-distance label-only attack (:func:`~sharpmem_lib.attacks.boundary_distance_attack`)
-    on a cached target, one row per (protocol, threshold kind: global, class, best); cached as JSON in the artifact's folder, since
-    each example costs hundreds of model queries."""
+    on a cached target, one row per (protocol, threshold kind: global, class, best); cached as JSON in the
+    artifact's folder, since each example costs hundreds of model queries."""
     from sharpmem_lib.attacks import BOUNDARY_METHODS, boundary_distance_attack
 
     check_choice("method", method, BOUNDARY_METHODS)

@@ -36,7 +36,7 @@ def selena_loop(member, nonmember):
 
 def test_global_threshold_is_selenas_and_the_brute_force_optimum():
     rng = np.random.default_rng(0)
-    for trial in range(30):
+    for _ in range(30):
         n = int(rng.integers(1, 40))
         member = np.round(rng.normal(0.3, 1, n), 1)  # rounded: many ties
         nonmember = np.round(rng.normal(0, 1, n), 1)

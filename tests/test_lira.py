@@ -117,6 +117,10 @@ def test_memorization_groups_use_only_the_given_models():
     scrambled = correct.copy()
     scrambled[m.pool] = rng.random((len(m.pool), 300)) < 0.5
     np.testing.assert_array_equal(memorization_groups(masks, scrambled, m.memorization), groups)
+    # a point the memorization models never held out has no estimate: group 0
+    masks[m.memorization, 5] = True
+    g = memorization_groups(masks, correct, m.memorization)
+    assert g[5] == 0 and (np.delete(g, 5) > 0).all()
 
 
 def test_lira_evaluation_on_32_targets_reports_resolvable_fprs():

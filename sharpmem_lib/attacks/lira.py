@@ -89,7 +89,8 @@ def lira_scores(target: np.ndarray, shadow: np.ndarray, shadow_in: np.ndarray, o
 
 
 def lira_leave_one_out(confidence: np.ndarray, masks: np.ndarray, target: int, online: bool = True,
-                       global_variance: bool = True, shadows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       global_variance: bool = True,
+                       shadows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """LiRA with model ``target`` as the target and ``shadows`` (default: every other model)
     as shadows, the target itself always excluded. Returns (scores, membership) over every
     training point, membership being whether the target trained on it."""
@@ -142,12 +143,18 @@ def split_models(n_models: int, n_targets: int, n_memorization: int, min_targets
 def memorization_groups(masks: np.ndarray, correct_train: np.ndarray, models: np.ndarray,
                         n_groups: int = 5) -> np.ndarray:
     """Group of each training point by its memorization score (eq. 1) estimated from
-    ``models`` only: 1 = the most memorized ``1 / n_groups`` of the points."""
+    ``models`` only: 1 = the most memorized ``1 / n_groups`` of the measured points. A point
+    that those models never held out (or never trained on) has no estimate: group 0."""
     from sharpmem_lib.memorization import buckets, memorization_scores
 
     models = np.asarray(models, int)
-    estimate = memorization_scores(np.asarray(masks)[models], np.asarray(correct_train)[models])
-    return buckets(-estimate.value, n_groups)
+    masks, correct = np.asarray(masks, bool)[models], np.asarray(correct_train)[models]
+    measured = masks.any(0) & (~masks).any(0)
+    groups = np.zeros(masks.shape[1], int)
+    if measured.any():
+        estimate = memorization_scores(masks[:, measured], correct[:, measured])
+        groups[measured] = buckets(-estimate.value, n_groups)
+    return groups
 
 
 def low_fpr_metric(n_nonmembers: int, fpr: float = 0.001) -> str:
