@@ -28,6 +28,8 @@ def test_a_key_that_is_not_a_notebook_is_an_error(tmp_path):
     ("01_toy_example:\n  seeds: 3\n   rho: 0.1\n", 3),
     ("01_toy_example:\n  hidden: [64, 64\n  seeds: 2\n", 3),
     ("01_toy_example:\n\tseeds: 3\n", 2),
+    ("01_toy_example:\n  seeds: 3\n  rho: 0.1\n  seeds: 5\n", 4),  # a repeated key would drop the first
+    ("01_toy_example:\n  seeds: 3\n00_data_and_models: {}\n01_toy_example:\n  rho: 1\n", 4),
 ])
 def test_yaml_syntax_error_names_file_and_line(tmp_path, text, line):
     (tmp_path / "broken.yaml").write_text(text)
