@@ -21,7 +21,6 @@ import hashlib
 import json
 import shutil
 import sys
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,13 +34,13 @@ from sharpmem_lib._io import save_npz
 from sharpmem_lib.attacks import logit_confidence
 from sharpmem_lib.data import Arrays, load_dataset
 from sharpmem_lib.ensemble import cannot_stack, subset_masks, train_ensemble
-from sharpmem_lib.experiments import _key, _plain
+from sharpmem_lib.experiments import _plain
 from sharpmem_lib.memorization import Estimate, influence_scores, memorization_scores
 from sharpmem_lib.models import MODELS, build_model
 from sharpmem_lib.splits import Partition, make_partition, partitioned_datasets
-from sharpmem_lib.store import CorruptArtifactWarning, results_root
+from sharpmem_lib.store import results_root
 from sharpmem_lib.tensors import DEVICES, seed_everything, select_device
-from sharpmem_lib.train import TrainConfig, predict_logits, train_classifier
+from sharpmem_lib.train import TrainConfig, predict_logits, train_classifier, training_precision
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
 __all__ = [
@@ -193,34 +192,30 @@ def merge_runs(parts: Sequence[SubsamplingRuns], names: Sequence[str] | None = N
 # ----------------------------------------------------------------- training the models
 
 
-class _FinishedParts:
-    """The results of finished chunks of models, one file per chunk in ``folder``, named by
-    the run's key (``run``) and the chunk's first and last model ids, so that parts from
-    other runs are never reused."""
+def _stored_chunk(root: Path, run: str, ids: np.ndarray, masks: np.ndarray, precision: str,
+                  train: Callable[[Path | None], SubsamplingRuns]) -> SubsamplingRuns:
+    """The results of models ``ids`` (trained on ``masks``) of the run ``run``: an entry of
+    the result store under ``root`` (:mod:`sharpmem_lib.store`: checksummed, locked, a
+    damaged one reported and retrained), or trained by ``train(checkpoint)`` and stored. A
+    model trained one by one checkpoints every epoch in the entry's ``.partial`` folder."""
+    config = {"run": run, "first": int(ids[0]), "last": int(ids[-1]), "count": len(ids),
+              "ids": hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest(),
+              "masks": hashlib.sha256(np.packbits(masks).tobytes() + repr(masks.shape).encode()).hexdigest()}
 
-    def __init__(self, folder: Path, run: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.run = folder, run
+    def compute(staging: Path, work: Path) -> dict:
+        train(work / "checkpoint.pt").save(staging / "chunk.npz")
+        return {"models": len(ids)}
 
-    def path(self, ids: np.ndarray) -> Path:
-        return self.folder / f"{self.run}-models-{ids[0]:06d}-{ids[-1]:06d}.npz"
-
-    def load(self, ids: np.ndarray, masks: np.ndarray) -> SubsamplingRuns | None:
-        """The saved results of models ``ids``, or ``None`` if absent, unreadable or not
-        from these models and subsets (then they are trained again)."""
-        path = self.path(ids)
-        if not path.exists():
-            return None
-        try:
-            saved = SubsamplingRuns.load(path)
-        except (OSError, ValueError, KeyError):
-            return None
+    def load(entry: store.Entry) -> SubsamplingRuns:
+        saved = SubsamplingRuns.load(entry.file("chunk.npz"))
         if not (np.array_equal(saved.model_ids, ids) and np.array_equal(saved.masks, masks)):
-            return None
+            raise ValueError("chunk.npz holds other models or subsets")
+        for name, width in (("correct_train", masks.shape[1]), ("confidence_train", masks.shape[1])):
+            if getattr(saved, name).shape != (len(ids), width):
+                raise ValueError(f"chunk.npz: {name} has shape {getattr(saved, name).shape}")
         return saved
 
-    def save(self, runs: SubsamplingRuns) -> None:
-        runs.save(self.path(runs.model_ids))
+    return store.get_or_compute("subsampling-chunk", config, compute, load, root=root, precision=precision)
 
 
 def _outcomes(ids: np.ndarray, masks: np.ndarray, train_logits: np.ndarray, test_logits: np.ndarray,
@@ -284,9 +279,10 @@ def run_subsampling(
     the same model from the same seed and subset.
 
     With ``checkpoint_dir`` an interrupted run loses nothing it finished: each finished
-    chunk (or model) writes its results there, the model being trained one by one also
-    checkpoints every epoch, and a rerun with the same arguments resumes. The folder can be
-    deleted once the returned runs are saved.
+    chunk (or model) is an entry of the result store rooted there (checksummed; a damaged
+    one is reported and retrained), the model being trained one by one also checkpoints
+    every epoch, and a rerun with the same arguments resumes. The folder can be deleted
+    once the returned runs are saved.
 
     The result records its :class:`ShardInfo`: ``key`` names the run (default: a hash of
     the settings, the model's architecture and the arrays) and ``dataset`` the data, so
@@ -306,29 +302,30 @@ def run_subsampling(
     if key is None:
         key = _run_key(config, n_models, fraction, seed, probe, (X_train, y_train, X_test, y_test))
     runs.info = ShardInfo(key, dataset, n_models, n_shards, shard, store.CACHE_VERSION)
-    # finished parts are named by the run's key: parts of other settings, models or data are never reused
-    parts = None if checkpoint_dir is None else _FinishedParts(Path(checkpoint_dir), key)
+    # finished chunks are store entries keyed by the run's key: chunks of other settings, models or data are
+    # never reused
+    precision = training_precision(config, target)
     one_by_one = cannot_stack(probe, config)
     step = 1 if one_by_one else chunk
     desc = f"subset models (shard {shard}/{n_shards})" + (" one by one" if one_by_one else "")
     for start in tqdm(range(0, len(ids), step), desc=desc, disable=not progress):
         rows = slice(start, min(start + step, len(ids)))
-        done = None if parts is None else parts.load(ids[rows], masks[rows])
-        if done is None:
+
+        def train(checkpoint: Path | None, rows: slice = rows) -> SubsamplingRuns:
             seeds = [config.seed + int(k) for k in ids[rows]]
             if one_by_one:
-                in_training = None if parts is None else parts.path(ids[rows]).with_suffix(".pt")
-                logits = _train_one(build, X_train, y_train, X_test, masks[start], replace(config, seed=seeds[0]),
-                                    target, in_training)
+                logits = _train_one(build, X_train, y_train, X_test, masks[rows.start], replace(config, seed=seeds[0]),
+                                    target, checkpoint)
             else:
                 ensemble = train_ensemble(build, X_train, y_train, masks[rows], config, seeds=seeds, device=target,
                                           progress=False)
                 logits = ensemble.logits(X_train).numpy(), ensemble.logits(X_test).numpy()
-            done = _outcomes(ids[rows], masks[rows], *logits, y_train, y_test)
-            if parts is not None:
-                parts.save(done)
-                if one_by_one:
-                    in_training.unlink(missing_ok=True)  # after its results are saved
+            return _outcomes(ids[rows], masks[rows], *logits, y_train, y_test)
+
+        if checkpoint_dir is None:
+            done = train(None)
+        else:
+            done = _stored_chunk(Path(checkpoint_dir), key, ids[rows], masks[rows], precision, train)
         runs.correct_train[rows], runs.correct_test[rows] = done.correct_train, done.correct_test
         runs.confidence_train[rows] = done.confidence_train
     return runs
@@ -343,7 +340,7 @@ class SubsamplingConfig:
     with ``train`` on random ``fraction`` subsets of the partition's members, evaluated on
     the members and on the held-out non-members (validation excluded). ``device`` is where
     the models train (``auto``: a GPU if there is one); like ExperimentConfig's, it is not
-    part of the cache key."""
+    part of the cache key, but the precision it implies is."""
 
     dataset: str
     model: str = "mlp"
@@ -363,9 +360,19 @@ class SubsamplingConfig:
         if not isinstance(self.n_models, int) or self.n_models < 2:
             raise ValueError(f"n_models={self.n_models!r} is not valid; it must be an integer >= 2")
 
-    def key(self) -> str:
-        """Hash of the config (not ``device``) and the library version."""
-        return _key({k: v for k, v in _plain(self).items() if k != "device"})
+    def key_config(self) -> dict:
+        """What determines the result, as the store keys it: the config without ``device``."""
+        return {k: v for k, v in _plain(self).items() if k != "device"}
+
+    def precision(self) -> str:
+        """The precision the subset models train in on the device ``device`` resolves to here."""
+        return training_precision(self.train, select_device(self.device))
+
+    def key(self, precision: str | None = None) -> str:
+        """The run's store key: the config (not ``device``), ``precision`` (default
+        :meth:`precision`: shards trained in different precisions are different runs) and
+        the store's cache version."""
+        return store.entry_key("subsampling", self.key_config(), precision or self.precision())
 
 
 class SubsamplingJob(NamedTuple):
@@ -387,43 +394,52 @@ def subsampling_job(config: SubsamplingConfig, data_dir: str | Path | None = Non
 
 def run_subsampling_shard(config: SubsamplingConfig, shard: int = 0, n_shards: int = 1, *,
                           data_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
-                          progress: bool = True, job: SubsamplingJob | None = None) -> SubsamplingRuns:
-    """Shard ``shard`` of ``n_shards`` of ``config``'s subset models (uncached; see
+                          progress: bool = True, job: SubsamplingJob | None = None,
+                          precision: str | None = None) -> SubsamplingRuns:
+    """Shard ``shard`` of ``n_shards`` of ``config``'s subset models (see
     :func:`run_subsampling`): trained on the partition's members, evaluated on them and on
-    the non-members."""
+    the non-members; recorded under ``config.key(precision)``."""
     data, part, build = job or subsampling_job(config, data_dir)
     train_ids, test_ids = part.members, part.nonmembers
     return run_subsampling(build, data.X[train_ids], data.y[train_ids], data.X[test_ids], data.y[test_ids],
                            config.train, config.n_models, fraction=config.fraction, seed=config.seed,
                            shard=shard, n_shards=n_shards, device=config.device, checkpoint_dir=checkpoint_dir,
-                           progress=progress, key=config.key(), dataset=config.dataset)
+                           progress=progress, key=config.key(precision), dataset=config.dataset)
 
 
 def run_subsampling_experiment(config: SubsamplingConfig, results_dir: str | Path | None = None, *,
                                data_dir: str | Path | None = None, progress: bool = True,
                                job: SubsamplingJob | None = None) -> tuple[SubsamplingRuns, np.ndarray, np.ndarray]:
-    """The cached :class:`SubsamplingRuns` of ``config``, with the dataset indices of its
-    training (``train_ids``) and test (``test_ids``) points."""
+    """The :class:`SubsamplingRuns` of ``config`` from the result store
+    (:mod:`sharpmem_lib.store`, ``<results>/<dataset>/<key>/runs.npz``), trained only if it
+    lacks them, with the dataset indices of its training (``train_ids``) and test
+    (``test_ids``) points. An interrupted run resumes from its finished chunks, kept in the
+    entry's ``.partial`` folder; a damaged entry is reported and recomputed."""
     job = job or subsampling_job(config, data_dir)
     train_ids, test_ids = job.partition.members, job.partition.nonmembers
-    path = results_root(results_dir) / config.dataset / f"subsampling-{config.key()}.npz"
-    if path.exists():
-        try:
-            runs = SubsamplingRuns.load(path)
-            if runs.info is not None and runs.info.key != config.key():
-                raise ValueError(f"it records the run {runs.info.key}, not {config.key()}")
-            if runs.masks.shape == (config.n_models, len(train_ids)):
-                return runs, train_ids, test_ids
-            raise ValueError(f"shape {runs.masks.shape}")
-        except Exception as err:  # truncated, garbled or foreign
-            warnings.warn(f"cached subsampling runs {path} are unreadable or from an older format ({err}); "
-                          "recomputing them",
-                          CorruptArtifactWarning, stacklevel=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    parts = path.with_suffix(".parts")  # finished chunks of an interrupted run
-    runs = run_subsampling_shard(config, progress=progress, checkpoint_dir=parts, job=job)
-    runs.save(path)
-    shutil.rmtree(parts, ignore_errors=True)
+    precision = config.precision()
+    key = config.key(precision)
+
+    def compute(staging: Path, work: Path) -> dict:
+        runs = run_subsampling_shard(config, progress=progress, checkpoint_dir=work / "chunks", job=job,
+                                     precision=precision)
+        runs.save(staging / "runs.npz")
+        return {"n_models": config.n_models, "n_train": len(train_ids), "n_test": len(test_ids)}
+
+    def load(entry: store.Entry) -> SubsamplingRuns:
+        runs = SubsamplingRuns.load(entry.file("runs.npz"))
+        if runs.info is None or runs.info.key != key:
+            raise ValueError(f"runs.npz records the run {runs.info and runs.info.key}, not {key}")
+        shapes = {"masks": (config.n_models, len(train_ids)), "correct_train": (config.n_models, len(train_ids)),
+                  "confidence_train": (config.n_models, len(train_ids)),
+                  "correct_test": (config.n_models, len(test_ids))}
+        for name, shape in shapes.items():
+            if getattr(runs, name).shape != shape:
+                raise ValueError(f"runs.npz: {name} has shape {getattr(runs, name).shape}, expected {shape}")
+        return runs
+
+    runs = store.get_or_compute("subsampling", config.key_config(), compute, load, root=results_root(results_dir),
+                                namespace=config.dataset, precision=precision)
     return runs, train_ids, test_ids
 
 

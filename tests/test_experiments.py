@@ -39,7 +39,8 @@ def reference(tmp_path_factory):
 def test_artifact_contents(reference):
     out = reference.outputs()
     assert out["logits_final"].shape == (1797, 10) and out["logits_best"].shape == (1797, 10)
-    assert out["member"].sum() == 898 and out["validation"].sum() == 179 and not (out["member"] & out["validation"]).any()
+    assert out["member"].sum() == 898 and out["validation"].sum() == 179
+    assert not (out["member"] & out["validation"]).any()
     assert [h["epoch"] for h in reference.history] == [1, 2, 3, 4]
     assert [h["lr"] for h in reference.history] == pytest.approx([0.05, 0.05, 0.025, 0.025])
     best = max(reference.history, key=lambda h: h["val_acc"])
@@ -120,7 +121,9 @@ def test_divergence_is_raised_recorded_and_not_retrained(tmp_path, monkeypatch):
 def test_cache_key_tracks_what_matters():
     other_seed = ExperimentConfig("digits", "mlp", TrainConfig(algorithm="sam", seed=1))
     assert ExperimentConfig("digits", "mlp", TrainConfig(algorithm="sam")).key() != other_seed.key()
-    assert ExperimentConfig("digits", "mlp", device="cpu").key() == ExperimentConfig("digits", "mlp", device="auto").key()
+    on_cpu, auto = ExperimentConfig("digits", "mlp", device="cpu"), ExperimentConfig("digits", "mlp", device="auto")
+    assert on_cpu.key() == auto.key()  # here auto is the CPU: same precision, same entry
+    assert auto.key("fp32") != auto.key("bf16-autocast")  # issue 17 §4: the precision is in the key
 
 
 @pytest.mark.parametrize("kwargs, message", [(dict(dataset="toy2d", model="mlp"), "dataset='toy2d'"),
@@ -164,7 +167,8 @@ def test_derived_results_are_computed_once_and_recomputed_when_unreadable(tmp_pa
     data = load_dataset(CFG.dataset)
     measured = artifact_sharpness(artifact, data, iters=5, max_points=100, device="cpu")
     assert artifact_sharpness(artifact, data, iters=5, max_points=100, device="cpu") == measured
-    names = [json.loads((p / "manifest.json").read_text())["config"]["name"] for p in (artifact.path / "derived").iterdir()]
+    derived = (artifact.path / "derived").iterdir()
+    names = [json.loads((p / "manifest.json").read_text())["config"]["name"] for p in derived]
     assert sorted(n.split("-")[0] for n in names) == ["derived.json", "sharpness"]
 
 

@@ -184,7 +184,8 @@ def test_a_run_entry_with_foreign_outputs_is_recomputed(tmp_path):
     from sharpmem_lib.experiments import ExperimentConfig, run_experiment
     from sharpmem_lib.train import TrainConfig
 
-    cfg = ExperimentConfig("digits", "mlp", TrainConfig(epochs=2, batch_size=256, lr=0.1), model_kwargs={"hidden": (8,)})
+    cfg = ExperimentConfig("digits", "mlp", TrainConfig(epochs=2, batch_size=256, lr=0.1),
+                           model_kwargs={"hidden": (8,)})
     first = run_experiment(cfg, tmp_path, progress=False)
     logits = first.outputs()["logits_final"]
     np.savez(open(first.path / "outputs.npz", "wb"), logits_final=logits[:10], logits_best=logits,
@@ -229,3 +230,35 @@ def test_a_corrupt_selena_sub_model_is_retrained_and_the_run_matches(tmp_path):
     for p, q in zip(whole.model.parameters(), resumed.model.parameters()):
         assert torch.equal(p, q)
     assert not (tmp_path / "run.pt.split-ai").exists()
+
+
+def test_subsampling_entries_and_their_chunks_are_verified(tmp_path):
+    """The subset models' cached runs and the finished chunks of an interrupted run are store
+    entries: a damaged one of either is reported and recomputed, with the same results."""
+    from sharpmem_lib.models import MLP
+    from sharpmem_lib.subsampling import SubsamplingConfig, run_subsampling, run_subsampling_experiment
+    from sharpmem_lib.train import TrainConfig
+
+    config = SubsamplingConfig("digits", "mlp", TrainConfig(epochs=1, batch_size=64, lr=0.1), n_models=4,
+                               model_kwargs={"hidden": (8,)}, device="cpu")
+    first, _, _ = run_subsampling_experiment(config, tmp_path, progress=False)
+    (entry,) = [p for p in (tmp_path / "digits").iterdir()]
+    truncate(entry / "runs.npz")
+    reseal(entry, "runs.npz")
+    with pytest.warns(CorruptArtifactWarning, match="recomputing"):
+        again, _, _ = run_subsampling_experiment(config, tmp_path, progress=False)
+    np.testing.assert_array_equal(again.correct_test, first.correct_test)
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)).astype(np.float32), rng.integers(0, 2, 60)
+    cfg = TrainConfig(epochs=1, batch_size=20, lr=0.1)
+    build = lambda: MLP(4, 2, (8,))  # noqa: E731
+    whole = run_subsampling(build, X, y, X[:10], y[:10], cfg, n_models=4, chunk=2, checkpoint_dir=tmp_path / "c",
+                            progress=False)
+    chunks = sorted((tmp_path / "c").glob("*/chunk.npz"))
+    assert len(chunks) == 2
+    FOREIGN["value.json"](chunks[0])  # not even an npz
+    with pytest.warns(CorruptArtifactWarning, match="checksum"):
+        resumed = run_subsampling(build, X, y, X[:10], y[:10], cfg, n_models=4, chunk=2,
+                                  checkpoint_dir=tmp_path / "c", progress=False)
+    np.testing.assert_array_equal(resumed.confidence_train, whole.confidence_train)

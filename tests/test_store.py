@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sharpmem_lib import _io, store
-from sharpmem_lib.store import CorruptArtifactWarning, DivergedError
+from sharpmem_lib.store import DivergedError
 
 
 def counting(value, calls):
