@@ -43,6 +43,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -250,7 +251,12 @@ def _key_lock(path: Path) -> Iterator[None]:
             continue
         except OSError as err:  # e.g. a read-only results folder
             raise named_os_error(err, path.parent) from err
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # say why we wait, then wait
+            print(f"sharpmem: another process is computing {path.parent / path.name[1:-5]}; waiting for it",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
