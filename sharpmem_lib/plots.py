@@ -186,8 +186,13 @@ def bucket_accuracy_figure(table, baseline: str = "sgd") -> Figure:
     for i, method in enumerate(m for m in methods if m != baseline):
         gain = paired_gain(table, method, baseline, "acc", by="bucket").sort_values("bucket")
         err = np.vstack([gain["gain"] - gain["ci95_low"], gain["ci95_high"] - gain["gain"]])
-        ax2.errorbar(gain["bucket"] + 0.08 * i, 100 * gain["gain"], yerr=100 * np.nan_to_num(err), marker="o",
-                     capsize=3, label=f"{method_label(method)} − {method_label(baseline)}")
+        line = ax2.errorbar(gain["bucket"] + 0.08 * i, 100 * gain["gain"], yerr=100 * np.nan_to_num(err), marker="o",
+                            capsize=3, label=f"{method_label(method)} − {method_label(baseline)}")
+        # no interval (fewer than 3 seeds, or all differences equal): a hollow marker, never a zero-width bar
+        bare = ~np.isfinite(gain["ci95_low"].to_numpy(float))
+        if bare.any():
+            ax2.plot(gain["bucket"][bare] + 0.08 * i, 100 * gain["gain"][bare], "o", ms=9, mfc="white",
+                     color=line[0].get_color(), label="no interval (n < 3 or all differences equal)" if i == 0 else None)
     ax2.axhline(0, color="black", lw=0.8)
     ax2.set_xticks(xs)
     ax2.set_xlabel("bucket")
