@@ -27,7 +27,7 @@ METRICS = ("test_acc", "single_query", "multi_query")
 
 NN_OPTIONS = {
     "selena": {},  # SELENA's InferenceAttack_HZ, 150 epochs, Adam 1e-4, batch 512 (attacks.nn_attack's defaults)
-    "cpu": {"scale": 0.125, "batch_size": 64, "lr": 1e-3, "epochs": 60, "init_std": None},
+    "cpu": {"scale": 0.125, "batch_size": 64, "lr": 1e-3, "epochs": 30, "init_std": None},
 }
 """Settings of the NN attack: SELENA's network and training, or a narrower network with
 PyTorch's initialisation and smaller batches, which learns from a few hundred attacker
