@@ -69,6 +69,7 @@ __all__ = [
     "check_feldman_zhang_file",
     "check_xy",
     "data_dirs",
+    "dataset_fingerprint",
     "dataset_table",
     "load_dataset",
     "load_npz_dataset",
@@ -741,6 +742,7 @@ class DatasetInfo:
     feature_shape: tuple[int, ...] | None = None
     builtin: bool = True
     find: Callable[..., object] | None = field(default=None, repr=False)  # raises DatasetNotFoundError if absent
+    path: Path | None = None  # the file of a user's npz dataset
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -759,8 +761,8 @@ DATASETS: dict[str, DatasetInfo] = {
                            lambda **kw: _load_cifar("cifar10", **kw), offline=False, published_size=(60_000, 10_000),
                            feature_shape=(3, 32, 32), find=lambda data_dir=None: _find_cifar("cifar10", data_dir)),
     "cifar100": DatasetInfo("cifar100", 100, "60,000 32x32 colour images, 100 fine classes",
-                            "Krizhevsky 2009; python pickles", lambda **kw: _load_cifar("cifar100", **kw), offline=False,
-                            published_size=(60_000, 10_000), feature_shape=(3, 32, 32),
+                            "Krizhevsky 2009; python pickles", lambda **kw: _load_cifar("cifar100", **kw),
+                            offline=False, published_size=(60_000, 10_000), feature_shape=(3, 32, 32),
                             find=lambda data_dir=None: _find_cifar("cifar100", data_dir)),
     "purchase100": DatasetInfo("purchase100", 100, "197,324 purchase records, 600 binary features",
                                "Shokri et al. 2017 (Kaggle acquire-valued-shoppers)", _load_purchase100, offline=False,
@@ -785,7 +787,8 @@ def _check_new_name(name: str, replace: bool) -> None:
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"name={name!r} is not valid; use lower-case letters, digits and '_', starting with a letter")
     if name in BUILTIN_DATASETS:
-        raise ValueError(f"name={name!r} is a built-in dataset; choose another name (built-ins: {list(BUILTIN_DATASETS)})")
+        raise ValueError(f"name={name!r} is a built-in dataset; choose another name "
+                         f"(built-ins: {list(BUILTIN_DATASETS)})")
     if name in DATASETS and not replace:
         raise ValueError(f"dataset {name!r} is already registered; pass replace=True to replace it")
 
@@ -901,8 +904,40 @@ def available_datasets(data_dir: str | Path | None = None) -> list[str]:
     for name, path in _npz_datasets(data_dir).items():
         if name not in DATASETS or (not DATASETS[name].builtin and DATASETS[name].source.startswith("npz file")):
             DATASETS[name] = DatasetInfo(name, None, f"user dataset {name!r}", f"npz file {path}",
-                                         _npz_loader(name), builtin=False)
+                                         _npz_loader(name), builtin=False, path=path)
     return list(DATASETS)
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def dataset_fingerprint(name: str) -> str | None:
+    """A hash of a user dataset's content, for cache keys: a changed ``<name>.npz`` (or a
+    re-registered loader returning other arrays) must not reuse results of the old data.
+    ``None`` for the built-in datasets, whose files are fixed (md5-checked) or generated."""
+    info = DATASETS.get(name)
+    if info is None or info.builtin:
+        return None
+    if info.path is not None:
+        stat = info.path.stat()
+        memo = (str(info.path), stat.st_size, stat.st_mtime_ns)
+        if memo not in _FINGERPRINTS:
+            h = hashlib.sha256()
+            with open(info.path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            _FINGERPRINTS[memo] = h.hexdigest()
+        return _FINGERPRINTS[memo]
+    memo = (name, id(info.loader))
+    if memo not in _FINGERPRINTS:
+        data = load_dataset(name)
+        h = hashlib.sha256()
+        for array in (data.X, data.y, data.official_test, data.group):
+            array = np.ascontiguousarray(array)
+            h.update(f"{array.dtype}{array.shape}".encode())
+            h.update(array.tobytes())
+        _FINGERPRINTS[memo] = h.hexdigest()
+    return _FINGERPRINTS[memo]
 
 
 def check_dataset_name(name: str, data_dir: str | Path | None = None, parameter: str = "dataset") -> None:
@@ -970,7 +1005,8 @@ def dataset_table():
     import pandas as pd
 
     return pd.DataFrame([{"dataset": d.name, "classes": d.num_classes, "what": d.description, "source": d.source,
-                          "needs a download": "no" if d.offline else "yes"} for d in DATASETS.values()]).set_index("dataset")
+                          "needs a download": "no" if d.offline else "yes"}
+                         for d in DATASETS.values()]).set_index("dataset")
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, **kwargs) -> Arrays:

@@ -48,8 +48,8 @@ from sharpmem_lib.train import (BestValidation, Regularizer, TrainConfig, TrainR
                                 _to_device, load_checkpoint, precision_context, predict_logits, train_classifier)
 from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
 
-__all__ = ["DEFENSES", "DEFENSE_KWARGS", "check_defense", "AdvRegRegularizer", "MemGuard", "split_ai_assignment", "split_ai_soft_labels",
-           "train_advreg", "train_dp_sgd", "train_selena", "train_with_defense"]
+__all__ = ["DEFENSES", "DEFENSE_KWARGS", "check_defense", "AdvRegRegularizer", "MemGuard", "split_ai_assignment",
+           "split_ai_soft_labels", "train_advreg", "train_dp_sgd", "train_selena", "train_with_defense"]
 
 DEFENSES = {
     "none": "ordinary training",
@@ -460,7 +460,8 @@ class MemGuard:
         if self.classifier is None:
             raise RuntimeError("MemGuard is not fitted; call fit(member_logits, nonmember_logits) first")
         with torch.no_grad():
-            return torch.sigmoid(self.classifier(_sorted_probs(torch.as_tensor(logits, dtype=torch.float32)))).squeeze(1).numpy()
+            probs = _sorted_probs(torch.as_tensor(logits, dtype=torch.float32))
+            return torch.sigmoid(self.classifier(probs)).squeeze(1).numpy()
 
     def transform(self, logits: np.ndarray) -> np.ndarray:
         """Defended logits (log-probabilities of the noised confidence vectors)."""

@@ -67,7 +67,8 @@ def _check(masks: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return masks, correct
 
 
-def _difference(p_in: np.ndarray, p_out: np.ndarray, n_in: np.ndarray, n_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _difference(p_in: np.ndarray, p_out: np.ndarray, n_in: np.ndarray,
+                n_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     se = np.sqrt(p_in * (1 - p_in) / n_in + p_out * (1 - p_out) / n_out)
     return p_in - p_out, se
 

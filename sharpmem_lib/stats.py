@@ -28,8 +28,9 @@ import numpy as np
 from scipy import stats as _st
 
 __all__ = ["ALPHA", "MIN_N", "EXACT_MAX_N", "OUTCOMES", "PairedTest", "TrendTest", "Correlation", "Verdict",
-           "constant", "sign_flip_test", "sign_test", "paired_test", "paired_gain", "paired_tests_by", "holm", "trend_test",
-           "correlation", "partial_correlation", "verdict", "holm_verdicts", "family_table", "seeds_for_half_width"]
+           "constant", "sign_flip_test", "sign_test", "paired_test", "paired_gain", "paired_tests_by", "holm",
+           "trend_test", "correlation", "partial_correlation", "verdict", "holm_verdicts", "family_table",
+           "seeds_for_half_width"]
 
 ALPHA = 0.05
 MIN_N = 3  # fewer pairs: "insufficient", no interval

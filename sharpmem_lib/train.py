@@ -118,7 +118,8 @@ class TrainConfig:
         check_positive("batch_size", self.batch_size, integer=True)
         object.__setattr__(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(m <= 0 for m in self.lr_milestones):
-            raise ValueError(f"lr_milestones={self.lr_milestones!r} is not valid; it must be increasing positive epochs")
+            raise ValueError(f"lr_milestones={self.lr_milestones!r} is not valid; "
+                             "it must be increasing positive epochs")
         check_positive("lr_gamma", self.lr_gamma)
         if self.swa:
             check_fraction("swa_start", self.swa_start)

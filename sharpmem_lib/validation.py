@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable
 
-__all__ = ["check_bool", "check_choice", "check_fraction", "check_int", "check_list", "check_nonnegative", "check_number",
-           "check_positive", "check_str"]
+__all__ = ["check_bool", "check_choice", "check_fraction", "check_int", "check_list", "check_nonnegative",
+           "check_number", "check_positive", "check_str"]
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
