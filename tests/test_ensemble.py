@@ -120,7 +120,8 @@ def test_auto_backend_uses_the_kernel_for_relu_mlps_only(digits, monkeypatch):
 
     calls = []
     original = kernel.StackedMLPGradients.__call__
-    monkeypatch.setattr(kernel.StackedMLPGradients, "__call__", lambda self, rows: calls.append(1) or original(self, rows))
+    monkeypatch.setattr(kernel.StackedMLPGradients, "__call__",
+                        lambda self, rows: calls.append(1) or original(self, rows))
     X, y, _ = digits
     train_ensemble(build, X, y, subset_masks(len(X), 2), TrainConfig(epochs=1), progress=False)
     assert calls

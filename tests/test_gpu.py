@@ -117,7 +117,8 @@ def test_vmap_ensemble_on_cuda_equals_separate_models(device, algorithm):
         for k in range(3):
             seed_everything(config.seed + k)
             rows = np.flatnonzero(masks[k])
-            single = train_classifier(build().to(device), X[rows], y[rows], dataclasses.replace(config, seed=config.seed + k),
+            single = train_classifier(build().to(device), X[rows], y[rows],
+                                      dataclasses.replace(config, seed=config.seed + k),
                                       progress=False, precision=precision).model
             reference = predict_logits(single, X)
             if precision == "fp32":

@@ -110,7 +110,8 @@ def write_fz_file(path, rng):
 def test_published_file_maps_back_to_dataset_indices(tmp_path):
     dense, arrays = write_fz_file(tmp_path / "cifar100_infl_matrix.npz", np.random.default_rng(4))
     infl, extra = load_feldman_zhang(tmp_path / "cifar100_infl_matrix.npz")
-    reference = SameClassInfluence.from_dense(dense, arrays["tt_labels"], arrays["tr_labels"], train_mem=arrays["tr_mem"])
+    reference = SameClassInfluence.from_dense(dense, arrays["tt_labels"], arrays["tr_labels"],
+                                              train_mem=arrays["tr_mem"])
     ids, ent = infl.entropy()
     ref_ids, ref_ent = reference.entropy()
     np.testing.assert_array_equal(ids, np.arange(8))

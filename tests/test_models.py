@@ -47,7 +47,8 @@ def test_small_cnn_shapes(shape):
 
 
 def test_bad_model_arguments():
-    with pytest.raises(ValueError, match=r"model='resnet50' is not valid; choose one of \['mlp', 'fc', 'cnn', 'wrn16_8'\]"):
+    with pytest.raises(ValueError,
+                       match=r"model='resnet50' is not valid; choose one of \['mlp', 'fc', 'cnn', 'wrn16_8'\]"):
         build_model("resnet50", (3, 32, 32), 10)
     with pytest.raises(ValueError, match="depth=18"):
         WideResNet(depth=18)

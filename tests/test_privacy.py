@@ -55,7 +55,8 @@ def test_default_label_only_attack_by_feature_type():
 
 
 def test_evaluate_a_real_target(tmp_path):
-    cfg = ExperimentConfig("digits", "mlp", TrainConfig(epochs=15, batch_size=32, lr=0.05), model_kwargs={"hidden": (32,)})
+    cfg = ExperimentConfig("digits", "mlp", TrainConfig(epochs=15, batch_size=32, lr=0.05),
+                           model_kwargs={"hidden": (32,)})
     artifact = run_experiment(cfg, tmp_path, progress=False)
     data = load_dataset("digits")
     rows = evaluate_privacy(artifact, data, split_seeds=[0, 1])
@@ -103,8 +104,8 @@ def test_paired_tests_pair_training_seeds_after_averaging_splits():
         for train_seed in range(4):
             for split_seed in range(2):
                 rows.append({"dataset": "d", "algorithm": algorithm, "train_seed": train_seed, "split_seed": split_seed,
-                             "protocol": "honest", "test_acc": rng.uniform(0.8, 0.9), "single_query": rng.uniform(0.5, 0.6),
-                             "multi_query": rng.uniform(0.5, 0.6)})
+                             "protocol": "honest", "test_acc": rng.uniform(0.8, 0.9),
+                             "single_query": rng.uniform(0.5, 0.6), "multi_query": rng.uniform(0.5, 0.6)})
     results = pd.DataFrame(rows)
     tests = paired_tests(results)
     means = results.groupby(["algorithm", "train_seed"])["single_query"].mean()

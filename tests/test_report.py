@@ -1,8 +1,6 @@
 """Every verdict sentence of the book, for each of the four outcomes: agrees with the paper,
 opposite, not resolved, insufficient. A verdict against the paper must say so."""
 
-import math
-
 import pandas as pd
 import pytest
 
@@ -49,13 +47,15 @@ def test_describe_gain_names_the_exact_test_and_no_interval():
     t = paired_test([0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02])  # constant: exact sign-flip, p = 2/128
     out = holm_verdicts({"x": t}, {"x": 1})["x"]
     s = report.describe_gain(out, "sam", "sgd", "x")
-    assert out.outcome == "reproduced" and "exact sign-flip test p = 0.016" in s and "no interval" in s and "CI [" not in s
+    assert out.outcome == "reproduced" and "exact sign-flip test p = 0.016" in s
+    assert "no interval" in s and "CI [" not in s
 
 
-@pytest.mark.parametrize("outcome, start", [("reproduced", "The paper's picture reproduces"),
-                                            ("opposite", "With few atypical training points SAM is significantly worse"),
-                                            ("not resolved", "The paper's picture is not resolved"),
-                                            ("insufficient", "The paper's picture cannot be tested")])
+@pytest.mark.parametrize("outcome, start", [
+    ("reproduced", "The paper's picture reproduces"),
+    ("opposite", "With few atypical training points SAM is significantly worse"),
+    ("not resolved", "The paper's picture is not resolved"),
+    ("insufficient", "The paper's picture cannot be tested")])
 def test_claim_verdict(outcome, start):
     s = report.claim_verdict(v(outcome), v("not resolved", estimate=0.0))
     assert s.startswith(start) and against(s) == (outcome == "opposite")

@@ -45,8 +45,8 @@ def _residue_runs(seeds):
     correct = np.array([400, 404, 437, 457, 491])[:seeds]
     sgd, sam = correct / 720, (correct - 10) / 720
     assert np.std(sam - sgd) > 0  # the residue that fooled the old t-test
-    return pd.DataFrame({"sample": "few", "seed": np.tile(np.arange(seeds), 2), "method": ["sgd"] * seeds + ["sam"] * seeds,
-                         "acc": np.r_[sgd, sam]})
+    return pd.DataFrame({"sample": "few", "seed": np.tile(np.arange(seeds), 2),
+                         "method": ["sgd"] * seeds + ["sam"] * seeds, "acc": np.r_[sgd, sam]})
 
 
 def test_two_seeds_with_identical_losses_are_insufficient_not_a_zero_width_interval():
