@@ -380,7 +380,8 @@ if lira_dataset:
     glue("lira_verdict", lira_verdict(verdicts[("lira", "sam", 1)], verdicts[("lira", "sharpreg", 1)]))
 else:
     glue("lira_verdict", "LiRA was skipped in this run.")
-display(verdict_table(verdicts, labels, no_direction=[k for k in verdicts if k[0] == "table2" and (k[2], k[3]) not in paper_sign]))
+display(verdict_table(verdicts, labels,
+                      no_direction=[k for k in verdicts if k[0] == "table2" and (k[2], k[3]) not in paper_sign]))
 
 # %% [markdown]
 # ## Provenance
