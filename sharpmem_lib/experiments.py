@@ -40,7 +40,7 @@ import torch
 import sharpmem_lib
 from sharpmem_lib import store
 from sharpmem_lib._io import atomic_write, save_npz
-from sharpmem_lib.data import DATASETS, load_dataset
+from sharpmem_lib.data import DATASETS, dataset_fingerprint, load_dataset
 from sharpmem_lib.defenses import check_defense, train_with_defense
 from sharpmem_lib.models import MODELS, build_model
 from sharpmem_lib.splits import SPLITS, make_partition, partitioned_datasets
@@ -50,7 +50,7 @@ from sharpmem_lib.train import TrainConfig, predict_logits, training_precision
 from sharpmem_lib.validation import check_choice
 
 __all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "DivergedError", "accuracy_table", "divergence",
-           "results_root", "run_experiment"]
+           "results_root", "run_experiment", "try_run_experiment"]
 
 FILES = ("weights.pt", "outputs.npz", "history.json")
 OUTPUTS = ("logits_final", "logits_best", "member", "validation")
@@ -97,8 +97,11 @@ class ExperimentConfig:
         return label
 
     def key_config(self) -> dict:
-        """What determines the result, as the store keys it: the config without ``device``."""
-        return {k: v for k, v in self.to_dict().items() if k != "device"}
+        """What determines the result, as the store keys it: the config without ``device``,
+        and a user dataset's content hash (built-in datasets: none, so their keys stay)."""
+        content = dataset_fingerprint(self.dataset)
+        return {k: v for k, v in self.to_dict().items() if k != "device"} | (
+            {"dataset_content": content} if content else {})
 
     def precision(self) -> str:
         """The precision this config trains in on the device ``device`` resolves to here."""
@@ -240,7 +243,7 @@ def run_experiment(
         start = time.perf_counter()
         extra = {"on_epoch_end": on_epoch_end}
         if config.defense in ("none", "advreg") and os.environ.get("SHARPMEM_COMPILE") == "1":
-            extra["compile_model"] = True  # opt-in: see benchmarks/gpu_throughput.py for whether it helps
+            extra["compile_model"] = True  # opt-in: benchmarks/gpu_check.py measures whether it helps
         result = train_with_defense(
             config.defense, model, build, data.X[part.members], data.y[part.members], config.train,
             X_val=data.X[part.validation], y_val=data.y[part.validation],
@@ -275,14 +278,33 @@ def run_experiment(
                                 retry_diverged=retry_diverged)
 
 
-def accuracy_table(artifacts: dict[str, Artifact], data_dir: str | Path | None = None):
+def try_run_experiment(config: ExperimentConfig, results_dir: str | Path | None = None,
+                       **kwargs) -> Artifact | DivergedError:
+    """:func:`run_experiment`, but a diverged run is returned (its
+    :class:`~sharpmem_lib.store.DivergedError`, with ``reason``) instead of raised, so that a
+    chapter can show it beside the runs that completed (e.g. :func:`accuracy_table`)."""
+    try:
+        return run_experiment(config, results_dir, **kwargs)
+    except DivergedError as err:
+        return err
+
+
+def accuracy_table(artifacts: dict[str, Artifact | DivergedError], data_dir: str | Path | None = None):
     """Accuracy of each run's final and best-validation model on the members (train), the
-    validation set, and the non-members (held out), one row per (run, model)."""
+    validation set, and the non-members (held out), one row per (run, model); ``status``
+    says ``complete``, or ``diverged: <reason>`` for a run given as its
+    :class:`~sharpmem_lib.store.DivergedError` (see :func:`try_run_experiment`; NaN
+    accuracies: it is shown, not dropped)."""
     import pandas as pd
 
     rows = []
     labels: dict[str, np.ndarray] = {}
     for label, art in artifacts.items():
+        if isinstance(art, DivergedError):
+            rows += [{"run": label, "weights": which, "train acc": np.nan, "validation acc": np.nan,
+                      "held-out acc": np.nan, "epoch": None, "status": f"diverged: {art.reason}"}
+                     for which in ("final", "best")]
+            continue
         key = json.dumps([art.config.dataset, art.config.dataset_kwargs], sort_keys=True)
         if key not in labels:
             labels[key] = load_dataset(art.config.dataset, data_dir=data_dir, **art.config.dataset_kwargs).y
@@ -293,5 +315,6 @@ def accuracy_table(artifacts: dict[str, Artifact], data_dir: str | Path | None =
             rows.append({"run": label, "weights": which, "train acc": correct[out["member"]].mean(),
                          "validation acc": correct[out["validation"]].mean(),
                          "held-out acc": correct[held_out].mean(),
-                         "epoch": art.status["best_epoch"] if which == "best" else len(art.history)})
+                         "epoch": art.status["best_epoch"] if which == "best" else len(art.history),
+                         "status": "complete"})
     return pd.DataFrame(rows).set_index(["run", "weights"])

@@ -219,3 +219,16 @@ def test_a_run_at_chance_accuracy_is_recorded_as_diverged(tmp_path, monkeypatch)
     with pytest.raises(DivergedError, match="at chance"):
         run_experiment(cfg, tmp_path, progress=False)
     assert json.loads((tmp_path / "digits" / cfg.key() / "manifest.json").read_text())["status"] == "diverged"
+
+
+def test_a_diverged_run_is_shown_beside_completed_ones(reference, tmp_path):
+    from sharpmem_lib.experiments import accuracy_table, try_run_experiment
+
+    cfg = ExperimentConfig("digits", "mlp", TrainConfig(algorithm="sharpreg", lam=1.5, xi=0.3, lr=1e20, epochs=2))
+    diverged = try_run_experiment(cfg, tmp_path, progress=False)
+    assert isinstance(diverged, FloatingPointError) and "lr=1e+20" in diverged.reason
+    assert try_run_experiment(CFG, reference.path.parents[1], progress=False).path == reference.path
+    table = accuracy_table({"sam": reference, "exploded": diverged})
+    assert (table.loc["sam", "status"] == "complete").all() and table.loc["sam", "train acc"].gt(0.2).all()
+    assert table.loc["exploded", "status"].str.startswith("diverged: ").all()
+    assert table.loc["exploded", "train acc"].isna().all()
