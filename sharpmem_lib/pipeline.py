@@ -204,7 +204,8 @@ def build_book(profile: str, out_root: Path | None = None, repo_root: Path = REP
     proc = subprocess.run(cmd, capture_output=True, text=True)
     times["jupyter-book build"] = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"jupyter-book build failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"jupyter-book build failed ({proc.returncode}):\n"
+                           f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     index = out_root / "_build" / "html" / "index.html"
     log("wall time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
     log(f"book written to {index}")

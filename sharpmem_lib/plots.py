@@ -192,7 +192,8 @@ def bucket_accuracy_figure(table, baseline: str = "sgd") -> Figure:
         bare = ~np.isfinite(gain["ci95_low"].to_numpy(float))
         if bare.any():
             ax2.plot(gain["bucket"][bare] + 0.08 * i, 100 * gain["gain"][bare], "o", ms=9, mfc="white",
-                     color=line[0].get_color(), label="no interval (n < 3 or all differences equal)" if i == 0 else None)
+                     color=line[0].get_color(),
+                     label="no interval (n < 3 or all differences equal)" if i == 0 else None)
     ax2.axhline(0, color="black", lw=0.8)
     ax2.set_xticks(xs)
     ax2.set_xlabel("bucket")
@@ -327,8 +328,8 @@ def tradeoff_figure(summary, label: str = "method", protocol: str = "honest") ->
     colors = plt.cm.tab10(np.arange(len(rows)) % 10)
     for ax, metric in zip(axes, ("single_query", "multi_query")):
         for color, (_, row) in zip(colors, rows.iterrows()):
-            ax.errorbar(100 * row["test_acc_mean"], 100 * row[f"{metric}_mean"], xerr=100 * np.nan_to_num(row["test_acc_std"]),
-                        yerr=100 * np.nan_to_num(row[f"{metric}_std"]), marker="o", color=color, capsize=3,
+            ax.errorbar(100 * row["test_acc_mean"], 100 * row[f"{metric}_mean"],
+                        xerr=100 * np.nan_to_num(row["test_acc_std"]), yerr=100 * np.nan_to_num(row[f"{metric}_std"]), marker="o", color=color, capsize=3,
                         label=str(row[label]))
         ax.set_xlabel("test accuracy (%)")
         ax.set_ylabel(f"{_ATTACK_STYLE[metric][0]} attack accuracy (%)")
@@ -350,5 +351,6 @@ def sharpness_figure(table, label: str = "method", columns: tuple[str, ...] | No
             ax.scatter(np.full(len(values), i), values, color="black", s=12, zorder=3)
         ax.set_xticks(range(len(methods)), [method_label(m) for m in methods], rotation=30, ha="right", fontsize=8)
         ax.set_yscale("log")
-        ax.set_title({"lambda_max": "top Hessian eigenvalue"}.get(col, col.replace("sam_sharpness@", "SAM sharpness, ρ = ")))
+        ax.set_title({"lambda_max": "top Hessian eigenvalue"}.get(
+            col, col.replace("sam_sharpness@", "SAM sharpness, ρ = ")))
     return fig

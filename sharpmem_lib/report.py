@@ -61,8 +61,8 @@ def method_label(method) -> str:
 
 AGAINST = "this runs against the paper"  # the words every contrary verdict uses
 
-_TESTS = {"t": "paired t-test", "exact sign-flip": "exact sign-flip test", "exact permutation": "exact permutation test",
-          "Monte Carlo permutation": "permutation test", "asymptotic (t approximation)": "Spearman t-test"}
+_TESTS = {"t": "paired t-test", "exact sign-flip": "exact sign-flip test",
+          "exact permutation": "exact permutation test", "Monte Carlo permutation": "permutation test", "asymptotic (t approximation)": "Spearman t-test"}
 
 
 def _p(p: float) -> str:
@@ -148,7 +148,8 @@ def family_note(size: int, alpha: float = 0.05) -> str:
     if size <= 1:
         return f"This chapter runs {size} test, so no correction for multiple comparisons is needed (α = {alpha:g})."
     return (f"This chapter runs {size} tests of the paper's claims; every p-value is Holm-adjusted over all {size} "
-            f"(α = {alpha:g}), and a verdict is 'reproduced' or 'opposite' only when its adjusted p is below {alpha:g}.")
+            f"(α = {alpha:g}), and a verdict is 'reproduced' or 'opposite' only when its adjusted p is below "
+            f"{alpha:g}.")
 
 
 def claim_verdict(few: Verdict, many: Verdict) -> str:
@@ -196,8 +197,8 @@ def bucket_pattern(gains: pd.DataFrame, v: Verdict, method: str, expect: str = "
                    f" Every method scores 100 % in every bucket above {low} ({listed}): the ceiling leaves no higher "
                    "bucket to compare with, so that half of the pattern cannot be tested.")
     if v.outcome == "insufficient":
-        return f"{name}: too few seeds to test the paper's pattern in bucket {low} ({_evidence(v)}): insufficient data." \
-            + ceiling
+        return (f"{name}: too few seeds to test the paper's pattern in bucket {low} ({_evidence(v)}): "
+                "insufficient data." + ceiling)
     sign = 1 if expect == "gain" else -1
     versus = "" if high is None else f" than in bucket {high} ({_points(g.loc[high])})"
     larger = high is not None and sign * g.loc[low] > sign * g.loc[high]
@@ -371,6 +372,7 @@ def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | N
             est = f"{v.estimate:+.3g}"
         else:
             est = _points(v.estimate)
-        rows.append({"claim": (claims or {}).get(key, str(key)), "estimate": est, "95 % CI": ci, "p": _p(v.p_value), "p (Holm)": _p(v.p_adjusted), "n": v.n,
+        rows.append({"claim": (claims or {}).get(key, str(key)), "estimate": est, "95 % CI": ci, "p": _p(v.p_value),
+                     "p (Holm)": _p(v.p_adjusted), "n": v.n,
                      "status": "no paper direction" if key in set(no_direction) else v.outcome})
     return pd.DataFrame(rows).set_index("claim")

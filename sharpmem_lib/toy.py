@@ -71,7 +71,7 @@ class ToyConfig:
         object.__setattr__(self, "algorithms", tuple(self.algorithms))
         object.__setattr__(self, "hidden", tuple(self.hidden))
         object.__setattr__(self, "atypical_mean", tuple(self.atypical_mean))
-        self.mixture  # validates the mixture parameters
+        _ = self.mixture  # validates the mixture parameters
 
     @property
     def mixture(self) -> ToyMixture:
@@ -140,7 +140,8 @@ def run_toy_experiment(config: ToyConfig, *, progress: bool = True) -> ToyResult
 
     rows: list[dict] = []
     train_sets: dict[str, Arrays] = {}
-    grids: dict[tuple[str, str], np.ndarray] = {("bayes", "bayes"): mixture.bayes_predict(grid_points).reshape(gx.shape)}
+    grids: dict[tuple[str, str], np.ndarray] = {
+        ("bayes", "bayes"): mixture.bayes_predict(grid_points).reshape(gx.shape)}
     bayes_scores = _scores(mixture.bayes_predict(test.X), test)
     jobs = [(s, seed, a) for s in SAMPLES for seed in range(config.seeds) for a in config.algorithms]
     bar = tqdm(jobs, desc="toy runs", disable=not progress)
@@ -172,7 +173,8 @@ def _to_arrays(result: ToyResult) -> dict[str, np.ndarray]:
     arrays["runs__sample"] = arrays["runs__sample"].astype(str)
     arrays["runs__method"] = arrays["runs__method"].astype(str)
     for sample, data in result.train_sets.items():
-        arrays.update({f"train__{sample}__X": data.X, f"train__{sample}__y": data.y, f"train__{sample}__group": data.group})
+        arrays.update({f"train__{sample}__X": data.X, f"train__{sample}__y": data.y,
+                       f"train__{sample}__group": data.group})
     arrays.update({f"grid__{a}__{b}": g for (a, b), g in result.grids.items()})
     arrays.update(grid_x=result.grid_x, grid_y=result.grid_y)
     return arrays
@@ -190,7 +192,8 @@ def cached_toy_experiment(config: ToyConfig, results_dir: str | Path | None = No
     """:func:`run_toy_experiment`, kept in the result store (:mod:`sharpmem_lib.store`) under
     ``<results>/toy2d/``, keyed by ``config``, the precision (``fp32``: the toy MLPs train on
     the CPU) and the cache version; a malformed entry is reported and recomputed."""
-    arrays = store.cached_arrays("toy", _plain(config), lambda: _to_arrays(run_toy_experiment(config, progress=progress)),
+    arrays = store.cached_arrays("toy", _plain(config),
+                                 lambda: _to_arrays(run_toy_experiment(config, progress=progress)),
                                  root=results_root(results_dir), namespace="toy2d", precision="fp32")
     return _from_arrays(config, arrays)
 
