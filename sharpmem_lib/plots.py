@@ -329,7 +329,8 @@ def tradeoff_figure(summary, label: str = "method", protocol: str = "honest") ->
     for ax, metric in zip(axes, ("single_query", "multi_query")):
         for color, (_, row) in zip(colors, rows.iterrows()):
             ax.errorbar(100 * row["test_acc_mean"], 100 * row[f"{metric}_mean"],
-                        xerr=100 * np.nan_to_num(row["test_acc_std"]), yerr=100 * np.nan_to_num(row[f"{metric}_std"]), marker="o", color=color, capsize=3,
+                        xerr=100 * np.nan_to_num(row["test_acc_std"]), yerr=100 * np.nan_to_num(row[f"{metric}_std"]),
+                        marker="o", color=color, capsize=3,
                         label=str(row[label]))
         ax.set_xlabel("test accuracy (%)")
         ax.set_ylabel(f"{_ATTACK_STYLE[metric][0]} attack accuracy (%)")

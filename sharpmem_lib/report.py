@@ -62,7 +62,8 @@ def method_label(method) -> str:
 AGAINST = "this runs against the paper"  # the words every contrary verdict uses
 
 _TESTS = {"t": "paired t-test", "exact sign-flip": "exact sign-flip test",
-          "exact permutation": "exact permutation test", "Monte Carlo permutation": "permutation test", "asymptotic (t approximation)": "Spearman t-test"}
+          "exact permutation": "exact permutation test", "Monte Carlo permutation": "permutation test",
+          "asymptotic (t approximation)": "Spearman t-test"}
 
 
 def _p(p: float) -> str:
