@@ -50,7 +50,7 @@ from sharpmem_lib.train import TrainConfig, predict_logits, training_precision
 from sharpmem_lib.validation import check_choice
 
 __all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "DivergedError", "accuracy_table", "divergence",
-           "results_root", "run_experiment", "try_run_experiment"]
+           "derived_precision", "results_root", "run_experiment", "try_run_experiment"]
 
 FILES = ("weights.pt", "outputs.npz", "history.json")
 OUTPUTS = ("logits_final", "logits_best", "member", "validation")
@@ -130,14 +130,13 @@ class Artifact:
         with np.load(self.path / "outputs.npz", allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
 
-    def cached_json(self, name: str, compute: Callable[[], Any], *, precision: str = "fp32") -> Any:
+    def cached_json(self, name: str, compute: Callable[[], Any], *, device: str = "auto") -> Any:
         """A result derived from this run (an expensive attack, a sharpness measure), kept as
         a JSON entry of the store inside the run's folder (``derived/``), keyed by ``name``
-        and the ``precision`` it is computed in: computed once, verified on every read,
-        recomputed (with a warning) if malformed. A derivation computed on a GPU in another
-        precision than ``fp32`` must say so."""
+        and the precision of the ``device`` it is computed on (:func:`derived_precision`):
+        computed once, verified on every read, recomputed (with a warning) if malformed."""
         return store.cached_json("derived", {"run": self.path.name, "name": name}, compute, root=self.path,
-                                 namespace="derived", precision=precision)
+                                 namespace="derived", precision=derived_precision(device))
 
     def model(self, which: str = "best") -> torch.nn.Module:
         """The trained model with its ``best`` (validation) or ``final`` weights, on the CPU."""
@@ -147,6 +146,14 @@ class Artifact:
         model = build_model(self.config.model, data_shape, num_classes, **self.config.model_kwargs)
         model.load_state_dict(weights[which])
         return model
+
+
+def derived_precision(device: str = "auto") -> str:
+    """The precision a derivation (attack, sharpness) runs in on ``device``, for its cache
+    key: ``fp32`` on the CPU; ``fp32-<device type>`` elsewhere (float32 under torch's default
+    math settings there, where cuDNN may use TF32: not the same numbers as the CPU's)."""
+    kind = select_device(device).type
+    return "fp32" if kind == "cpu" else f"fp32-{kind}"
 
 
 def _plain(config) -> dict:

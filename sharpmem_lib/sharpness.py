@@ -169,4 +169,4 @@ def artifact_sharpness(artifact, data, which: str = "final", rhos: tuple[float, 
 
     rho_names = "-".join(f"{rho:g}" for rho in rhos)
     name = f"sharpness-{which}-rho{rho_names}-it{iters}-n{max_points or 0}-seed{seed}-b{batch_size or 0}.json"
-    return artifact.cached_json(name, compute)
+    return artifact.cached_json(name, compute, device=device)
