@@ -22,6 +22,19 @@ EQUATIONS = {"memorization": {"sharpmem_lib.validation", "sharpmem_lib.stats"}}
 # Third-party packages that would mean training or I/O machinery in an equations module.
 ENGINE_PACKAGES = {"torch", "torchvision", "opacus", "art", "numba", "tqdm", "papermill"}
 
+# DESIGN.md's layers, bottom up (sharpmem_lib. omitted). A module imports only its own layer
+# and the ones below. A new module must be placed here: the test names any that is not.
+LAYERS = [
+    ("base", {"", "_io", "validation"}),
+    ("equations", {"optim", "memorization", "attacks.thresholds", "stats"}),
+    ("data", {"data", "splits"}),
+    ("engine", {"models", "train", "ensemble", "mlp_kernel", "tensors"}),
+    ("store", {"store", "recipes"}),
+    ("studies", {"experiments", "subsampling", "buckets", "attacks", "attacks.single_query", "attacks.label_only",
+                 "attacks.boundary", "attacks.lira", "defenses", "sharpness", "toy", "privacy", "mitigation"}),
+    ("book", {"plots", "report", "provenance", "profiles", "pipeline", "parameters", "paper"}),
+]
+
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT.parent).with_suffix("").parts
@@ -184,6 +197,24 @@ def test_no_import_cycles():
     graph = import_graph()
     found = [cycle_path(graph, component) for component in cycles(graph)]
     assert not found, "import cycles in sharpmem_lib:\n" + "\n".join(found)
+
+
+def layer_of(module: str) -> int | None:
+    short = module[len(PACKAGE) + 1:] if module != PACKAGE else ""
+    return next((n for n, (_, members) in enumerate(LAYERS) if short in members), None)
+
+
+def test_every_module_has_a_layer():
+    unplaced = [m for m in import_graph() if layer_of(m) is None]
+    assert not unplaced, f"place {unplaced} in LAYERS (tests/test_architecture.py, after DESIGN.md)"
+
+
+def test_lower_layers_never_import_higher_ones():
+    graph = import_graph()
+    upward = [f"{m} ({LAYERS[layer_of(m)][0]}) imports {i} ({LAYERS[layer_of(i)][0]})"
+              for m in sorted(graph) for i in sorted(graph[m])
+              if layer_of(m) is not None and layer_of(i) is not None and layer_of(i) > layer_of(m)]
+    assert not upward, "imports against the layers of DESIGN.md:\n" + "\n".join(upward)
 
 
 @pytest.mark.parametrize("module", sorted(EQUATIONS))
