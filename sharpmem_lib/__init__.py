@@ -3,7 +3,8 @@ sharpness aware minimization".
 
 Modules map onto the paper: :mod:`~sharpmem_lib.optim` (SAM, eq. 4, SharpReg eq. 6),
 :mod:`~sharpmem_lib.data`, :mod:`~sharpmem_lib.splits`, :mod:`~sharpmem_lib.models`,
-:mod:`~sharpmem_lib.train`, :mod:`~sharpmem_lib.experiments` (cached runs),
+:mod:`~sharpmem_lib.train` (with the shared tensor, device and seed helpers of
+:mod:`~sharpmem_lib.tensors`), :mod:`~sharpmem_lib.experiments` (cached runs),
 :mod:`~sharpmem_lib.ensemble` (with its CPU kernel :mod:`~sharpmem_lib.mlp_kernel`) and
 :mod:`~sharpmem_lib.memorization` (§3.2, eqs. 1-3), :mod:`~sharpmem_lib.subsampling` (the subset
 models behind them), :mod:`~sharpmem_lib.buckets` (chapter 2's analysis),
