@@ -115,8 +115,11 @@ def _train_nn(fit_m, fit_n, watch: dict, num_classes: int, epochs: int, batch_si
     per-epoch balanced accuracy at 0.5 and the scores at each epoch."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = InferenceAttack(num_classes, scale, init_std)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = InferenceAttack(num_classes, scale, init_std).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    fit_m, fit_n = (tuple(t.to(device) for t in fit_m), tuple(t.to(device) for t in fit_n))
+    watch = {k: tuple(tuple(t.to(device) for t in part) for part in pair) for k, pair in watch.items()}
     n = min(len(fit_m[0]), len(fit_n[0]))  # SELENA pairs equal numbers of members and non-members
     history = {k: {"acc": [], "scores": []} for k in watch}
     for _ in range(epochs):
@@ -125,7 +128,7 @@ def _train_nn(fit_m, fit_n, watch: dict, num_classes: int, epochs: int, batch_si
         for i in range(0, n, batch_size):
             bm, bn = perm_m[i:min(i + batch_size, n)], perm_n[i:min(i + batch_size, n)]
             out = model(torch.cat([fit_m[0][bm], fit_n[0][bn]]), torch.cat([fit_m[1][bm], fit_n[1][bn]]))
-            target = torch.cat([torch.ones(len(bm)), torch.zeros(len(bn))])
+            target = torch.cat([torch.ones(len(bm)), torch.zeros(len(bn))]).to(device)
             loss = nn.functional.mse_loss(out, target)
             opt.zero_grad()
             loss.backward()
@@ -133,10 +136,24 @@ def _train_nn(fit_m, fit_n, watch: dict, num_classes: int, epochs: int, batch_si
         model.eval()
         with torch.no_grad():
             for k, (m, nm) in watch.items():
-                sm, sn = model(*m).numpy(), model(*nm).numpy()
+                sm, sn = model(*m).cpu().numpy(), model(*nm).cpu().numpy()
                 history[k]["acc"].append(balanced_accuracy(sm > 0.5, sn > 0.5))
                 history[k]["scores"].append(np.r_[sm, sn])
     return history
+
+
+def _train_nn_small_threads(*args, **kwargs) -> dict:
+    """:func:`_train_nn`, on one CPU thread when the network is narrowed (``scale < 1``): its
+    small matrix products gain nothing from threads, and on a shared machine contended
+    threads made it ten times slower."""
+    if kwargs["scale"] >= 1 or torch.cuda.is_available():
+        return _train_nn(*args, **kwargs)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_nn(*args, **kwargs)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def nn_attack(outputs: AttackSets, labels: AttackSets, num_classes: int, protocols: tuple[str, ...] = PROTOCOLS,
@@ -181,7 +198,7 @@ def nn_attack(outputs: AttackSets, labels: AttackSets, num_classes: int, protoco
     rows = []
     for protocol in protocols:
         if protocol == "selena":
-            h = _train_nn(f["attack_member"], f["attack_nonmember"], {"eval": evaluation}, **opts)
+            h = _train_nn_small_threads(f["attack_member"], f["attack_nonmember"], {"eval": evaluation}, **opts)
             epoch = int(np.argmax(h["eval"]["acc"]))  # SELENA: best_nn_acc over epochs, on the evaluation sets
             attacker_acc = float("nan")
         else:
@@ -194,7 +211,7 @@ def nn_attack(outputs: AttackSets, labels: AttackSets, num_classes: int, protoco
             # the held-out share is halved: one half chooses the epoch, the other estimates
             # the chosen epoch's accuracy without the optimism of that choice
             halves = {k: tuple(tuple(t[i::2] for t in split[k][1]) for i in (0, 1)) for k in split}
-            h = _train_nn(split["attack_member"][0], split["attack_nonmember"][0],
+            h = _train_nn_small_threads(split["attack_member"][0], split["attack_nonmember"][0],
                           {"choose": (halves["attack_member"][0], halves["attack_nonmember"][0]),
                            "check": (halves["attack_member"][1], halves["attack_nonmember"][1]), "eval": evaluation},
                           **opts)
