@@ -138,7 +138,7 @@ results = pd.concat(frames, ignore_index=True)
 # %% tags=["remove-input"]
 tables = {p: table1(results, p) for p in ("honest", "selena")}
 for protocol, title in (("selena", "SELENA's protocol (comparable with the paper)"),
-                        ("honest", "Honest protocol (attacker fits on its own data only)")):
+                        ("honest", "Honest protocol (every choice made on the attacker's own data)")):
     display(Markdown(f"**{title}**"))
     display(format_table1(tables[protocol]))
 
