@@ -20,7 +20,7 @@ from sharpmem_lib.stats import Verdict
 __all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
            "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
-           "evidence"]
+           "evidence", "island_sentence", "power_sentence", "capture_view"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -377,3 +377,67 @@ def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | N
                      "p (Holm)": _p(v.p_adjusted), "n": v.n,
                      "status": "no paper direction" if key in set(no_direction) else v.outcome})
     return pd.DataFrame(rows).set_index("claim")
+
+
+def _share(k: int, n: int) -> str:
+    """A count as the word a reader would use: none, a few (≤ 10 %), some, half, most, all."""
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"k={k!r} of n={n!r} is not a valid count")
+    if k == 0:
+        return "none"
+    if k == n:
+        return "all"
+    if 2 * k > n:
+        return "most"
+    if 2 * k == n:
+        return "half"
+    return "a few" if 10 * k <= n else "some"
+
+
+def island_sentence(captures: pd.DataFrame, sample: str, near: float, capture: float) -> str:
+    """Chapter 1: how the runs of one sample spread around the Bayes rule on the atypical
+    cluster, computed from :func:`sharpmem_lib.toy.capture_table` (``near``: its
+    ``NEAR_BAYES``; ``capture``: the coverage that counts as capturing the island). The
+    quantifiers (most, a few, ...) come from the counts, pooled over methods."""
+    rows = captures[captures["sample"] == sample]
+    if rows.empty:
+        raise ValueError(f"captures has no rows for sample={sample!r}; it has {sorted(set(captures['sample']))}")
+    n, close, missed = int(rows["runs"].sum()), int(rows["near_bayes"].sum()), int(rows["missed"].sum())
+    bayes = pct(float(rows["bayes_atypical_acc"].iloc[0]))
+    head = (f"{_share(close, n).capitalize()} of the {n} runs come within {100 * near:g} points of the Bayes rule's "
+            f"accuracy on the atypical cluster ({bayes}), and {_share(missed, n)} miss the atypical island (label "
+            f"less than {100 * capture:g} % of it red)")
+    each = "; ".join(f"{method_label(r.method)}: {r.near_bayes} of {r.runs} close, island captured in {r.captured} "
+                     f"of {r.runs} (95 % CI {100 * r.capture_low:.0f}–{100 * r.capture_high:.0f} %)"
+                     for r in rows.itertuples())
+    return f"{head}. {each}."
+
+
+def power_sentence(power: pd.Series, what: str = "SAM − SGD on the atypical test points") -> str:
+    """Chapter 1: what one sample's seeds resolve, from a row of
+    :func:`sharpmem_lib.toy.power_table`: the interval's half-width achieved, and the seeds a
+    half-width of ``target`` (a difference of twice that) needs at the observed SD."""
+    target = 100 * power["target"]
+    if not math.isfinite(power["half_width"]):
+        return (f"With {power['seeds']} seeds there is no interval for {what} (fewer than 3 seeds, or no "
+                "variation between them).")
+    met = power["seeds"] >= power["seeds_needed"]
+    return (f"With {power['seeds']} seeds the 95 % interval of {what} is ±{100 * power['half_width']:.1f} points "
+            f"(SD of the per-seed differences {100 * power['sd']:.1f} points); ±{target:g} points, enough to resolve a "
+            f"{2 * target:g}-point difference, needs {power['seeds_needed']} seeds at this SD"
+            + (", so this run resolves it." if met else ", more than this run has: a difference that small may go "
+               "unresolved here."))
+
+
+def capture_view(captures: pd.DataFrame) -> pd.DataFrame:
+    """:func:`sharpmem_lib.toy.capture_table` as the book shows it: counts out of the runs,
+    the capture rate's exact 95 % interval, and the median atypical accuracy, in percent."""
+    def out_of(column: str) -> list[str]:
+        return [f"{k} / {n}" for k, n in zip(captures[column], captures["runs"])]
+
+    ci = [f"{100 * lo:.0f}–{100 * hi:.0f} %" for lo, hi in zip(captures["capture_low"], captures["capture_high"])]
+    return pd.DataFrame({"sample": captures["sample"], "method": captures["method"].map(method_label),
+                         "island captured": out_of("captured"), "95 % CI": ci,
+                         "close to the Bayes rule": out_of("near_bayes"),
+                         "median atypical accuracy (%)": (100 * captures["median_atypical_acc"]).round(1)}
+                        ).set_index(["sample", "method"])

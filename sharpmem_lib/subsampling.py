@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from sharpmem_lib import store
 from sharpmem_lib._io import save_npz
 from sharpmem_lib.attacks import logit_confidence
-from sharpmem_lib.data import Arrays, load_dataset
+from sharpmem_lib.data import Arrays, dataset_fingerprint, load_dataset
 from sharpmem_lib.ensemble import cannot_stack, subset_masks, train_ensemble
 from sharpmem_lib.experiments import _plain
 from sharpmem_lib.memorization import Estimate, influence_scores, memorization_scores
@@ -361,8 +361,11 @@ class SubsamplingConfig:
             raise ValueError(f"n_models={self.n_models!r} is not valid; it must be an integer >= 2")
 
     def key_config(self) -> dict:
-        """What determines the result, as the store keys it: the config without ``device``."""
-        return {k: v for k, v in _plain(self).items() if k != "device"}
+        """What determines the result, as the store keys it: the config without ``device``,
+        and a user dataset's content hash (built-in datasets: none, so their keys stay)."""
+        content = dataset_fingerprint(self.dataset)
+        return {k: v for k, v in _plain(self).items() if k != "device"} | (
+            {"dataset_content": content} if content else {})
 
     def precision(self) -> str:
         """The precision the subset models train in on the device ``device`` resolves to here."""

@@ -211,3 +211,31 @@ def test_a_target_model_trains_on_a_user_dataset(user_data, tmp_path):
     member = out["member"]
     acc = (out["logits_final"].argmax(1)[member] == y[member]).mean()
     assert acc > 0.9  # three separated blobs: learnt
+
+
+def test_cache_keys_follow_a_user_datasets_content(user_data):
+    """Results of a user's dataset are keyed by its content: new data under the same name
+    trains anew; built-in datasets' keys carry no such field (their cached results stay)."""
+    from sharpmem_lib.data import dataset_fingerprint, register_dataset
+    from sharpmem_lib.experiments import ExperimentConfig
+    from sharpmem_lib.subsampling import SubsamplingConfig
+
+    X, y = blobs()
+    np.savez(user_data / "mine.npz", X=X, y=y)
+    load_dataset("mine", data_dir=user_data)
+    def keys():
+        return (ExperimentConfig("mine", "mlp").key(precision="fp32"),
+                SubsamplingConfig("mine", "mlp").key(precision="fp32"))
+
+    first = keys()
+    assert dataset_fingerprint("mine") is not None
+    np.savez(user_data / "mine.npz", X=X, y=(y + 1) % 3)  # same name, other labels
+    load_dataset("mine", data_dir=user_data)
+    second = keys()
+    assert first[0] != second[0] and first[1] != second[1]
+    register_dataset("py_mine", lambda data_dir=None: (X, y))
+    a = dataset_fingerprint("py_mine")
+    register_dataset("py_mine", lambda data_dir=None: (X, (y + 1) % 3), replace=True)
+    assert dataset_fingerprint("py_mine") != a
+    assert dataset_fingerprint("digits") is None
+    assert "dataset_content" not in ExperimentConfig("digits", "mlp").key_config()
