@@ -41,7 +41,7 @@ from sharpmem_lib.tensors import seed_everything
 from sharpmem_lib.train import TrainConfig, train_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script's matmul_rate
-from gpu_throughput import matmul_rate  # noqa: E402
+from gpu_check import matmul_rate  # noqa: E402
 
 BOOK_DEFAULTS = Path(__file__).resolve().parents[1] / "notebooks" / "params" / "default.yaml"
 

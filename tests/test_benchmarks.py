@@ -4,6 +4,8 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -22,17 +24,58 @@ def test_ensemble_throughput_quick(capsys, monkeypatch):
         and "products alone" in out
 
 
-def test_gpu_throughput_quick_runs_on_the_cpu(capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["gpu_throughput.py", "--quick", "--device", "cpu"])
-    runpy.run_path(str(BENCH / "gpu_throughput.py"), run_name="__main__")
-    out = capsys.readouterr().out
-    assert "forward FLOPs per image" in out and "train SAM" in out and "evaluate" in out and "Table 1" in out
+def test_gpu_check_dry_run_writes_a_report_and_the_table_renders(tmp_path, capsys):
+    """The prepared GPU check runs its whole code path on the CPU with tiny sizes (what CI
+    can run), writes its JSON report, and gpu_table.py renders the README table from it."""
+    check = runpy.run_path(str(BENCH / "gpu_check.py"))
+    out = tmp_path / "gpu_check.json"
+    report = check["main"](["--dry-run", "--out", str(out)])
+    assert report["dry_run"] and not report["measured"]
+    assert not report["skipped"], report["skipped"]
+    sections = report["sections"]
+    assert sections["gpu_tests"]["failed"] == {} and sections["gpu_tests"]["passed"]
+    assert {(r["algorithm"], r["compile"]) for r in report["train"]} == {("sgd", False), ("sam", False),
+                                                                         ("sgd", True), ("sam", True)}
+    assert {"eval", "dp_sgd", "cifar_recipe_epoch", "ensembles"} <= set(sections)
+    assert "SUMMARY" in capsys.readouterr().out
+    table_module = runpy.run_path(str(BENCH / "gpu_table.py"))
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- gpu-table:start -->\nold\n<!-- gpu-table:end -->\nafter\n")
+    table = table_module["main"]([str(out), "--readme", str(readme)])
+    text = readme.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n") and "old" not in text and table in text
+    assert "DRY RUN" in table and "not GPU figures" in table and "LiRA" in table and "DP-SGD" in table
 
 
-def test_gpu_throughput_counts_wrn_flops_independently(monkeypatch):
+def test_gpu_table_prices_the_plan_and_matches_gpu_names():
+    table = runpy.run_path(str(BENCH / "gpu_table.py"))
+    peak = table["datasheet_bf16_peak"]
+    assert peak("NVIDIA H100 80GB HBM3") == 989e12  # SXM
+    assert peak("NVIDIA H100 PCIe") == 756e12
+    assert peak("NVIDIA H100 NVL") == 835e12
+    assert peak("NVIDIA H200") == 989e12
+    assert peak("NVIDIA L4") == 121e12
+    assert peak("NVIDIA L40") == 181e12
+    assert peak("NVIDIA L40S") == 362e12
+    assert peak("Tesla T4") is None and peak("Tesla V100-SXM2-16GB") is None  # no bf16 tensor cores
+    assert peak("NVIDIA A10G") == 70e12 and peak("NVIDIA A100-SXM4-80GB") == 312e12
+    # work / rate by hand: 10,000 images/s SGD, 2,000 SAM, 500 DP-SGD
+    rates = {"sgd": 1e4, "twopass": 2e3, "dpsgd": 500.0}
+    plan = table["paper_plan"]()
+    by = {(w.block, w.what): table["hours"](w, rates) for w in plan}
+    n = 200 * 50_000
+    assert by[("Ch. 2 targets", "SAM x 5 seeds")] == pytest.approx(5 * n / 2e3 / 3600)
+    dp = next(w for w in plan if w.rate == "dpsgd")
+    assert table["hours"](dp, rates) == pytest.approx(n / 500 / 3600)
+    selena = [w for w in plan if "SELENA" in w.what]
+    assert sum(table["hours"](w, rates) for w in selena) == pytest.approx(16 * n / 1e4 / 3600)
+    assert all(w.optional for w in plan if w.block.startswith("Option"))
+
+
+def test_gpu_check_counts_wrn_flops_independently():
     """WRN-16-8's forward FLOPs at 32x32 from the architecture by hand: 2 x multiply-adds of
     every convolution and the classifier (BatchNorm, ReLU and pooling are not counted)."""
-    module = runpy.run_path(str(BENCH / "gpu_throughput.py"))
+    module = runpy.run_path(str(BENCH / "gpu_check.py"))
     import torch
 
     from sharpmem_lib.models import build_model
