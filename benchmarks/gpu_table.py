@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--assume-sgd", type=float, help="no report: SGD images/s (bf16)")
     parser.add_argument("--assume-sam", type=float, help="no report: SAM images/s (fp32)")
     parser.add_argument("--assume-dpsgd", type=float, help="no report: DP-SGD images/s")
+    parser.add_argument("--assume-eval", type=float, help="no report: evaluation images/s (fp32)")
+    parser.add_argument("--assume-latency", type=float, help="no report: seconds per one-image forward pass")
     parser.add_argument("--readme", type=Path, help="rewrite the table between the gpu-table markers")
     args = parser.parse_args(argv)
     if args.report is not None:
@@ -204,6 +206,8 @@ def main(argv: list[str] | None = None) -> str:
         rates = {"sgd": args.assume_sgd, "twopass": args.assume_sam}
         if args.assume_dpsgd:
             rates["dpsgd"] = args.assume_dpsgd
+        if args.assume_eval and args.assume_latency:
+            rates["eval"], rates["latency"] = args.assume_eval, args.assume_latency
     else:
         parser.error("give a gpu_check JSON report, or --assume-sgd and --assume-sam")
     table = render(rates, report)
