@@ -225,3 +225,12 @@ def test_a_list_passed_with_p_is_caught(monkeypatch):
         start_papermill(["notebooks/03_privacy_tables.ipynb", "out.ipynb", "-p", "datasets", "[cifar100]"], monkeypatch)
     with pytest.raises(AssertionError, match=r"\['seedz'\] are not parameters of 01_toy_example.ipynb"):
         start_papermill(["notebooks/01_toy_example.ipynb", "out.ipynb", "-p", "seedz", "3"], monkeypatch)
+
+
+def test_relative_directories_in_a_profile_are_taken_from_where_make_runs(repo, monkeypatch, tmp_path):
+    """The kernels start in notebooks/; a profile's data_dir: data means <where make runs>/data."""
+    write_profile(repo, "rel", "00_data_and_models:\n  data_dir: data\n  results_dir: ~/res\n")
+    monkeypatch.chdir(tmp_path)
+    (_, params), = plan_notebooks("rel", repo, only=["00_data_and_models"])
+    assert params["data_dir"] == str(tmp_path / "data")
+    assert params["results_dir"] == str(tmp_path / "home" / "res")
