@@ -43,6 +43,7 @@ from sharpmem_lib._io import atomic_write, save_npz
 from sharpmem_lib.data import DATASETS, dataset_fingerprint, load_dataset
 from sharpmem_lib.defenses import check_defense, train_with_defense
 from sharpmem_lib.models import MODELS, build_model
+from sharpmem_lib.recipes import Recipe, get_recipe, train_config
 from sharpmem_lib.splits import SPLITS, make_partition, partitioned_datasets
 from sharpmem_lib.store import CorruptArtifactWarning, DivergedError, results_root
 from sharpmem_lib.tensors import DEVICES, seed_everything, select_device
@@ -50,7 +51,7 @@ from sharpmem_lib.train import TrainConfig, predict_logits, training_precision
 from sharpmem_lib.validation import check_choice
 
 __all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "DivergedError", "accuracy_table", "divergence",
-           "derived_precision", "results_root", "run_experiment", "try_run_experiment"]
+           "derived_precision", "experiment_config", "results_root", "run_experiment", "try_run_experiment"]
 
 FILES = ("weights.pt", "outputs.npz", "history.json")
 OUTPUTS = ("logits_final", "logits_best", "member", "validation")
@@ -111,6 +112,19 @@ class ExperimentConfig:
         """The store key: config (not ``device``), ``precision`` (default :meth:`precision`)
         and the store's cache version."""
         return store.entry_key(KIND, self.key_config(), precision or self.precision())
+
+
+def experiment_config(recipe: str | Recipe, dataset: str, method: str = "sgd", seed: int = 0, *,
+                      defense: str = "none", defense_kwargs: dict | None = None, device: str = "auto",
+                      **knobs: float) -> ExperimentConfig:
+    """The target that ``recipe`` (:mod:`sharpmem_lib.recipes`) trains on ``dataset`` with
+    ``method`` (a key of :data:`~sharpmem_lib.recipes.METHODS`) and ``seed``; ``knobs`` are
+    the algorithm knobs (``sam_rho``, ``sharpreg_rho``, ...), of which ``method`` reads its
+    own. Every chapter builds its targets here, so equal (recipe settings, dataset, method,
+    seed, knobs read) give one config and one cached run."""
+    r = get_recipe(recipe)
+    return ExperimentConfig(dataset, r.model, train_config(r, method, seed, **knobs), model_kwargs=dict(r.model_kwargs),
+                            device=device, defense=defense, defense_kwargs=defense_kwargs or {})
 
 
 @dataclass

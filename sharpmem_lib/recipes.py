@@ -1,0 +1,191 @@
+"""Named training recipes and the one table of algorithm knobs.
+
+A *recipe* fixes everything about training a model except the algorithm: the architecture
+(``model`` and ``model_kwargs``) and the :class:`~sharpmem_lib.train.TrainConfig` fields
+that are not the algorithm's (optimizer, learning rate and its schedule, weight decay,
+epochs, batch size, augmentation), in the spirit of airbench's single ``hyp`` dictionary
+(Jordan 2024, ``airbench94.py``). Chapters and profiles name a recipe (or a dataset ->
+recipe mapping) plus only their own knobs, so no chapter restates training settings and
+two chapters that train the same (recipe, dataset, algorithm, seed) share one cached target
+by construction: the store keys the resulting config, not the chapter that asked for it.
+
+The *algorithm table* :data:`METHODS` maps each method name a chapter uses (``sgd``,
+``sam``, ``sharp``, ``sharpreg``, ``swa``) to the optimizer algorithm and to the knobs it
+reads, with one name per knob across every chapter (:data:`KNOBS`): ``sam_rho`` is SAM's
+radius, ``sharpreg_rho``/``sharpreg_lam``/``sharpreg_xi`` are eq. 4's and eq. 6's (paper
+§5, footnote 4: rho = 0.01, lambda = 1.5, xi = 0.3), ``swa_start``/``swa_lr`` SWA's.
+:func:`train_config` builds the TrainConfig of (recipe, method, seed, knobs);
+:func:`sharpmem_lib.experiments.experiment_config` wraps it into a target's ExperimentConfig.
+
+Where the paper-scale values come from:
+
+* ``cifar_wrn16_8``: the paper's App. C / SELENA's CIFAR-100 recipe: WRN-16-8, SGD lr 0.1,
+  momentum 0.9, weight decay 5e-4, lr x0.2 at epochs 60/120/160, 200 epochs, batch 256,
+  random crop + flip.
+* ``purchase_fc``: SELENA's ``purchase/Undefend/train.py`` (``main``): Adam lr 0.001 (no
+  weight decay), ``--classifier_epochs 30``, ``--batch_size 512``; the network of
+  ``models/purchase.py`` (:class:`~sharpmem_lib.models.FCNet`'s default).
+* ``texas_fc``: SELENA's ``texas/Undefend/train.py`` (``main``): Adam lr 0.001,
+  ``--classifier_epochs 20``, ``--batch_size 128``; ``models/texas.py``'s network.
+
+The CPU recipes carry the values the default and smoke profiles used before recipes
+existed, so their cached results keep their keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+from sharpmem_lib.models import MODELS
+from sharpmem_lib.train import TrainConfig
+from sharpmem_lib.validation import check_choice
+
+__all__ = ["Recipe", "Method", "RECIPES", "METHODS", "KNOBS", "get_recipe", "train_config", "recipe_settings",
+           "check_knobs", "recipe_table"]
+
+# TrainConfig fields that belong to the algorithm (set from METHODS and knobs), or to one run.
+ALGORITHM_FIELDS = ("algorithm", "rho", "lam", "xi", "adaptive", "swa", "swa_start", "swa_lr", "label_smoothing")
+RUN_FIELDS = ("seed",)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A model and everything about its training except the algorithm and the seed.
+
+    ``train`` is a TrainConfig whose algorithm fields are TrainConfig's defaults (plain
+    SGD steps, seed 0); :func:`train_config` sets them. ``source`` says where the values
+    come from."""
+
+    name: str
+    model: str
+    train: TrainConfig
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        check_choice("model", self.model, MODELS)
+        default = TrainConfig()
+        changed = [f for f in ALGORITHM_FIELDS + RUN_FIELDS if getattr(self.train, f) != getattr(default, f)]
+        if changed:
+            raise ValueError(f"recipe {self.name!r} sets {changed}; a recipe fixes the training settings minus the "
+                             "algorithm and the seed (set those with train_config)")
+        object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+
+
+def _mlp(name: str, hidden: tuple[int, ...] | None, source: str, **train) -> Recipe:
+    return Recipe(name, "mlp", TrainConfig(momentum=0.9, weight_decay=0.0, **train),
+                  {} if hidden is None else {"hidden": tuple(hidden)}, source)
+
+
+_CIFAR = TrainConfig(lr=0.1, momentum=0.9, weight_decay=5e-4, epochs=200, batch_size=256,
+                     lr_milestones=(60, 120, 160), lr_gamma=0.2, augment=True)
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in [
+    # paper scale (GPU)
+    Recipe("cifar_wrn16_8", "wrn16_8", _CIFAR, {},
+           "paper App. C / SELENA's CIFAR-100 recipe: SGD 0.1, momentum 0.9, wd 5e-4, x0.2 at 60/120/160, "
+           "200 epochs, batch 256, random crop + flip"),
+    Recipe("cifar_wrn16_8_noaug", "wrn16_8", replace(_CIFAR, augment=False), {},
+           "cifar_wrn16_8 without augmentation (paper §3.2, footnote 2: the memorization experiments use none)"),
+    Recipe("purchase_fc", "fc", TrainConfig(base="adam", lr=1e-3, momentum=0.0, weight_decay=0.0, epochs=30,
+                                            batch_size=512), {},
+           "SELENA purchase/Undefend/train.py: Adam 1e-3, 30 epochs, batch 512; models/purchase.py's network"),
+    Recipe("texas_fc", "fc", TrainConfig(base="adam", lr=1e-3, momentum=0.0, weight_decay=0.0, epochs=20,
+                                         batch_size=128), {},
+           "SELENA texas/Undefend/train.py: Adam 1e-3, 20 epochs, batch 128; models/texas.py's network"),
+    # CPU (default profile): the values the chapters used before recipes, so cached results stay valid
+    _mlp("digits_mlp", (128,), "CPU: chapters 3 and 4's targets on digits", lr=0.05, epochs=60, batch_size=32),
+    _mlp("longtail_mlp", (128,), "CPU: chapter 3's targets on longtail (digits_mlp's settings)",
+         lr=0.05, epochs=60, batch_size=32),
+    _mlp("digits_mlp_buckets", (64,), "CPU: chapter 2's SGD/SAM/SWA targets", lr=0.05, epochs=40, batch_size=32),
+    _mlp("digits_mlp_subset", (64,), "CPU: chapter 2's subset models (Feldman-Zhang estimates), also chapter "
+         "4's buckets and chapter 2's longtail ground truth", lr=0.05, epochs=10, batch_size=32),
+    _mlp("digits_mlp_demo", None, "CPU: chapter 0's demo (MLP's default widths)", lr=0.05, epochs=40,
+         batch_size=64),
+    # smoke profile: seconds, not results
+    _mlp("smoke_mlp", (16,), "smoke tests: seconds per chapter, not results", lr=0.05, epochs=2, batch_size=32),
+]}
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the algorithm table: the optimizer ``algorithm`` (:data:`sharpmem_lib.optim.ALGORITHMS`),
+    TrainConfig fields it fixes, and ``knobs``: TrainConfig field -> knob name."""
+
+    algorithm: str
+    knobs: Mapping[str, str] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+
+METHODS: dict[str, Method] = {
+    "sgd": Method("sgd"),
+    "sam": Method("sam", {"rho": "sam_rho"}),
+    "sharp": Method("sharp", {"rho": "sharpreg_rho", "lam": "sharpreg_lam"}),  # eq. 4 (xi = 0)
+    "sharpreg": Method("sharpreg", {"rho": "sharpreg_rho", "lam": "sharpreg_lam", "xi": "sharpreg_xi"}),  # eq. 6
+    "swa": Method("sgd", {"swa_start": "swa_start", "swa_lr": "swa_lr"}, {"swa": True}),
+}
+"""The algorithm table: each method a chapter trains, and the knobs it reads."""
+
+KNOBS: dict[str, float] = {
+    "sam_rho": 0.1,  # paper: rho = 0.1 for SAM throughout
+    "sharpreg_rho": 0.01,  # paper §5, footnote 4: eq. 4 and SharpReg at rho = 0.01
+    "sharpreg_lam": 1.5,  # Fig. 5: (lambda, xi) = (1.5, 0.3)
+    "sharpreg_xi": 0.3,
+    "swa_start": 0.75,  # TrainConfig's SWA defaults
+    "swa_lr": 0.05,
+    "label_smoothing": 0.0,  # any method: a defense baseline (paper §2.1)
+}
+"""Every algorithm knob, one name across all chapters, with the paper's value as default."""
+
+_ANY_METHOD = {"label_smoothing": "label_smoothing"}  # knobs every method reads
+
+
+def get_recipe(name: str | Recipe) -> Recipe:
+    """The recipe called ``name`` (a :class:`Recipe` is returned as it is)."""
+    if isinstance(name, Recipe):
+        return name
+    check_choice("recipe", name, RECIPES)
+    return RECIPES[name]
+
+
+def check_knobs(knobs: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` on a knob name that is not in :data:`KNOBS`."""
+    unknown = sorted(set(knobs) - set(KNOBS))
+    if unknown:
+        raise ValueError(f"unknown knob(s) {unknown}; valid knobs are {sorted(KNOBS)}")
+
+
+def train_config(recipe: str | Recipe, method: str = "sgd", seed: int = 0, **knobs: float) -> TrainConfig:
+    """The TrainConfig of ``recipe`` trained with ``method`` (a key of :data:`METHODS`) and ``seed``.
+
+    ``knobs`` (names of :data:`KNOBS`, defaults the paper's) set only the fields ``method``
+    reads: SGD keeps TrainConfig's defaults for ``rho``/``lam``/``xi`` whatever ``sam_rho``
+    says, so one set of chapter knobs builds every method and an SGD target's key does
+    not depend on the knobs of the other methods."""
+    r = get_recipe(recipe)
+    check_choice("method", method, METHODS)
+    check_knobs(knobs)
+    m = METHODS[method]
+    values = {**KNOBS, **knobs}
+    reads = {**m.knobs, **_ANY_METHOD}
+    set_fields = {f: values[k] for f, k in reads.items() if k in knobs or f in m.knobs}
+    return replace(r.train, algorithm=m.algorithm, seed=seed, **m.fixed, **set_fields)
+
+
+def recipe_settings(recipe: str | Recipe) -> dict[str, Any]:
+    """A recipe's full settings as one flat dict: model, model kwargs and every training
+    field it fixes (for plans and provenance tables)."""
+    r = get_recipe(recipe)
+    train = {f.name: getattr(r.train, f.name) for f in fields(TrainConfig)
+             if f.name not in ALGORITHM_FIELDS + RUN_FIELDS}
+    train["lr_milestones"] = list(train["lr_milestones"])
+    return {"recipe": r.name, "model": r.model, "model_kwargs": {k: list(v) if isinstance(v, tuple) else v
+                                                                  for k, v in r.model_kwargs.items()}, **train}
+
+
+def recipe_table():
+    """Every recipe's settings and source, one row per recipe (a DataFrame)."""
+    import pandas as pd
+
+    return pd.DataFrame([{**recipe_settings(r), "source": r.source} for r in RECIPES.values()]).set_index("recipe")
