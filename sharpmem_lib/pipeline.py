@@ -11,6 +11,7 @@ Usage::
 
     python -m sharpmem_lib.pipeline build --profile default
     python -m sharpmem_lib.pipeline check --profile paper      # parameters, data files, GPU; runs nothing
+    python -m sharpmem_lib.pipeline check --profile paper      # parameters, data files, GPU; runs nothing
     python -m sharpmem_lib.pipeline execute --profile smoke --notebook 01_toy_example
 """
 
@@ -26,10 +27,12 @@ from pathlib import Path
 
 from sharpmem_lib.profiles import load_profile, profile_parameters
 
-__all__ = ["REPO_ROOT", "notebook_paths", "plan_notebooks", "execute_notebooks", "stage_book", "build_book"]
+__all__ = ["REPO_ROOT", "BOOK_BUILD_ENV", "notebook_paths", "plan_notebooks", "execute_notebooks", "tidy_for_reading",
+           "stage_book", "build_book"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOK_FILES = ("_config.yml", "_toc.yml", "book")
+from sharpmem_lib.report import BOOK_BUILD_ENV  # set for the kernels while the book's notebooks execute
 
 
 def notebook_paths(repo_root: Path = REPO_ROOT, only: list[str] | None = None) -> list[Path]:
@@ -135,22 +138,59 @@ def execute_notebooks(plan: list[tuple[Path, dict]], out_dir: Path, log=print) -
     os.environ.setdefault("SHARPMEM_RESULTS", str(REPO_ROOT / "results"))
     times: dict[str, float] = {}
     failures: list[str] = []
-    for path, params in plan:
-        log(f"[{params['profile']}] executing {path.name} with {params}")
-        start = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                str(path), str(out_dir / path.name), parameters=params, kernel_name="python3",
-                cwd=str(path.parent), progress_bar=False, log_output=False,
-            )
-        except papermill.PapermillExecutionError as err:
-            failures.append(f"{path.name}: {err.ename}: {err.evalue}")
-        times[path.stem] = time.perf_counter() - start
-        log(f"[{params['profile']}] {path.name}: {times[path.stem]:.1f} s")
+    # The kernels inherit this: report.glue records values for the book's {glue} roles
+    # instead of showing them in the cell, as it does in Jupyter and Colab.
+    previous = os.environ.get(BOOK_BUILD_ENV)
+    os.environ[BOOK_BUILD_ENV] = "1"
+    try:
+        for path, params in plan:
+            log(f"[{params['profile']}] executing {path.name} with {params}")
+            start = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    str(path), str(out_dir / path.name), parameters=params, kernel_name="python3",
+                    cwd=str(path.parent), progress_bar=False, log_output=False,
+                )
+            except papermill.PapermillExecutionError as err:
+                failures.append(f"{path.name}: {err.ename}: {err.evalue}")
+            if (out_dir / path.name).exists():
+                tidy_for_reading(out_dir / path.name)
+            times[path.stem] = time.perf_counter() - start
+            log(f"[{params['profile']}] {path.name}: {times[path.stem]:.1f} s")
+    finally:
+        if previous is None:
+            os.environ.pop(BOOK_BUILD_ENV, None)
+        else:
+            os.environ[BOOK_BUILD_ENV] = previous
     if failures:
         raise RuntimeError("notebook(s) failed (executed copies kept in {}):\n  {}".format(
             out_dir, "\n  ".join(failures)))
     return times
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def tidy_for_reading(path: Path) -> None:
+    """Make an executed notebook read well as a book page, in place.
+
+    Papermill's injected-parameters cell gets ``remove-cell``: the parameters cell above it
+    documents every parameter, and the provenance table at the end lists the values used.
+    Progress-bar widgets (tqdm with ipywidgets) are dropped with the notebook's widget
+    state: a static page cannot show them, and myst-nb would fetch a widget manager from
+    the internet for them.
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+    nb.metadata.pop("widgets", None)
+    nbformat.write(nb, path)
 
 
 def mathjax_dir() -> Path | None:
@@ -180,7 +220,47 @@ def stage_book(stage_dir: Path, repo_root: Path = REPO_ROOT) -> None:
     if mathjax is None:
         raise RuntimeError("MathJax for offline reading is missing: `pip install --no-deps jupyter-server-mathjax` "
                            "(make book does this)")
-    shutil.copytree(mathjax, stage_dir / "_mathjax" / "mathjax")
+    shutil.copytree(mathjax, stage_dir / "_mathjax" / "mathjax", ignore=_mathjax_unused)
+    with open(stage_dir / "book" / "api.md", "a", encoding="utf-8") as api:
+        api.write(api_page_sections())
+
+
+def library_modules() -> list[str]:
+    """Every public module of ``sharpmem_lib`` (subpackages included), by dotted name."""
+    import pkgutil
+
+    import sharpmem_lib
+
+    return sorted(m.name for m in pkgutil.walk_packages(sharpmem_lib.__path__, "sharpmem_lib.")
+                  if not any(part.startswith("_") for part in m.name.split(".")))
+
+
+def api_page_sections(modules: list[str] | None = None) -> str:
+    """The API page's body: one section per library module, documented by Sphinx autodoc
+    from its docstrings (the members in its ``__all__``). Appended to book/api.md when the
+    book is staged, so that a new module is documented without editing the page."""
+    sections = []
+    for name in modules or library_modules():
+        sections.append(f"\n## `{name}`\n\n```{{eval-rst}}\n.. automodule:: {name}\n   :members:\n```\n")
+    return "".join(sections)
+
+
+# Parts of MathJax 2 that the book never loads (its configuration, _config.yml, asks for the
+# HTML-CSS output with STIX-Web fonts, in English, with the renderer menu hidden): the SVG
+# output, the accessibility explorer (only its menu entry is loaded) and other languages.
+MATHJAX_UNUSED = ("jax/output/SVG", "extensions/a11y/*", "localization/*")
+MATHJAX_KEPT = ("extensions/a11y/accessibility-menu.js", "localization/en")
+
+
+def _mathjax_unused(directory: str, names: list[str]) -> set[str]:
+    """``shutil.copytree`` ignore hook: the names under ``directory`` that MATHJAX_UNUSED drops."""
+    import fnmatch
+
+    root = mathjax_dir()
+    rel = Path(directory).relative_to(root) if root else Path(directory)
+    paths = {name: (rel / name).as_posix() for name in names}
+    return {name for name, path in paths.items()
+            if any(fnmatch.fnmatch(path, pat) for pat in MATHJAX_UNUSED) and path not in MATHJAX_KEPT}
 
 
 def _jupyter_book_executable() -> str:

@@ -1,6 +1,17 @@
-"""One function per paper figure. Each takes computed results and returns a Figure."""
+"""One function per paper figure. Each takes computed results and returns a Figure.
+
+Every figure is drawn in :data:`BOOK_STYLE` (font sizes readable at the width the book
+shows it) and no wider than the book's text column (about 9 inches at 96 CSS pixels per
+inch). :func:`show_figure` displays one in a notebook with its number, caption and alt text,
+as a sharp (2x) image.
+"""
 
 from __future__ import annotations
+
+import base64
+import functools
+import html
+import io
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -10,9 +21,69 @@ from matplotlib.lines import Line2D
 from sharpmem_lib.data import BLUE, RED, ToyMixture
 from sharpmem_lib.report import method_label
 
-__all__ = ["toy_figure", "paired_seeds_figure", "training_curves", "influencers_figure", "bucket_accuracy_figure",
-           "top1_memorization_figure", "ground_truth_figure", "roc_figure", "group_tpr_figure", "sweep_figure",
-           "tradeoff_figure", "sharpness_figure"]
+__all__ = ["BOOK_STYLE", "figure_html", "show_figure", "toy_figure", "paired_seeds_figure", "training_curves",
+           "influencers_figure", "bucket_accuracy_figure", "top1_memorization_figure", "ground_truth_figure",
+           "roc_figure", "group_tpr_figure", "sweep_figure", "tradeoff_figure", "sharpness_figure"]
+
+# Sizes in points; a figure of width w inches is shown w * 96 CSS pixels wide (at most the
+# column), so 9-10 pt text reads like the page's own small print.
+BOOK_STYLE = {
+    "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
+    "legend.fontsize": 9, "legend.title_fontsize": 9, "figure.titlesize": 11, "lines.linewidth": 1.6,
+    "axes.spines.top": False, "axes.spines.right": False,
+}
+CSS_PX_PER_INCH = 96
+SHARPNESS = 2  # image pixels per CSS pixel
+
+
+def _book_style(draw):
+    """Draw the figure under BOOK_STYLE (fonts are fixed when each artist is created)."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(BOOK_STYLE):
+            return draw(*args, **kwargs)
+    return wrapper
+
+
+def figure_html(fig: Figure, number: str, caption: str, alt: str) -> str:
+    """``fig`` as an HTML ``<figure>``: a PNG at twice the CSS resolution, shown at the
+    figure's size in CSS inches (at most the column width), with alt text and the caption
+    "Figure <number>: <caption>". ``number`` is the paper's figure number where the figure
+    reproduces one ("3a"), else the chapter's own ("S2.1")."""
+    for name, value in (("number", number), ("caption", caption), ("alt", alt)):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name}={value!r} is not valid: every figure needs a non-empty {name}")
+    width_in, _ = fig.get_size_inches()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=CSS_PX_PER_INCH * SHARPNESS, facecolor="white")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    css_width = round(width_in * CSS_PX_PER_INCH)
+    return (f'<figure class="sharpmem-figure">'
+            f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt.strip())}" width="{css_width}" '
+            f'style="max-width: 100%; height: auto;">'
+            f'<figcaption><strong>Figure {html.escape(number.strip())}:</strong> {html.escape(caption.strip())}'
+            f'</figcaption></figure>')
+
+
+class _FigureOutput:
+    def __init__(self, fig: Figure, number: str, caption: str, alt: str):
+        self.html = figure_html(fig, number, caption, alt)
+        self.text = f"Figure {number.strip()}: {caption.strip()}"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/html": self.html, "text/plain": self.text}
+
+
+def show_figure(fig: Figure, number: str, caption: str, alt: str) -> None:
+    """Display ``fig`` in the notebook (and so in the book) as a numbered, captioned figure
+    with alt text (see :func:`figure_html`), then close it so that the inline backend does
+    not show it a second time."""
+    from IPython.display import display
+
+    output = _FigureOutput(fig, number, caption, alt)
+    plt.close(fig)
+    display(output)
+
 
 _CLASS_COLORS = {RED: "tab:red", BLUE: "tab:blue"}
 _METHOD_STYLE = {
@@ -42,6 +113,7 @@ def _scatter(ax, data):
                       linewidths=1.5, label=f"atypical red points ({atypical.sum()})")
 
 
+@_book_style
 def toy_figure(result) -> Figure:
     """Fig. 1: (a) class densities and the Bayes boundary; (b), (c) SGD/SAM boundaries
     learnt from a sample with few / many atypical points (first seed)."""
@@ -50,13 +122,13 @@ def toy_figure(result) -> Figure:
     pts = np.stack([gx.ravel(), gy.ravel()], axis=1)
     dens = np.exp(mixture.class_log_density(pts)).reshape(*gx.shape, 2)
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), sharex=True, sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.6), sharex=True, sharey=True, layout="constrained")
     ax = axes[0]
     for label, cmap in ((RED, "Reds"), (BLUE, "Blues")):
         d = dens[..., label]
         ax.contour(gx, gy, d, levels=np.quantile(d[d > 1e-4], [0.2, 0.5, 0.8, 0.95]), cmap=cmap)
     handles = [_boundary(ax, gx, gy, result.grids[("bayes", "bayes")], "bayes")]
-    ax.legend(handles=handles, loc="lower left", fontsize=9)
+    ax.legend(handles=handles, loc="lower left")
     ax.set_title("(a) class densities and Bayes optimal boundary")
 
     for ax, sample, title in ((axes[1], "few", "(b) few atypical points"),
@@ -66,7 +138,7 @@ def toy_figure(result) -> Figure:
         for method in result.config.algorithms:
             handles.append(_boundary(ax, gx, gy, result.grids[(sample, method)], method))
         n = len(result.train_sets[sample])
-        ax.legend(handles=handles + [atypical_handle], loc="lower left", fontsize=9)
+        ax.legend(handles=handles + [atypical_handle], loc="lower left")
         ax.set_title(f"{title}: n = {n}, seed 0")
     for ax in axes:
         ax.set_xlabel("$x_1$")
@@ -75,6 +147,7 @@ def toy_figure(result) -> Figure:
     return fig
 
 
+@_book_style
 def paired_seeds_figure(runs, metric: str = "atypical_acc", methods=("sgd", "sam"),
                         label: str = "accuracy on atypical test points") -> Figure:
     """One line per seed joining each method's score, one panel per sample size.
@@ -82,7 +155,7 @@ def paired_seeds_figure(runs, metric: str = "atypical_acc", methods=("sgd", "sam
     Shows the per-seed spread that a mean ± std hides, and which way each pair moved.
     """
     samples = list(dict.fromkeys(runs["sample"]))
-    fig, axes = plt.subplots(1, len(samples), figsize=(4.2 * len(samples), 3.6), sharey=True,
+    fig, axes = plt.subplots(1, len(samples), figsize=(3.2 * len(samples), 3.0), sharey=True,
                              layout="constrained", squeeze=False)
     for ax, sample in zip(axes[0], samples):
         wide = runs[runs["sample"] == sample].pivot(index="seed", columns="method", values=metric)
@@ -93,7 +166,7 @@ def paired_seeds_figure(runs, metric: str = "atypical_acc", methods=("sgd", "sam
             ax.plot(xs, ys, "-o", color="tab:green" if up else "tab:gray", alpha=0.7, ms=4)
         if "bayes" in wide:
             ax.axhline(wide["bayes"].iloc[0], color="black", lw=1, ls="--", label="Bayes optimal")
-            ax.legend(loc="lower right", fontsize=8)
+            ax.legend(loc="lower right")
         ax.set_xticks(xs, [m.upper() for m in methods])
         ax.set_xlim(-0.3, len(methods) - 0.7)
         ax.set_title(f"{sample} atypical points ({len(wide)} seeds)")
@@ -101,9 +174,10 @@ def paired_seeds_figure(runs, metric: str = "atypical_acc", methods=("sgd", "sam
     return fig
 
 
+@_book_style
 def training_curves(histories: dict[str, list[dict]]) -> Figure:
     """Training loss, training accuracy and validation accuracy per epoch, one line per run."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.0), layout="constrained")
     for label, history in histories.items():
         epochs = [h["epoch"] for h in history]
         axes[0].plot(epochs, [h["train_loss"] for h in history], label=label)
@@ -132,33 +206,35 @@ def _show_image(ax, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
+@_book_style
 def influencers_figure(X: np.ndarray, rows: list[tuple[int, int]], influence, k: int = 10) -> Figure:
     """Fig. 2: each row a test image (framed; its bucket on the left) and its ``k`` most
     influential same-class training images, titled with their influence.
 
     ``rows``: (test id, bucket) pairs; ``influence``: a ``SameClassInfluence``.
     """
-    fig, axes = plt.subplots(len(rows), k + 1, figsize=(1.1 * (k + 1), 1.25 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), k + 1, figsize=(0.8 * (k + 1), 0.95 * len(rows)), squeeze=False)
     for r, (test_id, bucket) in enumerate(rows):
         ax = axes[r, 0]
         _show_image(ax, X[test_id])
         for spine in ax.spines.values():
             spine.set_edgecolor("tab:red" if bucket == 1 else "tab:blue")
             spine.set_linewidth(3)
-        ax.set_ylabel(f"bucket {bucket}", fontsize=8)
+        ax.set_ylabel(f"bucket {bucket}")
         ids, scores = influence.top_influencers(test_id, k)
         for c in range(k):
             ax = axes[r, c + 1]
             if c < len(ids):
                 _show_image(ax, X[ids[c]])
-                ax.set_title(f"{scores[c]:.2f}", fontsize=7)
+                ax.set_title(f"{scores[c]:.2f}", fontsize=8)
             else:
                 ax.axis("off")
-    axes[0, 0].set_title("test", fontsize=8)
+    axes[0, 0].set_title("test")
     fig.subplots_adjust(wspace=0.1, hspace=0.45)
     return fig
 
 
+@_book_style
 def bucket_accuracy_figure(table, baseline: str = "sgd") -> Figure:
     """Fig. 3a: test accuracy per bucket per method (mean ± std over seeds), and each
     method's gain over ``baseline`` per bucket (mean and 95 % interval, paired by seed).
@@ -170,7 +246,7 @@ def bucket_accuracy_figure(table, baseline: str = "sgd") -> Figure:
     methods = list(dict.fromkeys(table["method"]))
     n_buckets = int(table["bucket"].max())
     xs = np.arange(1, n_buckets + 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
         stats_ = table[table.method == method].groupby("bucket")["acc"].agg(["mean", "std"])
@@ -181,7 +257,7 @@ def bucket_accuracy_figure(table, baseline: str = "sgd") -> Figure:
     ax1.set_ylabel("test accuracy")
     lo = max(0.0, float(table["acc"].min()) - 0.05)
     ax1.set_ylim(lo, 1.0)
-    ax1.legend(fontsize=8)
+    ax1.legend()
     ax1.set_title("(a) accuracy per bucket")
     for i, method in enumerate(m for m in methods if m != baseline):
         gain = paired_gain(table, method, baseline, "acc", by="bucket").sort_values("bucket")
@@ -198,15 +274,16 @@ def bucket_accuracy_figure(table, baseline: str = "sgd") -> Figure:
     ax2.set_xticks(xs)
     ax2.set_xlabel("bucket")
     ax2.set_ylabel("gain (percentage points)")
-    ax2.legend(fontsize=8)
+    ax2.legend()
     ax2.set_title(f"(a') gain over {method_label(baseline)}, paired by seed, 95 % CI")
     return fig
 
 
+@_book_style
 def top1_memorization_figure(top1: np.ndarray, bucket: np.ndarray, show=(1, 5)) -> Figure:
     """Figs. 3b, 3c: distribution of the memorization score of each test point's top-1
     influencer, for the buckets in ``show``."""
-    fig, axes = plt.subplots(1, len(show), figsize=(4.6 * len(show), 3.3), sharex=True, sharey=True,
+    fig, axes = plt.subplots(1, len(show), figsize=(3.8 * len(show), 3.0), sharex=True, sharey=True,
                              layout="constrained")
     finite = top1[np.isfinite(top1)]
     bins = np.linspace(min(0.0, float(finite.min(initial=0))), max(1.0, float(finite.max(initial=1))), 21)
@@ -221,14 +298,15 @@ def top1_memorization_figure(top1: np.ndarray, bucket: np.ndarray, show=(1, 5)) 
         ax.set_title(f"({letter}) bucket {b}: {len(values)} of {int((bucket == b).sum())} test points")
         ax.set_xlabel("memorization score of the top-1 influencer")
         if len(values):
-            ax.legend(fontsize=8)
+            ax.legend()
     axes[0].set_ylabel("test points")
     return fig
 
 
+@_book_style
 def ground_truth_figure(entropy: np.ndarray, subpop_size: np.ndarray, bucket: np.ndarray) -> Figure:
     """Influence entropy against the true size of each test point's subpopulation."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
     ax1.scatter(subpop_size, entropy, s=6, alpha=0.4)
     ax1.set_xscale("log")
     ax1.set_xlabel("size of the test point's subpopulation (log)")
@@ -244,12 +322,13 @@ def ground_truth_figure(entropy: np.ndarray, subpop_size: np.ndarray, bucket: np
     return fig
 
 
+@_book_style
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     """ROC curves on log-log axes (Carlini et al. 2022), where the low-FPR regime that
     matters for privacy is visible; ``curves``: label -> (membership, scores)."""
     from sklearn.metrics import roc_curve
 
-    fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(4.5, 4.0), layout="constrained")
     floor = 1e-4
     for label, (member, scores) in curves.items():
         fpr, tpr, _ = roc_curve(member, scores)
@@ -261,16 +340,17 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     ax.set_ylim(floor, 1)
     ax.set_xlabel("false-positive rate")
     ax.set_ylabel("true-positive rate")
-    ax.legend(fontsize=8)
+    ax.legend()
     return fig
 
 
+@_book_style
 def group_tpr_figure(table, value: str = "tpr", group: str = "quintile", method: str = "algorithm") -> Figure:
     """Bar chart of an attack's TPR per group (mean ± std over targets), one bar per method."""
     methods = list(dict.fromkeys(table[method]))
     groups = sorted(table[group].unique())
     width = 0.8 / len(methods)
-    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
     for i, m in enumerate(methods):
         stats_ = table[table[method] == m].groupby(group)[value].agg(["mean", "std"]).reindex(groups)
         ax.bar(np.arange(len(groups)) + (i - (len(methods) - 1) / 2) * width, stats_["mean"], width,
@@ -278,7 +358,7 @@ def group_tpr_figure(table, value: str = "tpr", group: str = "quintile", method:
     ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups])
     ax.set_xlabel("memorization quintile of the training point (1 = most memorized)")
     ax.set_ylabel("LiRA TPR at 1 % FPR")
-    ax.legend(fontsize=8)
+    ax.legend()
     return fig
 
 
@@ -286,13 +366,14 @@ _ATTACK_STYLE = {"single_query": ("single-query", "-", "o"), "multi_query": ("mu
 _PROTOCOL_COLOR = {"selena": "tab:red", "honest": "tab:blue"}
 
 
+@_book_style
 def sweep_figure(summary, x: str, xlabel: str, title: str = "") -> Figure:
     """Figs. 4b, 4c, 5b: test accuracy (left) and best attack accuracy (right, both
     protocols, single- and multi-query) against a hyperparameter, mean ± std over training
     and split seeds. ``summary``: rows of :func:`~sharpmem_lib.privacy.summarize` grouped by
     ``[x, "protocol"]``. Settings where some training run diverged are marked with a red
     cross and the number of diverged seeds, never dropped."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
     honest = summary[summary.protocol == "honest"].sort_values(x)
     ax1.errorbar(honest[x], 100 * honest["test_acc_mean"], yerr=100 * honest["test_acc_std"].fillna(0), marker="o",
                  color="black", capsize=3)
@@ -304,7 +385,7 @@ def sweep_figure(summary, x: str, xlabel: str, title: str = "") -> Figure:
                          ls=ls, marker=marker, color=color, capsize=2, label=f"{label}, {protocol} protocol")
     ax2.axhline(50, color="gray", lw=0.8, ls=":")
     ax2.set_ylabel("attack accuracy (%)")
-    ax2.legend(fontsize=7)
+    ax2.legend(fontsize=8)
     xs = np.sort(summary[x].unique().astype(float))
     pad = 0.06 * (xs[-1] - xs[0] or 1.0)
     for ax in (ax1, ax2):
@@ -313,18 +394,19 @@ def sweep_figure(summary, x: str, xlabel: str, title: str = "") -> Figure:
         for _, row in honest[honest["diverged"] > 0].iterrows():
             ax.plot([row[x]], [0.03], marker="x", color="tab:red", ms=9, mew=2, transform=ax.get_xaxis_transform())
             ax.annotate(f"diverged\n({int(row['diverged'])} seeds)", (row[x], 0.07), xycoords=("data", "axes fraction"),
-                        color="tab:red", fontsize=7, ha="center")
+                        color="tab:red", fontsize=8, ha="center")
     ax1.set_title(f"{title} test accuracy".strip())
     ax2.set_title(f"{title} best attack accuracy".strip())
     return fig
 
 
+@_book_style
 def tradeoff_figure(summary, label: str = "method", protocol: str = "honest") -> Figure:
     """Fig. 5c: test accuracy against best attack accuracy (single-query left, label-only
     right) for each method or defense, mean ± std over training and split seeds. Lower right
     is better."""
     rows = summary[summary.protocol == protocol]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), layout="constrained")
     colors = plt.cm.tab10(np.arange(len(rows)) % 10)
     for ax, metric in zip(axes, ("single_query", "multi_query")):
         for color, (_, row) in zip(colors, rows.iterrows()):
@@ -335,22 +417,23 @@ def tradeoff_figure(summary, label: str = "method", protocol: str = "honest") ->
         ax.set_xlabel("test accuracy (%)")
         ax.set_ylabel(f"{_ATTACK_STYLE[metric][0]} attack accuracy (%)")
         ax.set_title(f"{_ATTACK_STYLE[metric][0]}, {protocol} protocol")
-    axes[1].legend(fontsize=7, loc="best")
+    axes[1].legend(fontsize=8, loc="best")
     return fig
 
 
+@_book_style
 def sharpness_figure(table, label: str = "method", columns: tuple[str, ...] | None = None) -> Figure:
     """Measured sharpness per method: one panel per column of ``table`` (``lambda_max`` and
     ``sam_sharpness@rho``), one dot per training seed and the mean as a bar, log scale."""
     columns = columns or tuple(c for c in table.columns if c == "lambda_max" or c.startswith("sam_sharpness"))
     methods = list(dict.fromkeys(table[label]))
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.4 * len(columns), 3.2), layout="constrained", squeeze=False)
     for ax, col in zip(axes[0], columns):
         for i, m in enumerate(methods):
             values = table.loc[table[label] == m, col].to_numpy(float)
             ax.bar(i, np.nanmean(values), color="lightgray", edgecolor="gray")
             ax.scatter(np.full(len(values), i), values, color="black", s=12, zorder=3)
-        ax.set_xticks(range(len(methods)), [method_label(m) for m in methods], rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(range(len(methods)), [method_label(m) for m in methods], rotation=30, ha="right")
         ax.set_yscale("log")
         ax.set_title({"lambda_max": "top Hessian eigenvalue"}.get(
             col, col.replace("sam_sharpness@", "SAM sharpness, ρ = ")))

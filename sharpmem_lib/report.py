@@ -10,27 +10,64 @@ Holm-adjusted p-value, and a verdict that runs against the paper says so in thos
 
 from __future__ import annotations
 
+import html
 import math
+import os
 from typing import Any, Mapping
 
 import pandas as pd
 
 from sharpmem_lib.stats import Verdict
 
-__all__ = ["glue", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
+__all__ = ["glue", "in_book_build", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
            "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
            "evidence", "island_sentence", "power_sentence", "capture_view"]
 
 
+BOOK_BUILD_ENV = "SHARPMEM_BOOK_BUILD"  # set by sharpmem_lib.pipeline while the book's notebooks run
+
+
+def in_book_build() -> bool:
+    """True while ``make book`` (``sharpmem_lib.pipeline``) executes the notebook."""
+    return os.environ.get(BOOK_BUILD_ENV) == "1"
+
+
+class _Shown:
+    """A glued value as a reader outside the book sees it: its name, then the value."""
+
+    def __init__(self, name: str, value: Any):
+        self.name, self.value = name, value
+
+    def __repr__(self) -> str:
+        return f"{self.name}: {self.value}"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        text = str(self.value)
+        return {"text/plain": f"{self.name}: {text}",
+                "text/html": f"<p><code>{html.escape(self.name)}</code>: {html.escape(text)}</p>"}
+
+
 def glue(name: str, value: Any, display: bool = False) -> None:
-    """Record ``value`` for the book's ``{glue}`` roles (myst-nb); a no-op without myst-nb,
-    e.g. in Colab, where the value is simply shown in the notebook instead."""
-    try:
+    """Give a computed value to the prose that refers to it by ``name``.
+
+    In the book build (:func:`in_book_build`) the value is recorded for the page's
+    ``{glue}`` roles (myst-nb's glue; shown in the cell as well only with ``display=True``).
+    Anywhere else (Jupyter, Colab, Binder, papermill by hand), where ``{glue}`` roles print
+    as placeholders, the value is shown in the cell that computes it, labelled with its
+    name, right above the prose that uses it.
+    """
+    from IPython.display import display as show
+
+    if in_book_build():
         from myst_nb import glue as _glue
-    except ImportError:  # pragma: no cover - exercised only outside the book toolchain
-        return
-    _glue(name, value, display=display)
+
+        _glue(name, value, display=display)
+    elif isinstance(value, (pd.DataFrame, pd.Series)) or hasattr(value, "_repr_html_"):
+        show(_Shown(name, "(table below)"))
+        show(value)
+    else:
+        show(_Shown(name, value))
 
 
 def pct(x: float, digits: int = 1) -> str:

@@ -1,0 +1,177 @@
+"""The book's plumbing, without building the book: glue, figures, the staged MathJax, the
+API page, the tidied notebooks, the bibliography labels, docstrings on the API page."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nbformat  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from sharpmem_lib import pipeline, plots, report  # noqa: E402
+from sharpmem_lib.pipeline import REPO_ROOT  # noqa: E402
+
+
+def _displayed(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.extend(objs))
+    return shown
+
+
+def test_glue_shows_the_value_outside_the_book(monkeypatch):
+    """Colab and plain Jupyter print {glue} roles literally: the value must be in the cell."""
+    monkeypatch.delenv(report.BOOK_BUILD_ENV, raising=False)
+    shown = _displayed(monkeypatch)
+    report.glue("claim_verdict", "SAM beats SGD on atypical points")
+    assert len(shown) == 1
+    bundle = shown[0]._repr_mimebundle_()
+    assert bundle["text/plain"] == "claim_verdict: SAM beats SGD on atypical points"
+    assert "SAM beats SGD" in bundle["text/html"] and "<code>claim_verdict</code>" in bundle["text/html"]
+    table = pd.DataFrame({"a": [1]})
+    report.glue("partitions", table)
+    assert shown[-1] is table
+
+
+def test_glue_records_for_myst_nb_in_the_book_build(monkeypatch):
+    monkeypatch.setenv(report.BOOK_BUILD_ENV, "1")
+    calls = []
+    import myst_nb
+
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: calls.append((name, value, display)))
+    shown = _displayed(monkeypatch)
+    report.glue("x", "value")
+    assert calls == [("x", "value", False)] and shown == []
+
+
+def test_figure_html_is_numbered_captioned_and_sharp():
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([0, 1], [0, 1])
+    html = plots.figure_html(fig, "3a", "Accuracy per bucket <SGD & SAM>", alt="Bar chart of accuracy per bucket")
+    assert "<figcaption><strong>Figure 3a:</strong> Accuracy per bucket &lt;SGD &amp; SAM&gt;</figcaption>" in html
+    assert 'alt="Bar chart of accuracy per bucket"' in html and 'width="576"' in html  # 6 in x 96 CSS px
+    png = base64.b64decode(re.search(r'base64,([^"]+)"', html).group(1))
+    width = int.from_bytes(png[16:20], "big")  # the PNG header's width field
+    assert width == 2 * 576  # two image pixels per CSS pixel
+    for bad in (dict(number=""), dict(caption="  "), dict(alt="")):
+        kwargs = dict(number="1", caption="c", alt="a") | bad
+        with pytest.raises(ValueError, match=f"{next(iter(bad))}="):
+            plots.figure_html(fig, **kwargs)
+    plt.close(fig)
+
+
+def test_show_figure_closes_the_figure(monkeypatch):
+    shown = _displayed(monkeypatch)
+    fig, _ = plt.subplots()
+    plots.show_figure(fig, "S1", "caption", "alt text that says what it shows")
+    assert not plt.fignum_exists(fig.number)
+    assert shown[0]._repr_mimebundle_()["text/plain"] == "Figure S1: caption"
+
+
+def test_figures_use_readable_fonts_and_fit_the_column():
+    """Every text in a book figure is at least 8 pt, and the figure at most 9.5 in wide."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame([{"method": m, "seed": s, "bucket": b, "acc": rng.uniform(0.6, 1)}
+                          for m in ("sgd", "sam") for s in range(3) for b in range(1, 6)])
+    fig = plots.bucket_accuracy_figure(table)
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+    assert min(sizes) >= 8 and fig.get_size_inches()[0] <= 9.5
+    plt.close(fig)
+
+
+def test_tidy_for_reading_hides_injected_parameters_and_drops_widgets(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["injected-parameters"]})
+    bar = nbformat.v4.new_output("display_data", data={pipeline.WIDGET_VIEW: {"model_id": "x"}, "text/plain": "0%|"})
+    text = nbformat.v4.new_output("stream", name="stdout", text="done\n")
+    work = nbformat.v4.new_code_cell("train()", outputs=[bar, text])
+    nb.cells = [params, work]
+    nb.metadata["widgets"] = {"state": {}}
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    pipeline.tidy_for_reading(path)
+    out = nbformat.read(path, as_version=4)
+    assert out.cells[0].metadata.tags == ["injected-parameters", "remove-cell"]
+    assert [o.output_type for o in out.cells[1].outputs] == ["stream"]
+    assert "widgets" not in out.metadata
+
+
+def test_staged_mathjax_drops_what_the_book_never_loads(tmp_path):
+    if pipeline.mathjax_dir() is None:
+        pytest.skip("jupyter-server-mathjax is not installed")
+    pipeline.stage_book(tmp_path / "stage")
+    mj = tmp_path / "stage" / "_mathjax" / "mathjax"
+    assert (mj / "MathJax.js").exists() and (mj / "fonts" / "HTML-CSS" / "STIX-Web").is_dir()
+    assert (mj / "extensions" / "a11y" / "accessibility-menu.js").exists()  # loaded by the config
+    assert not (mj / "jax" / "output" / "SVG").exists()
+    assert sorted(p.name for p in (mj / "localization").iterdir()) == ["en"]
+    assert not [p for p in (mj / "extensions" / "a11y").iterdir() if p.name != "accessibility-menu.js"]
+    size = sum(p.stat().st_size for p in mj.rglob("*") if p.is_file())
+    assert size < 4e6, f"{size / 1e6:.1f} MB of MathJax"
+    api = (tmp_path / "stage" / "book" / "api.md").read_text()
+    assert ".. automodule:: sharpmem_lib.stats" in api and ".. automodule:: sharpmem_lib.report" in api
+
+
+def test_api_page_lists_every_public_module():
+    import pkgutil
+
+    import sharpmem_lib
+
+    modules = pipeline.library_modules()
+    on_disk = {m.name for m in pkgutil.walk_packages(sharpmem_lib.__path__, "sharpmem_lib.")}
+    assert {m for m in on_disk if "._" not in m and not m.split(".")[-1].startswith("_")} == set(modules)
+    sections = pipeline.api_page_sections(["sharpmem_lib.stats"])
+    assert sections == "\n## `sharpmem_lib.stats`\n\n```{eval-rst}\n.. automodule:: sharpmem_lib.stats\n   :members:\n```\n"
+
+
+def _book_ext():
+    spec = importlib.util.spec_from_file_location("sharpmem_book", REPO_ROOT / "book" / "_ext" / "sharpmem_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bibliography_labels_are_author_year():
+    from pybtex.database import parse_string
+
+    ext = _book_ext()
+    bib = parse_string((REPO_ROOT / "book" / "references.bib").read_text(), "bibtex")
+    labels = {key: ext.author_year_label(entry) for key, entry in bib.entries.items()}
+    assert labels["foret2020sam"] == "Foret et al., 2020"
+    assert labels["feldman2020does"] == "Feldman, 2020"
+    assert labels["feldman2020neural"] == "Feldman and Zhang, 2020"
+    assert labels["kim2023memorization"] == "Kim et al., 2023"  # the reproduced paper, cited and linked
+    assert "arxiv.org/abs/2310.00488" in bib.entries["kim2023memorization"].fields["url"]
+    style = ext.AuthorYearLabelStyle()
+    twins = [bib.entries["feldman2020does"], bib.entries["feldman2020does"]]
+    assert list(style.format_labels(twins)) == ["Feldman, 2020a", "Feldman, 2020b"]
+
+
+def test_docstrings_that_are_not_rest_render_verbatim():
+    ext = _book_ext()
+    # |x| is an absolute value, not a substitution: escaped, and the docstring stays reST
+    assert ext.readable_docstring(["Entropy of |infl(i, j)| over ``a|b``."]) == [
+        r"Entropy of \|infl(i, j)\| over ``a|b``."]
+    broken = ["Returns", "  an indented line", "then unindented:", "* a list", "without a blank line"]
+    assert ext.readable_docstring(broken)[:2] == ["::", ""]
+    assert ext.readable_docstring(["Uses :func:`sharpmem_lib.stats.holm`."]) == ["Uses :func:`sharpmem_lib.stats.holm`."]
+
+
+def test_config_sets_mathjax_to_the_shipped_fonts():
+    import yaml
+
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    html_css = config["sphinx"]["config"]["mathjax2_config"]["HTML-CSS"]
+    assert html_css["availableFonts"] == ["STIX-Web"] and html_css["webFont"] == "STIX-Web"
+    fonts = pipeline.mathjax_dir()
+    if fonts is not None:
+        assert (fonts / "fonts" / "HTML-CSS" / "STIX-Web").is_dir() and not (fonts / "fonts" / "HTML-CSS" / "TeX").exists()
+    assert config["parse"]["myst_substitutions"]["repository_url"] == config["repository"]["url"]
