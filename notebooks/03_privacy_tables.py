@@ -82,7 +82,6 @@ from sharpmem_lib.parameters import check_notebook_parameters
 check_notebook_parameters(globals(), "03_privacy_tables")
 
 # %% tags=["remove-stderr"]
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
@@ -90,7 +89,7 @@ from IPython.display import Markdown, display
 from sharpmem_lib.attacks import BOUNDARY_METHODS, lira_evaluation, low_fpr_metric, memorization_groups, split_models
 from sharpmem_lib.data import load_dataset
 from sharpmem_lib.experiments import ExperimentConfig, run_experiment
-from sharpmem_lib.plots import group_tpr_figure, roc_figure
+from sharpmem_lib.plots import group_tpr_figure, roc_figure, show_figure
 from sharpmem_lib.paper import paper_table1
 from sharpmem_lib.privacy import (HEADERS, boundary_attack, directions, evaluate_privacy, format_table1,
                                   paired_tests, paper_directions, significance, table1, table2)
@@ -309,16 +308,21 @@ if lira_dataset:
 
 # %% tags=["remove-input"]
 if lira_dataset:
-    fig = roc_figure(curves)
-    plt.show()
+    show_figure(roc_figure(curves), "S3.1",
+                "LiRA's ROC curves against SGD, SAM and SharpReg (log-log axes; not in the paper). The low "
+                "false-positive end, on the left, is where a membership attack matters.",
+                alt="Log-log ROC curves of the LiRA membership attack for SGD, SAM and SharpReg, with the chance diagonal")
     low = low_fpr_metric(int(lira["n_nonmembers"].min()))  # TPR at 0.1 % FPR only with >= 1,000 non-members
     metrics = ["auc", low, "tpr@1%fpr"]
     summary = lira.groupby("algorithm", sort=False)[metrics].agg(["mean", "std"])
     display((100 * summary).round(2).rename(columns={"auc": "AUC (%)", "tpr@0.1%fpr": "TPR @ 0.1 % FPR (%)",
                                                       "tpr@0fp": "TPR @ zero false positives (%)",
                                                       "tpr@1%fpr": "TPR @ 1 % FPR (%)"}))
-    fig = group_tpr_figure(by_quintile)
-    plt.show()
+    show_figure(group_tpr_figure(by_quintile), "S3.2",
+                "LiRA's true-positive rate at 1 % false positives per memorization quintile of the training "
+                "points (1 = most memorized), mean ± standard deviation over targets (not in the paper).",
+                alt="Bar chart of LiRA's true-positive rate at 1 % FPR in each of five memorization quintiles, one bar "
+                    "per algorithm")
     q = by_quintile.groupby(["algorithm", "quintile"])["tpr"].mean()
     glue("lira_sgd_q1", f"{100 * q[('sgd', 1)]:.1f} %")
     glue("lira_sgd_q5", f"{100 * q[('sgd', 5)]:.1f} %")

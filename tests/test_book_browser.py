@@ -41,6 +41,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--window-size=1280,1000", "--hide-scrollbars"]
 SKIP_DIRS = {"_static", "_sources", "_images", "_sphinx_design_static"}
+GENERATED = {"genindex.html", "py-modindex.html", "search.html"}  # Sphinx's own pages: no figures or tables of ours
 
 
 
@@ -230,7 +231,7 @@ PAGE_FACTS = r"""(() => {
         mathErrors: document.querySelectorAll('.MathJax_Error, merror, .merror').length,
         font: hjax ? (hjax.fontInUse || '') : '',
         images: images,
-        cells: cells.map(c => ({text: c.innerText.trim(), head: c.tagName === 'TH'})),
+        cells: cells.map(c => ({text: c.innerText.trim(), head: !!c.closest('thead')})),
         minPadding: pad.length ? Math.min(...pad) : null,
         boldGlue: [...article.querySelectorAll('span.pasted-text')]
                   .filter(s => parseInt(getComputedStyle(s).fontWeight) >= 600).length,
@@ -355,7 +356,7 @@ def test_math_is_typeset(visited):
 @needs_browser
 def test_figures_are_captioned_and_sharp(visited):
     pages, _ = visited
-    problems = {page: figure_problems(facts) for page, (facts, _) in pages.items()}
+    problems = {page: figure_problems(facts) for page, (facts, _) in pages.items() if page not in GENERATED}
     problems = {k: v for k, v in problems.items() if v}
     assert not problems, json.dumps(problems, indent=1)[:4000]
     for chapter in ("01_toy_example", "02_memorization_buckets", "04_mitigation"):
@@ -372,7 +373,7 @@ def test_no_glue_placeholder_visible(visited):
 @needs_browser
 def test_tables_read_like_a_paper(visited):
     pages, _ = visited
-    problems = {page: table_problems(facts) for page, (facts, _) in pages.items()}
+    problems = {page: table_problems(facts) for page, (facts, _) in pages.items() if page not in GENERATED}
     problems = {k: v for k, v in problems.items() if v}
     assert not problems, json.dumps(problems, indent=1)[:4000]
 

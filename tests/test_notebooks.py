@@ -100,7 +100,8 @@ def test_cli_rejects_bad_profile_before_running(capsys):
 
 
 @pytest.mark.parametrize("ipynb, params, message", [
-    ("01_toy_example", {"rho": -1.0}, "rho=-1.0"),
+    ("01_toy_example", {"sam_rho": -1.0}, "sam_rho=-1.0"),
+    ("00_data_and_models", {"recipe": "cifar_wrn"}, r"recipe='cifar_wrn' is not valid; choose one of"),
     ("00_data_and_models", {"dataset": "cifar1000"}, "dataset='cifar1000' is not valid"),
     ("00_data_and_models", {"algorithms": ["sgd", "adam"]}, r"algorithms\[1\]='adam' is not valid; choose one of"),
     ("04_mitigation", {"lams": [0.0, -1.0]}, r"lams\[1\]=-1.0 is not valid"),
@@ -137,11 +138,14 @@ def test_book_builds_with_every_chapter(smoke_book):
         page = (html_dir / "notebooks" / f"{ipynb.stem}.html").read_text()
         # no error cell, and no warning printed to stderr on the page
         assert "Traceback" not in page and "output traceback" not in page and "output stderr" not in page
-        # the figure is an image file that exists and is not empty
-        images = re.findall(r'<img[^>]+src="([^"]+\.png)"', page)
+        # figures are embedded PNGs (plots.show_figure) or image files that exist, never empty
+        images = re.findall(r'<img[^>]+src="(data:image/png;base64,[^"]+|[^"]+\.png)"', page)
         assert images, f"{ipynb.stem}: no figure"
         for src in images:
-            assert (html_dir / "notebooks" / src).resolve().stat().st_size > 1000
+            if src.startswith("data:"):
+                assert len(src) > 1000
+            else:
+                assert (html_dir / "notebooks" / src).resolve().stat().st_size > 1000
         # provenance shows the profile that produced the page
         assert "smoke" in page and "git commit" in page
         # the launch buttons open the committed notebook
