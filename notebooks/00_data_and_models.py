@@ -64,7 +64,7 @@ from IPython.display import display
 from sharpmem_lib.data import dataset_table
 from sharpmem_lib.experiments import ExperimentConfig, accuracy_table, run_experiment
 from sharpmem_lib.models import model_table
-from sharpmem_lib.plots import training_curves
+from sharpmem_lib.plots import show_figure, training_curves
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import glue
 from sharpmem_lib.splits import SPLITS, published_partition, split_table
@@ -140,8 +140,11 @@ artifacts = {c.train.describe(): run_experiment(c, results_dir or None, data_dir
              for c in configs.values()}
 
 # %% tags=["remove-input"]
-fig = training_curves({label: art.history for label, art in artifacts.items()})
-plt.show()
+show_figure(training_curves({label: art.history for label, art in artifacts.items()}), "S0.1",
+            "Training loss (log scale), training accuracy and validation accuracy per epoch for each algorithm; "
+            "the dot marks the epoch whose weights are kept (best validation accuracy).",
+            alt="Three line charts against epoch, training loss, training accuracy and validation accuracy, one line "
+                "per algorithm")
 display(accuracy_table(artifacts, data_dir=data_dir or None).style.format(
     "{:.1%}", subset=["train acc", "validation acc", "held-out acc"]))
 

@@ -73,7 +73,7 @@ check_notebook_parameters(globals(), "01_toy_example")
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from sharpmem_lib.plots import paired_seeds_figure, toy_figure
+from sharpmem_lib.plots import paired_seeds_figure, show_figure, toy_figure
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import (capture_view, claim_verdict, describe_gain, family_note, gain_table, glue,
                                  island_sentence, mean_std_table, power_sentence)
@@ -96,8 +96,11 @@ result = cached_toy_experiment(config)  # trains only if the results cache lacks
 # The panels show the first seed; the table below covers all of them.
 
 # %% tags=["remove-input"]
-fig = toy_figure(result)
-plt.show()
+show_figure(toy_figure(result), "1",
+            "(a) The class densities and the Bayes optimal boundary; (b) the decision boundaries of SGD and SAM "
+            "learnt from a sample with few atypical red points (+); (c) the same from a sample with many. First seed.",
+            alt="Three 2-D panels: density contours of the red and blue classes with the Bayes boundary, then the Bayes, "
+                "SGD and SAM boundaries over the training points of a sample with few and of one with many atypical points")
 
 # %% [markdown]
 # ## Accuracy over seeds
@@ -151,8 +154,10 @@ tests = {(metric, s): t for metric in ("atypical_acc", "test_acc")
          for s, t in paired_tests_by(result.runs, "sam", "sgd", metric, "sample").items()}
 verdicts = holm_verdicts(tests, {k: 1 for k in tests})
 display(gain_table(gains, holm={s: verdicts[("atypical_acc", s)] for s in gains["sample"]}))
-fig = paired_seeds_figure(result.runs)
-plt.show()
+show_figure(paired_seeds_figure(result.runs), "S1.1",
+            "Accuracy on the atypical test points, seed by seed, SGD joined to SAM (green: SAM higher), one panel "
+            "per sample size; the dashed line is the Bayes optimal rule.",
+            alt="Line segments from SGD's to SAM's accuracy on atypical test points, one per seed, one panel per sample size")
 for (metric, s), v in verdicts.items():
     key, what = (("verdict", "atypical test points") if metric == "atypical_acc"
                  else ("verdict_overall", "all test points"))

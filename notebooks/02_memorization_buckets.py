@@ -79,7 +79,8 @@ from sharpmem_lib.data import load_dataset
 from sharpmem_lib.buckets import bucket_accuracy_table, memorization_buckets
 from sharpmem_lib.experiments import ExperimentConfig, run_experiment
 from sharpmem_lib.memorization import mean_by_bucket
-from sharpmem_lib.plots import bucket_accuracy_figure, ground_truth_figure, influencers_figure, top1_memorization_figure
+from sharpmem_lib.plots import (bucket_accuracy_figure, ground_truth_figure, influencers_figure, show_figure,
+                                top1_memorization_figure)
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import (at_ceiling, bucket_pattern, describe_gain, family_note, gain_table, glue,
                                  top1_trend)
@@ -128,8 +129,11 @@ print(source)
 if data.X.ndim == 4:
     rng = np.random.default_rng(0)
     rows = [(int(j), b) for b in (1, 5) for j in rng.choice(test_ids[bucket == b], n_show, replace=False)]
-    fig = influencers_figure(data.X, rows, influence, k=10)
-    plt.show()
+    show_figure(influencers_figure(data.X, rows, influence, k=10), "2",
+                "Test images from bucket 1 (red frame, lowest influence entropy) and bucket 5 (blue frame), each "
+                "followed by its most influential training images of the same class, titled with their influence.",
+                alt="Grid of small images: each row a framed test image followed by its most influential training "
+                    "images and their influence values")
 else:
     print(f"{dataset} is not an image dataset: no Fig. 2")
 
@@ -140,8 +144,10 @@ else:
 # single most influential training point, for the lowest- and highest-entropy buckets.
 
 # %% tags=["remove-input"]
-fig = top1_memorization_figure(top1, bucket)
-plt.show()
+show_figure(top1_memorization_figure(top1, bucket), "3b–c",
+            "Memorization score (eq. 1) of each test point's most influential training point, (b) in bucket 1 "
+            "and (c) in bucket 5; the dashed line is the mean.",
+            alt="Two histograms of the memorization score of the top-1 influencer, for bucket 1 and for bucket 5")
 measured = influence.any_influence(test_ids)
 means = mean_by_bucket(top1, bucket)
 display(pd.DataFrame({"bucket": range(1, 6), "mean top-1 memorization": np.round(means, 3),
@@ -170,8 +176,12 @@ artifacts = {key: run_experiment(cfg, **opts) for key, cfg in targets.items()}
 table = bucket_accuracy_table(artifacts, test_ids, data.y, bucket)
 
 # %% tags=["remove-input"]
-fig = bucket_accuracy_figure(table)
-plt.show()
+show_figure(bucket_accuracy_figure(table), "3a",
+            "(a) Test accuracy per memorization bucket for SGD, SAM and SWA, mean ± standard deviation over seeds "
+            "(bucket 1 = lowest influence entropy = most memorization); (a') each method's gain over SGD per "
+            "bucket, paired by seed, with 95 % intervals.",
+            alt="Grouped bars of test accuracy in buckets 1 to 5 for SGD, SAM and SWA, and the gains over SGD per "
+                "bucket with error bars")
 # the chapter's family, Holm-adjusted together: SAM/SWA − SGD per bucket (the paper: higher), and top-1 memorization
 tests = {(m, b): t for m in ("sam", "swa") for b, t in paired_tests_by(table, m, "sgd", "acc", "bucket").items()}
 verdicts = holm_verdicts({**tests, "top1": top1_test}, {**{k: 1 for k in tests}, "top1": -1})
@@ -217,8 +227,12 @@ if ground_truth is not None:
 if ground_truth is not None:
     check = correlation(lt_entropy, lt_size)  # Spearman; a check of the metric, not one of the paper's claims
     rho_s, p_s = check.estimate, check.p_value
-    fig = ground_truth_figure(lt_entropy, lt_size, lt_bucket)
-    plt.show()
+    show_figure(ground_truth_figure(lt_entropy, lt_size, lt_bucket), "S2.1",
+                "Influence entropy against the true size of each test point's subpopulation on the synthetic "
+                "long-tail data (left), and subpopulation sizes per entropy bucket (right): a check the paper "
+                "could not make.",
+                alt="Scatter of influence entropy against subpopulation size (log axis), and box plots of "
+                    "subpopulation size in buckets 1 to 5")
     display(pd.DataFrame({"bucket": range(1, 6),
                           "median subpopulation size": [float(np.median(lt_size[lt_bucket == b])) for b in range(1, 6)],
                           "share from subpopulations of size <= 5":

@@ -273,7 +273,7 @@ def figure_problems(facts: dict) -> list[str]:
     out = []
     for img in facts["images"]:
         where = img["src"]
-        if not re.match(r"Figure [A-Z]?\d+[a-z]*[.:]", img["caption"]):
+        if not re.match(r"Figure (S\d+\.\d+|\d+[a-z]?(–[a-z])?): \S", img["caption"]):
             out.append(f"figure without a numbered caption ('Figure 3a: ...'): {where} caption={img['caption'][:40]!r}")
         alt = img["alt"].strip()
         if len(alt) < 20 or re.fullmatch(r"[0-9a-f]{16,}(\.\w+)?", alt) or alt == img["caption"]:
