@@ -20,7 +20,7 @@ import torch
 import sharpmem_lib
 from sharpmem_lib import store
 
-__all__ = ["cached_entries_table", "git_commit", "provenance_table"]
+__all__ = ["cached_entries_table", "git_commit", "provenance_table", "FullTable"]
 
 
 def git_commit(path: Path | None = None) -> str:
@@ -81,4 +81,18 @@ def provenance_table(profile: str, params: dict) -> pd.DataFrame:
         ("started (UTC)", _dt.datetime.fromtimestamp(started, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")),
         ("wall time", f"{time.time() - started:.1f} s"),
     ]
-    return pd.DataFrame(rows, columns=["item", "value"]).set_index("item")
+    return FullTable(pd.DataFrame(rows, columns=["item", "value"]).set_index("item"))
+
+
+class FullTable(pd.DataFrame):
+    """A table shown in full: every row, every character of every cell (pandas' display cuts
+    cells at 50 characters, which hid SAM's and SharpReg's hyperparameters), long values
+    wrapping inside their cell (the book's CSS class ``sharpmem-full``)."""
+
+    @property
+    def _constructor(self):
+        return FullTable
+
+    def _repr_html_(self) -> str:
+        with pd.option_context("display.max_colwidth", None, "display.max_rows", None):
+            return self.to_html(classes="sharpmem-full", border=0)

@@ -175,3 +175,13 @@ def test_config_sets_mathjax_to_the_shipped_fonts():
     if fonts is not None:
         assert (fonts / "fonts" / "HTML-CSS" / "STIX-Web").is_dir() and not (fonts / "fonts" / "HTML-CSS" / "TeX").exists()
     assert config["parse"]["myst_substitutions"]["repository_url"] == config["repository"]["url"]
+
+
+def test_provenance_shows_every_parameter_in_full():
+    """pandas cuts displayed cells at 50 characters; provenance must not."""
+    from sharpmem_lib.provenance import provenance_table
+
+    long = {"train (sam)": "TrainConfig(" + ", ".join(f"knob_{i}={i}" for i in range(20)) + ")"}
+    html = provenance_table("smoke", long)._repr_html_()
+    assert repr(long["train (sam)"]) in html and "..." not in html
+    assert 'class="dataframe sharpmem-full"' in html
