@@ -35,17 +35,9 @@ if importlib.util.find_spec("sharpmem_lib") is None:
 # %% tags=["parameters"]
 profile = "default"  # which notebooks/params/<profile>.yaml produced this run
 dataset = "digits"  # the demo's dataset (see the table below)
-model = "mlp"  # mlp, cnn, fc or wrn16_8
 algorithms = ["sgd", "sam"]  # trained side by side
-rho = 0.1  # SAM radius
-epochs = 40
-batch_size = 64
-lr = 0.05
-momentum = 0.9
-weight_decay = 0.0
-lr_milestones = []  # epochs at which lr is multiplied by lr_gamma (CIFAR: [60, 120, 160])
-lr_gamma = 0.2
-augment = False  # random crop + flip (image datasets)
+recipe = "digits_mlp_demo"  # model and training settings (sharpmem_lib.recipes; the paper's: cifar_wrn16_8)
+sam_rho = 0.1  # SAM radius
 seed = 0
 data_dir = ""  # where downloaded datasets live (empty: $SHARPMEM_DATA, else ~/.cache/sharpmem)
 results_dir = ""  # the results cache (empty: $SHARPMEM_RESULTS, else ./results)
@@ -62,26 +54,18 @@ import pandas as pd
 from IPython.display import display
 
 from sharpmem_lib.data import dataset_table
-from sharpmem_lib.experiments import ExperimentConfig, accuracy_table, run_experiment
+from sharpmem_lib.experiments import accuracy_table, experiment_config, run_experiment
 from sharpmem_lib.models import model_table
 from sharpmem_lib.plots import show_figure, training_curves
 from sharpmem_lib.provenance import provenance_table
+from sharpmem_lib.recipes import recipe_settings
 from sharpmem_lib.report import glue
 from sharpmem_lib.splits import SPLITS, published_partition, split_table
-from sharpmem_lib.train import TrainConfig
 
 pd.set_option("display.max_colwidth", None)
 
 # Build (and so check) every configuration before anything trains.
-configs = {
-    algorithm: ExperimentConfig(
-        dataset=dataset, model=model,
-        train=TrainConfig(algorithm=algorithm, rho=rho, epochs=epochs, batch_size=batch_size, lr=lr,
-                          momentum=momentum, weight_decay=weight_decay, lr_milestones=tuple(lr_milestones),
-                          lr_gamma=lr_gamma, augment=augment, seed=seed),
-    )
-    for algorithm in algorithms
-}
+configs = {algorithm: experiment_config(recipe, dataset, algorithm, seed, sam_rho=sam_rho) for algorithm in algorithms}
 
 # %% [markdown]
 # ## Datasets
@@ -128,7 +112,7 @@ display(model_table())
 # %% [markdown]
 # ## The engine at work
 #
-# Each algorithm below trains the chosen model on the members of the chosen dataset. After
+# Each algorithm below trains the recipe's model on the members of the chosen dataset. After
 # every epoch the engine checkpoints its whole state (weights, optimizer, RNG) atomically,
 # so a killed run resumes to the identical result; it keeps the final and the
 # best-validation weights and stores both models' logits on every example in a results
@@ -156,5 +140,5 @@ display(accuracy_table(artifacts, data_dir=data_dir or None).style.format(
 # ## Provenance
 
 # %% tags=["remove-input"]
-display(provenance_table(profile, {"dataset": dataset, "model": model,
+display(provenance_table(profile, {"dataset": dataset, "recipe": recipe_settings(recipe),
                                    **{f"train ({k})": v.train for k, v in configs.items()}}))

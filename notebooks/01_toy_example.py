@@ -55,7 +55,7 @@ n_many = 2000  # training points in panel (c)
 n_test = 20000  # test points (one sample, shared by every model)
 seeds = 100  # independent (sample, initialisation, data order) repetitions of panel (b)
 seeds_many = 30  # the same for panel (c), whose runs vary less
-rho = 0.1  # SAM radius; the paper uses 0.1 throughout
+sam_rho = 0.1  # SAM radius; the paper uses 0.1 throughout
 lr = 0.05
 batch_size = 32
 epochs = 200  # passes over the training sample, the same for both sample sizes
@@ -83,7 +83,7 @@ from sharpmem_lib.toy import (CAPTURE, NEAR_BAYES, ToyConfig, cached_toy_experim
 
 config = ToyConfig(
     n_few=n_few, n_many=n_many, n_test=n_test, seeds=seeds, seeds_many=seeds_many, algorithms=("sgd", "sam"),
-    rho=rho, lr=lr, batch_size=batch_size, epochs=epochs, hidden=tuple(hidden),
+    rho=sam_rho, lr=lr, batch_size=batch_size, epochs=epochs, hidden=tuple(hidden),
     atypical_weight=atypical_weight, grid_resolution=grid_resolution,
 )
 result = cached_toy_experiment(config)  # trains only if the results cache lacks this config
@@ -187,9 +187,9 @@ glue("family_note", family_note(next(iter(verdicts.values())).family_size))
 # **Power.** Few atypical points: {glue:text}`power_few` Many: {glue:text}`power_many`
 #
 # Two caveats.
-# The result is for one SAM radius, the `rho` = {glue:text}`rho_used` (the paper uses
+# The result is for one SAM radius, the `sam_rho` = {glue:text}`rho_used` (the paper uses
 # 0.1); the radius matters, and rerunning this chapter with e.g.
-# `papermill 01_toy_example.ipynb out.ipynb -p rho 0.5` shows how much. And on this
+# `papermill 01_toy_example.ipynb out.ipynb -p sam_rho 0.5` shows how much. And on this
 # small a problem the seed-to-seed spread is large, so the confidence interval, not the
 # mean alone, is the result to read.
 

@@ -53,7 +53,7 @@ subset_lr = 0.05
 batch_size = 32
 target_epochs = 40  # SGD / SAM / SWA target models, trained on the whole training set
 target_lr = 0.05
-rho = 0.1  # SAM radius; the paper uses 0.1
+sam_rho = 0.1  # SAM radius; the paper uses 0.1
 swa_start = 0.5  # SWA averages the last half of the epochs
 swa_lr = 0.02
 seeds = 3  # target models per method
@@ -95,7 +95,7 @@ subsampling = SubsamplingConfig(
 target_train = dict(epochs=target_epochs, batch_size=batch_size, lr=target_lr)
 methods = {
     "sgd": dict(algorithm="sgd"),
-    "sam": dict(algorithm="sam", rho=rho),
+    "sam": dict(algorithm="sam", rho=sam_rho),
     "swa": dict(algorithm="sgd", swa=True, swa_start=swa_start, swa_lr=swa_lr),
 }
 targets = {(name, seed): ExperimentConfig(dataset, model, TrainConfig(**target_train, **kw, seed=seed),

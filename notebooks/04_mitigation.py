@@ -60,7 +60,7 @@ momentum = 0.9
 weight_decay = 0.0
 lr_milestones = []
 augment = False
-rho = 0.01  # the paper's radius for eq. 4 and SharpReg (its footnote 4)
+sharpreg_rho = 0.01  # the paper's radius for eq. 4 and SharpReg (its footnote 4)
 lams = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]  # Fig. 4 (lambda 0 is SGD)
 sharpreg_lam = 1.5  # Fig. 5, as the paper: (rho, lambda, xi) of (0.01, 1.5, 0.3)
 sharpreg_xi = 0.3
@@ -99,7 +99,7 @@ from sharpmem_lib.data import load_dataset
 from sharpmem_lib.defenses import MemGuard
 from sharpmem_lib.buckets import bucket_accuracy_table, memorization_buckets
 from sharpmem_lib.experiments import ExperimentConfig
-from sharpmem_lib.plots import bucket_accuracy_figure, sharpness_figure, sweep_figure, tradeoff_figure
+from sharpmem_lib.plots import bucket_accuracy_figure, sharpness_figure, show_figure, sweep_figure, tradeoff_figure
 from sharpmem_lib.privacy import evaluate_runs, summarize
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import (at_ceiling, bucket_pattern, defense_verdict, dp_gap_note, family_note, glue,
@@ -121,12 +121,12 @@ def target(seed: int, defense: str = "none", defense_kwargs: dict | None = None,
 
 
 sgd, sam = dict(algorithm="sgd"), dict(algorithm="sam", rho=sam_rho)
-sharpreg = dict(algorithm="sharpreg", rho=rho, lam=sharpreg_lam, xi=sharpreg_xi)
+sharpreg = dict(algorithm="sharpreg", rho=sharpreg_rho, lam=sharpreg_lam, xi=sharpreg_xi)
 seeds = range(train_seeds)
-lam_runs = [{"config": target(s, **(sgd if lam == 0 else dict(algorithm="sharp", rho=rho, lam=lam))),
+lam_runs = [{"config": target(s, **(sgd if lam == 0 else dict(algorithm="sharp", rho=sharpreg_rho, lam=lam))),
              "method": f"λ = {lam:g}", "lam": lam, "seed": s} for lam in lams for s in seeds]
-xi_runs = [{"config": target(s, algorithm="sharpreg", rho=rho, lam=sharpreg_lam, xi=xi), "method": f"ξ = {xi:g}",
-            "xi": xi, "seed": s} for xi in xis for s in seeds]
+xi_runs = [{"config": target(s, algorithm="sharpreg", rho=sharpreg_rho, lam=sharpreg_lam, xi=xi),
+            "method": f"ξ = {xi:g}", "xi": xi, "seed": s} for xi in xis for s in seeds]
 method_runs = [{"config": target(s, **kw), "method": name, "seed": s}
                for name, kw in (("sgd", sgd), ("sam", sam), ("sharpreg", sharpreg)) for s in seeds]
 defense_runs = [
@@ -178,8 +178,11 @@ glue("bucket_source", mb.source)
 
 # %% tags=["remove-input"]
 lam_buckets = bucket_table(lam_runs, lam_arts, "final")
-fig = bucket_accuracy_figure(lam_buckets, baseline="λ = 0")
-plt.show()
+show_figure(bucket_accuracy_figure(lam_buckets, baseline="λ = 0"), "4a",
+            "(a) Test accuracy per memorization bucket for each λ of eq. 4 (last epoch), mean ± standard deviation "
+            "over seeds; (a') each λ's change against λ = 0 per bucket, paired by seed, with 95 % intervals.",
+            alt="Grouped bars of test accuracy in buckets 1 to 5 for each value of lambda, and the changes against "
+                "lambda = 0 per bucket with error bars")
 top_lam = f"λ = {max(lams):g}"
 lam_gain = paired_gain(lam_buckets, top_lam, "λ = 0", "acc", by="bucket")
 # the chapter's family of tests with the paper's expected signs; Holm-adjusted together in the last section
@@ -200,8 +203,13 @@ glue("lam_bucket5", f"{100 * lam_gain.set_index('bucket').loc[5, 'gain']:+.1f}")
 # %% tags=["remove-input"]
 lam_summary = summarize(lam_results, ["lam", "which", "protocol"])
 for which, panel in (("final", "Fig. 4b (last epoch):"), ("best", "Fig. 4c (early stopping):")):
-    fig = sweep_figure(lam_summary[lam_summary.which == which], "lam", "λ (eq. 4), ρ = %g" % rho, title=panel)
-    plt.show()
+    show_figure(sweep_figure(lam_summary[lam_summary.which == which], "lam", "λ (eq. 4), ρ = %g" % sharpreg_rho,
+                             title=panel), "4b" if which == "final" else "4c",
+                f"Test accuracy (left) and best attack accuracy (right; single- and multi-query, both protocols) "
+                f"against λ of eq. 4, {'last-epoch' if which == 'final' else 'early-stopped (best validation)'} "
+                "models, mean ± standard deviation over training and split seeds; red crosses mark diverged runs.",
+                alt="Two line charts against lambda: test accuracy, and attack accuracy for single- and multi-query "
+                    "attacks under the honest and SELENA protocols")
 per_run = lam_results[(lam_results.protocol == "selena") & (lam_results.which == "final")]
 per_run = per_run.groupby(["lam", "seed"])[["test_acc", "single_query", "multi_query"]].mean().reset_index()
 for m in ("test_acc", "single_query", "multi_query"):  # the paper: all fall as λ grows; permuted within seeds
@@ -229,9 +237,11 @@ for runs, arts in ((method_runs, method_arts), (lam_runs, lam_arts)):
 sharp = pd.DataFrame(sharp_rows)
 
 # %% tags=["remove-input"]
-fig = sharpness_figure(sharp.drop_duplicates(["method", "seed"]), columns=("lambda_max", "sam_sharpness@0.01",
-                                                                            "sam_sharpness@0.1"))
-plt.show()
+show_figure(sharpness_figure(sharp.drop_duplicates(["method", "seed"]), columns=("lambda_max", "sam_sharpness@0.01",
+                                                                                        "sam_sharpness@0.1")), "S4.1",
+            "Measured sharpness of each method's trained model: the top Hessian eigenvalue of the training loss and "
+            "SAM's sharpness at ρ = 0.01 and 0.1, one dot per seed, bars at the mean, log scale (not in the paper).",
+            alt="Three bar charts on log scales, one per sharpness measure, a bar per method with one dot per seed")
 display(sharp.groupby("method", sort=False)[["train_loss", "lambda_max", "sam_sharpness@0.01", "sam_sharpness@0.1"]]
         .mean().style.format("{:.4g}"))
 m = sharp.groupby("method")["lambda_max"].mean()
@@ -263,10 +273,13 @@ expected[("lam trend", "lambda_max")] = 1
 # the sweeps of Figs. 4 and 5b show how the results move with λ and ξ.
 
 # %% tags=["remove-input"]
-glue("sr_params", f"({rho:g}, {sharpreg_lam:g}, {sharpreg_xi:g})")
+glue("sr_params", f"({sharpreg_rho:g}, {sharpreg_lam:g}, {sharpreg_xi:g})")
 m_buckets = bucket_table(method_runs, method_arts, "best")
-fig = bucket_accuracy_figure(m_buckets)
-plt.show()
+show_figure(bucket_accuracy_figure(m_buckets), "5a",
+            "(a) Test accuracy per memorization bucket for SGD and SharpReg (eq. 6), mean ± standard deviation over "
+            "seeds; (a') SharpReg's change against SGD per bucket, paired by seed, with 95 % intervals.",
+            alt="Grouped bars of test accuracy in buckets 1 to 5 for SGD and SharpReg, and SharpReg's change per "
+                "bucket with error bars")
 sr_gain = paired_gain(m_buckets, "sharpreg", "sgd", "acc", by="bucket").set_index("bucket")
 glue("sr_bucket1", f"{100 * sr_gain.loc[1, 'gain']:+.1f}")
 glue("sr_bucket5", f"{100 * sr_gain.loc[5, 'gain']:+.1f}")
@@ -289,9 +302,12 @@ for b, t in paired_tests_by(m_buckets, "sharpreg", "sgd", "acc", "bucket").items
 # %% tags=["remove-input"]
 glue("sr_lam", f"{sharpreg_lam:g}")
 xi_summary = summarize(xi_results, ["xi", "which", "protocol"])
-fig = sweep_figure(xi_summary[xi_summary.which == "final"], "xi", "ξ (eq. 6), ρ = %g, λ = %g" % (rho, sharpreg_lam),
-                   title="Fig. 5b:")
-plt.show()
+show_figure(sweep_figure(xi_summary[xi_summary.which == "final"], "xi",
+                         "ξ (eq. 6), ρ = %g, λ = %g" % (sharpreg_rho, sharpreg_lam), title="Fig. 5b:"), "5b",
+            "Test accuracy (left) and best attack accuracy (right) against ξ of SharpReg (eq. 6), last-epoch models, "
+            "mean ± standard deviation over training and split seeds; red crosses mark diverged runs.",
+            alt="Two line charts against xi: test accuracy, and attack accuracy for single- and multi-query attacks "
+                "under both protocols")
 diverged = xi_results.groupby("xi")["diverged"].any()
 glue("xi_diverged", ", ".join(f"{x:g}" for x in diverged[diverged].index) or "none")
 xi_ok = xi_summary[(xi_summary.which == "final") & (xi_summary.protocol == "honest")].set_index("xi")
@@ -320,8 +336,12 @@ early = defense_results[(defense_results.method == "SGD") & (defense_results.whi
 table = pd.concat([defense_results[defense_results.which == "final"], early.assign(method="early stopping (SGD)")])
 d_summary = summarize(table, ["method", "protocol"])
 for protocol in ("honest", "selena"):
-    fig = tradeoff_figure(d_summary, protocol=protocol)
-    plt.show()
+    show_figure(tradeoff_figure(d_summary, protocol=protocol), "5c" if protocol == "selena" else "S4.2",
+                f"Test accuracy against best attack accuracy (single-query left, label-only right) for SharpReg and "
+                f"each defense, {protocol} protocol, mean ± standard deviation; lower right is better"
+                + (" (the paper's protocol)." if protocol == "selena" else " (not in the paper)."),
+                alt="Two scatter plots with error bars of attack accuracy against test accuracy, one point per method "
+                    "or defense")
 show = d_summary.set_index(["method", "protocol"])[["test_acc_mean", "single_query_mean", "multi_query_mean"]]
 display((100 * show.unstack("protocol")).round(2).rename(columns={
     "test_acc_mean": "test acc (%)", "single_query_mean": "single-query (%)", "multi_query_mean": "label-only (%)"}))
@@ -394,7 +414,8 @@ display(verdict_table(verdicts, {k: f"{k[0]}: {k[1]}" for k in verdicts},
 
 # %% tags=["remove-input"]
 display(provenance_table(profile, {"dataset": dataset, "model": model, "hidden": hidden, "recipe": recipe,
-                                   "rho": rho, "lams": lams, "xis": xis, "sharpreg": sharpreg, "sam_rho": sam_rho,
+                                   "sharpreg_rho": sharpreg_rho, "lams": lams, "xis": xis, "sharpreg": sharpreg,
+                                   "sam_rho": sam_rho,
                                    "train_seeds": train_seeds, "split_seeds": split_seeds,
                                    "defenses": {"label_smoothing": label_smoothing, "advreg_alpha": advreg_alpha,
                                                 "selena": [selena_models, selena_excluded],

@@ -129,6 +129,24 @@ def _boundary_methods(name, value, _):
                example="[hopskipjump, cw]", empty=True, unique=True)
 
 
+def _recipe(name, value, _):
+    from sharpmem_lib.recipes import RECIPES
+
+    check_str(name, value)
+    check_choice(name, value, RECIPES)
+
+
+def _recipes(name, value, params):
+    """A mapping dataset -> recipe name (chapter 3: one target recipe per dataset)."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"{name}={value!r} is not valid; it must be a non-empty mapping of dataset -> recipe, "
+                         "e.g. {digits: digits_mlp, longtail: longtail_mlp} (papermill: -y 'recipes: {...}')")
+    for dataset, recipe in value.items():
+        _trainable_dataset(f"{name} (dataset)", dataset, params)
+        check_str(f"{name}[{dataset!r}]", recipe)
+        _recipe(f"{name}[{dataset!r}]", recipe, params)
+
+
 def _file(name, value, params):
     check_str(name, value)  # "" for none; the file itself is checked by needed_files
 
@@ -168,7 +186,8 @@ RULES: dict[str, Rule] = {
     "lr_milestones": _milestones,
     "lr_gamma": _number(0, 1, open_min=True),
     "augment": _flag,
-    "rho": _positive,
+    "recipe": _recipe,
+    "recipes": _recipes,
     "sam_rho": _positive,
     "sharpreg_rho": _positive,
     "sharpreg_lam": _nonnegative,
@@ -205,7 +224,7 @@ SUFFIX_RULES: dict[str, Rule] = {
     "_seeds": _int(1), "_epochs": _int(1), "_models": _int(2), "_iters": _int(0), "_points": _int(1),
     "_lr": _positive, "_rho": _positive, "_hidden": _widths,
     "_dataset": lambda n, v, p: _dataset(n, v, p, optional=True),
-    "_file": _file, "_batch_size": _int(1),
+    "_file": _file, "_batch_size": _int(1), "_recipe": _recipe,
 }
 
 
@@ -293,8 +312,8 @@ def needed_datasets(params: dict) -> list[str]:
     """The datasets a chapter with these parameters loads (those named by its parameters)."""
     names = []
     for key, value in params.items():
-        if key == "datasets" or (key.endswith("dataset") and isinstance(value, str)):
-            for name in ([value] if isinstance(value, str) else value):
+        if key in ("datasets", "recipes") or (key.endswith("dataset") and isinstance(value, str)):
+            for name in ([value] if isinstance(value, str) else value):  # recipes: its datasets (keys)
                 if name and name not in names:
                     names.append(name)
     return names

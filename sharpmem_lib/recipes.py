@@ -70,6 +70,10 @@ class Recipe:
         if changed:
             raise ValueError(f"recipe {self.name!r} sets {changed}; a recipe fixes the training settings minus the "
                              "algorithm and the seed (set those with train_config)")
+        late = [m for m in self.train.lr_milestones if m >= self.train.epochs]
+        if late:
+            raise ValueError(f"recipe {self.name!r}: lr_milestones {list(self.train.lr_milestones)} are not valid with "
+                             f"epochs={self.train.epochs}: milestone(s) {late} are never reached")
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
 
 

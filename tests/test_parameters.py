@@ -62,7 +62,8 @@ def test_every_profile_passes_the_checks(profile, ipynb):
     ("00_data_and_models", {"algorithms": "sgd"}, r"algorithms='sgd' is not valid; it must be a list of"),
     ("00_data_and_models", {"algorithms": ["sam", "sam"]}, r"without repeats \('sam' appears twice\)"),
     ("00_data_and_models", {"lr_milestones": [30, 10]}, r"lr_milestones=\[30, 10\] .* increasing order"),
-    ("00_data_and_models", {"lr_milestones": [20, 50]}, r"milestone\(s\) \[50\] are never reached"),
+    ("00_data_and_models", {"recipe": "cifar"}, r"recipe='cifar' is not valid; choose one of \['cifar_wrn16_8'"),
+    ("00_data_and_models", {"recipe": 3}, r"recipe=3 is not valid; it must be a string"),
     ("00_data_and_models", {"augment": "yes"}, r"augment='yes' is not valid; it must be true or false"),
     ("00_data_and_models", {"model": "resnet"}, r"model='resnet' is not valid; choose one of \['mlp'"),
     ("00_data_and_models", {"dataset": "toy2d"}, r"dataset='toy2d' is not valid; choose one of \['digits'"),
@@ -140,32 +141,32 @@ def test_user_npz_dataset_is_a_valid_choice(tmp_path):
 # ------------------------------------------------------------------ papermill's injected names
 
 
-PARAMS_CELL = 'profile = "default"\nseeds = 10\nrho = 0.1\n'
+PARAMS_CELL = 'profile = "default"\nseeds = 10\nsam_rho = 0.1\n'
 
 
 def test_injected_parameters_are_read_from_the_kernel_history():
     history = ["", "import sys", PARAMS_CELL, '# Parameters\nseedz = 3\nprofile = "smoke"\n', "x = 1"]
-    assert injected_parameters(history) == (["seedz", "profile"], ["profile", "seeds", "rho"])
+    assert injected_parameters(history) == (["seedz", "profile"], ["profile", "seeds", "sam_rho"])
     assert injected_parameters(["", "import sys", PARAMS_CELL]) is None
 
 
 def test_unknown_injected_parameter_stops_the_notebook():
     namespace = {"In": ["", PARAMS_CELL, "# Parameters\nseedz = 3\n"], "profile": "default", "seeds": 10,
-                 "rho": 0.1, "seedz": 3}
+                 "sam_rho": 0.1, "seedz": 3}
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['seedz'\] for notebook '01_toy_example'; "
-                                         r"valid parameters are \['profile', 'rho', 'seeds'\]"):
+                                         r"valid parameters are \['profile', 'sam_rho', 'seeds'\]"):
         check_notebook_parameters(namespace, "01_toy_example")
 
 
 def test_notebook_check_uses_the_current_values():
     namespace = {"In": ["", PARAMS_CELL, "# Parameters\nseeds = '3'\n"], "profile": "default", "seeds": "3",
-                 "rho": 0.1}
+                 "sam_rho": 0.1}
     with pytest.raises(ValueError, match=r"seeds='3' is not valid"):
         check_notebook_parameters(namespace, "01_toy_example")
     namespace.update(seeds=3, In=["", PARAMS_CELL])  # run by hand: no injected cell, values still checked
-    assert check_notebook_parameters(namespace, "01_toy_example") == {"profile": "default", "seeds": 3, "rho": 0.1}
-    namespace["rho"] = -1.0
-    with pytest.raises(ValueError, match=r"rho=-1.0"):
+    assert check_notebook_parameters(namespace, "01_toy_example") == {"profile": "default", "seeds": 3, "sam_rho": 0.1}
+    namespace["sam_rho"] = -1.0
+    with pytest.raises(ValueError, match=r"sam_rho=-1.0"):
         check_notebook_parameters(namespace, "01_toy_example")
 
 

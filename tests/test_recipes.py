@@ -94,6 +94,8 @@ def test_bad_names_are_refused_with_the_choices():
         Recipe("bad", "mlp", TrainConfig(rho=0.5))
     with pytest.raises(ValueError, match="sets \\['seed'\\]"):
         Recipe("bad", "mlp", TrainConfig(seed=3))
+    with pytest.raises(ValueError, match=r"milestone\(s\) \[50\] are never reached"):
+        Recipe("bad", "mlp", TrainConfig(epochs=40, lr_milestones=(20, 50)))
 
 
 def test_recipe_settings_list_every_training_field():
