@@ -82,6 +82,7 @@ from sharpmem_lib.memorization import mean_by_bucket
 from sharpmem_lib.plots import (bucket_accuracy_figure, ground_truth_figure, influencers_figure, show_figure,
                                 top1_memorization_figure)
 from sharpmem_lib.provenance import provenance_table
+from sharpmem_lib.report import glue_claim
 from sharpmem_lib.report import (at_ceiling, bucket_pattern, describe_gain, family_note, gain_table, glue,
                                  top1_trend)
 from sharpmem_lib.stats import correlation, holm_verdicts, paired_gain, paired_tests_by, trend_test
@@ -185,6 +186,7 @@ show_figure(bucket_accuracy_figure(table), "3a",
 # the chapter's family, Holm-adjusted together: SAM/SWA − SGD per bucket (the paper: higher), and top-1 memorization
 tests = {(m, b): t for m in ("sam", "swa") for b, t in paired_tests_by(table, m, "sgd", "acc", "bucket").items()}
 verdicts = holm_verdicts({**tests, "top1": top1_test}, {**{k: 1 for k in tests}, "top1": -1})
+glue_claim("sam_bucket1", verdicts[("sam", 1)])  # the results page's verdict table
 glue("top1_verdict", top1_trend(verdicts["top1"], means))
 glue("family_note", family_note(verdicts["top1"].family_size))
 for m in ("sam", "swa"):

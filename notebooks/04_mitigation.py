@@ -102,6 +102,7 @@ from sharpmem_lib.experiments import ExperimentConfig
 from sharpmem_lib.plots import bucket_accuracy_figure, sharpness_figure, show_figure, sweep_figure, tradeoff_figure
 from sharpmem_lib.privacy import evaluate_runs, summarize
 from sharpmem_lib.provenance import provenance_table
+from sharpmem_lib.report import glue_claim
 from sharpmem_lib.report import (at_ceiling, bucket_pattern, defense_verdict, dp_gap_note, family_note, glue,
                                  sharpness_verdict, sharpness_word, trend, verdict_table)
 from sharpmem_lib.stats import holm_verdicts, paired_gain, paired_tests_by, trend_test
@@ -387,6 +388,7 @@ for name in [n for n in honest["method"].unique() if n != "SGD"]:
 
 # %% tags=["remove-input"]
 verdicts = holm_verdicts(family, expected)
+glue_claim("lam_attack", verdicts[("lam trend", "single_query")])  # the results page's verdict table
 glue("family_note", family_note(max(v.family_size for v in verdicts.values())))
 at_top = at_ceiling(lam_buckets)
 glue("lam_bucket_pattern", bucket_pattern(lam_gain, verdicts[("lam", 1)], top_lam, expect="loss", at_ceiling=at_top))

@@ -19,7 +19,7 @@ import pandas as pd
 
 from sharpmem_lib.stats import Verdict
 
-__all__ = ["glue", "in_book_build", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
+__all__ = ["glue", "glue_claim", "claim_number", "in_book_build", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
            "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
            "evidence", "island_sentence", "power_sentence", "capture_view"]
@@ -68,6 +68,30 @@ def glue(name: str, value: Any, display: bool = False) -> None:
         show(value)
     else:
         show(_Shown(name, value))
+
+
+def claim_number(v: Verdict) -> str:
+    """This build's number for a claim in the results page's verdict table: the estimate
+    (percentage points, or Spearman's ρ for a trend test), its 95 % interval and n.
+    '+2.4 points [+0.3, +4.5], n = 5'; 'ρ = −0.41 [−0.70, −0.05], n = 12'."""
+    trend = "permutation" in v.method or v.method.startswith("asymptotic")
+    if not math.isfinite(v.estimate):
+        return f"n/a (n = {v.n})"
+    scale, unit, digits = (1, "", 2) if trend else (100, " points", 1)
+    est = (f"ρ = {v.estimate:+.{digits}f}" if trend else f"{scale * v.estimate:+.{digits}f}{unit}").replace("-", "−")
+    if math.isfinite(v.ci_low) and math.isfinite(v.ci_high):
+        ci = f"[{scale * v.ci_low:+.{digits}f}, {scale * v.ci_high:+.{digits}f}]".replace("-", "−")
+    else:
+        ci = "(no interval)"
+    return f"{est} {ci}, n = {v.n}"
+
+
+def glue_claim(key: str, v: Verdict) -> None:
+    """Glue one row of the results page's verdict table: ``claim_<key>_number`` (this
+    build's estimate with its interval, :func:`claim_number`) and ``claim_<key>_status``
+    (the verdict's computed outcome: reproduced, opposite, not resolved or insufficient)."""
+    glue(f"claim_{key}_number", claim_number(v))
+    glue(f"claim_{key}_status", v.outcome)
 
 
 def pct(x: float, digits: int = 1) -> str:

@@ -185,3 +185,19 @@ def test_provenance_shows_every_parameter_in_full():
     html = provenance_table("smoke", long)._repr_html_()
     assert repr(long["train (sam)"]) in html and "..." not in html
     assert 'class="dataframe sharpmem-full"' in html
+
+
+def test_claim_number_and_glue_claim(monkeypatch):
+    from sharpmem_lib.stats import Verdict
+
+    gain = Verdict("reproduced", 0.024, 0.003, 0.045, 0.01, 0.03, 5, 1, method="paired t-test")
+    assert report.claim_number(gain) == "+2.4 points [+0.3, +4.5], n = 5"
+    trend = Verdict("not resolved", -0.41, -0.7, 0.05, 0.2, 0.4, 12, -1, method="permutation (within seeds)")
+    assert report.claim_number(trend) == "ρ = −0.41 [−0.70, +0.05], n = 12"
+    nan = float("nan")
+    assert report.claim_number(Verdict("insufficient", 0.02, nan, nan, nan, nan, 2, 1)) == \
+        "+2.0 points (no interval), n = 2"
+    monkeypatch.delenv(report.BOOK_BUILD_ENV, raising=False)
+    shown = _displayed(monkeypatch)
+    report.glue_claim("toy", gain)
+    assert [o.name for o in shown] == ["claim_toy_number", "claim_toy_status"] and shown[1].value == "reproduced"
