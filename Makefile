@@ -16,7 +16,7 @@ help:
 	@echo "make book            execute every notebook with PROFILE=$(PROFILE) and build _build/html"
 	@echo "make book PROFILE=paper   the paper's settings (needs a GPU and the datasets)"
 	@echo "                     (first checks every parameter, data file and the GPU; installs Fashion-MNIST if needed)"
-	@echo "make sync            regenerate notebooks/*.ipynb from their .py sources"
+	@echo "make sync            write _config.yml's repository.url into the install cells, regenerate notebooks/*.ipynb"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,7 @@ book: $(STAMP)
 	$(PY) -m sharpmem_lib.pipeline build --profile $(PROFILE)
 
 sync: $(STAMP)
+	$(PY) -m sharpmem_lib.pipeline sync-repository
 	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
 
 clean:

@@ -44,9 +44,14 @@ import importlib.util
 import subprocess
 import sys
 
+REPOSITORY = "https://github.com/sharpmem/sharpmem"  # _config.yml's repository.url, written here by `make sync`
 if importlib.util.find_spec("sharpmem_lib") is None:
+    if REPOSITORY == "https://github.com/sharpmem/sharpmem":
+        raise RuntimeError("REPOSITORY is still the placeholder github.com/sharpmem/sharpmem, where nothing is "
+                           "published: set repository.url in _config.yml to your clone or fork and run `make sync` "
+                           "(or edit REPOSITORY in this cell)")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "sharpmem[defenses,attacks] @ git+https://github.com/sharpmem/sharpmem@main"], check=True)
+                    f"sharpmem[defenses,attacks] @ git+{REPOSITORY}@main"], check=True)
 
 # %% tags=["parameters"]
 profile = "default"  # which notebooks/params/<profile>.yaml produced this run

@@ -299,6 +299,35 @@ def build_book(profile: str, out_root: Path | None = None, repo_root: Path = REP
     return index
 
 
+PLACEHOLDER_URL = "https://github.com/sharpmem/sharpmem"  # nothing is published there
+
+
+def repository_url(repo_root: Path = REPO_ROOT) -> str:
+    """The repository's URL, kept in one place: ``repository.url`` in _config.yml."""
+    import yaml
+
+    return yaml.safe_load((repo_root / "_config.yml").read_text())["repository"]["url"]
+
+
+def write_repository_url(repo_root: Path = REPO_ROOT) -> list[Path]:
+    """Write _config.yml's ``repository.url`` into the ``REPOSITORY = "..."`` line of every
+    notebook's install cell (the .py sources; ``make sync`` then updates the .ipynb files).
+    Colab opens a notebook on its own, so the URL must be in it; this keeps every copy equal
+    to the one a fork edits. Returns the sources it changed."""
+    import re
+
+    url = repository_url(repo_root)
+    line = re.compile(r'^REPOSITORY = "[^"]*"', re.M)
+    changed = []
+    for py in sorted((repo_root / "notebooks").glob("[0-9][0-9]_*.py")):
+        text = py.read_text()
+        new = line.sub(f'REPOSITORY = "{url}"', text, count=1)
+        if new != text:
+            py.write_text(new)
+            changed.append(py)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sharpmem_lib.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -25,16 +25,38 @@ def test_there_are_chapters():
 
 
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
-def test_first_code_cell_installs_the_library_from_the_configured_repository(ipynb):
-    """Colab: the first code cell installs sharpmem from the repository the book's launch
-    buttons point at, and only when it is not importable."""
-    import yaml
+def test_first_code_cell_installs_the_library_from_the_configured_repository(ipynb, monkeypatch):
+    """Colab: the first code cell installs sharpmem from _config.yml's repository.url (written
+    there by `make sync`), only when it is not importable, and while the URL is still the
+    placeholder it stops with a message that says what to edit."""
+    import importlib.util
 
-    url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
+    from sharpmem_lib.pipeline import PLACEHOLDER_URL, repository_url
+
+    url = repository_url()
     first = next(c for c in jupytext.read(ipynb).cells if c.cell_type == "code")
     assert "remove-cell" in first.metadata.get("tags", [])
     assert 'find_spec("sharpmem_lib") is None' in first.source
-    assert f"git+{url}@" in first.source
+    assert f'REPOSITORY = "{url}"' in first.source, "run `make sync` after editing repository.url in _config.yml"
+    assert "git+{REPOSITORY}@" in first.source
+    if url == PLACEHOLDER_URL:  # as on a fresh kernel (sharpmem missing); raises before pip would run
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+        with pytest.raises(RuntimeError, match=r"set repository.url in _config.yml .* run `make sync`"):
+            exec(first.source, {})
+
+
+def test_make_sync_writes_the_repository_url_into_every_install_cell(tmp_path):
+    from sharpmem_lib.pipeline import write_repository_url
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://example.org/fork/sharpmem\n")
+    cell = (REPO_ROOT / "notebooks" / "01_toy_example.py").read_text()
+    (tmp_path / "notebooks" / "01_toy_example.py").write_text(cell)
+    assert write_repository_url(tmp_path) == [tmp_path / "notebooks" / "01_toy_example.py"]
+    new = (tmp_path / "notebooks" / "01_toy_example.py").read_text()
+    assert 'REPOSITORY = "https://example.org/fork/sharpmem"' in new
+    assert 'if REPOSITORY == "https://github.com/sharpmem/sharpmem":' in new  # the placeholder check stays
+    assert write_repository_url(tmp_path) == []
 
 
 def test_binder_files_build_the_library_with_cpu_torch():
