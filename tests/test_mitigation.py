@@ -1,0 +1,185 @@
+"""Chapter 4's studies (sharpmem_lib.mitigation): the targets they train, the learning-rate
+control of issue 18 §6, sharpness per unit training loss, and the tests built from them.
+No training here: the chapter's smoke run (tests/test_notebooks.py) executes the studies."""
+
+from dataclasses import fields, replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sharpmem_lib import mitigation as mit
+from sharpmem_lib.experiments import ExperimentConfig, experiment_config
+from sharpmem_lib.stats import paired_test
+from sharpmem_lib.train import TrainConfig
+
+
+@pytest.mark.parametrize("recipe", ["digits_mlp", "cifar_wrn16_8"])
+@pytest.mark.parametrize("xi", [0.3, 0.8])
+def test_lr_control_is_sgd_at_lr_times_one_minus_xi_and_identical_otherwise(recipe, xi):
+    sharpreg = experiment_config(recipe, "digits", "sharpreg", 2, sharpreg_xi=xi, sharpreg_lam=1.5)
+    sgd = experiment_config(recipe, "digits", "sgd", 2)
+    control = mit.lr_control(sharpreg)
+    assert control.train.algorithm == "sgd"
+    assert control.train.lr == pytest.approx(sharpreg.train.lr * (1 - xi))
+    # everything but the algorithm, its knobs and the learning rate is SharpReg's
+    for f in fields(TrainConfig):
+        if f.name not in ("algorithm", "rho", "lam", "xi", "lr"):
+            assert getattr(control.train, f.name) == getattr(sharpreg.train, f.name), f.name
+    assert (control.dataset, control.model, control.model_kwargs) == (sharpreg.dataset, sharpreg.model,
+                                                                     sharpreg.model_kwargs)
+    # ... and it is exactly the SGD target with the smaller learning rate: a plain SGD run
+    assert control == replace(sgd, train=replace(sgd.train, lr=sgd.train.lr * (1 - xi)))
+    assert control.key() != sgd.key()
+
+
+def test_lr_control_at_xi_zero_is_the_sgd_target_and_keeps_a_defense():
+    sgd = experiment_config("digits_mlp", "digits", "sgd", 1)
+    assert mit.lr_control(experiment_config("digits_mlp", "digits", "sharpreg", 1, sharpreg_xi=0.0)).key() == sgd.key()
+    defended = experiment_config("digits_mlp", "digits", "sharpreg", 1, defense="advreg", defense_kwargs={"alpha": 2.0})
+    assert mit.lr_control(defended).defense_kwargs == {"alpha": 2.0}
+
+
+def test_lr_control_refuses_what_it_cannot_control():
+    with pytest.raises(ValueError, match="needs a SharpReg target"):
+        mit.lr_control(experiment_config("digits_mlp", "digits", "sam", 0))
+    for xi in (1.0, 1.5):
+        with pytest.raises(ValueError, match="must be positive"):
+            mit.lr_control(experiment_config("digits_mlp", "digits", "sharpreg", 0, sharpreg_xi=xi))
+
+
+def test_control_runs_beside_the_chapters_xi_and_every_sweep_xi_below_one():
+    config = mit.MitigationConfig("digits", "digits_mlp", xis=(0.0, 0.2, 1.0, 1.5), sharpreg_xi=0.3, train_seeds=2)
+    runs = mit.control_runs(config)
+    assert sorted({r["xi"] for r in runs}) == [0.0, 0.2, 0.3]
+    assert sorted((r["xi"], r["seed"]) for r in runs) == [(x, s) for x in (0.0, 0.2, 0.3) for s in (0, 1)]
+    for r in runs:
+        assert r["method"] == mit.CONTROL
+        assert r["config"] == mit.lr_control(config.target("sharpreg", r["seed"], sharpreg_xi=r["xi"]))
+        assert r["config"].train.lr == pytest.approx(0.05 * (1 - r["xi"]))
+    assert mit.control_runs(replace(config, lr_controls=False)) == []
+
+
+def _old_chapter4_configs() -> list[ExperimentConfig]:
+    """Chapter 4's targets as its notebook built them by hand before recipes (default profile)."""
+    recipe = dict(epochs=60, lr=0.05, batch_size=32, momentum=0.9, weight_decay=0.0, lr_milestones=(), augment=False)
+
+    def target(seed, defense="none", defense_kwargs=None, **train):
+        return ExperimentConfig("digits", "mlp", TrainConfig(**recipe, **train, seed=seed),
+                                model_kwargs={"hidden": (128,)}, defense=defense, defense_kwargs=defense_kwargs or {})
+
+    sgd, sam = dict(algorithm="sgd"), dict(algorithm="sam", rho=0.1)
+    sharpreg = dict(algorithm="sharpreg", rho=0.01, lam=1.5, xi=0.3)
+    out = []
+    for s in range(2):
+        out += [target(s, **(sgd if lam == 0 else dict(algorithm="sharp", rho=0.01, lam=lam)))
+                for lam in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)]
+        out += [target(s, algorithm="sharpreg", rho=0.01, lam=1.5, xi=xi) for xi in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5)]
+        out += [target(s, **kw) for kw in (sgd, sam, sharpreg)]
+        out += [target(s, **sgd, label_smoothing=0.1), target(s, "advreg", {"alpha": 1.0}, **sgd),
+                target(s, "selena", {"n_models": 6, "n_excluded": 3}, **sgd),
+                target(s, "dpsgd", {"noise_multiplier": 1.0, "max_grad_norm": 1.0}, **sgd)]
+    return out
+
+
+def test_chapter4_targets_keep_the_default_profiles_cached_keys():
+    config = mit.MitigationConfig("digits", "digits_mlp")
+    new = [r["config"] for runs in (mit.lam_runs(config), mit.xi_runs(config), mit.method_runs(config),
+                                    mit.defense_runs(config)) for r in runs]
+    assert {c.key() for c in new} == {c.key() for c in _old_chapter4_configs()}
+    # chapter 4's SGD target is chapter 3's by design: the recipe's SGD target
+    assert config.target("sgd", 1) == experiment_config("digits_mlp", "digits", "sgd", 1)
+
+
+def test_config_refuses_bad_values_with_their_names():
+    with pytest.raises(ValueError, match="must contain 0"):
+        mit.MitigationConfig("digits", "digits_mlp", lams=(0.5, 1.0))
+    with pytest.raises(ValueError, match="selena_excluded=6 is not valid"):
+        mit.MitigationConfig("digits", "digits_mlp", selena_models=6, selena_excluded=6)
+    with pytest.raises(ValueError, match="recipe"):
+        mit.MitigationConfig("digits", "digits_mpl")
+    with pytest.raises(ValueError, match="train_seeds"):
+        mit.MitigationConfig("digits", "digits_mlp", train_seeds=0)
+
+
+def test_normalised_sharpness_divides_lambda_max_by_the_training_loss():
+    table = pd.DataFrame({"lambda_max": [10.0, 12.0, 3.0], "train_loss": [0.1, 0.2, 0.0]})
+    out = mit.normalised_sharpness(table)
+    assert out["lambda_max/loss"].iloc[:2].tolist() == pytest.approx([100.0, 60.0])
+    assert np.isnan(out["lambda_max/loss"].iloc[2])  # no loss left: no ratio
+    with pytest.raises(ValueError, match="train_loss"):
+        mit.normalised_sharpness(table.drop(columns="train_loss"))
+
+
+def _sharpness_frame() -> pd.DataFrame:
+    """SharpReg stops at twice SGD's training loss with a 20 % larger λmax: sharper in λmax,
+    flatter per unit loss. SAM: lower λmax at equal loss."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(4):
+        for method, lmax, loss in (("sgd", 10.0, 0.1), ("sam", 6.0, 0.1), ("sharpreg", 12.0, 0.2),
+                                   (mit.CONTROL, 11.0, 0.15)):
+            rows.append({"method": method, "seed": s, "lam": np.nan, "train_loss": loss * (1 + 0.05 * rng.random()),
+                         "lambda_max": lmax * (1 + 0.05 * rng.random())})
+        for lam in (0.0, 1.0, 2.0):
+            rows.append({"method": f"λ = {lam:g}", "seed": s, "lam": lam, "train_loss": 0.1 + 0.1 * lam,
+                         "lambda_max": 10.0 + lam + 0.1 * rng.random()})
+    return mit.normalised_sharpness(pd.DataFrame(rows))
+
+
+def test_sharpness_tests_compare_per_unit_loss_as_well_as_raw():
+    sharp = _sharpness_frame()
+    tests = mit.sharpness_tests(sharp)
+    wide = sharp[sharp["lam"].isna()].pivot(index="seed", columns="method")
+    raw, per_loss = tests[("sharpness", "sharpreg")], tests[("sharpness/loss", "sharpreg")]
+    assert raw[1] == per_loss[1] == 1 and tests[("sharpness", "sam")][1] == -1
+    expected_raw = paired_test(wide[("lambda_max", "sharpreg")], wide[("lambda_max", "sgd")])
+    ratio = wide["lambda_max"] / wide["train_loss"]
+    expected_ratio = paired_test(ratio["sharpreg"], ratio["sgd"])
+    assert raw[0].estimate == pytest.approx(expected_raw.estimate) and raw[0].estimate > 0
+    assert per_loss[0].estimate == pytest.approx(expected_ratio.estimate) and per_loss[0].estimate < 0
+    assert per_loss[0].p_value == pytest.approx(expected_ratio.p_value)
+    # along λ: λmax rises, λmax / loss falls (loss grows faster)
+    assert tests[("lam trend", "lambda_max")][0].estimate > 0
+    assert tests[("lam trend", "lambda_max/loss")][0].estimate < 0
+
+
+def _fake_results(config: mit.MitigationConfig) -> mit.MitigationResults:
+    """Attack rows and sharpness for SGD/SAM/SharpReg and the controls, without training."""
+    rng = np.random.default_rng(1)
+    rows, ctl = [], []
+    for s in range(4):
+        for split in range(2):
+            for protocol in ("honest", "selena"):
+                for which in ("final", "best"):
+                    for method, acc in (("sgd", 0.9), ("sam", 0.91), ("sharpreg", 0.85)):
+                        rows.append({"method": method, "seed": s, "split_seed": split, "protocol": protocol,
+                                     "which": which, "diverged": False, "test_acc": acc + 0.01 * rng.random(),
+                                     "single_query": 0.6 + 0.02 * rng.random(),
+                                     "multi_query": 0.55 + 0.02 * rng.random()})
+                for xi in (0.0, 0.3, 0.6):
+                    ctl.append({"method": mit.CONTROL, "xi": xi, "seed": s, "split_seed": split, "protocol": protocol,
+                                "which": "final", "diverged": False, "test_acc": 0.88 - xi / 10 + 0.01 * rng.random(),
+                                "single_query": 0.62 + 0.02 * rng.random(), "multi_query": 0.5 + 0.02 * rng.random()})
+    methods = mit.Evaluated([], pd.DataFrame(rows), {})
+    controls = mit.Evaluated([], pd.DataFrame(ctl), {})
+    empty = mit.Evaluated([], pd.DataFrame(), {})
+    return mit.MitigationResults(config, None, None, empty, empty, methods, empty, controls, _sharpness_frame())
+
+
+def test_control_tests_pair_sharpreg_with_its_control_at_the_chapters_xi():
+    config = mit.MitigationConfig("digits", "digits_mlp", sharpreg_xi=0.3, train_seeds=4)
+    res = _fake_results(config)
+    tests = mit.control_tests(res)
+    assert set(tests) == {"test_acc", "single_query", "multi_query", "lambda_max", "lambda_max/loss"}
+    m, c = res.methods.results, res.controls.results
+    for metric in ("test_acc", "single_query", "multi_query"):  # honest protocol, final weights, mean over splits
+        sr = m[(m.method == "sharpreg") & (m.protocol == "honest") & (m.which == "final")].groupby("seed")[metric]
+        ct = c[(c.xi == 0.3) & (c.protocol == "honest")].groupby("seed")[metric]
+        by_hand = paired_test(sr.mean().to_numpy(), ct.mean().to_numpy())
+        assert tests[metric].estimate == pytest.approx(by_hand.estimate)
+        assert tests[metric].p_value == pytest.approx(by_hand.p_value)
+    sharp = res.sharpness.set_index(["method", "seed"])
+    for metric in ("lambda_max", "lambda_max/loss"):
+        d = [sharp.loc[("sharpreg", s), metric] - sharp.loc[(mit.CONTROL, s), metric] for s in range(4)]
+        assert tests[metric].estimate == pytest.approx(np.mean(d)) and tests[metric].n == 4
