@@ -64,7 +64,7 @@ from sharpmem_lib.models import model_table
 from sharpmem_lib.plots import show_figure, training_curves
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.recipes import recipe_settings
-from sharpmem_lib.report import glue
+from sharpmem_lib.report import glue, readable_table
 from sharpmem_lib.splits import SPLITS, published_partition, split_table
 
 pd.set_option("display.max_colwidth", None)
@@ -96,7 +96,7 @@ display(dataset_table())
 
 # %% tags=["remove-input"]
 partitions = split_table([published_partition(name) for name in SPLITS])
-display(partitions)
+display(readable_table(partitions))
 glue("partitions", partitions, display=False)  # shown again in the methods chapter
 
 # %% [markdown]

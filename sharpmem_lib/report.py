@@ -19,10 +19,13 @@ import pandas as pd
 
 from sharpmem_lib.stats import Verdict
 
-__all__ = ["glue", "glue_claim", "claim_number", "in_book_build", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
+__all__ = ["glue", "glue_claim", "claim_number", "readable_table", "readable_name", "readable_value", "in_book_build", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
-           "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
-           "evidence", "island_sentence", "power_sentence", "capture_view"]
+           "lira_verdict", "defense_verdict", "control_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note",
+           "verdict_table",
+           "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
+           "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
+           "privacy_sentences"]
 
 
 BOOK_BUILD_ENV = "SHARPMEM_BOOK_BUILD"  # set by sharpmem_lib.pipeline while the book's notebooks run
@@ -59,6 +62,8 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     """
     from IPython.display import display as show
 
+    if isinstance(value, pd.DataFrame):
+        value = readable_table(value)
     if in_book_build():
         from myst_nb import glue as _glue
 
@@ -68,6 +73,60 @@ def glue(name: str, value: Any, display: bool = False) -> None:
         show(value)
     else:
         show(_Shown(name, value))
+
+
+_WORDS = {"acc": "accuracy", "auc": "AUC", "tpr": "TPR", "fpr": "FPR", "sgd": "SGD", "sam": "SAM", "swa": "SWA",
+          "sharpreg": "SharpReg", "eval": "evaluation", "nonmembers": "non-members", "lam": "λ", "xi": "ξ",
+          "rho": "ρ", "std": "s.d.", "ci95": "95 % CI", "p": "p", "n": "n", "mem": "memorization"}
+_PHRASES = {"single_query": "single-query", "multi_query": "multi-query", "lambda_max": "top Hessian eigenvalue",
+            "test_acc": "test accuracy", "train_acc": "train accuracy", "val_acc": "validation accuracy",
+            "balanced_acc": "balanced accuracy", "p_value": "p", "ci95_low": "95 % CI low", "ci95_high": "95 % CI high"}
+
+
+def readable_name(name) -> str:
+    """A column or index name as a paper prints it: 'test_acc_p' -> 'test accuracy (p)',
+    'attack_nonmembers' -> 'attack non-members', 'single_query_mean' -> 'single-query mean'."""
+    if not isinstance(name, str) or "_" not in name:
+        return name if not isinstance(name, str) else _WORDS.get(name, name)
+    text = name
+    for code, words in sorted(_PHRASES.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(code, words.replace("_", " "))
+    parts = text.split("_")
+    if len(parts) > 1 and parts[-1] == "p":
+        return " ".join(_WORDS.get(w, w) for w in parts[:-1]) + " (p)"
+    return " ".join(_WORDS.get(w, w) for w in parts)
+
+
+def readable_value(x, digits: int = 3) -> str | object:
+    """A cell as a paper prints it: True/False -> yes/no, None/NaN -> '–', 7.252e-05 ->
+    '7.25 × 10⁻⁵', other floats to ``digits`` significant figures; anything else unchanged."""
+    import numbers
+
+    if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:
+        return "–"
+    if isinstance(x, (bool,)) or type(x).__name__ == "bool_":
+        return "yes" if x else "no"
+    if isinstance(x, numbers.Real) and not isinstance(x, numbers.Integral):
+        x = float(x)
+        if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
+            mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+            sup = str(int(exponent)).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+            return f"{mantissa} × 10{sup}".replace("-", "−")
+        return f"{x:.{digits}g}".replace("-", "−")
+    return x
+
+
+def readable_table(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """``df`` formatted as a paper prints a table: readable headers and index names
+    (:func:`readable_name`), and cells without raw Python (:func:`readable_value`)."""
+    out = df.copy()
+    out = out.map(lambda x: readable_value(x, digits)) if hasattr(out, "map") else out.applymap(readable_value)
+    out = out.rename(columns=readable_name, index=lambda v: readable_value(v) if isinstance(v, (bool, float)) else v)
+    if isinstance(out.columns, pd.MultiIndex):
+        out.columns = out.columns.set_levels([[readable_name(v) for v in lvl] for lvl in out.columns.levels])
+    out.columns.names = [readable_name(n) for n in out.columns.names]
+    out.index.names = [readable_name(n) for n in out.index.names]
+    return out
 
 
 def claim_number(v: Verdict) -> str:
@@ -405,6 +464,45 @@ def sharpness_word(v: Verdict) -> str:
     return "significantly " + ("higher" if v.estimate > 0 else "lower")
 
 
+def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, raw=()) -> str:
+    """Issue 18 §6: ``method`` against a control run that differs from it only in what the
+    control isolates (SharpReg against SGD at lr × (1 − ξ): the part of ξ that is a
+    learning-rate rescale), paired by seed. ``verdicts`` maps a readable measure ('the
+    honest best single-query attack') to its verdict, whose expected sign is the paper's
+    mechanism's (lower attack, sharper minimum); measures in ``raw`` are shown as they are,
+    the others in percentage points. When no measure differs significantly, the sentence
+    says that ``method`` is not distinguishable from the control at this scale."""
+    if not verdicts:
+        raise ValueError(f"verdicts is empty; give at least one measure of {method} against {control}")
+    name = method_label(method)
+    head = f"{name} against {control}, paired by seed"
+    if all(v.outcome == "insufficient" for v in verdicts.values()):
+        return f"{head}: too few seeds for a test (at least 3 are needed): insufficient data."
+
+    def ev(k: str) -> str:
+        value = (lambda x: f"{x:+.3g}") if k in set(raw) else _points  # noqa: E731
+        return f"{k}: {_evidence(verdicts[k], value=value)}"
+
+    by = {o: [k for k, v in verdicts.items() if v.outcome == o] for o in ("reproduced", "opposite", "not resolved",
+                                                                            "insufficient")}
+    parts = []
+    if by["reproduced"]:
+        parts.append("differs in the direction of the paper's mechanism on "
+                     + "; ".join(ev(k) for k in by["reproduced"]))
+    if by["opposite"]:
+        parts.append("differs the other way on " + "; ".join(ev(k) for k in by["opposite"]) + f": {AGAINST}'s "
+                     f"account that {name} works through sharpness rather than a smaller step")
+    if by["not resolved"]:
+        parts.append("is not distinguishable from it on " + "; ".join(ev(k) for k in by["not resolved"]))
+    if by["insufficient"]:
+        parts.append("has too few seeds on " + _names(by["insufficient"]))
+    tail = ""
+    if not by["reproduced"] and not by["opposite"]:
+        tail = (f" At this scale {name}'s effect cannot be told apart from the learning-rate rescale that its "
+                "coefficients imply.")
+    return f"{head}: {name} " + "; ".join(parts) + "." + tail
+
+
 def dp_gap_note(selena: float, honest: float, threshold: float = 0.03) -> str:
     """Chapter 4: a warning when SELENA's protocol credits attacks on DP-SGD's models with
     more than ``threshold`` over the honest protocol; empty otherwise."""
@@ -502,3 +600,103 @@ def capture_view(captures: pd.DataFrame) -> pd.DataFrame:
                          "close to the Bayes rule": out_of("near_bayes"),
                          "median atypical accuracy (%)": (100 * captures["median_atypical_acc"]).round(1)}
                         ).set_index(["sample", "method"])
+
+
+# ------------------------------------------------------------------ chapter 3's sentences
+
+
+def disagreement_list(directions: pd.DataFrame) -> str:
+    """The (algorithm, metric) effects whose sign in this run differs from the sign the paper
+    reports on all its datasets (:func:`sharpmem_lib.privacy.directions`), e.g.
+    'SAM single-query attack (%), SharpReg test acc (%)', or 'none'."""
+    settled = directions[directions["agrees"].notna()]
+    disagree = settled[~settled["agrees"].astype(bool)]
+    return ", ".join(f"{method_label(a)} {m}" for a, m in disagree.index) if len(disagree) else "none"
+
+
+def significance_counts(verdicts: Mapping[Any, Verdict], alpha: float = 0.05) -> dict[str, str]:
+    """``n_tests`` (tests with a p-value), ``n_significant`` (Holm-adjusted p < ``alpha``) and
+    ``min_p`` (the smallest adjusted p, or why there is none) of a chapter's family."""
+    adjusted = [v.p_adjusted for v in verdicts.values() if v.p_adjusted is not None and math.isfinite(v.p_adjusted)]
+    return {"n_tests": str(len(adjusted)), "n_significant": str(sum(p < alpha for p in adjusted)),
+            "min_p": f"{min(adjusted):.2g}" if adjusted else "n/a (too few training seeds)"}
+
+
+def protocol_vs_optimizer(max_gap: float, optimizer_effect: float) -> str:
+    """Chapter 3: how far SELENA's choices on the evaluation sets move the best single-query
+    attack (``max_gap``, points) against the largest optimizer − SGD difference under the
+    honest protocol (``optimizer_effect``, points)."""
+    return (f"SELENA's choices on the evaluation sets move the best single-query attack by up to {max_gap:.1f} "
+            f"points over the honest protocol; the largest difference between an optimizer and SGD under the honest "
+            f"protocol is {optimizer_effect:.1f} points (means over seeds and splits; see the tests below for which "
+            "differences are resolved).")
+
+
+def boundary_setup(dataset: str, points: int, n_eval: int) -> str:
+    """Chapter 3: what the boundary-distance attacks ran on."""
+    return f"{dataset}, {points} points per set, {n_eval} evaluation points per target"
+
+
+def boundary_best(algorithm: str, attack: str, balanced_acc: float) -> str:
+    """Chapter 3: the most accurate boundary-distance attack under the honest protocol."""
+    return f"{100 * balanced_acc:.1f} % ({attack} against {algorithm.upper()})"
+
+
+def lira_setup(n_models: int, dataset: str, n_targets: int, pool: int, n_memorization: int, n_nonmembers: tuple,
+               min_fpr: float, low_metric: str) -> str:
+    """Chapter 3: LiRA's design, the non-members per target (``(min, max)``) and the smallest
+    false-positive rate they resolve; says when 0.1 % is out of reach (``low_metric``: the
+    column :func:`~sharpmem_lib.attacks.low_fpr_metric` chose)."""
+    lo, hi = n_nonmembers
+    return (f"{n_models} models per algorithm on {dataset}: {n_targets} targets, each with the other {pool - 1} "
+            f"models of its pool as shadows, and {n_memorization} further models that only estimate memorization; "
+            f"{lo}{'' if lo == hi else f'-{hi}'} non-members per target, so the smallest resolvable false-positive "
+            f"rate is {100 * min_fpr:.2g} %"
+            + ("" if low_metric == "tpr@0.1%fpr" else ", too coarse for 0.1 %: the table reports TPR at zero false "
+               "positives instead"))
+
+
+LIRA_SKIPPED = "n/a (LiRA skipped: lira_dataset is empty)"
+
+
+def privacy_sentences(study) -> dict[str, Any]:
+    """Every value chapter 3's prose and the results page quote, by glue name, computed from
+    a :class:`sharpmem_lib.privacy.PrivacyStudy` (numbers as text; the tables as frames)."""
+    from sharpmem_lib.privacy import format_table1
+
+    verdicts, labels, sign = study.verdicts, study.labels, study.paper_sign
+    dirs = study.directions
+    settled = dirs[dirs["agrees"].notna()]
+    out: dict[str, Any] = {f"table1_{p}": format_table1(study.tables[p]) for p in ("selena", "honest")}
+    out |= {"table1_paper": format_table1(study.paper), "directions": dirs, "n_directions": str(len(settled)),
+            "n_agree": str(int(settled["agrees"].astype(bool).sum())), "disagree_list": disagreement_list(dirs)}
+    gap = study.protocol_gap()
+    out |= {"max_gap": f"{gap.to_numpy().max():.1f}",
+            "protocol_vs_optimizer": protocol_vs_optimizer(gap.iloc[:, 0].max(), study.optimizer_effect())}
+    out |= significance_counts(verdicts)
+    out["family_note"] = family_note(int(out["n_tests"]))
+    out["resolution_verdict"] = table2_verdict({labels[k]: v for k, v in verdicts.items()
+                                                if k[0] == "table2" and (k[2], k[3]) in sign})
+    c = study.config
+    if study.boundary is not None:
+        b = study.boundary
+        out["boundary_setup"] = boundary_setup(c.boundary_dataset, c.boundary_points, int(b["n_eval"].iloc[0]))
+        best = b[(b.protocol == "honest") & (b.threshold == "best")].sort_values("balanced_acc").iloc[-1]
+        out["boundary_best"] = boundary_best(best["algorithm"], best["attack"], best["balanced_acc"])
+    else:
+        out |= {"boundary_setup": "skipped in this run", "boundary_best": "n/a (skipped)"}
+    if study.lira is not None:
+        lira, q = study.lira, study.lira.quintile_means()
+        out |= {f"lira_{m}_q{k}": f"{100 * q[(m, k)]:.1f} %" for m, k in (("sgd", 1), ("sgd", 5), ("sam", 1),
+                                                                            ("sharpreg", 1))}
+        n_non = lira.per_target["n_nonmembers"]
+        out["lira_setup"] = lira_setup(c.lira_models, lira.dataset, c.lira_targets, len(lira.split.pool),
+                                       c.lira_memorization_models, (n_non.min(), n_non.max()),
+                                       lira.per_target["min_fpr"].max(), lira.low_metric)
+        out |= {f"lira_{m}_q1_diff": evidence(verdicts[("lira", m, 1)], "targets") for m in ("sam", "sharpreg")}
+        out["lira_verdict"] = lira_verdict(verdicts[("lira", "sam", 1)], verdicts[("lira", "sharpreg", 1)])
+    else:
+        out |= {k: LIRA_SKIPPED for k in ("lira_sgd_q1", "lira_sgd_q5", "lira_sam_q1", "lira_sharpreg_q1",
+                                          "lira_sam_q1_diff", "lira_sharpreg_q1_diff", "lira_setup")}
+        out["lira_verdict"] = "LiRA was skipped in this run."
+    return out

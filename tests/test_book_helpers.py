@@ -37,7 +37,7 @@ def test_glue_shows_the_value_outside_the_book(monkeypatch):
     assert "SAM beats SGD" in bundle["text/html"] and "<code>claim_verdict</code>" in bundle["text/html"]
     table = pd.DataFrame({"a": [1]})
     report.glue("partitions", table)
-    assert shown[-1] is table
+    assert shown[-1].equals(report.readable_table(table))  # shown as the book shows it
 
 
 def test_glue_records_for_myst_nb_in_the_book_build(monkeypatch):
@@ -201,3 +201,15 @@ def test_claim_number_and_glue_claim(monkeypatch):
     shown = _displayed(monkeypatch)
     report.glue_claim("toy", gain)
     assert [o.name for o in shown] == ["claim_toy_number", "claim_toy_status"] and shown[1].value == "reproduced"
+
+
+def test_readable_table_prints_like_a_paper():
+    df = pd.DataFrame({"agrees": [True, None], "test_acc_p": [7.252e-05, 0.51234], "attack_nonmembers": [3, 4]},
+                      index=pd.Index(["sam", "sharpreg"], name="algorithm"))
+    out = report.readable_table(df)
+    assert list(out.columns) == ["agrees", "test accuracy (p)", "attack non-members"]
+    assert out["agrees"].tolist() == ["yes", "–"]
+    assert out["test accuracy (p)"].tolist() == ["7.25 × 10⁻⁵", "0.512"]
+    assert out["attack non-members"].tolist() == [3, 4]
+    assert report.readable_name("single_query_mean") == "single-query mean"
+    assert report.readable_value(-0.25) == "−0.25" and report.readable_value(False) == "no"
