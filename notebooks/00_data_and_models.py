@@ -53,7 +53,7 @@ from sharpmem_lib.parameters import check_notebook_parameters
 
 check_notebook_parameters(globals(), "00_data_and_models")
 
-# %% tags=["remove-stderr"]
+# %% tags=["hide-input", "remove-stderr"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
@@ -124,7 +124,7 @@ display(model_table())
 # folder keyed by a hash of the configuration. Running this chapter again costs nothing
 # until the configuration changes.
 
-# %% tags=["remove-stderr"]
+# %% tags=["hide-input", "remove-stderr"]
 artifacts = {c.train.describe(): run_experiment(c, results_dir or None, data_dir=data_dir or None)
              for c in configs.values()}
 

@@ -74,7 +74,7 @@ from sharpmem_lib.parameters import check_notebook_parameters
 
 check_notebook_parameters(globals(), "01_toy_example")
 
-# %% tags=["remove-stderr"]
+# %% tags=["hide-input", "remove-stderr"]
 import matplotlib.pyplot as plt
 from IPython.display import display
 

@@ -74,7 +74,7 @@ from sharpmem_lib.parameters import check_notebook_parameters
 
 check_notebook_parameters(globals(), "02_memorization_buckets")
 
-# %% tags=["remove-stderr"]
+# %% tags=["hide-input", "remove-stderr"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -115,13 +115,12 @@ opts = dict(results_dir=results_dir or None, data_dir=data_dir or None)
 # %% [markdown]
 # ## Influence and memorization estimates
 
-# %% tags=["remove-stderr"]
+# %% tags=["hide-input", "remove-stderr"]
 data = load_dataset(dataset, data_dir=data_dir or None)
 mb = memorization_buckets(subsampling, **opts, influence_file=influence_file or None)
 test_ids, entropy, bucket, top1, influence, source = (mb.test_ids, mb.entropy, mb.bucket, mb.top1, mb.influence,
                                                       mb.source)
 glue("source", source)
-print(source)
 
 # %% [markdown]
 # Source of the estimates: {glue:text}`source`.
@@ -177,7 +176,7 @@ glue("n_test", str(len(test_ids)))
 # with their best-validation weights, on the bucketed test points. Same seed = same
 # initialisation and data order for every method, so gains are paired by seed.
 
-# %% tags=["remove-stderr"]
+# %% tags=["hide-input", "remove-stderr"]
 artifacts = {key: run_experiment(cfg, **opts) for key, cfg in targets.items()}
 table = bucket_accuracy_table(artifacts, test_ids, data.y, bucket)
 
@@ -223,7 +222,7 @@ glue("n_seeds", str(seeds))
 # carries the size of its subpopulation. A point from a rare subpopulation can only be
 # classified by memorizing its few relatives, so its influence entropy should be low.
 
-# %% tags=["remove-stderr"]
+# %% tags=["hide-input", "remove-stderr"]
 if ground_truth is not None:
     lt = load_dataset(ground_truth_dataset)
     lt_mb = memorization_buckets(ground_truth, **opts)

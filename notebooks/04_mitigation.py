@@ -94,7 +94,7 @@ from sharpmem_lib.parameters import check_notebook_parameters
 
 check_notebook_parameters(globals(), "04_mitigation")
 
-# %% tags=["remove-stderr"]
+# %% tags=["hide-input", "remove-stderr"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -156,7 +156,7 @@ opts = dict(results_dir=results_dir or None, data_dir=data_dir or None)
 for name, value in (("train_seeds", train_seeds), ("split_seeds", split_seeds), ("sharpness_iters", sharpness_iters)):
     check_positive(name, value, integer=True)  # before anything trains
 
-# %% tags=["remove-stderr"]
+# %% tags=["hide-input", "remove-stderr"]
 data = load_dataset(dataset, data_dir=data_dir or None)
 splits = list(range(split_seeds))
 lam_results, lam_arts = evaluate_runs(lam_runs, data, splits, **opts)
@@ -233,7 +233,7 @@ for m in ("test_acc", "single_query", "multi_query"):  # the paper: all fall as 
 # (power iteration on Hessian-vector products) and the first-order SAM sharpness
 # max‖ε‖≤ρ L(w + ε) − L(w), the bracket of eq. 4, at ρ = 0.01 and 0.1.
 
-# %% tags=["remove-stderr"]
+# %% tags=["hide-input", "remove-stderr"]
 sharp_rows = []
 for runs, arts in ((method_runs, method_arts), (lam_runs, lam_arts)):
     for i, run in enumerate(runs):
