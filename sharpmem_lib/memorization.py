@@ -38,6 +38,7 @@ __all__ = [
     "SameClassInfluence",
     "buckets",
     "influence_entropy",
+    "UNMEASURED",
     "influence_scores",
     "load_feldman_zhang",
     "memorization_scores",
@@ -114,16 +115,33 @@ def influence_entropy(weights: np.ndarray, axis: int = 0) -> np.ndarray:
     return terms.sum(axis=axis)
 
 
-def buckets(entropy: np.ndarray, n_buckets: int = 5) -> np.ndarray:
+#: The bucket of test points with no measured influence (every same-class influence estimate
+#: zero): kept out of the entropy ranking as a group of their own.
+UNMEASURED = 0
+
+
+def buckets(entropy: np.ndarray, n_buckets: int = 5, measured: np.ndarray | None = None) -> np.ndarray:
     """Equal-count buckets 1..n_buckets by increasing entropy (bucket 1 = lowest entropy =
-    most memorization). Ties keep the points' order, so the result is deterministic."""
+    most memorization). Ties keep the points' order, so the result is deterministic.
+
+    ``measured``: where False, the point has no measured influence (all its estimates are
+    zero, so eq. 3 gives it the evenly-spread maximum log(n_k), the size of its class, by
+    convention, not by measurement). Such points get bucket :data:`UNMEASURED` (0) and the
+    others are ranked among themselves; otherwise they would fill the top buckets ordered
+    by class size and index."""
     check_positive("n_buckets", n_buckets, integer=True)
     entropy = np.asarray(entropy)
-    if len(entropy) < n_buckets:
-        raise ValueError(f"n_buckets={n_buckets} is more than the {len(entropy)} points to bucket")
-    ranks = np.empty(len(entropy), dtype=np.int64)
-    ranks[np.argsort(entropy, kind="stable")] = np.arange(len(entropy))
-    return 1 + (ranks * n_buckets) // len(entropy)
+    measured = np.ones(len(entropy), bool) if measured is None else np.asarray(measured, dtype=bool)
+    if measured.shape != entropy.shape:
+        raise ValueError(f"measured has shape {measured.shape}; expected one flag per point {entropy.shape}")
+    n = int(measured.sum())
+    if n < n_buckets:
+        raise ValueError(f"n_buckets={n_buckets} is more than the {n} points with a measured influence to bucket")
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[np.argsort(entropy[measured], kind="stable")] = np.arange(n)
+    out = np.full(len(entropy), UNMEASURED, dtype=np.int64)
+    out[measured] = 1 + (ranks * n_buckets) // n
+    return out
 
 
 def accuracy_by_bucket(correct: np.ndarray, bucket: np.ndarray, n_buckets: int = 5) -> np.ndarray:
@@ -189,10 +207,15 @@ class SameClassInfluence:
                 return tr, block[:, pos[0]]
         raise KeyError(f"test id {test_id} is not in any class block")
 
-    def top_influencers(self, test_id: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    def top_influencers(self, test_id: int, k: int = 10, measured_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` same-class training ids with the largest influence on ``test_id``, and
-        their influence, largest first (ties by training id)."""
+        their influence, largest first (ties by training id). With ``measured_only`` (the
+        default) training points whose estimated influence is zero are left out, so fewer
+        than ``k`` (none for an unmeasured test point) may come back: ranking zeros would
+        show arbitrary images as "most influential" (Fig. 2)."""
         tr, column = self._block_of(test_id)
+        if measured_only:
+            tr, column = tr[column != 0], column[column != 0]
         order = np.lexsort((tr, -column))[:k]
         return tr[order], column[order]
 

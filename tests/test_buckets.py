@@ -81,7 +81,10 @@ def test_buckets_recomputed_from_the_subset_models(digits_buckets):
         mem = runs.memorization().value
         top = same[np.lexsort((train_ids[same], -infl))[0]]
         assert (np.isnan(mb.top1[n]) if infl.max() <= 0 else mb.top1[n] == pytest.approx(mem[top]))
-    np.testing.assert_array_equal(mb.bucket, buckets(mb.entropy))
+        # issue 18 §5: a point with all-zero influence is unmeasured, outside buckets 1-5
+        assert mb.measured[n] == bool(np.any(infl != 0)) and (mb.bucket[n] == 0) == (not mb.measured[n])
+        assert mb.labels[n] == data.y[j] and mb.subset_acc[n] == pytest.approx(c.mean())  # the difficulty proxy
+    np.testing.assert_array_equal(mb.bucket, buckets(mb.entropy, measured=mb.measured))
     assert "40 mlp models" in mb.source
 
 
@@ -97,3 +100,121 @@ def test_buckets_come_from_the_cache_the_second_time(digits_buckets, monkeypatch
     again = memorization_buckets(config, results, progress=False)
     np.testing.assert_array_equal(again.entropy, mb.entropy)
     np.testing.assert_array_equal(again.bucket, mb.bucket)
+
+
+# ------------------------------------------------------------ issue 18 §5: what the buckets measure
+
+
+def test_unmeasured_points_stay_out_of_the_top_buckets(digits_buckets):
+    """Before, the all-zero points got log(n_k) and filled buckets 2-5 sorted by class."""
+    _, _, mb = digits_buckets
+    assert mb.n_unmeasured == int((~mb.measured).sum()) > 0  # 40 tiny models: many points never vary
+    assert set(np.unique(mb.bucket[~mb.measured])) == {0}
+    counts = np.bincount(mb.bucket[mb.measured])[1:]
+    assert counts.sum() == mb.measured.sum() and counts.max() - counts.min() <= 1
+    # the measured points are ranked by entropy among themselves
+    for b in range(1, 5):
+        assert mb.entropy[mb.bucket == b].max() <= mb.entropy[mb.bucket == b + 1].min()
+    # the unmeasured are those every subset model classifies alike: accuracy 0 or 1
+    assert set(np.unique(mb.subset_acc[~mb.measured])) <= {0.0, 1.0}
+
+
+def test_bucket_composition_by_hand():
+    from sharpmem_lib.buckets import bucket_composition
+
+    bucket = np.array([0, 0, 1, 1, 2, 2, 2, 0])
+    labels = np.array([3, 5, 3, 3, 5, 7, 7, 3])
+    table = bucket_composition(bucket, labels, n_buckets=2)
+    assert table.index.tolist() == ["unmeasured", 1, 2]
+    assert table.loc["unmeasured"].tolist() == [2, 1, 0, 3]  # classes 3, 5, 7, total
+    assert table.loc[1].tolist() == [2, 0, 0, 2] and table.loc[2].tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="one entry per test point"):
+        bucket_composition(bucket, labels[:3])
+
+
+def _stored(correct_by_method_seed, labels):
+    """Artifacts whose logits classify point i correctly iff correct[i]."""
+    out = {}
+    for key, correct in correct_by_method_seed.items():
+        logits = np.zeros((len(labels), 2))
+        logits[np.arange(len(labels)), np.where(correct, labels, 1 - labels)] = 1.0
+        out[key] = StoredRun(logits, logits)
+    return out
+
+
+def test_gain_within_strata_by_hand():
+    from sharpmem_lib.buckets import gain_within_strata
+
+    labels = np.zeros(8, int)
+    ids = np.arange(8)
+    bucket = np.array([1, 1, 2, 2, 1, 1, 2, 2])
+    stratum = np.array([1, 1, 1, 1, 2, 2, 2, 2])
+    rng = np.random.default_rng(0)
+    correct = {(m, s): rng.random(8) < 0.5 for m in ("sgd", "sam") for s in range(4)}
+    table = bucket_accuracy_table(_stored(correct, labels), ids, labels, bucket, stratum=stratum, n_buckets=2)
+    assert set(table.columns) >= {"stratum", "bucket", "acc", "points"} and len(table) == 2 * 4 * 2 * 2
+    gains = gain_within_strata(table, "sam").set_index(["stratum", "bucket"])
+    for st in (1, 2):
+        for b in (1, 2):
+            cell = (stratum == st) & (bucket == b)
+            d = [correct[("sam", s)][cell].mean() - correct[("sgd", s)][cell].mean() for s in range(4)]
+            assert gains.loc[(st, b), "gain"] == pytest.approx(np.mean(d))
+            assert gains.loc[(st, b), "points"] == 2 and gains.loc[(st, b), "seeds"] == 4
+    with pytest.raises(ValueError, match="no 'stratum' column"):
+        gain_within_strata(table.drop(columns="stratum"), "sam")
+
+
+def test_difficulty_strata_are_equal_count_hardest_first():
+    from sharpmem_lib.buckets import difficulty_strata
+
+    acc = np.array([0.9, 0.1, 0.5, 1.0, 0.3, 0.7, np.nan, 0.2])
+    measured = np.array([True, True, True, False, True, True, True, True])
+    strata = difficulty_strata(acc, measured, n_strata=3)
+    assert strata[3] == 0 and strata[6] == 0  # unmeasured; no accuracy known
+    assert strata.tolist() == [3, 1, 2, 0, 2, 3, 0, 1]  # 0.1, 0.2 | 0.3, 0.5 | 0.7, 0.9
+
+
+def test_ceiling_and_the_comparison_bucket():
+    import pandas as pd
+    from sharpmem_lib.buckets import ceiling_buckets, comparison_bucket, pattern_test
+    from sharpmem_lib.stats import paired_test
+
+    rows = []
+    acc = {("sgd", 1): [0.5, 0.6, 0.55], ("sam", 1): [0.6, 0.65, 0.7], ("sgd", 2): [0.8, 0.9, 0.85],
+           ("sam", 2): [0.82, 0.88, 0.9], ("sgd", 3): [1.0, 0.95, 1.0], ("sam", 3): [1.0, 1.0, 1.0]}
+    for (m, b), values in acc.items():
+        rows += [dict(method=m, seed=s, bucket=b, acc=v) for s, v in enumerate(values)]
+    rows += [dict(method=m, seed=s, bucket=b, acc=1.0) for m in ("sgd", "sam") for s in range(3) for b in (4, 5)]
+    table = pd.DataFrame(rows)
+    assert ceiling_buckets(table) == [4, 5]  # bucket 3 is not: one SGD seed misses
+    assert comparison_bucket(table) == 3
+    high, test = pattern_test(table, "sam")
+    g1 = np.subtract(acc[("sam", 1)], acc[("sgd", 1)])
+    g3 = np.subtract(acc[("sam", 3)], acc[("sgd", 3)])
+    assert high == 3 and test == paired_test(g1, g3)
+    everything = table.assign(acc=np.where(table["bucket"] > 1, 1.0, table["acc"]))
+    assert comparison_bucket(everything) is None and pattern_test(everything, "sam") == (None, None)
+
+
+def test_ground_truth_check_separates_entropy_from_difficulty():
+    """Sizes that depend on difficulty only: entropy correlates with them through difficulty,
+    and the partial correlation given difficulty is near zero."""
+    from sharpmem_lib.buckets import MemorizationBuckets, entropy_difficulty, ground_truth_check
+    from sharpmem_lib.stats import correlation, partial_correlation
+
+    rng = np.random.default_rng(1)
+    n = 600
+    acc = rng.random(n)
+    entropy = acc + rng.normal(0, 0.1, n)
+    size = np.exp(3 * acc + rng.normal(0, 0.3, n))
+    measured = rng.random(n) > 0.2
+    mb = MemorizationBuckets(np.arange(n), entropy, np.zeros(n, int), np.full(n, np.nan), None, "test",
+                             measured, np.zeros(n, int), acc)
+    check = ground_truth_check(mb, size)
+    assert check["entropy"] == correlation(entropy[measured], size[measured])
+    assert check["difficulty"].estimate > check["entropy"].estimate > 0.5
+    assert check["entropy | difficulty"] == partial_correlation(entropy[measured], size[measured], acc[measured])
+    assert abs(check["entropy | difficulty"].estimate) < 0.1
+    assert entropy_difficulty(mb).estimate > 0.9 and entropy_difficulty(mb).n == measured.sum()
+    with pytest.raises(ValueError, match="size has shape"):
+        ground_truth_check(mb, size[:5])

@@ -166,3 +166,27 @@ def test_mean_by_bucket_ignores_undefined_values():
     from sharpmem_lib.memorization import mean_by_bucket
     out = mean_by_bucket(np.array([1.0, np.nan, 3.0, np.nan]), np.array([1, 1, 2, 3]), 3)
     assert out[:2] == [1.0, 3.0] and np.isnan(out[2])
+
+
+def test_unmeasured_points_get_their_own_bucket():
+    """Issue 18 §5: points with no measured influence stay out of the entropy ranking."""
+    from sharpmem_lib.memorization import UNMEASURED
+    entropy = np.array([0.5, 2.3, 0.1, 2.3, 0.9, 2.3, 0.3])  # 2.3 = log(n_k) of the all-zero points
+    measured = np.array([True, False, True, False, True, False, True])
+    b = buckets(entropy, 2, measured=measured)
+    assert b.tolist() == [2, UNMEASURED, 1, UNMEASURED, 2, UNMEASURED, 1]
+    assert buckets(entropy, 2).tolist() != b.tolist()  # without it the all-zero points fill bucket 2
+    with pytest.raises(ValueError, match="3 points with a measured influence"):
+        buckets(entropy[:5], 4, measured=measured[:5])
+    with pytest.raises(ValueError, match="measured has shape"):
+        buckets(entropy, 2, measured=measured[:3])
+
+
+def test_top_influencers_leave_out_unmeasured_training_points():
+    """Fig. 2 showed arbitrary images at influence 0.00 as 'most influential'."""
+    infl = np.array([[0.0, 0.3, 0.0, -0.1], [0.0, 0.0, 0.0, 0.0]])  # (test, train), one class
+    sci = SameClassInfluence.from_dense(infl, np.zeros(2, int), np.zeros(4, int))
+    ids, scores = sci.top_influencers(0, k=4)
+    assert ids.tolist() == [1, 3] and scores.tolist() == [0.3, -0.1]
+    assert len(sci.top_influencers(1, k=4)[0]) == 0
+    assert sci.top_influencers(0, k=4, measured_only=False)[0].tolist() == [1, 0, 2, 3]
