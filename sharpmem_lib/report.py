@@ -222,6 +222,11 @@ def _rho(x: float) -> str:
     return f"ρ = {x:+.2f}"
 
 
+def _only_before_correction(v: Verdict) -> bool:
+    """Significant on its own (raw p < α) but not after Holm: worth saying, not a verdict."""
+    return v.outcome == "not resolved" and math.isfinite(v.p_value) and v.p_value < v.alpha <= v.p_adjusted
+
+
 def describe_gain(v: Verdict, method: str, baseline: str, what: str, pairs: str = "seeds") -> str:
     """One sentence on a paired gain ``method`` − ``baseline`` and what it says about the
     paper's direction (``v.expected_sign``), from :func:`~sharpmem_lib.stats.holm_verdicts`."""
@@ -235,6 +240,10 @@ def describe_gain(v: Verdict, method: str, baseline: str, what: str, pairs: str 
         return f"{m} {better} {b} on {what}, as the paper reports ({_evidence(v, pairs)})."
     if v.outcome == "opposite":
         return (f"{m} {better} {b} on {what} ({_evidence(v, pairs)}): {AGAINST}, which reports {m} {paper} {b}.")
+    if _only_before_correction(v):
+        contrary = " (the opposite of the paper's direction)" if (v.estimate > 0) != (v.expected_sign > 0) else ""
+        return (f"{m} {better} {b} on {what}{contrary} before the correction for the chapter's {v.family_size} tests, "
+                f"but not after it ({_evidence(v, pairs)}): not resolved.")
     return f"{m} and {b} are not distinguishable on {what} at this scale ({_evidence(v, pairs)}): not resolved."
 
 
@@ -372,6 +381,11 @@ def trend(v: Verdict, what: str, against: str, claim: str, pairs: str = "runs") 
         return f"{what} {moves} as {against} grows ({ev}), as the paper reports."
     if v.outcome == "opposite":
         return f"{what} {moves} as {against} grows ({ev}): {AGAINST}'s claim that {claim}."
+    if _only_before_correction(v):
+        opposite = (v.estimate > 0) != (v.expected_sign > 0)
+        contrary = f" (the opposite of the paper's claim that {claim})" if opposite else ""
+        return (f"{what} {moves} as {against} grows{contrary} before the correction for the chapter's {v.family_size} "
+                f"tests, but not after it ({ev}): not resolved.")
     return f"{what} shows no resolved monotone trend with {against} ({ev})."
 
 

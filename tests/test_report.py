@@ -43,6 +43,17 @@ def test_describe_gain(outcome, start):
         assert "Holm-adjusted p = " in s and "over 3 tests" in s and "paired t-test p = " in s
 
 
+def test_significant_only_before_holm_is_said_and_not_resolved():
+    out = verdict(0.02, (0.01, 0.03), 0.09, 1, 5, p_value=0.009, method="t", family_size=11)
+    s = report.describe_gain(out, "sam", "sgd", "bucket 1")
+    assert s.startswith("SAM beats SGD on bucket 1 before the correction for the chapter's 11 tests, but not after it")
+    assert s.endswith("not resolved.") and out.outcome == "not resolved"
+    trend_v = verdict(0.69, (NAN, NAN), 0.2, -1, 12, p_value=0.013, method="exact permutation", family_size=21)
+    s = report.trend(trend_v, "The label-only attack", "λ", "larger λ lowers it")
+    assert s.startswith("The label-only attack rises as λ grows (the opposite of the paper's claim that larger λ lowers "
+                        "it) before the correction") and not against(s)
+
+
 def test_describe_gain_names_the_exact_test_and_no_interval():
     t = paired_test([0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02])  # constant: exact sign-flip, p = 2/128
     out = holm_verdicts({"x": t}, {"x": 1})["x"]
