@@ -129,7 +129,7 @@ def toy_figure(result) -> Figure:
         ax.contour(gx, gy, d, levels=np.quantile(d[d > 1e-4], [0.2, 0.5, 0.8, 0.95]), cmap=cmap)
     handles = [_boundary(ax, gx, gy, result.grids[("bayes", "bayes")], "bayes")]
     ax.legend(handles=handles, loc="lower left")
-    ax.set_title("(a) class densities and Bayes optimal boundary")
+    ax.set_title("(a) class densities, Bayes boundary")
 
     for ax, sample, title in ((axes[1], "few", "(b) few atypical points"),
                               (axes[2], "many", "(c) many atypical points")):
@@ -139,7 +139,7 @@ def toy_figure(result) -> Figure:
             handles.append(_boundary(ax, gx, gy, result.grids[(sample, method)], method))
         n = len(result.train_sets[sample])
         ax.legend(handles=handles + [atypical_handle], loc="lower left")
-        ax.set_title(f"{title}: n = {n}, seed 0")
+        ax.set_title(f"{title} (n = {n})")
     for ax in axes:
         ax.set_xlabel("$x_1$")
         ax.set_aspect("equal")
