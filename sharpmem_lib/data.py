@@ -757,6 +757,11 @@ DATASETS: dict[str, DatasetInfo] = {
                                  "Xiao et al. 2017; IDX files", _load_fashion_mnist, offline=False,
                                  published_size=(70_000, 10_000), feature_shape=(1, 28, 28),
                                  find=_find_fashion_mnist),
+    "fashion_mnist_cpu": DatasetInfo("fashion_mnist_cpu", 10, "7,000 Fashion-MNIST images (a fixed sample), "
+                                     "sized for a CPU", "Xiao et al. 2017; IDX files (fashion_mnist's)",
+                                     lambda **kw: _load_fashion_mnist_cpu(**kw), offline=False,
+                                     published_size=(7_000, 0), feature_shape=(1, 28, 28),
+                                     find=lambda data_dir=None: _find_fashion_mnist(data_dir)),
     "cifar10": DatasetInfo("cifar10", 10, "60,000 32x32 colour images", "Krizhevsky 2009; python pickles",
                            lambda **kw: _load_cifar("cifar10", **kw), offline=False, published_size=(60_000, 10_000),
                            feature_shape=(3, 32, 32), find=lambda data_dir=None: _find_cifar("cifar10", data_dir)),
@@ -1007,6 +1012,18 @@ def dataset_table():
     return pd.DataFrame([{"dataset": d.name, "classes": d.num_classes, "what": d.description, "source": d.source,
                           "needs a download": "no" if d.offline else "yes"}
                          for d in DATASETS.values()]).set_index("dataset")
+
+
+FASHION_CPU_SIZE = 7_000  # fashion_mnist_cpu: members 2,500 + validation 500 + 2,000 + 2,000 non-members
+
+
+def _load_fashion_mnist_cpu(data_dir=None, download: bool = False, checksums: dict | None = None) -> Arrays:
+    """A fixed CPU-sized sample of Fashion-MNIST: the first :data:`FASHION_CPU_SIZE` images of
+    a seed-0 permutation of all 70,000 (official train and test alike; no official test
+    split), the same images on every machine; cut by ``splits.SPLITS['fashion_mnist_cpu']``."""
+    full = _load_fashion_mnist(data_dir, download=download, checksums=checksums)
+    keep = np.sort(np.random.default_rng(0).permutation(len(full.y))[:FASHION_CPU_SIZE])
+    return Arrays(full.X[keep], full.y[keep])
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, **kwargs) -> Arrays:

@@ -21,6 +21,7 @@ dataset            members                      validation   reference          
 =================  ===========================  ===========  =================  ==========
 cifar10, cifar100  official train (50,000)      1,000 test   half of the rest   the rest
 fashion_mnist      official train (60,000)      1,000 test   half of the rest   the rest
+fashion_mnist_cpu  2,500 of 7,000 (500 known)   500          2,000              2,000
 purchase100        10 % (19,732)                5,000        15 % (29,598)      the rest
 texas100           10,000                       2,000        30 % (20,199)      the rest
 digits             50 %                         10 %         half of the rest   the rest
@@ -56,17 +57,28 @@ class SplitSpec:
     """How a dataset is cut. Sizes are counts (int) or fractions of the whole pool (float);
     ``members="official_train"`` uses the dataset's own training split; ``validation`` is
     taken from the non-members (the official test split when there is one); ``reference``
-    of ``"half"`` gives half of the remaining non-members to the attacker."""
+    of ``"half"`` gives half of the remaining non-members to the attacker;
+    ``attack_members`` is the share of the members the attacker knows (SELENA's half; a CPU
+    split can give the attacker fewer, so that more members are left to evaluate on)."""
 
     members: int | float | str
     validation: int | float
     reference: int | float | str
+    attack_members: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.attack_members < 1:
+            raise ValueError(f"attack_members={self.attack_members!r} is not valid; it must lie strictly between 0 "
+                             "and 1 (the attacker's share of the members)")
 
 
 SPLITS: dict[str, SplitSpec] = {
     "cifar10": SplitSpec("official_train", 1_000, "half"),
     "cifar100": SplitSpec("official_train", 1_000, "half"),
     "fashion_mnist": SplitSpec("official_train", 1_000, "half"),
+    # CPU-sized (the default book): 2,500 members, the attacker knows 500 of them, so that
+    # 2,000 members + 2,000 non-members are evaluated (issue 16's power targets)
+    "fashion_mnist_cpu": SplitSpec(2_500, 500, 2_000, attack_members=0.2),
     "purchase100": SplitSpec(0.10, 5_000, 0.15),
     "texas100": SplitSpec(10_000, 2_000, 0.30),
     "digits": SplitSpec(0.50, 0.10, "half"),
@@ -150,7 +162,7 @@ def make_partition(name: str, data: Arrays, split_seed: int = 0) -> Partition:
 
     rng = np.random.default_rng([split_seed, 1000])  # SELENA splits members with seed 1000
     shuffled_members = rng.permutation(members)
-    half = len(members) // 2
+    half = int(len(members) * spec.attack_members)  # len // 2 for SELENA's half
     shuffled_non = rng.permutation(nonmembers)
     n_ref = len(nonmembers) // 2 if spec.reference == "half" else _count(spec.reference, n)
     if not 0 < n_ref < len(nonmembers):

@@ -100,6 +100,14 @@ def test_real_fashion_mnist_when_installed():
     assert data.X.shape == (70_000, 1, 28, 28)
     assert np.bincount(data.y).tolist() == [7_000] * 10
     assert data.official_test.sum() == 10_000
+    # the default book's CPU sample: a fixed 7,000 of these images, with their labels
+    from sharpmem_lib.data import FASHION_CPU_SIZE
+    cpu = load_dataset("fashion_mnist_cpu")
+    keep = np.sort(np.random.default_rng(0).permutation(70_000)[:FASHION_CPU_SIZE])
+    np.testing.assert_array_equal(cpu.X, data.X[keep])
+    np.testing.assert_array_equal(cpu.y, data.y[keep])
+    assert cpu.X.shape == (7_000, 1, 28, 28) and not cpu.official_test.any()
+    assert np.bincount(cpu.y).min() > 600  # every class well represented
 
 
 def write_cifar(root: Path, variant: str):

@@ -16,7 +16,8 @@ def fake(n, n_test=0):
 
 
 SHAPES = {"cifar10": (60_000, 10_000), "cifar100": (60_000, 10_000), "fashion_mnist": (70_000, 10_000),
-          "purchase100": (197_324, 0), "texas100": (67_330, 0), "digits": (1_797, 0), "longtail": (3_020, 0)}
+          "purchase100": (197_324, 0), "texas100": (67_330, 0), "digits": (1_797, 0), "longtail": (3_020, 0),
+          "fashion_mnist_cpu": (7_000, 0)}
 
 
 @pytest.mark.parametrize("name", list(SPLITS))
@@ -28,7 +29,8 @@ def test_sets_are_disjoint_and_cover_the_dataset(name):
     assert len(union) == len(np.unique(union)) == n  # disjoint, and everything is somewhere
     np.testing.assert_array_equal(np.sort(np.r_[part.attack_members, part.eval_members]), part.members)
     np.testing.assert_array_equal(np.sort(np.r_[part.attack_nonmembers, part.eval_nonmembers]), part.nonmembers)
-    assert abs(len(part.attack_members) - len(part.eval_members)) <= 1
+    share = SPLITS[name].attack_members  # SELENA's half, or a CPU split's smaller share
+    assert abs(len(part.attack_members) - share * len(part.members)) <= 1
 
 
 def test_sizes_follow_selena():
@@ -41,6 +43,28 @@ def test_sizes_follow_selena():
     assert cifar.sizes() == {"members": 50_000, "validation": 1_000, "attack_members": 25_000,
                              "eval_members": 25_000, "attack_nonmembers": 4_500, "eval_nonmembers": 4_500}
     np.testing.assert_array_equal(cifar.members, np.arange(50_000))  # all official training images
+
+
+def test_cpu_fashion_split_evaluates_2000_members_and_2000_nonmembers():
+    # issue 16: evaluation sets of >= 2,000 members + 2,000 non-members from 2,500 members,
+    # the attacker knowing a fifth of them
+    part = make_partition("fashion_mnist_cpu", fake(7_000), split_seed=2)
+    assert part.sizes() == {"members": 2_500, "validation": 500, "attack_members": 500, "eval_members": 2_000,
+                            "attack_nonmembers": 2_000, "eval_nonmembers": 2_000}
+
+
+def test_selena_half_unchanged_for_odd_member_counts():
+    # the attacker's share as a field must not move SELENA's floor(n / 2) by one anywhere
+    for n in (897, 899, 1_797, 3_021):
+        part = make_partition("digits", fake(n))
+        assert len(part.attack_members) == len(part.members) // 2
+
+
+def test_attack_members_share_must_lie_in_0_1():
+    from sharpmem_lib.splits import SplitSpec
+    for bad in (0, 1, 1.5, -0.2):
+        with pytest.raises(ValueError, match=r"attack_members=.* strictly between 0 and 1"):
+            SplitSpec(100, 10, "half", attack_members=bad)
 
 
 def test_deterministic_and_split_seed_changes_only_the_attackers_view():
