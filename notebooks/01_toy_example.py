@@ -80,7 +80,7 @@ from IPython.display import display
 
 from sharpmem_lib.plots import paired_seeds_figure, show_figure, toy_figure
 from sharpmem_lib.provenance import provenance_table
-from sharpmem_lib.report import glue_claim
+from sharpmem_lib.report import glue_claim, readable_table
 from sharpmem_lib.report import (capture_view, claim_verdict, describe_gain, family_note, gain_table, glue,
                                  island_sentence, mean_std_table, power_sentence)
 from sharpmem_lib.stats import holm_verdicts, paired_tests_by
@@ -123,7 +123,7 @@ table = mean_std_table(
 table["atypical training points"] = summarize(result.runs)["n_atypical_train_mean"].round(1).to_numpy()
 train_acc = (100 * summarize(result.runs)["train_acc_mean"]).round(1)
 table["training accuracy (%)"] = train_acc.astype(str).replace("nan", "–").to_numpy()  # the Bayes rule has none
-display(table)
+display(readable_table(table))  # the Bayes rule has no training accuracy: '–', not NaN
 steps = result.runs.groupby("sample")["steps"].first()
 glue("design", f"Both samples train for {config.epochs} epochs: {steps['few']:,} steps on {config.n_few:,} points, "
      f"{steps['many']:,} on {config.n_many:,}.")
