@@ -56,12 +56,7 @@ if importlib.util.find_spec("sharpmem_lib") is None:
 
 # %% tags=["parameters"]
 profile = "default"  # which notebooks/params/<profile>.yaml produced this run
-datasets = ["digits", "longtail"]
-model = "mlp"
-hidden = [128]  # MLP widths
-epochs = 60
-lr = 0.05
-batch_size = 32
+recipes = {"digits": "digits_mlp", "longtail": "longtail_mlp"}  # dataset -> training recipe (sharpmem_lib.recipes)
 sam_rho = 0.1  # the paper's SAM radius
 sharpreg_rho = 0.01  # the paper's SharpReg settings (eq. 6)
 sharpreg_lam = 1.5
@@ -87,51 +82,22 @@ from sharpmem_lib.parameters import check_notebook_parameters
 check_notebook_parameters(globals(), "03_privacy_tables")
 
 # %% tags=["remove-stderr"]
-import numpy as np
-import pandas as pd
 from IPython.display import Markdown, display
 
-from sharpmem_lib.attacks import BOUNDARY_METHODS, lira_evaluation, low_fpr_metric, memorization_groups, split_models
-from sharpmem_lib.data import load_dataset
-from sharpmem_lib.experiments import ExperimentConfig, run_experiment
-from sharpmem_lib.plots import group_tpr_figure, roc_figure, show_figure
 from sharpmem_lib.paper import paper_table1
-from sharpmem_lib.privacy import (HEADERS, boundary_attack, directions, evaluate_privacy, format_table1,
-                                  paired_tests, paper_directions, significance, table1, table2)
+from sharpmem_lib.plots import group_tpr_figure, roc_figure, show_figure
+from sharpmem_lib.privacy import GLOBAL_HEADERS, HEADERS, LIRA_HEADERS, PrivacyConfig, format_table1, privacy_study
 from sharpmem_lib.provenance import provenance_table
-from sharpmem_lib.report import glue_claim
-from sharpmem_lib.report import (evidence, family_note, gain_table, glue, lira_verdict, method_label, table2_verdict,
-                                 verdict_table)
-from sharpmem_lib.stats import holm_verdicts, paired_gain, paired_tests_by
-from sharpmem_lib.subsampling import SubsamplingConfig, run_subsampling_experiment
-from sharpmem_lib.train import TrainConfig
-from sharpmem_lib.validation import check_choice
+from sharpmem_lib.report import gain_table, glue, glue_claim, method_label, privacy_sentences, verdict_table
 
-algorithms = {
-    "sgd": dict(algorithm="sgd"),
-    "sam": dict(algorithm="sam", rho=sam_rho),
-    "sharpreg": dict(algorithm="sharpreg", rho=sharpreg_rho, lam=sharpreg_lam, xi=sharpreg_xi),
-}
-model_kwargs = {"hidden": tuple(hidden)} if model in ("mlp", "fc") else {}
-configs = {(d, a, s): ExperimentConfig(d, model, TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=s, **kw),
-                                       model_kwargs=model_kwargs)
-           for d in datasets for a, kw in algorithms.items() for s in range(train_seeds)}
-opts = dict(results_dir=results_dir or None, data_dir=data_dir or None)
-if boundary_dataset:  # "" skips the boundary-distance attacks
-    check_choice("boundary_dataset", boundary_dataset, datasets)
-for method in boundary_methods:
-    check_choice("boundary_methods", method, BOUNDARY_METHODS)
-
-# %% tags=["remove-stderr"]
-frames = []
-for d in datasets:
-    data = load_dataset(d, data_dir=data_dir or None)
-    for (dataset, algorithm, seed), cfg in configs.items():
-        if dataset != d:
-            continue
-        rows = evaluate_privacy(run_experiment(cfg, **opts), data, list(range(split_seeds)), which=which)
-        frames.append(rows.assign(dataset=d, algorithm=algorithm, train_seed=seed))
-results = pd.concat(frames, ignore_index=True)
+config = PrivacyConfig(
+    recipes=recipes, knobs=dict(sam_rho=sam_rho, sharpreg_rho=sharpreg_rho, sharpreg_lam=sharpreg_lam,
+                                sharpreg_xi=sharpreg_xi),
+    train_seeds=train_seeds, split_seeds=split_seeds, which=which, boundary_dataset=boundary_dataset,
+    boundary_methods=boundary_methods, boundary_points=boundary_points, boundary_iters=boundary_iters,
+    lira_dataset=lira_dataset, lira_models=lira_models, lira_targets=lira_targets,
+    lira_memorization_models=lira_memorization_models)
+study = privacy_study(config, paper_table1(), results_dir=results_dir or None, data_dir=data_dir or None)
 
 # %% [markdown]
 # ## Table 1
@@ -141,11 +107,10 @@ results = pd.concat(frames, ignore_index=True)
 # training seeds, which the paper does not vary. In percent.
 
 # %% tags=["remove-input"]
-tables = {p: table1(results, p) for p in ("honest", "selena")}
 for protocol, title in (("selena", "SELENA's protocol (comparable with the paper)"),
                         ("honest", "Honest protocol (every choice made on the attacker's own data)")):
     display(Markdown(f"**{title}**"))
-    display(format_table1(tables[protocol]))
+    display(format_table1(study.tables[protocol]))
 
 # %% [markdown]
 # And the paper's Table 1, quoted from the paper (its datasets and models are the
@@ -153,9 +118,6 @@ for protocol, title in (("selena", "SELENA's protocol (comparable with the paper
 
 # %% tags=["remove-input"]
 display(format_table1(paper_table1()))
-for protocol in ("selena", "honest"):  # for the results summary page
-    glue(f"table1_{protocol}", format_table1(tables[protocol]), display=False)
-glue("table1_paper", format_table1(paper_table1()), display=False)
 
 # %% [markdown]
 # ## Table 2: change against SGD
@@ -168,19 +130,10 @@ glue("table1_paper", format_table1(paper_table1()), display=False)
 # comparisons: the last section does that, over all of this chapter's tests.
 
 # %% tags=["remove-input"]
-ours2 = table2(tables["selena"])
-paper2 = table2(paper_table1())
-display(ours2.rename(columns=HEADERS).round(2))
-sig = significance(results, "selena")
-display(sig.round(3))
-family, expected, labels = {}, {}, {}  # the chapter's tests, Holm-adjusted together in the last section
-paper_sign = paper_directions(paper2)  # the paper's sign where it is the same on all its datasets
-for (d, a, m), t in paired_tests(results, "selena").items():
-    key = ("table2", d, a, m)
-    family[key], expected[key] = t, paper_sign.get((a, m), 1)
-    labels[key] = f"{method_label(a)} − SGD in {HEADERS[m]} on {d}"
+display(study.table2.rename(columns=HEADERS).round(2))
+display(study.significance.round(3))
 display(Markdown("**The paper's Table 2 (from its Table 1)**"))
-display(paper2.rename(columns=HEADERS).round(2))
+display(study.paper_table2.rename(columns=HEADERS).round(2))
 
 # %% [markdown]
 # ## Which of the paper's directions reproduce
@@ -190,14 +143,7 @@ display(paper2.rename(columns=HEADERS).round(2))
 # the paper's sign is the same on all four of its datasets.
 
 # %% tags=["remove-input"]
-dirs = directions(ours2, paper2)
-display(dirs)
-glue("directions", dirs, display=False)
-settled = dirs[dirs["agrees"].notna()]
-glue("n_directions", str(len(settled)))
-glue("n_agree", str(int(settled["agrees"].astype(bool).sum())))
-disagree = settled[~settled["agrees"].astype(bool)]
-glue("disagree_list", ", ".join(f"{method_label(a)} {m}" for a, m in disagree.index) if len(disagree) else "none")
+display(study.directions)
 
 # %% [markdown]
 # Of the {glue:text}`n_directions` effects whose direction the paper reports consistently,
@@ -214,24 +160,8 @@ glue("disagree_list", ", ".join(f"{method_label(a)} {m}" for a, m in disagree.in
 # the evaluation sets. Also shown: the best attack restricted to global thresholds.
 
 # %% tags=["remove-input"]
-gap = (tables["selena"][[f"{m}_mean" for m in ("single_query", "multi_query")]]
-       - tables["honest"][[f"{m}_mean" for m in ("single_query", "multi_query")]]) * 100
-gap.columns = ["single-query: SELENA − honest (points)", "multi-query: SELENA − honest (points)"]
-display(gap.round(2))
-global_only = results.groupby(["protocol", "dataset", "algorithm"], sort=False)[
-    ["single_query", "single_query_global", "multi_query", "multi_query_global"]].mean()
-display((100 * global_only).round(2).rename(columns={
-    "single_query": "single-query, best (%)", "single_query_global": "single-query, global thresholds only (%)",
-    "multi_query": "multi-query, best (%)", "multi_query_global": "multi-query, global threshold only (%)"}))
-glue("max_gap", f"{gap.to_numpy().max():.1f}")
-honest_means = tables["honest"]["single_query_mean"]
-optimizer_effect = max(abs(honest_means[(d, a)] - honest_means[(d, "sgd")]) * 100
-                       for d, a in honest_means.index if a != "sgd")
-glue("protocol_vs_optimizer",
-     f"SELENA's choices on the evaluation sets move the best single-query attack by up to {gap.iloc[:, 0].max():.1f} "
-     f"points over the honest protocol; the largest difference between an optimizer and SGD under the honest "
-     f"protocol is {optimizer_effect:.1f} points (means over seeds and splits; see the tests below for which "
-     "differences are resolved).")
+display(study.protocol_gap().round(2))
+display((100 * study.global_only()).round(2).rename(columns=GLOBAL_HEADERS))
 
 # %% [markdown]
 # {glue:text}`protocol_vs_optimizer`
@@ -248,31 +178,9 @@ glue("protocol_vs_optimizer",
 # (training seed 0, split seed 0) and a subsample of each attack set
 # ({glue:text}`boundary_setup`). **Table 1's multi-query column does not include them.**
 
-# %% tags=["remove-stderr"]
-if boundary_dataset:
-    bdata = load_dataset(boundary_dataset, data_dir=data_dir or None)
-    rows = []
-    for name in algorithms:
-        art = run_experiment(configs[(boundary_dataset, name, 0)], **opts)
-        for method in boundary_methods:
-            t = boundary_attack(art, bdata, 0, method, boundary_points, which, boundary_iters or None)
-            rows += [{"algorithm": name, "attack": method, "protocol": p, "threshold": k, **t.loc[(p, k)].to_dict()}
-                     for p, k in t.index]
-    boundary = pd.DataFrame(rows)
-
 # %% tags=["remove-input"]
-if boundary_dataset:
-    show = boundary[boundary.threshold == "best"].pivot_table(index=["algorithm", "attack"], columns="protocol",
-                                                              values=["balanced_acc", "auc"], sort=False)
-    display((100 * show).round(1))
-    glue("boundary_setup", f"{boundary_dataset}, {boundary_points} points per set, "
-                           f"{int(boundary['n_eval'].iloc[0])} evaluation points per target")
-    honest_best = boundary[(boundary.protocol == "honest") & (boundary.threshold == "best")]
-    best = honest_best.sort_values("balanced_acc").iloc[-1]
-    glue("boundary_best", f"{100 * best['balanced_acc']:.1f} % ({best['attack']} against {best['algorithm'].upper()})")
-else:
-    glue("boundary_setup", "skipped in this run")
-    glue("boundary_best", "n/a (skipped)")
+if study.boundary is not None:
+    display((100 * study.boundary_table()).round(1))
 
 # %% [markdown]
 # Under the honest protocol the most accurate boundary-distance attack reaches
@@ -293,70 +201,21 @@ else:
 # point estimated from SGD models that are neither targets nor shadows (so the attack is
 # not graded on the outcomes that define the groups).
 
-# %% tags=["remove-stderr"]
-if lira_dataset:
-    curves, summaries, by_quintile, quintile = {}, [], [], None
-    lira_split = split_models(lira_models, lira_targets, lira_memorization_models)
-    for name, kw in algorithms.items():  # SGD first: its memorization models define the quintiles
-        cfg = SubsamplingConfig(lira_dataset, model, TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, **kw),
-                                n_models=lira_models, model_kwargs=model_kwargs)
-        runs, _, _ = run_subsampling_experiment(cfg, **opts)
-        if quintile is None:  # 1 = most memorized fifth; from models that are never target nor shadow
-            quintile = memorization_groups(runs.masks, runs.correct_train, lira_split.memorization)
-        per_target, scores, member = lira_evaluation(runs.confidence_train, runs.masks, lira_split, group=quintile)
-        curves[name.upper()] = (member, scores)
-        summaries.append(per_target.assign(algorithm=name))
-        for q in range(1, 6):
-            by_quintile += [{"algorithm": name, "target": t, "quintile": q, "tpr": v}
-                            for t, v in per_target[f"tpr@1%fpr_g{q}"].items()]
-    lira = pd.concat(summaries)
-    by_quintile = pd.DataFrame(by_quintile)
-
 # %% tags=["remove-input"]
-if lira_dataset:
-    show_figure(roc_figure(curves), "S3.1",
+if study.lira is not None:
+    show_figure(roc_figure(study.lira.curves), "S3.1",
                 "LiRA's ROC curves against SGD, SAM and SharpReg (log-log axes; not in the paper). The low "
                 "false-positive end, on the left, is where a membership attack matters.",
-                alt="Log-log ROC curves of the LiRA membership attack for SGD, SAM and SharpReg, with the chance diagonal")
-    low = low_fpr_metric(int(lira["n_nonmembers"].min()))  # TPR at 0.1 % FPR only with >= 1,000 non-members
-    metrics = ["auc", low, "tpr@1%fpr"]
-    summary = lira.groupby("algorithm", sort=False)[metrics].agg(["mean", "std"])
-    display((100 * summary).round(2).rename(columns={"auc": "AUC (%)", "tpr@0.1%fpr": "TPR @ 0.1 % FPR (%)",
-                                                      "tpr@0fp": "TPR @ zero false positives (%)",
-                                                      "tpr@1%fpr": "TPR @ 1 % FPR (%)"}))
-    show_figure(group_tpr_figure(by_quintile), "S3.2",
+                alt="Log-log ROC curves of LiRA against SGD, SAM and SharpReg, with the chance diagonal")
+    display((100 * study.lira.summary()).round(2).rename(columns=LIRA_HEADERS))
+    show_figure(group_tpr_figure(study.lira.by_quintile), "S3.2",
                 "LiRA's true-positive rate at 1 % false positives per memorization quintile of the training "
                 "points (1 = most memorized), mean ± standard deviation over targets (not in the paper).",
-                alt="Bar chart of LiRA's true-positive rate at 1 % FPR in each of five memorization quintiles, one bar "
-                    "per algorithm")
-    q = by_quintile.groupby(["algorithm", "quintile"])["tpr"].mean()
-    glue("lira_sgd_q1", f"{100 * q[('sgd', 1)]:.1f} %")
-    glue("lira_sgd_q5", f"{100 * q[('sgd', 5)]:.1f} %")
-    glue("lira_sam_q1", f"{100 * q[('sam', 1)]:.1f} %")
-    glue("lira_sharpreg_q1", f"{100 * q[('sharpreg', 1)]:.1f} %")
-    n_non = lira["n_nonmembers"]
-    glue("lira_setup", f"{lira_models} models per algorithm on {lira_dataset}: {lira_targets} targets, each "
-                       f"with the other {len(lira_split.pool) - 1} models of its pool as shadows, and "
-                       f"{lira_memorization_models} further models that only estimate memorization; "
-                       f"{n_non.min()}{'' if n_non.min() == n_non.max() else f'-{n_non.max()}'} non-members per "
-                       "target, so the smallest resolvable "
-                       f"false-positive rate is {100 * lira['min_fpr'].max():.2g} %"
-                       + ("" if low == "tpr@0.1%fpr" else ", too coarse for 0.1 %: the table reports TPR at zero "
-                          "false positives instead"))
-    # targets are paired across algorithms: model k has the same subset and initialisation under each
-    paired = by_quintile.rename(columns={"algorithm": "method", "target": "seed"})
-    for name, sign in (("sam", 1), ("sharpreg", -1)):  # the paper: SAM exposes more, SharpReg less
-        gains = paired_gain(paired, name, "sgd", "tpr", by="quintile")
+                alt="Bars of LiRA's true-positive rate at 1 % FPR in five memorization quintiles, one per algorithm")
+    for name in ("sam", "sharpreg"):
         display(Markdown(f"**{method_label(name)} − SGD, LiRA TPR at 1 % FPR per memorization quintile** "
                          "(quintile 1 = most memorized; paired by target; p not yet Holm-adjusted)"))
-        display(gain_table(gains, index="quintile").rename(columns={"wins / seeds": "wins / targets"}))
-        for q, t in paired_tests_by(paired, name, "sgd", "tpr", "quintile").items():
-            family[("lira", name, q)], expected[("lira", name, q)] = t, sign
-            labels[("lira", name, q)] = f"LiRA TPR at 1 % FPR, {method_label(name)} − SGD, quintile {q}"
-else:  # the book's pages paste these; say plainly that the section was skipped
-    for key in ("lira_sgd_q1", "lira_sgd_q5", "lira_sam_q1", "lira_sharpreg_q1", "lira_sam_q1_diff",
-                "lira_sharpreg_q1_diff", "lira_setup"):
-        glue(key, "n/a (LiRA skipped: lira_dataset is empty)")
+        display(gain_table(study.lira.gains(name), index="quintile").rename(columns={"wins / seeds": "wins / targets"}))
 
 # %% [markdown]
 # ({glue:text}`lira_setup`.) At 1 % FPR, LiRA finds {glue:text}`lira_sgd_q1` of the most
@@ -375,34 +234,14 @@ else:  # the book's pages paste these; say plainly that the section was skipped
 # counts in the correction but gives no verdict):
 
 # %% tags=["remove-input"]
-verdicts = holm_verdicts(family, expected)
+display(verdict_table(study.verdicts, study.labels, no_direction=study.no_direction))
+for key, value in privacy_sentences(study).items():  # every number the prose and the results page quote
+    glue(key, value)
 for name in ("sam", "sharpreg"):  # the results page's verdict table: the first dataset's best single-query attack
-    glue_claim(f"{name}_attack", verdicts[("table2", datasets[0], name, "single_query")])
-adjusted = np.array([v.p_adjusted for v in verdicts.values()])
-adjusted = adjusted[np.isfinite(adjusted)]
-glue("family_note", family_note(len(adjusted)))
-glue("n_tests", str(len(adjusted)))
-glue("n_significant", str(int((adjusted < 0.05).sum())))
-glue("min_p", f"{adjusted.min():.2g}" if len(adjusted) else "n/a (too few training seeds)")
-glue("resolution_verdict", table2_verdict({labels[k]: v for k, v in verdicts.items()
-                                           if k[0] == "table2" and (k[2], k[3]) in paper_sign}))
-if lira_dataset:
-    for name in ("sam", "sharpreg"):
-        glue(f"lira_{name}_q1_diff", evidence(verdicts[("lira", name, 1)], "targets"))
-    glue("lira_verdict", lira_verdict(verdicts[("lira", "sam", 1)], verdicts[("lira", "sharpreg", 1)]))
-else:
-    glue("lira_verdict", "LiRA was skipped in this run.")
-display(verdict_table(verdicts, labels,
-                      no_direction=[k for k in verdicts if k[0] == "table2" and (k[2], k[3]) not in paper_sign]))
+    glue_claim(f"{name}_attack", study.verdicts[("table2", next(iter(recipes)), name, "single_query")])
 
 # %% [markdown]
 # ## Provenance
 
 # %% tags=["remove-input"]
-display(provenance_table(profile, {"datasets": datasets, "model": model, "hidden": hidden, "epochs": epochs,
-                                   "lr": lr, "batch_size": batch_size, "algorithms": algorithms,
-                                   "train_seeds": train_seeds, "split_seeds": split_seeds, "which": which,
-                                   "boundary": {"dataset": boundary_dataset, "methods": boundary_methods,
-                                                "points": boundary_points, "iters": boundary_iters},
-                                   "lira": {"dataset": lira_dataset, "models": lira_models, "targets": lira_targets,
-                                            "memorization_models": lira_memorization_models}}))
+display(provenance_table(profile, config.as_dict()))

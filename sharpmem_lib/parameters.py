@@ -269,8 +269,9 @@ def _chapter2(p: dict) -> None:
 
 
 def _chapter3(p: dict) -> None:
-    if p.get("boundary_dataset") and "datasets" in p:
-        check_choice("boundary_dataset", p["boundary_dataset"], p["datasets"])
+    for key in ("boundary_dataset", "lira_dataset"):  # attacked targets: one of the chapter's datasets
+        if p.get(key) and isinstance(p.get("recipes"), dict):
+            check_choice(key, p[key], list(p["recipes"]))
     if p.get("boundary_dataset") and "boundary_methods" in p:
         _need(len(p["boundary_methods"]) > 0, "boundary_methods=[] is not valid with boundary_dataset="
               f"{p['boundary_dataset']!r}: name at least one attack, or set boundary_dataset: \"\" to skip them")

@@ -11,7 +11,7 @@ Usage::
 
     python -m sharpmem_lib.pipeline build --profile default
     python -m sharpmem_lib.pipeline check --profile paper      # parameters, data files, GPU; runs nothing
-    python -m sharpmem_lib.pipeline check --profile paper      # parameters, data files, GPU; runs nothing
+    python -m sharpmem_lib.pipeline plan --profile paper       # every chapter's recipes and training settings
     python -m sharpmem_lib.pipeline execute --profile smoke --notebook 01_toy_example
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from sharpmem_lib.profiles import load_profile, profile_parameters
 
 __all__ = ["REPO_ROOT", "BOOK_BUILD_ENV", "notebook_paths", "plan_notebooks", "execute_notebooks", "tidy_for_reading",
-           "stage_book", "build_book"]
+           "stage_book", "build_book", "recipe_uses", "training_plan"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOK_FILES = ("_config.yml", "_toc.yml", "book")
@@ -74,6 +74,52 @@ def plan_notebooks(profile: str, repo_root: Path = REPO_ROOT, only: list[str] | 
     return plan
 
 
+def recipe_uses(params: dict) -> list[tuple[str, str, str]]:
+    """(parameter, dataset, recipe) for every recipe a chapter's parameters name: ``recipes``
+    (dataset -> recipe), ``recipe`` (on ``dataset``) and ``<role>_recipe`` (on
+    ``<role>_dataset`` if the chapter has one, else on ``dataset``)."""
+    uses = []
+    for key, value in params.items():
+        if key == "recipes" and isinstance(value, dict):
+            uses += [(f"recipes[{d}]", d, r) for d, r in value.items()]
+        elif key == "recipe" or key.endswith("_recipe"):
+            role = key[: -len("recipe")]
+            uses.append((key, params.get(f"{role}dataset") or params.get("dataset", ""), value))
+    return uses
+
+
+TRAINING_FIELDS = ("model", "epochs", "lr", "hidden", "batch_size", "momentum", "weight_decay", "lr_milestones",
+                   "augment")  # what a chapter that names no recipe restates by hand
+
+
+def training_plan(profile: str, repo_root: Path = REPO_ROOT, only: list[str] | None = None) -> list[dict]:
+    """What each chapter trains under ``profile``: one row per recipe a chapter names, with
+    the chapter, the parameter, the dataset, the recipe's full settings
+    (:func:`sharpmem_lib.recipes.recipe_settings`), the chapter's algorithm knobs
+    (:data:`sharpmem_lib.recipes.KNOBS`) and its training seeds. A chapter that names no
+    recipe gets one row saying so, with the training values it restates. Every parameter
+    is checked first (:func:`plan_notebooks`)."""
+    import papermill
+
+    from sharpmem_lib.parameters import literal_defaults
+    from sharpmem_lib.recipes import KNOBS, recipe_settings
+
+    rows = []
+    for path, params in plan_notebooks(profile, repo_root, only):
+        p = {**literal_defaults(papermill.inspect_notebook(path)), **params}
+        common = {"knobs": {k: v for k, v in p.items() if k in KNOBS},
+                  "seeds": next((p[k] for k in ("train_seeds", "seeds", "seed") if k in p), None)}
+        uses = recipe_uses(p)
+        for name, dataset, recipe in uses:
+            rows.append({"chapter": path.stem, "parameter": name, "dataset": dataset, **recipe_settings(recipe),
+                         **common})
+        if not uses and any(k in p for k in TRAINING_FIELDS):
+            rows.append({"chapter": path.stem, "parameter": "(no recipe)", "dataset": p.get("dataset", ""),
+                         "recipe": "(none: the chapter restates training settings)",
+                         **{k: p[k] for k in TRAINING_FIELDS if k in p}, **common})
+    return rows
+
+
 def _absolute_dirs(params: dict) -> dict:
     """A profile's relative ``data_dir`` / ``results_dir`` are meant from where ``make book``
     runs, not from ``notebooks/`` where the kernels start: made absolute here."""
@@ -110,7 +156,7 @@ def preflight(plan: list[tuple[Path, dict]], profile: str, log=print, obtain: bo
             problems.append(str(err))
     chapters = [(path.stem, {**literal_defaults(papermill.inspect_notebook(path)), **params}) for path, params in plan]
     if obtain:
-        for data_dir in {p.get("data_dir") or None for stem, p in chapters if "fashion_mnist" in needed_datasets(p)}:
+        for data_dir in {p.get("data_dir") or None for stem, p in chapters if {"fashion_mnist", "fashion_mnist_cpu"} & set(needed_datasets(p))}:
             try:
                 obtain_fashion_mnist(data_dir, log=log)
             except DatasetNotFoundError:
@@ -331,15 +377,22 @@ def write_repository_url(repo_root: Path = REPO_ROOT) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sharpmem_lib.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["check", "execute", "build"],
-                        help="check: parameters, data and GPU, running nothing; execute: notebooks; build: the book")
+    parser.add_argument("command", choices=["check", "plan", "execute", "build"],
+                        help="check: parameters, data and GPU, running nothing; plan: every chapter's recipes and "
+                             "training settings, running nothing; execute: notebooks; build: the book")
     parser.add_argument("--profile", default="default", help="a file stem in notebooks/params/")
     parser.add_argument("--notebook", action="append", help="check/execute only this notebook (stem); repeatable")
     parser.add_argument("--out", type=Path, default=REPO_ROOT,
                         help="write under OUT/_build (default: the repository)")
     args = parser.parse_args(argv)
     try:
-        if args.command in ("check", "execute"):
+        if args.command == "plan":
+            import pandas as pd
+
+            with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 60):
+                table = pd.DataFrame(training_plan(args.profile, only=args.notebook)).astype(object)
+                print(table.where(table.notna(), "–").to_string(index=False))
+        elif args.command in ("check", "execute"):
             plan = plan_notebooks(args.profile, only=args.notebook)
             preflight(plan, args.profile, obtain=args.command == "execute")
             if args.command == "check":

@@ -10,18 +10,23 @@ gives the percentage change against SGD, as the paper's Table 2 does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Mapping
+
 import numpy as np
 import pandas as pd
 
-from sharpmem_lib.attacks import PERTURBATIONS, PROTOCOLS, attack_sets, choose, label_only_attack, run_attacks
+from sharpmem_lib.attacks import (PERTURBATIONS, PROTOCOLS, attack_sets, choose, label_only_attack, run_attacks,
+                                  split_models)
 from sharpmem_lib.splits import make_partition
 from sharpmem_lib.stats import PairedTest, paired_test
 from sharpmem_lib.tensors import select_device
-from sharpmem_lib.validation import check_choice
+from sharpmem_lib.validation import check_choice, check_positive
 
 __all__ = ["boundary_attack", "default_label_only", "evaluate_privacy", "evaluate_runs", "summarize", "table1",
            "table2", "significance", "paired_tests", "paper_directions", "format_table1",
-           "directions"]
+           "directions", "PrivacyConfig", "PrivacyStudy", "LiraStudy", "privacy_study", "lira_study"]
 
 METRICS = ("test_acc", "single_query", "multi_query")
 
@@ -293,3 +298,307 @@ def boundary_attack(artifact, data, split_seed: int = 0, method: str = "hopskipj
     # v2: thresholds fitted on the attacker-known sets under both protocols, rows per threshold kind
     name = f"boundary-v2-{method}-{which}-split{split_seed}-n{max_points}-it{max_iter or 0}.json"
     return pd.DataFrame(artifact.cached_json(name, compute)).set_index(["protocol", "threshold"])
+
+
+# ------------------------------------------------------------------ chapter 3's study
+
+
+GLOBAL_HEADERS = {"single_query": "single-query, best (%)",
+                  "single_query_global": "single-query, global thresholds only (%)",
+                  "multi_query": "multi-query, best (%)",
+                  "multi_query_global": "multi-query, global threshold only (%)"}
+LIRA_HEADERS = {"auc": "AUC (%)", "tpr@0.1%fpr": "TPR @ 0.1 % FPR (%)", "tpr@0fp": "TPR @ zero false positives (%)",
+                "tpr@1%fpr": "TPR @ 1 % FPR (%)"}
+LIRA_EXPECTED = {"sam": 1, "sharpreg": -1}  # the paper: SAM exposes memorized points more than SGD, SharpReg less
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Chapter 3 (paper §4, Tables 1 and 2): which targets to train and how to attack them.
+
+    ``recipes`` maps each dataset to its training recipe (:mod:`sharpmem_lib.recipes`);
+    each of ``methods`` (keys of :data:`~sharpmem_lib.recipes.METHODS`, SGD first: the
+    baseline) trains ``train_seeds`` targets per dataset with the algorithm ``knobs``
+    (``sam_rho``, ``sharpreg_rho``, ...), each attacked under ``split_seeds`` attack splits
+    using its ``which`` weights. The boundary-distance attacks run on ``boundary_dataset``
+    ('' skips them) against training seed 0 and split seed 0; LiRA on ``lira_dataset`` ('' skips it)
+    with ``lira_models`` subset-trained models per method (:func:`lira_study`). Every value
+    is checked on construction, before anything trains."""
+
+    recipes: Mapping[str, str]
+    methods: tuple[str, ...] = ("sgd", "sam", "sharpreg")
+    knobs: Mapping[str, float] = field(default_factory=dict)
+    train_seeds: int = 3
+    split_seeds: int = 5
+    which: str = "best"
+    boundary_dataset: str = ""
+    boundary_methods: tuple[str, ...] = ("hopskipjump", "cw")
+    boundary_points: int = 50
+    boundary_iters: int = 0
+    lira_dataset: str = ""
+    lira_models: int = 128
+    lira_targets: int = 32
+    lira_memorization_models: int = 48
+
+    def __post_init__(self) -> None:
+        from sharpmem_lib.attacks import BOUNDARY_METHODS
+        from sharpmem_lib.recipes import METHODS, check_knobs, get_recipe
+
+        if not isinstance(self.recipes, Mapping) or not self.recipes:
+            raise ValueError(f"recipes={self.recipes!r} is not valid; it must map each dataset to a recipe")
+        for recipe in self.recipes.values():
+            get_recipe(recipe)
+        object.__setattr__(self, "recipes", dict(self.recipes))
+        object.__setattr__(self, "methods", tuple(self.methods))
+        object.__setattr__(self, "boundary_methods", tuple(self.boundary_methods))
+        object.__setattr__(self, "knobs", dict(self.knobs))
+        for method in self.methods:
+            check_choice("methods", method, METHODS)
+        if not self.methods or self.methods[0] != "sgd":
+            raise ValueError(f"methods={list(self.methods)!r} is not valid; SGD, the baseline, must come first")
+        check_knobs(self.knobs)
+        check_choice("which", self.which, ["best", "final"])
+        for name in ("train_seeds", "split_seeds", "boundary_points", "lira_models", "lira_targets"):
+            check_positive(name, getattr(self, name), integer=True)
+        for name in ("boundary_dataset", "lira_dataset"):
+            if getattr(self, name):
+                check_choice(name, getattr(self, name), list(self.recipes))
+        for method in self.boundary_methods:
+            check_choice("boundary_methods", method, BOUNDARY_METHODS)
+        if self.lira_dataset:
+            split_models(self.lira_models, self.lira_targets, self.lira_memorization_models)  # checks the counts
+
+    def targets(self) -> dict[tuple[str, str, int], Any]:
+        """(dataset, method, training seed) -> the target's ExperimentConfig."""
+        from sharpmem_lib.experiments import experiment_config
+
+        return {(d, m, s): experiment_config(r, d, m, s, **self.knobs)
+                for d, r in self.recipes.items() for m in self.methods for s in range(self.train_seeds)}
+
+    def lira_config(self, method: str):
+        """The SubsamplingConfig of LiRA's models for ``method`` (its recipe on ``lira_dataset``, seed 0)."""
+        from sharpmem_lib.recipes import get_recipe, train_config
+        from sharpmem_lib.subsampling import SubsamplingConfig
+
+        r = get_recipe(self.recipes[self.lira_dataset])
+        return SubsamplingConfig(self.lira_dataset, r.model, train_config(r, method, 0, **self.knobs),
+                                 n_models=self.lira_models, model_kwargs=dict(r.model_kwargs))
+
+    def as_dict(self) -> dict:
+        """Everything that defines the study, with each recipe's full settings (provenance)."""
+        from sharpmem_lib.recipes import recipe_settings
+
+        out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        out["recipes"] = {d: recipe_settings(r) for d, r in self.recipes.items()}
+        return out
+
+
+@dataclass
+class LiraStudy:
+    """LiRA against each method's subset-trained models (:func:`lira_study`)."""
+
+    dataset: str
+    split: Any  # attacks.LiraModels
+    curves: dict[str, tuple[np.ndarray, np.ndarray]]  # method label -> (member, scores), for the ROC figure
+    per_target: pd.DataFrame  # lira_evaluation's rows with an 'algorithm' column
+    by_quintile: pd.DataFrame  # algorithm, target, quintile (1 = most memorized), tpr at 1 % FPR
+
+    @property
+    def low_metric(self) -> str:
+        """TPR at 0.1 % FPR where every target has >= 1,000 non-members, else at zero false positives."""
+        from sharpmem_lib.attacks import low_fpr_metric
+
+        return low_fpr_metric(int(self.per_target["n_nonmembers"].min()))
+
+    def summary(self) -> pd.DataFrame:
+        """Mean and standard deviation over targets of AUC, the low-FPR TPR and TPR at 1 % FPR, per method."""
+        return self.per_target.groupby("algorithm", sort=False)[["auc", self.low_metric, "tpr@1%fpr"]].agg(
+            ["mean", "std"])
+
+    def quintile_means(self) -> pd.Series:
+        """Mean TPR at 1 % FPR per (algorithm, quintile)."""
+        return self.by_quintile.groupby(["algorithm", "quintile"])["tpr"].mean()
+
+    def _paired(self) -> pd.DataFrame:  # targets are paired across methods: same subset and initialisation
+        return self.by_quintile.rename(columns={"algorithm": "method", "target": "seed"})
+
+    def gains(self, method: str, baseline: str = "sgd") -> pd.DataFrame:
+        """:func:`~sharpmem_lib.stats.paired_gain` of ``method`` over ``baseline`` per quintile, paired by target."""
+        from sharpmem_lib.stats import paired_gain
+
+        return paired_gain(self._paired(), method, baseline, "tpr", by="quintile")
+
+    def tests(self, method: str, baseline: str = "sgd") -> dict:
+        """The paired tests behind :meth:`gains`, keyed by quintile."""
+        from sharpmem_lib.stats import paired_tests_by
+
+        return paired_tests_by(self._paired(), method, baseline, "tpr", "quintile")
+
+
+def lira_study(config: PrivacyConfig, results_dir=None, data_dir=None) -> LiraStudy:
+    """LiRA on ``config.lira_dataset`` (Carlini et al. 2022): for each method, ``lira_models``
+    models on random 70 % subsets (:func:`~sharpmem_lib.subsampling.run_subsampling_experiment`,
+    cached); each of ``lira_targets`` of them is in turn the target and the rest of its pool
+    its shadows; ``lira_memorization_models`` further models (never target nor shadow)
+    estimate each training point's memorization (eq. 1) under SGD, whose quintiles group the
+    attack's true positives."""
+    from sharpmem_lib.attacks import lira_evaluation, memorization_groups
+    from sharpmem_lib.subsampling import run_subsampling_experiment
+
+    split = split_models(config.lira_models, config.lira_targets, config.lira_memorization_models)
+    curves, summaries, rows, quintile = {}, [], [], None
+    for name in config.methods:  # SGD first: its memorization models define the quintiles
+        runs, _, _ = run_subsampling_experiment(config.lira_config(name), results_dir=results_dir, data_dir=data_dir)
+        if quintile is None:  # 1 = most memorized fifth
+            quintile = memorization_groups(runs.masks, runs.correct_train, split.memorization)
+        per_target, scores, member = lira_evaluation(runs.confidence_train, runs.masks, split, group=quintile)
+        curves[name.upper()] = (member, scores)
+        summaries.append(per_target.assign(algorithm=name))
+        rows += [{"algorithm": name, "target": t, "quintile": q, "tpr": v}
+                 for q in range(1, 6) for t, v in per_target[f"tpr@1%fpr_g{q}"].items()]
+    return LiraStudy(config.lira_dataset, split, curves, pd.concat(summaries), pd.DataFrame(rows))
+
+
+@dataclass
+class PrivacyStudy:
+    """Chapter 3's results (:func:`privacy_study`): ``results`` holds one row per (dataset,
+    method, training seed, split seed, protocol) of :func:`evaluate_privacy`; ``paper`` is the
+    paper's Table 1 (:func:`sharpmem_lib.paper.paper_table1`), the reference for directions
+    and expected signs; ``boundary`` the boundary-distance rows (or None); ``lira`` the
+    :class:`LiraStudy` (or None)."""
+
+    config: PrivacyConfig
+    results: pd.DataFrame
+    paper: pd.DataFrame
+    boundary: pd.DataFrame | None = None
+    lira: LiraStudy | None = None
+
+    # Tables 1 and 2 -----------------------------------------------------------------
+    @cached_property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Table 1 (:func:`table1`) under each protocol."""
+        return {p: table1(self.results, p) for p in ("honest", "selena")}
+
+    @property
+    def table2(self) -> pd.DataFrame:
+        """This run's Table 2 under SELENA's protocol (comparable with the paper's)."""
+        return table2(self.tables["selena"])
+
+    @property
+    def paper_table2(self) -> pd.DataFrame:
+        return table2(self.paper)
+
+    @property
+    def paper_sign(self) -> dict[tuple[str, str], int]:
+        """The paper's sign per (algorithm, metric), where it is the same on all its datasets."""
+        return paper_directions(self.paper_table2)
+
+    @property
+    def significance(self) -> pd.DataFrame:
+        return significance(self.results, "selena")
+
+    @property
+    def directions(self) -> pd.DataFrame:
+        return directions(self.table2, self.paper_table2)
+
+    # protocols -------------------------------------------------------------------------
+    def protocol_gap(self) -> pd.DataFrame:
+        """SELENA's protocol minus the honest one, best attack, in percentage points."""
+        cols = [f"{m}_mean" for m in ("single_query", "multi_query")]
+        gap = (self.tables["selena"][cols] - self.tables["honest"][cols]) * 100
+        gap.columns = ["single-query: SELENA − honest (points)", "multi-query: SELENA − honest (points)"]
+        return gap
+
+    def global_only(self) -> pd.DataFrame:
+        """Mean best attack and best global-threshold attack per (protocol, dataset, algorithm)."""
+        return self.results.groupby(["protocol", "dataset", "algorithm"], sort=False)[list(GLOBAL_HEADERS)].mean()
+
+    def optimizer_effect(self) -> float:
+        """The largest |method − SGD| in the best single-query attack under the honest protocol (points)."""
+        means = self.tables["honest"]["single_query_mean"]
+        return max(abs(means[(d, a)] - means[(d, "sgd")]) * 100 for d, a in means.index if a != "sgd")
+
+    def boundary_table(self) -> pd.DataFrame | None:
+        """Balanced accuracy and AUC of the best-threshold boundary attacks, per (algorithm, attack) and protocol."""
+        if self.boundary is None:
+            return None
+        best = self.boundary[self.boundary.threshold == "best"]
+        return best.pivot_table(index=["algorithm", "attack"], columns="protocol", values=["balanced_acc", "auc"],
+                                sort=False)
+
+    # the chapter's family of tests ----------------------------------------------------
+    @cached_property
+    def family(self) -> tuple[dict, dict, dict]:
+        """(tests, expected signs, labels) keyed ('table2', dataset, algorithm, metric) for
+        Table 2's paired tests under SELENA's protocol (expected: the paper's sign, +1 where
+        it varies: those count in the correction but give no verdict) and ('lira', method,
+        quintile) for LiRA's per-quintile tests (SAM +1, SharpReg −1)."""
+        from sharpmem_lib.recipes import METHODS
+
+        def method_label(m: str) -> str:
+            return METHODS[m].label
+
+        tests, expected, labels = {}, {}, {}
+        sign = self.paper_sign
+        for (d, a, m), t in paired_tests(self.results, "selena").items():
+            key = ("table2", d, a, m)
+            tests[key], expected[key] = t, sign.get((a, m), 1)
+            labels[key] = f"{method_label(a)} − SGD in {HEADERS[m]} on {d}"
+        if self.lira is not None:
+            for name, s in LIRA_EXPECTED.items():
+                if name not in self.config.methods:
+                    continue
+                for q, t in self.lira.tests(name).items():
+                    tests[("lira", name, q)], expected[("lira", name, q)] = t, s
+                    labels[("lira", name, q)] = f"LiRA TPR at 1 % FPR, {method_label(name)} − SGD, quintile {q}"
+        return tests, expected, labels
+
+    @cached_property
+    def verdicts(self) -> dict:
+        """Every test of :meth:`family`, Holm-adjusted together (:func:`~sharpmem_lib.stats.holm_verdicts`)."""
+        from sharpmem_lib.stats import holm_verdicts
+
+        tests, expected, _ = self.family
+        return holm_verdicts(tests, expected)
+
+    @property
+    def labels(self) -> dict:
+        return self.family[2]
+
+    @property
+    def no_direction(self) -> list:
+        """Table 2's tests whose direction the paper does not report consistently."""
+        return [k for k in self.family[0] if k[0] == "table2" and (k[2], k[3]) not in self.paper_sign]
+
+
+def privacy_study(config: PrivacyConfig, paper: pd.DataFrame, results_dir=None, data_dir=None,
+                  nn: str = "cpu") -> PrivacyStudy:
+    """Train (or read from the store) and attack every target of ``config``: Table 1's rows
+    (:func:`evaluate_privacy` per target and split seed), the boundary-distance attacks
+    (:func:`boundary_attack`) and LiRA (:func:`lira_study`). ``paper``: the paper's Table 1."""
+    from sharpmem_lib.data import load_dataset
+    from sharpmem_lib.experiments import run_experiment
+
+    check_choice("nn", nn, NN_OPTIONS)
+    targets, opts = config.targets(), dict(data_dir=data_dir)
+    frames, loaded = [], {}
+    for d in config.recipes:
+        loaded[d] = load_dataset(d, data_dir=data_dir)
+        for (dataset, method, seed), cfg in targets.items():
+            if dataset == d:
+                rows = evaluate_privacy(run_experiment(cfg, results_dir, **opts), loaded[d],
+                                        list(range(config.split_seeds)), which=config.which, nn=nn)
+                frames.append(rows.assign(dataset=d, algorithm=method, train_seed=seed))
+    boundary = None
+    if config.boundary_dataset:
+        rows = []
+        for method in config.methods:
+            art = run_experiment(targets[(config.boundary_dataset, method, 0)], results_dir, **opts)
+            for attack in config.boundary_methods:
+                t = boundary_attack(art, loaded[config.boundary_dataset], 0, attack, config.boundary_points,
+                                    config.which, config.boundary_iters or None)
+                rows += [{"algorithm": method, "attack": attack, "protocol": p, "threshold": k,
+                          **t.loc[(p, k)].to_dict()} for p, k in t.index]
+        boundary = pd.DataFrame(rows)
+    lira = lira_study(config, results_dir, data_dir) if config.lira_dataset else None
+    return PrivacyStudy(config, pd.concat(frames, ignore_index=True), paper, boundary, lira)

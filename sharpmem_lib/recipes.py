@@ -107,6 +107,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
          "4's buckets and chapter 2's longtail ground truth", lr=0.05, epochs=10, batch_size=32),
     _mlp("digits_mlp_demo", None, "CPU: chapter 0's demo (MLP's default widths)", lr=0.05, epochs=40,
          batch_size=64),
+    # CPU (default profile) on Fashion-MNIST (fashion_mnist_cpu's 2,500 members): an over-parameterised MLP
+    # trained to ~100 % training accuracy, so that targets overfit (issue 16; benchmarks/power_sizing.py)
+    _mlp("fashion_mlp", (256,), "CPU: chapters 2-4's targets on fashion_mnist_cpu, sized by "
+         "benchmarks/power_sizing.py", lr=0.05, epochs=40, batch_size=64),
     # smoke profile: seconds, not results
     _mlp("smoke_mlp", (16,), "smoke tests: seconds per chapter, not results", lr=0.05, epochs=2, batch_size=32),
 ]}
@@ -120,14 +124,16 @@ class Method:
     algorithm: str
     knobs: Mapping[str, str] = field(default_factory=dict)
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""  # the paper's name of the method
 
 
 METHODS: dict[str, Method] = {
-    "sgd": Method("sgd"),
-    "sam": Method("sam", {"rho": "sam_rho"}),
-    "sharp": Method("sharp", {"rho": "sharpreg_rho", "lam": "sharpreg_lam"}),  # eq. 4 (xi = 0)
-    "sharpreg": Method("sharpreg", {"rho": "sharpreg_rho", "lam": "sharpreg_lam", "xi": "sharpreg_xi"}),  # eq. 6
-    "swa": Method("sgd", {"swa_start": "swa_start", "swa_lr": "swa_lr"}, {"swa": True}),
+    "sgd": Method("sgd", label="SGD"),
+    "sam": Method("sam", {"rho": "sam_rho"}, label="SAM"),
+    "sharp": Method("sharp", {"rho": "sharpreg_rho", "lam": "sharpreg_lam"}, label="eq. 4"),  # xi = 0
+    "sharpreg": Method("sharpreg", {"rho": "sharpreg_rho", "lam": "sharpreg_lam", "xi": "sharpreg_xi"},
+                       label="SharpReg"),  # eq. 6
+    "swa": Method("sgd", {"swa_start": "swa_start", "swa_lr": "swa_lr"}, {"swa": True}, label="SWA"),
 }
 """The algorithm table: each method a chapter trains, and the knobs it reads."""
 

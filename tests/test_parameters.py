@@ -81,11 +81,15 @@ def test_every_profile_passes_the_checks(profile, ipynb):
     ("02_memorization_buckets", {"influence_file": "fz.npz"},
      r"influence_file='fz.npz' is not valid with dataset='digits'"),
     ("03_privacy_tables", {"split_seeds": 0}, r"split_seeds=0 is not valid; it must be an integer >= 1"),
-    ("03_privacy_tables", {"datasets": []}, r"datasets=\[\] is not valid; it must be a non-empty list of dataset"),
-    ("03_privacy_tables", {"datasets": "[cifar100, cifar10]"},
-     r"datasets='\[cifar100, cifar10\]' is not valid; it must be a list"),
-    ("03_privacy_tables", {"datasets": ["digits", "cifar1000"]},
-     r"datasets\[1\]='cifar1000' is not valid; choose one of"),
+    ("03_privacy_tables", {"recipes": {}}, r"recipes=\{\} is not valid; it must be a non-empty mapping of dataset"),
+    ("03_privacy_tables", {"recipes": "{cifar100: cifar_wrn16_8}"},
+     r"recipes='\{cifar100: cifar_wrn16_8\}' is not valid; it must be a non-empty mapping"),
+    ("03_privacy_tables", {"recipes": {"digits": "digits_mlp", "cifar1000": "cifar_wrn16_8"}},
+     r"recipes \(dataset\)='cifar1000' is not valid; choose one of"),
+    ("03_privacy_tables", {"recipes": {"digits": "digit_mlp"}},
+     r"recipes\['digits'\]='digit_mlp' is not valid; choose one of \['cifar_wrn16_8'"),
+    ("03_privacy_tables", {"recipes": {"longtail": "longtail_mlp"}},
+     r"boundary_dataset='digits' is not valid; choose one of \['longtail'\]"),
     ("03_privacy_tables", {"which": "last"}, r"which='last' is not valid; choose one of \['best', 'final'\]"),
     ("03_privacy_tables", {"boundary_methods": []},
      r"boundary_methods=\[\] is not valid with boundary_dataset='digits'"),
@@ -104,7 +108,8 @@ def test_bad_values_name_the_parameter(chapter, change, message):
 
 def test_missing_files_are_named_with_where_to_get_them(tmp_path):
     params = {**defaults(REPO_ROOT / "notebooks" / "03_privacy_tables.ipynb"),
-              "datasets": ["cifar100", "purchase100"], "boundary_dataset": "", "lira_dataset": "",
+              "recipes": {"cifar100": "cifar_wrn16_8", "purchase100": "purchase_fc"}, "boundary_dataset": "",
+              "lira_dataset": "",
               "data_dir": str(tmp_path)}
     problems = needed_files(params)
     assert len(problems) == 2 and "cifar.html" in problems[0] and "dataset_purchase.tgz" in problems[1]
@@ -126,6 +131,7 @@ def test_influence_file_is_looked_up_in_the_data_directory(tmp_path):
 def test_needed_datasets():
     assert needed_datasets({"datasets": ["a", "b"], "boundary_dataset": "a", "lira_dataset": "",
                             "ground_truth_dataset": "c", "dataset_kwargs": 3}) == ["a", "b", "c"]
+    assert needed_datasets({"recipes": {"d": "digits_mlp", "a": "x"}, "boundary_dataset": "a"}) == ["d", "a"]
 
 
 def test_user_npz_dataset_is_a_valid_choice(tmp_path):

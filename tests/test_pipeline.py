@@ -50,7 +50,8 @@ def test_every_chapter_is_checked_before_any_runs(repo):
 @pytest.mark.parametrize("text, message", [
     ("00_data_and_models:\n  seed: \"0\"\n", r"seed='0' is not valid"),
     ("01_toy_example:\n  hidden: 16\n", r"hidden=16 is not valid; it must be a list"),
-    ("03_privacy_tables:\n  datasets: '[cifar100, cifar10]'\n", r"datasets='\[cifar100, cifar10\]' is not valid"),
+    ("03_privacy_tables:\n  recipes: '{cifar100: cifar_wrn16_8}'\n",
+     r"recipes='\{cifar100: cifar_wrn16_8\}' is not valid"),
     ("03_privacy_tables:\n  algorithms: [sgd]\n", r"unknown parameter\(s\) \['algorithms'\]"),
     ("01_toy_example:\n  seeds: 3\n   rho: 1\n", r"YAML syntax error at line 3"),
 ])
@@ -220,9 +221,10 @@ def test_every_documented_command_parses_and_starts(doc, monkeypatch, tmp_path):
 
 
 def test_a_list_passed_with_p_is_caught(monkeypatch):
-    """The reason the docs use -y: -p passes '[cifar100]' as a string."""
-    with pytest.raises(ValueError, match=r"datasets='\[cifar100\]' is not valid; it must be a list"):
-        start_papermill(["notebooks/03_privacy_tables.ipynb", "out.ipynb", "-p", "datasets", "[cifar100]"], monkeypatch)
+    """The reason the docs use -y: -p passes '{cifar100: cifar_wrn16_8}' as a string."""
+    with pytest.raises(ValueError, match=r"recipes='\{cifar100: cifar_wrn16_8\}' is not valid; it must be a"):
+        start_papermill(["notebooks/03_privacy_tables.ipynb", "out.ipynb", "-p", "recipes",
+                         "{cifar100: cifar_wrn16_8}"], monkeypatch)
     with pytest.raises(AssertionError, match=r"\['seedz'\] are not parameters of 01_toy_example.ipynb"):
         start_papermill(["notebooks/01_toy_example.ipynb", "out.ipynb", "-p", "seedz", "3"], monkeypatch)
 
@@ -234,3 +236,48 @@ def test_relative_directories_in_a_profile_are_taken_from_where_make_runs(repo, 
     (_, params), = plan_notebooks("rel", repo, only=["00_data_and_models"])
     assert params["data_dir"] == str(tmp_path / "data")
     assert params["results_dir"] == str(tmp_path / "home" / "res")
+
+
+# ------------------------------------------------------------------ the training plan
+
+
+def test_paper_plan_trains_table1_with_its_recipes():
+    """Table 1's four datasets, each with its recipe, from the paper profile alone; the CIFAR
+    targets get the CIFAR recipe (weight decay 5e-4, x0.2 at 60/120/160, augmentation), which
+    the chapter's hand-written settings once dropped."""
+    from sharpmem_lib.pipeline import training_plan
+
+    rows = {r["dataset"]: r for r in training_plan("paper", only=["03_privacy_tables"])}
+    assert set(rows) == {"cifar100", "cifar10", "purchase100", "texas100"}
+    for d in ("cifar100", "cifar10"):
+        r = rows[d]
+        assert (r["recipe"], r["model"], r["weight_decay"], r["lr_milestones"], r["lr_gamma"], r["augment"]) == (
+            "cifar_wrn16_8", "wrn16_8", 5e-4, [60, 120, 160], 0.2, True)
+        assert (r["base"], r["lr"], r["momentum"], r["epochs"], r["batch_size"]) == ("sgd", 0.1, 0.9, 200, 256)
+    assert (rows["purchase100"]["recipe"], rows["purchase100"]["base"], rows["purchase100"]["epochs"],
+            rows["purchase100"]["batch_size"]) == ("purchase_fc", "adam", 30, 512)
+    assert (rows["texas100"]["recipe"], rows["texas100"]["epochs"], rows["texas100"]["batch_size"]) == (
+        "texas_fc", 20, 128)
+    assert rows["cifar100"]["knobs"] == {"sam_rho": 0.1, "sharpreg_rho": 0.01, "sharpreg_lam": 1.5, "sharpreg_xi": 0.3}
+
+
+def test_plan_command_lists_every_chapters_recipe(capsys):
+    from sharpmem_lib.pipeline import main
+
+    assert main(["plan", "--profile", "paper"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "03_privacy_tables" in line]
+    assert len(lines) == 4 and all("0.0005" in line and "[60, 120, 160]" in line for line in lines[:2])
+    assert any("purchase_fc" in line for line in lines) and any("texas_fc" in line for line in lines)
+    assert "00_data_and_models" in out and "cifar_wrn16_8" in out
+
+
+def test_recipe_uses_names_the_dataset_of_each_recipe():
+    from sharpmem_lib.pipeline import recipe_uses
+
+    params = {"dataset": "digits", "recipe": "digits_mlp", "subset_recipe": "digits_mlp_subset",
+              "ground_truth_dataset": "longtail", "ground_truth_recipe": "digits_mlp_subset",
+              "recipes": {"cifar10": "cifar_wrn16_8"}, "epochs": 3}
+    assert recipe_uses(params) == [("recipe", "digits", "digits_mlp"), ("subset_recipe", "digits", "digits_mlp_subset"),
+                                   ("ground_truth_recipe", "longtail", "digits_mlp_subset"),
+                                   ("recipes[cifar10]", "cifar10", "cifar_wrn16_8")]

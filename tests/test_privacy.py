@@ -120,3 +120,86 @@ def test_paper_directions_only_where_the_paper_is_consistent():
     assert signs[("sam", "single_query")] == 1  # + on all four of the paper's datasets
     assert ("sam", "multi_query") not in signs  # the paper's signs differ across datasets
     assert set(signs.values()) <= {1, -1}
+
+
+# ------------------------------------------------------------------ chapter 3's study
+
+
+def test_privacy_config_keeps_the_chapters_old_targets():
+    """The default profile's Table 1 targets and LiRA models keep their keys (cached results stay valid)."""
+    from sharpmem_lib.privacy import PrivacyConfig
+    from sharpmem_lib.subsampling import SubsamplingConfig
+
+    knobs = {"sam_rho": 0.1, "sharpreg_rho": 0.01, "sharpreg_lam": 1.5, "sharpreg_xi": 0.3}
+    config = PrivacyConfig({"digits": "digits_mlp", "longtail": "longtail_mlp"}, knobs=knobs, train_seeds=3,
+                           lira_dataset="digits")
+    old = {"sgd": dict(algorithm="sgd"), "sam": dict(algorithm="sam", rho=0.1),
+           "sharpreg": dict(algorithm="sharpreg", rho=0.01, lam=1.5, xi=0.3)}
+    targets = config.targets()
+    assert list(targets) == [(d, a, s) for d in ("digits", "longtail") for a in old for s in range(3)]
+    for (d, a, s), cfg in targets.items():
+        before = ExperimentConfig(d, "mlp", TrainConfig(epochs=60, lr=0.05, batch_size=32, seed=s, **old[a]),
+                                  model_kwargs={"hidden": (128,)})
+        assert cfg.key("fp32") == before.key("fp32")
+    for a, kw in old.items():
+        before = SubsamplingConfig("digits", "mlp", TrainConfig(epochs=60, lr=0.05, batch_size=32, **kw),
+                                   n_models=128, model_kwargs={"hidden": (128,)})
+        assert config.lira_config(a).key_config() == before.key_config()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"recipes": {}}, r"recipes=\{\} is not valid"),
+    ({"recipes": {"digits": "mlp"}}, r"recipe='mlp' is not valid; choose one of"),
+    ({"methods": ("sam", "sgd")}, r"SGD, the baseline, must come first"),
+    ({"methods": ("sgd", "adam")}, r"methods='adam' is not valid"),
+    ({"knobs": {"rho": 0.1}}, r"unknown knob\(s\) \['rho'\]"),
+    ({"boundary_dataset": "longtail"}, r"boundary_dataset='longtail' is not valid; choose one of \['digits'\]"),
+    ({"lira_dataset": "cifar10"}, r"lira_dataset='cifar10' is not valid"),
+    ({"boundary_methods": ("pgd",)}, r"boundary_methods='pgd' is not valid"),
+    ({"lira_dataset": "digits", "lira_targets": 200}, r"need at least max\(n_targets=200, 3\)"),
+    ({"train_seeds": 0}, r"train_seeds=0 is not valid"),
+    ({"which": "last"}, r"which='last' is not valid"),
+])
+def test_privacy_config_refuses_bad_values_before_training(change, message):
+    from sharpmem_lib.privacy import PrivacyConfig
+
+    with pytest.raises(ValueError, match=message):
+        PrivacyConfig(**{"recipes": {"digits": "smoke_mlp"}, **change})
+
+
+def test_privacy_study_assembles_every_target_and_the_chapters_family(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    """privacy_study attacks every (dataset, method, seed) target once per split seed and
+    labels the rows; its family is Table 2's paired tests with the paper's signs."""
+    from sharpmem_lib import privacy
+    from sharpmem_lib.stats import holm_verdicts
+
+    calls = []
+
+    def fake_evaluate(artifact, data, split_seeds, which="best", nn="cpu"):  # the attacks have their own tests
+        calls.append((artifact.config.dataset, artifact.config.train.algorithm, artifact.config.train.seed))
+        shift = {"sgd": 0.0, "sam": 0.02, "sharpreg": -0.01}[artifact.config.train.algorithm]
+        return pd.DataFrame([{"split_seed": s, "protocol": p, "test_acc": 0.8 + shift, "single_query": 0.6 + shift
+                              + 0.001 * (s + artifact.config.train.seed) + (0.01 if p == "selena" else 0),
+                              "multi_query": 0.55 + shift, "single_query_global": 0.58, "multi_query_global": 0.5}
+                             for s in split_seeds for p in ("honest", "selena")])
+
+    monkeypatch.setattr(privacy, "evaluate_privacy", fake_evaluate)
+    monkeypatch.setattr("sharpmem_lib.experiments.run_experiment",
+                        lambda config, *args, **kwargs: SimpleNamespace(config=config))  # configs only: no training
+    config = privacy.PrivacyConfig({"digits": "smoke_mlp", "longtail": "smoke_mlp"}, train_seeds=3, split_seeds=2)
+    study = privacy.privacy_study(config, paper_table1(), results_dir=tmp_path)
+    assert calls == [(d, a, s) for d in ("digits", "longtail") for a in ("sgd", "sam", "sharpreg") for s in range(3)]
+    assert len(study.results) == 18 * 2 * 2 and study.boundary is None and study.lira is None
+    pd.testing.assert_frame_equal(study.tables["selena"], table1(study.results, "selena"))
+    tests, expected, labels = study.family
+    assert len(tests) == 2 * 2 * 3  # datasets x (SAM, SharpReg) x metrics
+    assert labels[("table2", "digits", "sam", "single_query")] == "SAM − SGD in single-query attack (%) on digits"
+    sign = privacy.paper_directions(table2(paper_table1()))
+    assert all(expected[k] == sign.get((k[2], k[3]), 1) for k in tests)
+    assert set(study.no_direction) == {k for k in tests if (k[2], k[3]) not in sign}
+    assert study.verdicts == holm_verdicts(tests, expected)
+    gap = study.protocol_gap()
+    assert np.allclose(gap.iloc[:, 0], 1.0) and np.allclose(gap.iloc[:, 1], 0.0)  # selena = honest + 1 point
+    assert study.optimizer_effect() == pytest.approx(2.0)

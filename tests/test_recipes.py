@@ -104,3 +104,33 @@ def test_recipe_settings_list_every_training_field():
                  "momentum": 0.9, "weight_decay": 5e-4, "epochs": 200, "batch_size": 256,
                  "lr_milestones": [60, 120, 160], "lr_gamma": 0.2, "augment": True}
     assert recipe_settings("digits_mlp")["model_kwargs"] == {"hidden": [128]}
+
+
+def _chapter_parameters(profile: str, chapter: str) -> dict:
+    """A chapter's parameters under a profile, as its kernel sees them (defaults, then the profile)."""
+    import papermill
+
+    from sharpmem_lib.parameters import literal_defaults
+    from sharpmem_lib.pipeline import plan_notebooks
+
+    (path, params), = plan_notebooks(profile, only=[chapter])
+    return {**literal_defaults(papermill.inspect_notebook(path)), **params}
+
+
+def test_chapter4_trains_chapter3s_targets_on_the_default_profile():
+    """Shared by design: chapter 4's SGD, SAM and SharpReg targets are chapter 3's (one key,
+    one cached run), because both name the same recipe and the knobs have one name."""
+    from sharpmem_lib.privacy import PrivacyConfig
+    from sharpmem_lib.recipes import KNOBS
+
+    p3, p4 = _chapter_parameters("default", "03_privacy_tables"), _chapter_parameters("default", "04_mitigation")
+    knobs3 = {k: v for k, v in p3.items() if k in KNOBS}
+    knobs4 = {k: p4[k] for k in knobs3}
+    assert knobs4 == knobs3
+    chapter3 = PrivacyConfig(recipes=p3["recipes"], knobs=knobs3, train_seeds=p3["train_seeds"]).targets()
+    seeds = range(min(p3["train_seeds"], p4["train_seeds"]))
+    assert len(seeds) >= 2
+    for method in ("sgd", "sam", "sharpreg"):
+        for seed in seeds:
+            ours = experiment_config(p4["recipe"], p4["dataset"], method, seed, **knobs4)
+            assert ours.key("fp32") == chapter3[(p4["dataset"], method, seed)].key("fp32")

@@ -229,3 +229,44 @@ def test_at_ceiling_and_holm_column():
                       "p_value": [0.01, NAN], "test": ["t", "none"], "wins": [3, 0], "seeds": [3, 2]})
     out = report.gain_table(g, "bucket", holm={1: v("reproduced")})
     assert out.loc[1, "p (Holm)"] == "0.004" and out.loc[5, "p (Holm)"] == "n/a"
+
+
+# ------------------------------------------------------------------ chapter 3's sentences
+
+
+def test_disagreement_list():
+    dirs = pd.DataFrame({"algorithm": ["sam", "sam", "sharpreg"],
+                         "metric": ["test acc (%)", "single-query attack (%)", "multi-query attack (%)"],
+                         "agrees": [True, False, None]}).set_index(["algorithm", "metric"])
+    assert report.disagreement_list(dirs) == "SAM single-query attack (%)"  # None: the paper's sign varies
+    assert report.disagreement_list(dirs.assign(agrees=[True, True, None])) == "none"
+    both = dirs.assign(agrees=[False, False, False])
+    assert report.disagreement_list(both) == ("SAM test acc (%), SAM single-query attack (%), "
+                                              "SharpReg multi-query attack (%)")
+
+
+def test_significance_counts_skip_tests_without_p():
+    verdicts = {1: v("reproduced"), 2: v("not resolved"), 3: v("insufficient"), 4: v("opposite")}
+    assert report.significance_counts(verdicts) == {"n_tests": "3", "n_significant": "2", "min_p": "0.004"}
+    assert report.significance_counts({1: v("insufficient")}) == {
+        "n_tests": "0", "n_significant": "0", "min_p": "n/a (too few training seeds)"}
+
+
+def test_protocol_and_boundary_sentences():
+    s = report.protocol_vs_optimizer(4.26, 0.83)
+    assert s.startswith("SELENA's choices on the evaluation sets move the best single-query attack by up to 4.3 "
+                        "points") and "under the honest protocol is 0.8 points" in s
+    assert report.boundary_setup("digits", 50, 200) == "digits, 50 points per set, 200 evaluation points per target"
+    assert report.boundary_best("sam", "cw", 0.5349) == "53.5 % (cw against SAM)"
+
+
+@pytest.mark.parametrize("n_non, low, tail", [
+    ((1200, 1200), "tpr@0.1%fpr", "1200 non-members per target, so the smallest resolvable false-positive rate "
+                                  "is 0.083 %"),
+    ((300, 320), "tpr@0fp", "300-320 non-members per target, so the smallest resolvable false-positive rate is "
+                            "0.33 %, too coarse for 0.1 %: the table reports TPR at zero false positives instead")])
+def test_lira_setup(n_non, low, tail):
+    s = report.lira_setup(128, "digits", 32, 80, 48, n_non, 1 / n_non[0], low)
+    assert s.startswith("128 models per algorithm on digits: 32 targets, each with the other 79 models of its pool "
+                        "as shadows, and 48 further models that only estimate memorization; ")
+    assert s.endswith(tail)
