@@ -75,7 +75,6 @@ from sharpmem_lib.parameters import check_notebook_parameters
 check_notebook_parameters(globals(), "01_toy_example")
 
 # %% tags=["hide-input", "remove-stderr"]
-import matplotlib.pyplot as plt
 from IPython.display import display
 
 from sharpmem_lib.plots import paired_seeds_figure, show_figure, toy_figure
@@ -105,8 +104,9 @@ result = cached_toy_experiment(config)  # trains only if the results cache lacks
 show_figure(toy_figure(result), "1",
             "(a) The class densities and the Bayes optimal boundary; (b) the decision boundaries of SGD and SAM "
             "learnt from a sample with few atypical red points (+); (c) the same from a sample with many. First seed.",
-            alt="Three 2-D panels: density contours of the red and blue classes with the Bayes boundary, then the Bayes, "
-                "SGD and SAM boundaries over the training points of a sample with few and of one with many atypical points")
+            alt="Three 2-D panels: density contours of the red and blue classes with the Bayes boundary, then the "
+                "Bayes, SGD and SAM boundaries over the training points of a sample with few and of one with many "
+                "atypical points")
 
 # %% [markdown]
 # ## Accuracy over seeds
@@ -122,7 +122,7 @@ table = mean_std_table(
 )
 table["atypical training points"] = summarize(result.runs)["n_atypical_train_mean"].round(1).to_numpy()
 train_acc = (100 * summarize(result.runs)["train_acc_mean"]).round(1)
-table["training accuracy (%)"] = train_acc.astype(str).replace("nan", "–").to_numpy()  # the Bayes rule has none
+table["training accuracy (%)"] = train_acc.map("{:.1f}".format, na_action="ignore").fillna("–").to_numpy()
 display(readable_table(table))  # the Bayes rule has no training accuracy: '–', not NaN
 steps = result.runs.groupby("sample")["steps"].first()
 glue("design", f"Both samples train for {config.epochs} epochs: {steps['few']:,} steps on {config.n_few:,} points, "
@@ -163,7 +163,8 @@ display(gain_table(gains, holm={s: verdicts[("atypical_acc", s)] for s in gains[
 show_figure(paired_seeds_figure(result.runs), "S1.1",
             "Accuracy on the atypical test points, seed by seed, SGD joined to SAM (green: SAM higher), one panel "
             "per sample size; the dashed line is the Bayes optimal rule.",
-            alt="Line segments from SGD's to SAM's accuracy on atypical test points, one per seed, one panel per sample size")
+            alt="Line segments from SGD's to SAM's accuracy on atypical test points, one per seed, one panel per "
+                "sample size")
 for (metric, s), v in verdicts.items():
     key, what = (("verdict", "atypical test points") if metric == "atypical_acc"
                  else ("verdict_overall", "all test points"))

@@ -75,13 +75,14 @@ from sharpmem_lib.parameters import check_notebook_parameters
 check_notebook_parameters(globals(), "02_memorization_buckets")
 
 # %% tags=["hide-input", "remove-stderr"]
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 from sharpmem_lib.data import load_dataset
-from sharpmem_lib.buckets import bucket_accuracy_table, memorization_buckets
+from sharpmem_lib.buckets import (bucket_accuracy_table, bucket_composition, difficulty_by_bucket, difficulty_strata,
+                                  entropy_difficulty, gain_within_strata, ground_truth_check, memorization_buckets,
+                                  pattern_test)
 from sharpmem_lib.experiments import ExperimentConfig, run_experiment
 from sharpmem_lib.memorization import mean_by_bucket
 from sharpmem_lib.plots import (bucket_accuracy_figure, ground_truth_figure, influencers_figure, show_figure,
@@ -90,7 +91,7 @@ from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import glue_claim
 from sharpmem_lib.report import (at_ceiling, bucket_pattern, describe_gain, family_note, gain_table, glue,
                                  top1_trend)
-from sharpmem_lib.stats import correlation, holm_verdicts, paired_gain, paired_tests_by, trend_test
+from sharpmem_lib.stats import holm_verdicts, paired_gain, paired_tests_by, trend_test
 from sharpmem_lib.subsampling import SubsamplingConfig
 from sharpmem_lib.train import TrainConfig
 
@@ -125,10 +126,33 @@ glue("source", source)
 # %% [markdown]
 # Source of the estimates: {glue:text}`source`.
 #
+# ## What the buckets hold: classes and difficulty
+#
+# Test points whose influence estimates are all zero (every subset model classifies them
+# alike, whether or not any one training point was in its subset) have no measured
+# influence. Eq. 3 would give them log(n_k), the size of their class, so they would fill
+# the top buckets sorted by class label. They are kept out of the ranking as a group of
+# their own, "unmeasured": {glue:text}`n_unmeasured` of {glue:text}`n_test` test points
+# here. Below, the classes in every bucket, and influence entropy beside a plain
+# difficulty proxy, the subset models' accuracy on the point.
+# {glue:text}`entropy_difficulty`
+
+# %% tags=["remove-input"]
+display(bucket_composition(bucket, mb.labels))
+display(difficulty_by_bucket(mb).round(3))
+ed = entropy_difficulty(mb)
+glue("entropy_difficulty", f"Spearman's ρ between influence entropy and the subset models' accuracy over the {ed.n} "
+     f"measured test points: {ed.estimate:.2f} (p = {ed.p_value:.1g})." if ed.n and ed.estimate == ed.estimate else
+     "The difficulty proxy is not available for these estimates (they hold no per-model correctness).")
+glue("n_unmeasured", str(mb.n_unmeasured))
+glue("n_test", str(len(test_ids)))
+
+# %% [markdown]
 # ## Figure 2: what the buckets hold
 #
 # Test images (framed) from bucket 1 (red frame) and bucket 5 (blue), each followed by its
-# ten most influential training images and their influence. For image datasets only.
+# ten most influential training images and their influence; only training images with a
+# measured (non-zero) influence are shown. For image datasets only.
 
 # %% tags=["remove-input"]
 if data.X.ndim == 4:
@@ -153,22 +177,17 @@ show_figure(top1_memorization_figure(top1, bucket), "3b–c",
             "Memorization score (eq. 1) of each test point's most influential training point, (b) in bucket 1 "
             "and (c) in bucket 5; the dashed line is the mean.",
             alt="Two histograms of the memorization score of the top-1 influencer, for bucket 1 and for bucket 5")
-measured = influence.any_influence(test_ids)
+measured = mb.measured
 means = mean_by_bucket(top1, bucket)
 display(pd.DataFrame({"bucket": range(1, 6), "mean top-1 memorization": np.round(means, 3),
                       "test points": np.bincount(bucket)[1:],
                       "with a measured influence": [int(measured[bucket == b].sum()) for b in range(1, 6)]}
                      ).set_index("bucket"))
 top1_test = trend_test(bucket, top1)  # the paper: top-1 memorization falls with the bucket (NaN left out)
-glue("n_unmeasured", str(int((~measured).sum())))
-glue("n_test", str(len(test_ids)))
 
 # %% [markdown]
-# The mean memorization score of the top-1 influencer {glue:text}`top1_verdict`. Test points whose
-# influence estimates are all zero (every subset model classifies them alike, whether or
-# not any one training point was in its subset) have no top influencer and are left out
-# of these means: {glue:text}`n_unmeasured` of {glue:text}`n_test` here. Eq. 3 gives them
-# the largest entropy, so they fill the top buckets; ties among them are ordered by index.
+# The mean memorization score of the top-1 influencer {glue:text}`top1_verdict`. The
+# unmeasured test points have no top influencer and are in no bucket.
 #
 # ## Figure 3a: accuracy per bucket for SGD, SAM and SWA
 #
@@ -200,11 +219,31 @@ for m in ("sam", "swa"):
     glue(f"{m}_b1", describe_gain(verdicts[(m, 1)], m, "sgd", "bucket 1"))
     glue(f"{m}_b5", describe_gain(verdicts[(m, 5)], m, "sgd", "bucket 5"))
     glue(f"{m}_shape", bucket_pattern(g, verdicts[(m, 1)], m, at_ceiling=at_ceiling(table)))
+    high, pt = pattern_test(table, m)  # gain in bucket 1 minus gain in the highest bucket below the ceiling
+    glue(f"{m}_pattern", "every bucket above 1 is at the 100 % ceiling, so there is nothing to compare with"
+         if high is None else f"{100 * pt.estimate:+.1f} points against bucket {high}, " + (
+             f"no interval ({pt.note})" if pt.ci_low != pt.ci_low else f"95 % CI [{100 * pt.ci_low:+.1f}, "
+             f"{100 * pt.ci_high:+.1f}], p = {pt.p_value:.2g} ({pt.n} seeds, not Holm-adjusted)"))
+strata = difficulty_strata(mb.subset_acc, mb.measured)
+if (strata > 0).any():
+    strat = gain_within_strata(bucket_accuracy_table(artifacts, test_ids, data.y, bucket, stratum=strata), "sam")
+    display(Markdown("**SAM − SGD per bucket within difficulty strata** (thirds of the measured test points by "
+                     "the subset models' accuracy, 1 = hardest; points per cell in parentheses)"))
+    display(strat.assign(cell=[f"{100 * g:+.1f} " + (f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" if lo == lo else "(no CI)")
+                               + f" ({n})" for g, lo, hi, n in
+                               zip(strat["gain"], strat["ci95_low"], strat["ci95_high"], strat["points"])])
+            .pivot(index="stratum", columns="bucket", values="cell"))
 
 # %% [markdown]
 # **SAM.** {glue:text}`sam_b1` {glue:text}`sam_b5` {glue:text}`sam_shape`
+# Gain in bucket 1 minus gain in the comparison bucket: {glue:text}`sam_pattern`.
 #
 # **SWA.** {glue:text}`swa_b1` {glue:text}`swa_b5` {glue:text}`swa_shape`
+# Gain in bucket 1 minus gain in the comparison bucket: {glue:text}`swa_pattern`.
+#
+# Influence entropy tracks difficulty, so a gain in bucket 1 may be a gain on hard points.
+# The table of SAM − SGD within difficulty strata separates the two: if SAM's gain still
+# falls from bucket 1 to bucket 5 among points of equal difficulty, it follows memorization.
 #
 # The paper's claim is that the gains of flat-minimum methods concentrate in the
 # low-entropy buckets. With {glue:text}`n_seeds` seeds per method the intervals above say
@@ -231,9 +270,12 @@ if ground_truth is not None:
 
 # %% tags=["remove-input"]
 if ground_truth is not None:
-    check = correlation(lt_entropy, lt_size)  # Spearman; a check of the metric, not one of the paper's claims
-    rho_s, p_s = check.estimate, check.p_value
-    show_figure(ground_truth_figure(lt_entropy, lt_size, lt_bucket), "S2.1",
+    check = ground_truth_check(lt_mb, lt_size)  # Spearman over measured points; a check of the metric, not a claim
+    rho_s, p_s = check["entropy"].estimate, check["entropy"].p_value
+    display(pd.DataFrame({k: {"Spearman's ρ with subpopulation size": round(c.estimate, 2), "p": f"{c.p_value:.1g}",
+                              "test points": c.n} for k, c in check.items()}).T)
+    m = lt_mb.measured
+    show_figure(ground_truth_figure(lt_entropy[m], lt_size[m], lt_bucket[m]), "S2.1",
                 "Influence entropy against the true size of each test point's subpopulation on the synthetic "
                 "long-tail data (left), and subpopulation sizes per entropy bucket (right): a check the paper "
                 "could not make.",
@@ -246,18 +288,26 @@ if ground_truth is not None:
             .set_index("bucket").round(2))
     glue("spearman", f"{rho_s:.2f}")
     glue("spearman_p", f"{p_s:.1g}")
+    glue("gt_difficulty", f"{check['difficulty'].estimate:.2f}")
+    partial = check["entropy | difficulty"]
+    glue("gt_partial", f"{partial.estimate:.2f} (p = {partial.p_value:.1g})")
+    glue("gt_unmeasured", str(lt_mb.n_unmeasured))
     glue("median_b1", f"{np.median(lt_size[lt_bucket == 1]):.0f}")
     glue("median_b5", f"{np.median(lt_size[lt_bucket == 5]):.0f}")
 else:  # the chapter's prose and the results page paste these
-    for key in ("spearman", "spearman_p", "median_b1", "median_b5"):
+    for key in ("spearman", "spearman_p", "median_b1", "median_b5", "gt_difficulty", "gt_partial", "gt_unmeasured"):
         glue(key, "n/a (skipped: ground_truth_dataset is empty)")
 
 # %% [markdown]
+# Over the measured test points ({glue:text}`gt_unmeasured` are unmeasured and left out),
 # Spearman's correlation between influence entropy and true subpopulation size is
 # {glue:text}`spearman` (p = {glue:text}`spearman_p`); the median subpopulation size is
 # {glue:text}`median_b1` in bucket 1 and {glue:text}`median_b5` in bucket 5. A positive
 # correlation means the metric does what the paper uses it for: low entropy marks points
-# from rare subpopulations.
+# from rare subpopulations. Plain difficulty (the subset models' accuracy) correlates
+# {glue:text}`gt_difficulty` with subpopulation size; entropy's partial correlation with it,
+# difficulty held fixed, is {glue:text}`gt_partial`: what entropy knows about rarity beyond
+# how hard the point is.
 #
 # ## Running the estimates at scale
 #
