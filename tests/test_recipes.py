@@ -134,3 +134,22 @@ def test_chapter4_trains_chapter3s_targets_on_the_default_profile():
         for seed in seeds:
             ours = experiment_config(p4["recipe"], p4["dataset"], method, seed, **knobs4)
             assert ours.key("fp32") == chapter3[(p4["dataset"], method, seed)].key("fp32")
+
+
+def test_subset_recipe_keeps_chapter2s_subset_models():
+    """Chapter 2's subset models (and chapter 4's buckets, which read them) keep their key."""
+    from sharpmem_lib.subsampling import SubsamplingConfig
+
+    r = get_recipe("digits_mlp_subset")
+    new = SubsamplingConfig("digits", r.model, train_config(r), n_models=1000, fraction=0.7,
+                            model_kwargs=dict(r.model_kwargs))
+    old = SubsamplingConfig("digits", "mlp", TrainConfig(epochs=10, batch_size=32, lr=0.05), n_models=1000,
+                            fraction=0.7, model_kwargs={"hidden": (64,)})
+    assert new.key_config() == old.key_config()
+
+
+def test_paper_chapter0_targets_keep_their_keys():
+    old = ExperimentConfig("cifar100", "wrn16_8", TrainConfig(
+        algorithm="sam", rho=0.1, epochs=200, batch_size=256, lr=0.1, momentum=0.9, weight_decay=0.0005,
+        lr_milestones=(60, 120, 160), lr_gamma=0.2, augment=True, seed=0))
+    assert experiment_config("cifar_wrn16_8", "cifar100", "sam", 0, sam_rho=0.1).key("fp32") == old.key("fp32")
