@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 
 from sharpmem_lib.profiles import load_profile, profile_parameters
+from sharpmem_lib.report import BOOK_BUILD_ENV  # set for the kernels while the book's notebooks execute
 
 __all__ = ["REPO_ROOT", "BOOK_BUILD_ENV", "notebook_paths", "plan_notebooks", "execute_notebooks", "tidy_for_reading",
            "stage_book", "build_book", "recipe_uses", "training_plan"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOK_FILES = ("_config.yml", "_toc.yml", "book")
-from sharpmem_lib.report import BOOK_BUILD_ENV  # set for the kernels while the book's notebooks execute
 
 
 def notebook_paths(repo_root: Path = REPO_ROOT, only: list[str] | None = None) -> list[Path]:
@@ -156,7 +156,8 @@ def preflight(plan: list[tuple[Path, dict]], profile: str, log=print, obtain: bo
             problems.append(str(err))
     chapters = [(path.stem, {**literal_defaults(papermill.inspect_notebook(path)), **params}) for path, params in plan]
     if obtain:
-        for data_dir in {p.get("data_dir") or None for stem, p in chapters if {"fashion_mnist", "fashion_mnist_cpu"} & set(needed_datasets(p))}:
+        fashion = {"fashion_mnist", "fashion_mnist_cpu"}
+        for data_dir in {p.get("data_dir") or None for stem, p in chapters if fashion & set(needed_datasets(p))}:
             try:
                 obtain_fashion_mnist(data_dir, log=log)
             except DatasetNotFoundError:

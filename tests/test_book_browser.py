@@ -24,7 +24,6 @@ import base64
 import functools
 import http.server
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -145,7 +144,8 @@ class Browser:
         for e in self.events:
             m, p = e["method"], e.get("params", {})
             if m == "Runtime.consoleAPICalled" and p["type"] in ("error", "assert"):
-                out.append("console error: " + " ".join(str(a.get("value", a.get("description", ""))) for a in p["args"]))
+                values = (str(a.get("value", a.get("description", ""))) for a in p["args"])
+                out.append("console error: " + " ".join(values))
             elif m == "Runtime.exceptionThrown":
                 d = p["exceptionDetails"]
                 out.append(f"uncaught exception: {d.get('exception', {}).get('description', d.get('text'))}")

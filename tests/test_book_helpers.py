@@ -129,7 +129,8 @@ def test_api_page_lists_every_public_module():
     on_disk = {m.name for m in pkgutil.walk_packages(sharpmem_lib.__path__, "sharpmem_lib.")}
     assert {m for m in on_disk if "._" not in m and not m.split(".")[-1].startswith("_")} == set(modules)
     sections = pipeline.api_page_sections(["sharpmem_lib.stats"])
-    assert sections == "\n## `sharpmem_lib.stats`\n\n```{eval-rst}\n.. automodule:: sharpmem_lib.stats\n   :members:\n```\n"
+    assert sections == ("\n## `sharpmem_lib.stats`\n\n```{eval-rst}\n.. automodule:: sharpmem_lib.stats\n"
+                        "   :members:\n```\n")
 
 
 def _book_ext():
@@ -162,7 +163,8 @@ def test_docstrings_that_are_not_rest_render_verbatim():
         r"Entropy of \|infl(i, j)\| over ``a|b``."]
     broken = ["Returns", "  an indented line", "then unindented:", "* a list", "without a blank line"]
     assert ext.readable_docstring(broken)[:2] == ["::", ""]
-    assert ext.readable_docstring(["Uses :func:`sharpmem_lib.stats.holm`."]) == ["Uses :func:`sharpmem_lib.stats.holm`."]
+    uses = ["Uses :func:`sharpmem_lib.stats.holm`."]
+    assert ext.readable_docstring(uses) == uses
 
 
 def test_config_sets_mathjax_to_the_shipped_fonts():
@@ -173,7 +175,8 @@ def test_config_sets_mathjax_to_the_shipped_fonts():
     assert html_css["availableFonts"] == ["STIX-Web"] and html_css["webFont"] == "STIX-Web"
     fonts = pipeline.mathjax_dir()
     if fonts is not None:
-        assert (fonts / "fonts" / "HTML-CSS" / "STIX-Web").is_dir() and not (fonts / "fonts" / "HTML-CSS" / "TeX").exists()
+        html_css = fonts / "fonts" / "HTML-CSS"
+        assert (html_css / "STIX-Web").is_dir() and not (html_css / "TeX").exists()
     assert config["parse"]["myst_substitutions"]["repository_url"] == config["repository"]["url"]
 
 
