@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from sharpmem_lib.data import check_feldman_zhang_file, resolve_data_file
-from sharpmem_lib.experiments import Artifact
+from sharpmem_lib.experiments import Artifact, ExperimentConfig, experiment_config
 from sharpmem_lib.memorization import UNMEASURED, SameClassInfluence, buckets, load_feldman_zhang
 from sharpmem_lib.stats import Correlation, PairedTest, correlation, paired_test, paired_tests_by, partial_correlation
 from sharpmem_lib.subsampling import SubsamplingConfig, run_subsampling_experiment, subsampling_job
@@ -38,7 +38,9 @@ from sharpmem_lib.validation import check_choice
 
 __all__ = ["MemorizationBuckets", "bucket_accuracy_table", "memorization_buckets", "bucket_composition",
            "difficulty_by_bucket", "entropy_difficulty", "ground_truth_check", "difficulty_strata",
-           "gain_within_strata", "ceiling_buckets", "comparison_bucket", "pattern_test"]
+           "gain_within_strata", "ceiling_buckets", "comparison_bucket", "pattern_test", "BucketStudyConfig",
+           "BucketStudy", "run_bucket_study", "top1_table", "subpopulation_table", "bucket_tests", "bucket_numbers",
+           "FIGURES"]
 
 
 @dataclass
@@ -238,3 +240,184 @@ def pattern_test(table: pd.DataFrame, method: str, baseline: str = "sgd", low: i
                                                                  values=metric)
     gain = {b: wide[(method, b)] - wide[(baseline, b)] for b in (low, high)}
     return high, paired_test(gain[low].to_numpy(float), gain[high].to_numpy(float))
+
+
+# ------------------------------------------------------------------ chapter 2's study
+
+
+@dataclass(frozen=True)
+class BucketStudyConfig:
+    """Everything chapter 2 trains: the subset models of the influence estimates
+    (``subset_recipe``, ``n_models`` of them on ``fraction`` of the members), the SGD, SAM and
+    SWA targets (``recipe``, ``seeds`` each, knobs ``sam_rho``, ``swa_start``, ``swa_lr``), and
+    the ground-truth check's subset models on ``ground_truth_dataset`` ("" to skip it) with
+    ``ground_truth_recipe`` (:mod:`sharpmem_lib.recipes`)."""
+
+    dataset: str
+    subset_recipe: str
+    recipe: str
+    n_models: int = 1000
+    fraction: float = 0.7
+    seeds: int = 3
+    sam_rho: float = 0.1
+    swa_start: float = 0.5
+    swa_lr: float = 0.02
+    ground_truth_dataset: str = "longtail"
+    ground_truth_recipe: str = "digits_mlp_subset"
+
+    METHODS = ("sgd", "sam", "swa")
+
+    def __post_init__(self) -> None:
+        from sharpmem_lib.recipes import get_recipe
+        from sharpmem_lib.validation import check_positive
+
+        for name in ("subset_recipe", "recipe", "ground_truth_recipe"):
+            get_recipe(getattr(self, name))
+        check_positive("seeds", self.seeds, integer=True)
+
+    def _subsets(self, dataset: str, recipe: str) -> SubsamplingConfig:
+        from sharpmem_lib.recipes import get_recipe
+
+        r = get_recipe(recipe)
+        return SubsamplingConfig(dataset, r.model, r.train, n_models=self.n_models, fraction=self.fraction,
+                                 model_kwargs=dict(r.model_kwargs))
+
+    def subsampling(self) -> SubsamplingConfig:
+        """The subset models of the influence estimates (eqs. 1-2)."""
+        return self._subsets(self.dataset, self.subset_recipe)
+
+    def ground_truth(self) -> SubsamplingConfig | None:
+        """The subset models on the ground-truth data, or None when the check is skipped."""
+        return self._subsets(self.ground_truth_dataset, self.ground_truth_recipe) if self.ground_truth_dataset else None
+
+    def targets(self) -> dict[tuple[str, int], ExperimentConfig]:
+        """The (method, seed) -> target of Fig. 3a."""
+        knobs = {"sam_rho": self.sam_rho, "swa_start": self.swa_start, "swa_lr": self.swa_lr}
+        return {(m, s): experiment_config(self.recipe, self.dataset, m, s, **knobs)
+                for m in self.METHODS for s in range(self.seeds)}
+
+
+@dataclass
+class BucketStudy:
+    """Chapter 2's results: the ``data``, its ``buckets``, the targets' ``artifacts`` keyed
+    (method, seed), their accuracy per bucket (``table``, :func:`bucket_accuracy_table`) and
+    per difficulty stratum and bucket (``strata_table``; None without a difficulty proxy),
+    and the ground-truth check's buckets and subpopulation sizes (None when skipped)."""
+
+    config: BucketStudyConfig
+    data: object
+    buckets: MemorizationBuckets
+    artifacts: dict
+    table: pd.DataFrame
+    strata_table: pd.DataFrame | None
+    ground_truth: MemorizationBuckets | None
+    subpop_size: np.ndarray | None
+
+
+def run_bucket_study(config: BucketStudyConfig, results_dir: str | Path | None = None, *,
+                     data_dir: str | Path | None = None, influence_file: str | Path | None = None,
+                     progress: bool = True) -> BucketStudy:
+    """Train (or read) chapter 2's subset models and targets and return its results."""
+    from sharpmem_lib.data import load_dataset
+    from sharpmem_lib.experiments import run_experiment
+
+    data = load_dataset(config.dataset, data_dir=data_dir)
+    mb = memorization_buckets(config.subsampling(), results_dir, data_dir=data_dir, influence_file=influence_file,
+                              progress=progress)
+    artifacts = {key: run_experiment(cfg, results_dir, data_dir=data_dir, progress=progress)
+                 for key, cfg in config.targets().items()}
+    y = np.asarray(data.y)
+    table = bucket_accuracy_table(artifacts, mb.test_ids, y, mb.bucket)
+    strata = difficulty_strata(mb.subset_acc, mb.measured)
+    strata_table = (bucket_accuracy_table(artifacts, mb.test_ids, y, mb.bucket, stratum=strata)
+                    if (strata > 0).any() else None)
+    gt, size = None, None
+    if config.ground_truth() is not None:
+        gt = memorization_buckets(config.ground_truth(), results_dir, data_dir=data_dir, progress=progress)
+        size = load_dataset(config.ground_truth_dataset, data_dir=data_dir).meta["subpop_size"][gt.test_ids]
+    return BucketStudy(config, data, mb, artifacts, table, strata_table, gt, size)
+
+
+def top1_table(mb: MemorizationBuckets, n_buckets: int = 5) -> pd.DataFrame:
+    """Per bucket: the mean memorization score (eq. 1) of the test points' top-1
+    influencers, the test points, and how many of them have a measured influence."""
+    from sharpmem_lib.memorization import mean_by_bucket
+
+    return pd.DataFrame({"bucket": range(1, n_buckets + 1),
+                         "mean top-1 memorization": np.round(mean_by_bucket(mb.top1, mb.bucket, n_buckets), 3),
+                         "test points": [int((mb.bucket == b).sum()) for b in range(1, n_buckets + 1)],
+                         "with a measured influence": [int(mb.measured[mb.bucket == b].sum())
+                                                       for b in range(1, n_buckets + 1)]}).set_index("bucket")
+
+
+def subpopulation_table(gt: MemorizationBuckets, size: np.ndarray, n_buckets: int = 5) -> pd.DataFrame:
+    """Ground truth per entropy bucket: median subpopulation size and the share of test
+    points from subpopulations of at most 5 examples."""
+    return pd.DataFrame({"bucket": range(1, n_buckets + 1),
+                         "median subpopulation size": [float(np.median(size[gt.bucket == b])) if (gt.bucket == b).any()
+                                                       else float("nan") for b in range(1, n_buckets + 1)],
+                         "share from subpopulations of size <= 5": [float(np.mean(size[gt.bucket == b] <= 5))
+                                                                    if (gt.bucket == b).any() else float("nan")
+                                                                    for b in range(1, n_buckets + 1)]}
+                        ).set_index("bucket").round(2)
+
+
+def bucket_tests(study: BucketStudy) -> tuple[dict, dict]:
+    """Chapter 2's family of tests and the paper's signs: SAM and SWA − SGD per bucket,
+    paired by seed (``(method, b)``, +: flat minima gain, most in bucket 1), and the trend of
+    top-1 memorization across buckets over test points (``"top1"``, −: it falls)."""
+    from sharpmem_lib.stats import trend_test
+
+    tests = {(m, b): t for m in ("sam", "swa") for b, t in paired_tests_by(study.table, m, "sgd", "acc",
+                                                                             "bucket").items()}
+    mb = study.buckets
+    return ({**tests, "top1": trend_test(mb.bucket, mb.top1)}, {**{k: 1 for k in tests}, "top1": -1})
+
+
+def bucket_numbers(study: BucketStudy) -> dict:
+    """The numbers chapter 2's prose states: the estimates' source, test points and the
+    unmeasured ones, entropy vs difficulty (a Correlation, or None without the proxy), the
+    mean top-1 memorization per bucket, per method the gain frame by bucket, the ceiling
+    buckets and the bucket-1-minus-comparison test (:func:`pattern_test`), the seeds, and
+    the ground-truth check (:func:`ground_truth_check`, median subpopulation sizes in
+    buckets 1 and 5; None when skipped)."""
+    from sharpmem_lib.memorization import mean_by_bucket
+    from sharpmem_lib.stats import paired_gain
+
+    mb, table = study.buckets, study.table
+    ed = entropy_difficulty(mb) if np.isfinite(mb.subset_acc[mb.measured]).any() else None
+    out = {"source": mb.source, "n_test": len(mb.test_ids), "n_unmeasured": mb.n_unmeasured,
+           "entropy_difficulty": ed, "top1_means": mean_by_bucket(mb.top1, mb.bucket), "seeds": study.config.seeds,
+           "ceiling": ceiling_buckets(table)}
+    for m in ("sam", "swa"):
+        out[f"{m}_gain"] = paired_gain(table, m, "sgd", "acc", by="bucket")
+        out[f"{m}_pattern"] = pattern_test(table, m)
+    gt = study.ground_truth
+    out["ground_truth"] = None if gt is None else ground_truth_check(gt, study.subpop_size)
+    if gt is not None:
+        size = study.subpop_size
+        out["gt_unmeasured"] = gt.n_unmeasured
+        out["median_b1"], out["median_b5"] = (float(np.median(size[gt.bucket == b])) if (gt.bucket == b).any()
+                                              else float("nan") for b in (1, 5))
+    return out
+
+
+FIGURES: dict[str, tuple[str, str]] = {
+    "2": ("Test images from bucket 1 (red frame, lowest influence entropy) and bucket 5 (blue frame), each followed by "
+          "its most influential training images of the same class, titled with their influence.",
+          "Grid of small images: each row a framed test image followed by its most influential training images and "
+          "their influence values"),
+    "3b–c": ("Memorization score (eq. 1) of each test point's most influential training point, (b) in bucket 1 and "
+             "(c) in bucket 5; the dashed line is the mean.",
+             "Two histograms of the memorization score of the top-1 influencer, for bucket 1 and for bucket 5"),
+    "3a": ("(a) Test accuracy per memorization bucket for SGD, SAM and SWA, mean ± standard deviation over seeds "
+           "(bucket 1 = lowest influence entropy = most memorization); (a') each method's gain over SGD per bucket, "
+           "paired by seed, with 95 % intervals.",
+           "Grouped bars of test accuracy in buckets 1 to 5 for SGD, SAM and SWA, and the gains over SGD per bucket "
+           "with error bars"),
+    "S2.1": ("Influence entropy against the true size of each test point's subpopulation on the synthetic long-tail "
+             "data (left), and subpopulation sizes per entropy bucket (right): a check the paper could not make.",
+             "Scatter of influence entropy against subpopulation size (log axis), and box plots of subpopulation size "
+             "in buckets 1 to 5"),
+}
+"""Chapter 2's figures: number -> (caption, alt text), for :func:`sharpmem_lib.plots.show_figure`."""

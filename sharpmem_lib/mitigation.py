@@ -49,14 +49,54 @@ from sharpmem_lib.train import TrainConfig
 from sharpmem_lib.validation import check_nonnegative, check_positive
 
 __all__ = ["MitigationConfig", "Evaluated", "MitigationResults", "lr_control", "lam_runs", "xi_runs", "method_runs",
-           "control_runs", "defense_runs", "run_mitigation", "bucket_table", "bucket_gain", "sharpness_table",
-           "normalised_sharpness", "control_table", "control_tests", "sharpness_tests", "defense_summary",
-           "defense_numbers", "xi_outcomes", "chapter_tests", "CONTROL", "TREND_CLAIMS"]
+           "control_runs", "defense_runs", "run_mitigation", "buckets_config", "headline_numbers", "bucket_table",
+           "bucket_gain", "sharpness_table", "normalised_sharpness", "control_table", "control_tests",
+           "sharpness_tests", "defense_summary", "defense_numbers", "xi_outcomes", "chapter_tests", "CONTROL",
+           "CONTROL_MEASURES", "TREND_CLAIMS", "FIGURES", "SHARPNESS_COLUMNS", "defense_table"]
 
 CONTROL = "SGD, lr × (1 − ξ)"
 """The method label of the learning-rate control runs."""
 
+CONTROL_MEASURES = {"test_acc": "test accuracy", "single_query": "the honest best single-query attack",
+                    "multi_query": "the honest label-only attack", "lambda_max": "λmax",
+                    "lambda_max/loss": "λmax / training loss"}
+"""Readable names of the ``("lr control", m)`` tests' measures; the last two are raw values."""
+
 SHARPNESS_RHOS = (0.01, 0.1)  # radii of the first-order SAM sharpness the chapter reports
+SHARPNESS_COLUMNS = ("lambda_max", "lambda_max/loss", *(f"sam_sharpness@{r:g}" for r in SHARPNESS_RHOS))
+
+_SWEEP = ("Test accuracy (left) and best attack accuracy (right; single- and multi-query, both protocols) against {x}, "
+          "{weights} models, mean ± standard deviation over training and split seeds; red crosses mark diverged runs.")
+_SWEEP_ALT = ("Two line charts against {x}: test accuracy, and attack accuracy for single- and multi-query attacks "
+              "under the honest and SELENA protocols")
+_TRADEOFF = ("Test accuracy against best attack accuracy (single-query left, label-only right) for SharpReg and each "
+             "defense, {protocol} protocol, mean ± standard deviation; lower right is better {note}.")
+_TRADEOFF_ALT = ("Two scatter plots with error bars of attack accuracy against test accuracy, one point per method or "
+                 "defense")
+FIGURES: dict[str, tuple[str, str]] = {
+    "4a": ("(a) Test accuracy per memorization bucket for each λ of eq. 4 (last epoch), mean ± standard deviation over "
+           "seeds; (a') each λ's change against λ = 0 per bucket, paired by seed, with 95 % intervals.",
+           "Grouped bars of test accuracy in buckets 1 to 5 for each value of lambda, and the changes against "
+           "lambda = 0 per bucket with error bars"),
+    "4b": (_SWEEP.format(x="λ of eq. 4", weights="last-epoch"), _SWEEP_ALT.format(x="lambda")),
+    "4c": (_SWEEP.format(x="λ of eq. 4", weights="early-stopped (best validation)"), _SWEEP_ALT.format(x="lambda")),
+    "S4.1": ("Measured sharpness of each trained model (final weights): the top Hessian eigenvalue of the training "
+             "loss, the same divided by the training loss it was measured at, and SAM's sharpness at ρ = 0.01 and "
+             "0.1; one dot per seed, bars at the mean, log scale (not in the paper).",
+             "Four bar charts on log scales, one per sharpness measure, a bar per method with one dot per seed"),
+    "5a": ("(a) Test accuracy per memorization bucket for SGD, SAM and SharpReg (eq. 6), best-validation weights, "
+           "mean ± standard deviation over seeds; (a') each method's change against SGD per bucket, paired by seed, "
+           "with 95 % intervals.",
+           "Grouped bars of test accuracy in buckets 1 to 5 for SGD, SAM and SharpReg, and the changes against SGD "
+           "per bucket with error bars"),
+    "5b": (_SWEEP.format(x="ξ of SharpReg (eq. 6)", weights="last-epoch"), _SWEEP_ALT.format(x="xi")),
+    "S4.3": (_SWEEP.format(x="ξ for the learning-rate control, SGD at lr × (1 − ξ) (issue 18 §6; not in the paper)",
+                           weights="last-epoch"),
+             _SWEEP_ALT.format(x="xi, for SGD at a learning rate scaled by 1 - xi")),
+    "5c": (_TRADEOFF.format(protocol="SELENA's", note="(the paper's protocol)"), _TRADEOFF_ALT),
+    "S4.2": (_TRADEOFF.format(protocol="the honest", note="(not in the paper)"), _TRADEOFF_ALT),
+}
+"""Chapter 4's figures: number -> (caption, alt text), for :func:`sharpmem_lib.plots.show_figure`."""
 
 TREND_CLAIMS: dict[tuple[str, str], tuple[str, str, str]] = {
     ("lam trend", "test_acc"): ("Test accuracy", "λ", "larger λ lowers test accuracy"),
@@ -249,32 +289,40 @@ class MitigationResults:
     defenses: Evaluated
     controls: Evaluated
     sharpness: pd.DataFrame = field(default_factory=pd.DataFrame)
+    buckets_config: SubsamplingConfig | None = None
 
     @property
     def top_lam(self) -> str:
         return f"λ = {max(self.config.lams):g}"
 
 
-def run_mitigation(config: MitigationConfig, buckets_config: SubsamplingConfig, *,
+def buckets_config(dataset: str, recipe: str, n_models: int) -> SubsamplingConfig:
+    """The subset models (Feldman & Zhang's estimator, chapter 2) that ``recipe`` trains on
+    ``dataset``: ``n_models`` models, each on a random 70 % of the members."""
+    r = get_recipe(recipe)
+    return SubsamplingConfig(dataset, r.model, r.train, n_models=n_models, model_kwargs=dict(r.model_kwargs))
+
+
+def run_mitigation(config: MitigationConfig, bucket_recipe: str = "digits_mlp_subset", bucket_models: int = 1000, *,
                    results_dir: str | Path | None = None, data_dir: str | Path | None = None,
                    influence_file: str | Path | None = None, progress: bool = True) -> MitigationResults:
     """Train (or read) and attack every target of chapter 4, measure the sharpness of the
     SGD/SAM/SharpReg targets, of the λ sweep and of the control at the chapter's ξ, and
-    compute chapter 2's buckets (``buckets_config``, or Feldman & Zhang's ``influence_file``)."""
+    compute chapter 2's buckets: from Feldman & Zhang's ``influence_file`` when given, else
+    from ``bucket_models`` subset models of ``bucket_recipe`` (:func:`buckets_config`)."""
     from sharpmem_lib.data import load_dataset
 
-    if buckets_config.dataset != config.dataset:
-        raise ValueError(f"buckets_config.dataset={buckets_config.dataset!r} is not valid: the buckets must be of "
-                         f"the chapter's dataset {config.dataset!r}")
+    check_positive("bucket_models", bucket_models, integer=True)
+    subsets = buckets_config(config.dataset, bucket_recipe, bucket_models)  # checks the recipe before training
     data = load_dataset(config.dataset, data_dir=data_dir)
     opts = dict(results_dir=results_dir, data_dir=data_dir, progress=progress)
     lam, xi = _evaluate(lam_runs(config), data, config, **opts), _evaluate(xi_runs(config), data, config, **opts)
     methods = _evaluate(method_runs(config), data, config, **opts)
     defenses = _evaluate(defense_runs(config), data, config, **opts)
     controls = _evaluate(control_runs(config), data, config, whiches=("final",), **opts)
-    mb = memorization_buckets(buckets_config, results_dir, data_dir=data_dir, influence_file=influence_file,
+    mb = memorization_buckets(subsets, results_dir, data_dir=data_dir, influence_file=influence_file,
                               progress=progress)
-    res = MitigationResults(config, data, mb, lam, xi, methods, defenses, controls)
+    res = MitigationResults(config, data, mb, lam, xi, methods, defenses, controls, buckets_config=subsets)
     res.sharpness = sharpness_table(res)
     return res
 
@@ -354,6 +402,14 @@ def defense_summary(res: MitigationResults) -> pd.DataFrame:
     d = res.defenses.results
     early = d[(d.method == "SGD") & (d.which == "best")].assign(method="early stopping (SGD)")
     return summarize(pd.concat([d[d.which == "final"], early]), ["method", "protocol"])
+
+
+def defense_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`defense_summary` as the chapter shows it: mean test accuracy, best single-query
+    and label-only attack per method, in percent, one column per protocol."""
+    show = summary.set_index(["method", "protocol"])[["test_acc_mean", "single_query_mean", "multi_query_mean"]]
+    return (100 * show.unstack("protocol")).round(2).rename(columns={
+        "test_acc_mean": "test acc (%)", "single_query_mean": "single-query (%)", "multi_query_mean": "label-only (%)"})
 
 
 def defense_numbers(res: MitigationResults) -> dict[str, float | str]:
@@ -470,3 +526,36 @@ def control_tests(res: MitigationResults) -> dict[str, Any]:
 def bucket_gain(table: pd.DataFrame, method: str, baseline: str) -> pd.DataFrame:
     """:func:`~sharpmem_lib.stats.paired_gain` of ``method`` − ``baseline`` per bucket."""
     return paired_gain(table, method, baseline, "acc", by="bucket")
+
+
+def headline_numbers(res: MitigationResults, lam_buckets: pd.DataFrame, method_buckets: pd.DataFrame) -> dict[str, Any]:
+    """The numbers chapter 4's prose states, as numbers (fractions, not percent):
+    ``lam_bucket1``/``lam_bucket5`` and ``sr_bucket1``/``sr_bucket5`` (the largest λ − SGD,
+    SharpReg − SGD in buckets 1 and 5; NaN where a bucket is empty), the gains per bucket
+    (``lam_gain``, ``sr_gain``) and the buckets where every run scores 100 % (``lam_ceiling``,
+    ``sr_ceiling``), mean ``lmax_<m>`` and
+    ``lmax_loss_<m>`` (λmax and λmax / loss) for sgd, sam, sharpreg and ``control``, the
+    ξ values that diverged or collapsed, the chapter's (ρ, λ, ξ), the largest λ's label
+    (``top_lam``), and
+    :func:`defense_numbers`."""
+    c = res.config
+    out: dict[str, Any] = {"sharpreg_rho": c.sharpreg_rho, "sharpreg_lam": c.sharpreg_lam, "sharpreg_xi": c.sharpreg_xi,
+                           "top_lam": res.top_lam}
+    for key, table, method, base in (("lam", lam_buckets, res.top_lam, "λ = 0"), ("sr", method_buckets, "sharpreg",
+                                                                                   "sgd")):
+        frame = bucket_gain(table, method, base)
+        out[f"{key}_gain"] = frame  # per bucket, for the bucket-pattern sentence
+        lowest = table.groupby("bucket")["acc"].min()
+        out[f"{key}_ceiling"] = [int(b) for b, v in lowest.items() if v >= 1.0]  # every run at 100 %
+        gain = frame.set_index("bucket")["gain"] if len(frame) else pd.Series(dtype=float)
+        for b in (1, 5):
+            out[f"{key}_bucket{b}"] = float(gain.get(b, np.nan))
+    means = res.sharpness.groupby("method")[["lambda_max", "lambda_max/loss"]].mean()
+    for name, method in (("sgd", "sgd"), ("sam", "sam"), ("sharpreg", "sharpreg"), ("control", CONTROL)):
+        known = method in means.index
+        out[f"lmax_{name}"] = float(means.loc[method, "lambda_max"]) if known else np.nan
+        out[f"lmax_loss_{name}"] = float(means.loc[method, "lambda_max/loss"]) if known else np.nan
+    out["bucket_source"] = res.buckets.source
+    outcomes = xi_outcomes(res)
+    out["xi_diverged"], out["xi_collapsed"] = outcomes["diverged"], outcomes["collapsed"]
+    return out | defense_numbers(res)

@@ -21,8 +21,9 @@ from sharpmem_lib.stats import Verdict
 
 __all__ = ["glue", "glue_claim", "claim_number", "readable_table", "readable_name", "readable_value", "in_book_build", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
-           "lira_verdict", "defense_verdict", "control_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note",
-           "verdict_table",
+           "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
+           "control_verdict", "mitigation_sentences", "bucket_sentences", "strata_view",
+           "ground_truth_table",
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
            "privacy_sentences"]
@@ -515,6 +516,114 @@ def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, 
         tail = (f" At this scale {name}'s effect cannot be told apart from the learning-rate rescale that its "
                 "coefficients imply.")
     return f"{head}: {name} " + "; ".join(parts) + "." + tail
+
+
+def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]) -> dict[str, str]:
+    """Every value chapter 4's prose quotes, by glue name: ``numbers`` from
+    :func:`sharpmem_lib.mitigation.headline_numbers` formatted, and the verdict sentences
+    from the chapter's Holm-adjusted ``verdicts`` (keys of
+    :func:`sharpmem_lib.mitigation.chapter_tests`). A minimum is called flatter or sharper
+    (``sam_flatter``, ``sharpreg_sharper``) on λmax per unit training loss, not on λmax."""
+    from sharpmem_lib.mitigation import CONTROL_MEASURES, TREND_CLAIMS
+
+    n = numbers
+    signed = lambda x: "n/a" if not math.isfinite(x) else f"{100 * x:+.1f}"  # noqa: E731
+    values = lambda xs: ", ".join(f"{x:g}" for x in xs) or "none"  # noqa: E731
+    out = {f"{k}_bucket{b}": signed(n[f"{k}_bucket{b}"]) for k in ("lam", "sr") for b in (1, 5)}
+    out["bucket_source"] = str(n.get("bucket_source", "n/a"))
+    out["sr_params"] = f"({n['sharpreg_rho']:g}, {n['sharpreg_lam']:g}, {n['sharpreg_xi']:g})"
+    out["sr_lam"] = f"{n['sharpreg_lam']:g}"
+    for name in ("sgd", "sam", "sharpreg", "control"):
+        out[f"lmax_{name}"], out[f"lmax_loss_{name}"] = f"{n[f'lmax_{name}']:.3g}", f"{n[f'lmax_loss_{name}']:.3g}"
+    for name, key in (("sam", "sam_flatter"), ("sharpreg", "sharpreg_sharper")):
+        out[key] = sharpness_word(verdicts[("sharpness/loss", name)])
+        out[f"{name}_sharpness_verdict"] = sharpness_verdict(verdicts[("sharpness", name)], name)
+        out[f"{name}_sharpness_loss_verdict"] = sharpness_verdict(verdicts[("sharpness/loss", name)], name,
+                                                                  "top Hessian eigenvalue per unit training loss")
+    short = {"test_acc": "test", "single_query": "attack", "multi_query": "label", "lambda_max": "sharpness",
+             "lambda_max/loss": "sharpness_loss"}
+    for (knob, m), args in TREND_CLAIMS.items():  # lam_test_trend, ..., lam_sharpness_loss_trend
+        out[f"{knob.split()[0]}_{short[m]}_trend"] = trend(verdicts[(knob, m)], *args)
+    out["xi_diverged"], out["xi_collapsed"] = values(n["xi_diverged"]), values(n["xi_collapsed"])
+    out["control_scale"] = f"{1 - n['sharpreg_xi']:g}"
+    control = {CONTROL_MEASURES[m]: v for (f, m), v in verdicts.items() if f == "lr control"}
+    out["control_verdict"] = (control_verdict(control, "sharpreg", f"SGD at lr × {out['control_scale']}",
+                                              raw=[CONTROL_MEASURES["lambda_max"], CONTROL_MEASURES["lambda_max/loss"]])
+                              if control else "No control run: ξ ≥ 1 leaves lr × (1 − ξ) no positive value.")
+    for key in ("sgd_attack", "sharpreg_attack", "sgd_acc", "sharpreg_acc", "dp_selena", "dp_honest"):
+        out[key] = pct(n[key])
+    out["lowest_attack"] = f"{n['lowest_method']} ({pct(n['lowest_attack'])})"
+    out["highest_attack"] = f"{n['highest_method']} ({pct(n['highest_attack'])})"
+    out["honest_range"] = f"{pct(n['honest_min'])} and {pct(n['honest_max'])}"
+    out["dp_epsilon"] = f"{n['dp_epsilon']:.3g}" if math.isfinite(n["dp_epsilon"]) else "n/a"
+    out["dp_gap_note"] = dp_gap_note(n["dp_selena"], n["dp_honest"])
+    out["defense_verdict"] = defense_verdict({k[1]: v for k, v in verdicts.items() if k[0] == "defense"})
+    out["family_note"] = family_note(max((v.family_size for v in verdicts.values()), default=0))
+    for key, family, method in (("lam", "lam", n["top_lam"]), ("sr", "sharpreg", "sharpreg")):
+        out[f"{key}_bucket_pattern"] = bucket_pattern(n[f"{key}_gain"], verdicts[(family, 1)], method, expect="loss",
+                                                      at_ceiling=n[f"{key}_ceiling"])
+    return out
+
+
+def bucket_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]) -> dict[str, str]:
+    """Every value chapter 2's prose quotes, by glue name, from
+    :func:`sharpmem_lib.buckets.bucket_numbers` and the chapter's Holm-adjusted ``verdicts``
+    (keys of :func:`sharpmem_lib.buckets.bucket_tests`)."""
+    n = numbers
+    skipped = "n/a (skipped: ground_truth_dataset is empty)"
+    ed = n["entropy_difficulty"]
+    out = {"source": str(n["source"]), "n_test": str(n["n_test"]), "n_unmeasured": str(n["n_unmeasured"]),
+           "n_seeds": str(n["seeds"]),
+           "entropy_difficulty": (f"Spearman's ρ between influence entropy and the subset models' accuracy over the "
+                                  f"{ed.n} measured test points: {ed.estimate:.2f} (p = {_p(ed.p_value)})."
+                                  if ed is not None and ed.n and math.isfinite(ed.estimate) else
+                                  "The difficulty proxy is not available for these estimates (they hold no per-model "
+                                  "correctness)."),
+           "top1_verdict": top1_trend(verdicts["top1"], n["top1_means"]),
+           "family_note": family_note(verdicts["top1"].family_size)}
+    for m in ("sam", "swa"):
+        out[f"{m}_b1"] = describe_gain(verdicts[(m, 1)], m, "sgd", "bucket 1") if (m, 1) in verdicts else "n/a"
+        out[f"{m}_b5"] = describe_gain(verdicts[(m, 5)], m, "sgd", "bucket 5") if (m, 5) in verdicts else "n/a"
+        out[f"{m}_shape"] = (bucket_pattern(n[f"{m}_gain"], verdicts[(m, 1)], m, at_ceiling=n["ceiling"])
+                             if (m, 1) in verdicts else "n/a")
+        high, t = n[f"{m}_pattern"]
+        out[f"{m}_pattern"] = ("every bucket above 1 is at the 100 % ceiling, so there is nothing to compare with"
+                               if high is None else f"{_points(t.estimate)} against bucket {high}, "
+                               + (f"95 % CI [{_points(t.ci_low).split()[0]}, {_points(t.ci_high).split()[0]}], "
+                                  if math.isfinite(t.ci_low) else "")
+                               + f"p = {_p(t.p_value)} ({t.n} seeds, not Holm-adjusted)")
+    check = n["ground_truth"]
+    if check is None:
+        out |= {k: skipped for k in ("spearman", "spearman_p", "median_b1", "median_b5", "gt_difficulty",
+                                     "gt_partial", "gt_unmeasured")}
+    else:
+        partial = check["entropy | difficulty"]
+        out |= {"spearman": f"{check['entropy'].estimate:.2f}", "spearman_p": _p(check["entropy"].p_value),
+                "gt_difficulty": f"{check['difficulty'].estimate:.2f}",
+                "gt_partial": f"{partial.estimate:.2f} (p = {_p(partial.p_value)})",
+                "gt_unmeasured": str(n["gt_unmeasured"]), "median_b1": f"{n['median_b1']:.0f}",
+                "median_b5": f"{n['median_b5']:.0f}"}
+    return out
+
+
+def strata_view(strata: pd.DataFrame) -> pd.DataFrame:
+    """:func:`sharpmem_lib.buckets.gain_within_strata` as chapter 2 shows it: one row per
+    difficulty stratum, one column per bucket, each cell 'gain [95 % CI] (points)' in
+    percentage points ('n/a' for the interval with fewer than 3 seeds)."""
+    def cell(g, lo, hi, n):
+        ci = f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" if math.isfinite(lo) and math.isfinite(hi) else "[n/a]"
+        return f"{100 * g:+.1f} {ci} ({n})" if math.isfinite(g) else f"n/a ({n})"
+
+    cells = [cell(*row) for row in zip(strata["gain"], strata["ci95_low"], strata["ci95_high"], strata["points"])]
+    return strata.assign(cell=cells).pivot(index="stratum", columns="bucket", values="cell")
+
+
+def ground_truth_table(check: Mapping[str, Any]) -> pd.DataFrame:
+    """Chapter 2's ground-truth check (:func:`sharpmem_lib.buckets.ground_truth_check`):
+    Spearman's ρ of entropy, of difficulty, and of entropy given difficulty with the true
+    subpopulation size, its p-value and the test points, one row each."""
+    return pd.DataFrame({k: {"Spearman's ρ with subpopulation size": round(c.estimate, 2), "p": _p(c.p_value),
+                             "test points": c.n} for k, c in check.items()}).T
 
 
 def dp_gap_note(selena: float, honest: float, threshold: float = 0.03) -> str:

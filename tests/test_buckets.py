@@ -1,6 +1,8 @@
 """Chapter 2's analysis: buckets of the held-out test points and accuracy per bucket, against
 values recomputed by hand from the subset models."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.stats import entropy as scipy_entropy
@@ -218,3 +220,27 @@ def test_ground_truth_check_separates_entropy_from_difficulty():
     assert entropy_difficulty(mb).estimate > 0.9 and entropy_difficulty(mb).n == measured.sum()
     with pytest.raises(ValueError, match="size has shape"):
         ground_truth_check(mb, size[:5])
+
+
+def test_bucket_study_keeps_the_default_profiles_cached_keys():
+    """Chapter 2's models from recipes are the ones its notebook built by hand (default profile)."""
+    from sharpmem_lib.buckets import BucketStudyConfig
+    from sharpmem_lib.experiments import ExperimentConfig
+    from sharpmem_lib.subsampling import SubsamplingConfig
+    from sharpmem_lib.train import TrainConfig
+
+    config = BucketStudyConfig("digits", "digits_mlp_subset", "digits_mlp_buckets", n_models=1000, fraction=0.7,
+                               seeds=3, sam_rho=0.1, swa_start=0.5, swa_lr=0.02)
+    subsets = SubsamplingConfig("digits", "mlp", TrainConfig(epochs=10, batch_size=32, lr=0.05), n_models=1000,
+                                fraction=0.7, model_kwargs={"hidden": (64,)})
+    assert config.subsampling().key() == subsets.key()
+    assert config.ground_truth().key() == replace(subsets, dataset="longtail").key()
+    assert replace(config, ground_truth_dataset="").ground_truth() is None
+    methods = {"sgd": dict(algorithm="sgd"), "sam": dict(algorithm="sam", rho=0.1),
+               "swa": dict(algorithm="sgd", swa=True, swa_start=0.5, swa_lr=0.02)}
+    old = {(m, s): ExperimentConfig("digits", "mlp", TrainConfig(epochs=40, batch_size=32, lr=0.05, **kw, seed=s),
+                                    model_kwargs={"hidden": (64,)}) for m, kw in methods.items() for s in range(3)}
+    new = config.targets()
+    assert set(new) == set(old) and all(new[k].key() == old[k].key() for k in old)
+    with pytest.raises(ValueError, match="recipe"):
+        BucketStudyConfig("digits", "digits_mlp_subsets", "digits_mlp_buckets")

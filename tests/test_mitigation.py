@@ -183,3 +183,77 @@ def test_control_tests_pair_sharpreg_with_its_control_at_the_chapters_xi():
     for metric in ("lambda_max", "lambda_max/loss"):
         d = [sharp.loc[("sharpreg", s), metric] - sharp.loc[(mit.CONTROL, s), metric] for s in range(4)]
         assert tests[metric].estimate == pytest.approx(np.mean(d)) and tests[metric].n == 4
+
+
+class _FakeArtifact:
+    def __init__(self, logits):
+        self.logits = logits
+        self.history = [{"epsilon": 3.0}]
+
+    def outputs(self):
+        return {"logits_final": self.logits, "logits_best": self.logits}
+
+
+def _fake_study(seeds: int = 3) -> mit.MitigationResults:
+    """Every study of the chapter on made-up numbers: 5 buckets of 20 test points, attack rows
+    for every run, sharpness for every model; nothing trains."""
+    from types import SimpleNamespace
+
+    config = mit.MitigationConfig("digits", "digits_mlp", lams=(0.0, 1.0), xis=(0.0, 0.5, 2.0), train_seeds=seeds,
+                                  split_seeds=2)
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 10, 100)
+    buckets = SimpleNamespace(test_ids=np.arange(100), bucket=np.repeat(np.arange(1, 6), 20), source="fake")
+    data = SimpleNamespace(y=y, num_classes=10)
+
+    def evaluated(runs, whiches=("final", "best")):
+        rows, arts = [], {}
+        for i, run in enumerate(runs):
+            logits = np.eye(10)[np.where(rng.random(100) < 0.8, y, (y + 1) % 10)]
+            arts[i] = _FakeArtifact(logits)
+            labels = {k: v for k, v in run.items() if k not in ("config", "output_defense")}
+            for split in range(2):
+                for protocol in ("honest", "selena"):
+                    for which in whiches:
+                        rows.append({**labels, "split_seed": split, "protocol": protocol, "which": which,
+                                     "diverged": False, "test_acc": rng.uniform(0.7, 0.9),
+                                     "single_query": rng.uniform(0.5, 0.6), "multi_query": rng.uniform(0.5, 0.6)})
+        return mit.Evaluated(runs, pd.DataFrame(rows), arts)
+
+    res = mit.MitigationResults(config, data, buckets, evaluated(mit.lam_runs(config)), evaluated(mit.xi_runs(config)),
+                                evaluated(mit.method_runs(config)), evaluated(mit.defense_runs(config)),
+                                evaluated(mit.control_runs(config), ("final",)))
+    rows = [{"method": r["method"], "seed": r["seed"], "lam": r.get("lam", np.nan), "train_loss": rng.uniform(0.1, 0.2),
+             "lambda_max": rng.uniform(5, 10), "sam_sharpness@0.01": 0.1, "sam_sharpness@0.1": 1.0}
+            for ev in (res.methods, res.lam) for r in ev.runs]
+    rows += [{"method": mit.CONTROL, "seed": r["seed"], "lam": np.nan, "train_loss": 0.15, "lambda_max": 7.0}
+             for r in res.controls.runs if r["xi"] == config.sharpreg_xi]
+    res.sharpness = mit.normalised_sharpness(pd.DataFrame(rows))
+    return res
+
+
+def test_the_chapters_family_and_sentences_build_from_a_study():
+    from sharpmem_lib import report
+    from sharpmem_lib.stats import holm_verdicts
+
+    res = _fake_study()
+    tests, expected = mit.chapter_tests(res)
+    groups = {k[0] for k in tests}
+    assert groups == {"lam", "lam trend", "sharpness", "sharpness/loss", "sharpreg", "xi trend", "defense",
+                      "lr control"}
+    assert {k[1] for k in tests if k[0] == "defense"} == {"SharpReg", "label smoothing 0.1", "AdvReg α=1",
+                                                          "SELENA K=6, L=3", "DP-SGD σ=1, C=1", "MemGuard",
+                                                          "early stopping (SGD)"}
+    assert expected[("lr control", "lambda_max/loss")] == 1 and expected[("lr control", "single_query")] == -1
+    verdicts = holm_verdicts(tests, expected)
+    lam_b, m_b = mit.bucket_table(res, "lam", "final"), mit.bucket_table(res, "methods", "best")
+    numbers = mit.headline_numbers(res, lam_b, m_b)
+    assert numbers["dp_epsilon"] == 3.0 and numbers["top_lam"] == "λ = 1"
+    # the control at the chapter's ξ enters the sharpness means
+    assert numbers["lmax_loss_control"] == pytest.approx(7.0 / 0.15)
+    out = report.mitigation_sentences(numbers, verdicts)
+    assert out["control_verdict"].startswith("SharpReg against SGD at lr × 0.7")
+    assert all(isinstance(v, str) for v in out.values())
+    table = mit.control_table(res)
+    assert list(table.index) == [0.0, 0.5]  # the ξ both SharpReg and the control ran (0.3 is the chapter's own)
+    assert mit.xi_outcomes(res) == {"diverged": [], "collapsed": []}

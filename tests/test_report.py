@@ -231,6 +231,67 @@ def test_at_ceiling_and_holm_column():
     assert out.loc[1, "p (Holm)"] == "0.004" and out.loc[5, "p (Holm)"] == "n/a"
 
 
+@pytest.mark.parametrize("outcome, phrase", [
+    ("reproduced", "SharpReg differs in the direction of the paper's mechanism on attack: -3.0 points"),
+    ("opposite", "SharpReg differs the other way on attack: +3.0 points"),
+    ("not resolved", "SharpReg is not distinguishable from it on attack: -1.0 points"),
+    ("insufficient", "too few seeds for a test")])
+def test_control_verdict(outcome, phrase):
+    control = "SGD at lr × 0.7"
+    s = report.control_verdict({"attack": v(outcome, expected=-1)}, "sharpreg", control)
+    assert s.startswith(f"SharpReg against {control}, paired by seed") and phrase in s
+    assert against(s) == (outcome == "opposite")
+    # the conclusion 'cannot be told apart' only when nothing differs significantly
+    assert ("cannot be told apart from the learning-rate rescale" in s) == (outcome == "not resolved")
+    mixed = report.control_verdict({"attack": v(outcome, expected=-1), "λmax / loss": v("reproduced", estimate=12.5)},
+                                   "sharpreg", control, raw=["λmax / loss"])
+    assert "λmax / loss: +12.5" in mixed and "cannot be told apart" not in mixed
+    with pytest.raises(ValueError, match="verdicts is empty"):
+        report.control_verdict({}, "sharpreg", control)
+
+
+def _chapter4_inputs():
+    from sharpmem_lib.mitigation import TREND_CLAIMS
+
+    gains = paired_gain(pd.DataFrame({"method": ["a", "b"] * 3, "seed": [0, 0, 1, 1, 2, 2], "bucket": 1,
+                                      "acc": [0.5, 0.6, 0.4, 0.6, 0.5, 0.7]}), "a", "b", "acc", by="bucket")
+    numbers = {"lam_bucket1": -0.05, "lam_bucket5": NAN, "sr_bucket1": -0.02, "sr_bucket5": 0.0, "sharpreg_rho": 0.01,
+               "sharpreg_lam": 1.5, "sharpreg_xi": 0.3, "top_lam": "λ = 3", "lam_gain": gains, "sr_gain": gains,
+               "lam_ceiling": [], "sr_ceiling": [5], "xi_diverged": [1.5], "xi_collapsed": [],
+               "sgd_attack": 0.6, "sharpreg_attack": 0.55, "sgd_acc": 0.9, "sharpreg_acc": 0.85, "dp_selena": 0.56,
+               "dp_honest": 0.5, "lowest_method": "DP-SGD", "lowest_attack": 0.5, "highest_method": "SAM",
+               "highest_attack": 0.62, "honest_min": 0.5, "honest_max": 0.6, "dp_epsilon": 8.0}
+    for name in ("sgd", "sam", "sharpreg", "control"):
+        numbers[f"lmax_{name}"], numbers[f"lmax_loss_{name}"] = 10.0, 100.0
+    verdicts = {("lam", 1): v("reproduced", -1), ("sharpreg", 1): v("not resolved", -1),
+                ("defense", "DP-SGD"): v("reproduced", -1),
+                # SharpReg: higher λmax, but lower λmax per unit loss
+                ("sharpness", "sharpreg"): v("reproduced", 1), ("sharpness/loss", "sharpreg"): v("opposite", 1),
+                ("sharpness", "sam"): v("not resolved", -1), ("sharpness/loss", "sam"): v("not resolved", -1),
+                **{k: v("not resolved", -1) for k in TREND_CLAIMS},
+                **{("lr control", m): v("not resolved", -1) for m in ("test_acc", "single_query", "multi_query")},
+                **{("lr control", m): v("not resolved", 1) for m in ("lambda_max", "lambda_max/loss")}}
+    return numbers, verdicts
+
+
+def test_mitigation_sentences_call_a_minimum_sharper_only_per_unit_loss():
+    numbers, verdicts = _chapter4_inputs()
+    out = report.mitigation_sentences(numbers, verdicts)
+    assert out["sharpreg_sharper"] == "significantly lower"  # from λmax / loss, although λmax is higher
+    assert "as the paper assumes" in out["sharpreg_sharpness_verdict"]
+    assert against(out["sharpreg_sharpness_loss_verdict"])
+    assert "per unit training loss" in out["sharpreg_sharpness_loss_verdict"]
+    assert out["control_scale"] == "0.7" and out["control_verdict"].startswith("SharpReg against SGD at lr × 0.7")
+    assert "cannot be told apart" in out["control_verdict"]
+    assert out["lam_bucket1"] == "-5.0" and out["lam_bucket5"] == "n/a" and out["xi_diverged"] == "1.5"
+    assert out["xi_collapsed"] == "none" and out["lowest_attack"] == "DP-SGD (50.0 %)"
+    assert {"lam_sharpness_loss_trend", "lam_sharpness_trend", "xi_test_trend", "xi_attack_trend", "lam_test_trend",
+            "lam_attack_trend", "lam_label_trend"} <= set(out)
+    assert "Holm-adjusted over all 3" in out["family_note"]
+    no_control = {k: x for k, x in verdicts.items() if k[0] != "lr control"}
+    assert report.mitigation_sentences(numbers, no_control)["control_verdict"].startswith("No control run")
+
+
 # ------------------------------------------------------------------ chapter 3's sentences
 
 
@@ -270,3 +331,40 @@ def test_lira_setup(n_non, low, tail):
     assert s.startswith("128 models per algorithm on digits: 32 targets, each with the other 79 models of its pool "
                         "as shadows, and 48 further models that only estimate memorization; ")
     assert s.endswith(tail)
+
+
+def test_bucket_sentences_and_tables():
+    from sharpmem_lib.stats import Correlation
+
+    runs = pd.DataFrame({"method": ["sam", "sgd"] * 6, "seed": [0, 0, 1, 1, 2, 2] * 2, "bucket": [1] * 6 + [5] * 6,
+                         "acc": [0.6, 0.5, 0.7, 0.5, 0.6, 0.4, 1.0, 1.0, 0.9, 0.9, 1.0, 1.0]})
+    gains = paired_gain(runs, "sam", "sgd", "acc", by="bucket")
+    corr = Correlation(estimate=-0.75, p_value=0.001, n=400, method="spearman")
+    numbers = {"source": "ours", "n_test": 720, "n_unmeasured": 499, "entropy_difficulty": corr,
+               "top1_means": [0.6, 0.5, 0.4, 0.3, 0.2], "seeds": 3, "ceiling": [],
+               "sam_gain": gains, "swa_gain": gains, "sam_pattern": (None, None),
+               "swa_pattern": (5, paired_test([0.1, 0.2, 0.2], [0.0, 0.0, 0.0])),
+               "ground_truth": {"entropy": corr, "difficulty": corr, "entropy | difficulty": corr},
+               "gt_unmeasured": 12, "median_b1": 3.0, "median_b5": 40.0}
+    verdicts = {("sam", 1): v("reproduced"), ("sam", 5): v("not resolved"), ("swa", 1): v("opposite"),
+                ("swa", 5): v("insufficient"), "top1": v("reproduced", expected=-1)}
+    out = report.bucket_sentences(numbers, verdicts)
+    assert out["n_unmeasured"] == "499" and out["n_seeds"] == "3" and out["spearman"] == "-0.75"
+    assert out["entropy_difficulty"].startswith("Spearman's ρ between influence entropy and the subset models' "
+                                                "accuracy over the 400 measured test points: -0.75")
+    assert out["sam_b1"].startswith("SAM beats SGD on bucket 1, as the paper reports")
+    assert against(out["swa_b1"]) and "nothing to compare with" in out["sam_pattern"]
+    assert out["swa_pattern"].startswith("+16.7 points against bucket 5") and "not Holm-adjusted" in out["swa_pattern"]
+    assert out["median_b1"] == "3" and out["gt_unmeasured"] == "12"
+    skipped = report.bucket_sentences({**numbers, "ground_truth": None, "entropy_difficulty": None}, verdicts)
+    assert skipped["spearman"].startswith("n/a (skipped") and "not available" in skipped["entropy_difficulty"]
+    table = report.ground_truth_table(numbers["ground_truth"])
+    assert list(table.index) == ["entropy", "difficulty", "entropy | difficulty"] and table.iloc[0, 2] == 400
+
+
+def test_strata_view_shows_gain_interval_and_points():
+    strata = pd.DataFrame({"stratum": [1, 1, 2], "bucket": [1, 2, 1], "gain": [0.05, -0.01, NAN],
+                           "ci95_low": [0.01, NAN, NAN], "ci95_high": [0.09, NAN, NAN], "points": [30, 20, 0]})
+    view = report.strata_view(strata)
+    assert view.loc[1, 1] == "+5.0 [+1.0, +9.0] (30)" and view.loc[1, 2] == "-1.0 [n/a] (20)"
+    assert view.loc[2, 1] == "n/a (0)"
