@@ -54,7 +54,6 @@ from sharpmem_lib.parameters import check_notebook_parameters
 check_notebook_parameters(globals(), "00_data_and_models")
 
 # %% tags=["hide-input", "remove-stderr"]
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
@@ -63,7 +62,7 @@ from sharpmem_lib.experiments import accuracy_table, experiment_config, run_expe
 from sharpmem_lib.models import model_table
 from sharpmem_lib.plots import show_figure, training_curves
 from sharpmem_lib.provenance import provenance_table
-from sharpmem_lib.recipes import recipe_settings
+from sharpmem_lib.recipes import recipe_settings, recipe_table
 from sharpmem_lib.report import glue, readable_table
 from sharpmem_lib.splits import SPLITS, published_partition, split_table
 
@@ -113,6 +112,19 @@ glue("partitions", partitions, display=False)  # shown again in the methods chap
 
 # %% tags=["remove-input"]
 display(model_table())
+
+# %% [markdown]
+# ## Training recipes
+#
+# A chapter never restates training settings: it names a *recipe* (`sharpmem_lib.recipes`),
+# which fixes the model and everything about its training except the algorithm, plus its own
+# algorithm knobs (`sam_rho`, `sharpreg_rho`, `sharpreg_lam`, `sharpreg_xi`: one name each in
+# every chapter). Two chapters that train the same recipe, dataset, algorithm and seed share one
+# cached target. `python -m sharpmem_lib.pipeline plan --profile paper` lists what each chapter
+# trains with which recipe. The recipes, with where their values come from:
+
+# %% tags=["remove-input"]
+display(recipe_table())
 
 # %% [markdown]
 # ## The engine at work
