@@ -79,9 +79,8 @@ from IPython.display import display
 
 from sharpmem_lib.plots import paired_seeds_figure, show_figure, toy_figure
 from sharpmem_lib.provenance import provenance_table
-from sharpmem_lib.report import glue_claim, readable_table
-from sharpmem_lib.report import (capture_view, claim_verdict, describe_gain, family_note, gain_table, glue,
-                                 island_sentence, mean_std_table, power_sentence)
+from sharpmem_lib.report import (capture_view, claim_verdict, describe_gain, family_note, gain_table, glue, glue_claim,
+                                 island_sentence, mean_std_table, power_sentence, readable_table)
 from sharpmem_lib.stats import holm_verdicts, paired_tests_by
 from sharpmem_lib.toy import (CAPTURE, NEAR_BAYES, ToyConfig, cached_toy_experiment, capture_table, paired_gain,
                               power_table, summarize)
@@ -89,8 +88,7 @@ from sharpmem_lib.toy import (CAPTURE, NEAR_BAYES, ToyConfig, cached_toy_experim
 config = ToyConfig(
     n_few=n_few, n_many=n_many, n_test=n_test, seeds=seeds, seeds_many=seeds_many, algorithms=("sgd", "sam"),
     rho=sam_rho, lr=lr, batch_size=batch_size, epochs=epochs, hidden=tuple(hidden),
-    atypical_weight=atypical_weight, grid_resolution=grid_resolution,
-)
+    atypical_weight=atypical_weight, grid_resolution=grid_resolution)
 result = cached_toy_experiment(config)  # trains only if the results cache lacks this config
 
 # %% [markdown]
@@ -116,10 +114,8 @@ show_figure(toy_figure(result), "1",
 # test sample, the ceiling for overall accuracy.
 
 # %% tags=["remove-input"]
-table = mean_std_table(
-    summarize(result.runs), ["sample", "method"],
-    {"test_acc": "test accuracy (%)", "atypical_acc": "atypical accuracy (%)"},
-)
+table = mean_std_table(summarize(result.runs), ["sample", "method"],
+                       {"test_acc": "test accuracy (%)", "atypical_acc": "atypical accuracy (%)"})
 table["atypical training points"] = summarize(result.runs)["n_atypical_train_mean"].round(1).to_numpy()
 train_acc = (100 * summarize(result.runs)["train_acc_mean"]).round(1)
 table["training accuracy (%)"] = train_acc.map("{:.1f}".format, na_action="ignore").fillna("–").to_numpy()
