@@ -6,6 +6,12 @@ test accuracy, the best single-query attack and the label-only multi-query attac
 both evaluation protocols. :func:`table1` aggregates over split seeds *and* over training
 seeds, reporting the two spreads separately (the paper varies only the split); :func:`table2`
 gives the percentage change against SGD, as the paper's Table 2 does.
+
+Chapter 3 is one call: :class:`PrivacyConfig` (a recipe per dataset, :mod:`sharpmem_lib.recipes`;
+the algorithm knobs; seeds; boundary and LiRA settings) -> :func:`privacy_study` ->
+:class:`PrivacyStudy` (Tables 1 and 2, paired tests, directions, the protocol gap, the
+boundary-distance attacks, :class:`LiraStudy`, and the chapter's Holm family). Its sentences
+are :func:`sharpmem_lib.report.privacy_sentences`.
 """
 
 from __future__ import annotations
