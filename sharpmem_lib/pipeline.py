@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             import pandas as pd
 
             with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 60):
-                table = pd.DataFrame(training_plan(args.profile, only=args.notebook)).astype(object)
+                table = pd.DataFrame(training_plan(args.profile, only=args.notebook), dtype=object)
                 print(table.where(table.notna(), "–").to_string(index=False))
         elif args.command in ("check", "execute"):
             plan = plan_notebooks(args.profile, only=args.notebook)
