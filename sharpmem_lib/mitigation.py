@@ -380,11 +380,15 @@ def xi_outcomes(res: MitigationResults) -> dict[str, list[float]]:
 
 
 def control_table(res: MitigationResults, protocol: str = "honest") -> pd.DataFrame:
-    """SharpReg against its learning-rate control at every ξ both ran (final weights, mean
-    over training and split seeds, in percent): test accuracy, best single-query and
-    label-only attack of each, and SharpReg − control."""
+    """SharpReg against its learning-rate control at every ξ both ran, the chapter's ξ
+    included (final weights, mean over training and split seeds, in percent): test accuracy,
+    best single-query and label-only attack of each, and SharpReg − control."""
     metrics = ("test_acc", "single_query", "multi_query")
     sr = _per_seed(res.xi.results, "xi", metrics, protocol).groupby("xi")[list(metrics)].mean()
+    if res.config.sharpreg_xi not in sr.index:  # the chapter's own ξ, from the SGD/SAM/SharpReg study
+        own = _per_seed(res.methods.results, "method", metrics, protocol)
+        own = own[own.method == "sharpreg"][list(metrics)].mean()
+        sr = pd.concat([sr, own.to_frame(res.config.sharpreg_xi).T]).sort_index()
     ctl = _per_seed(res.controls.results, "xi", metrics, protocol).groupby("xi")[list(metrics)].mean()
     common = sr.index.intersection(ctl.index)
     names = {"test_acc": "test acc", "single_query": "single-query", "multi_query": "label-only"}

@@ -255,5 +255,8 @@ def test_the_chapters_family_and_sentences_build_from_a_study():
     assert out["control_verdict"].startswith("SharpReg against SGD at lr × 0.7")
     assert all(isinstance(v, str) for v in out.values())
     table = mit.control_table(res)
-    assert list(table.index) == [0.0, 0.5]  # the ξ both SharpReg and the control ran (0.3 is the chapter's own)
+    assert list(table.index) == [0.0, 0.3, 0.5]  # every ξ both ran, the chapter's own (0.3) included
+    m = res.methods.results
+    own = m[(m.method == "sharpreg") & (m.protocol == "honest") & (m.which == "final")].groupby("seed")["test_acc"]
+    assert table.loc[0.3, "SharpReg test acc (%)"] == pytest.approx(100 * own.mean().mean(), abs=0.006)
     assert mit.xi_outcomes(res) == {"diverged": [], "collapsed": []}
