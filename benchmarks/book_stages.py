@@ -6,7 +6,9 @@ chapter it splits the wall time by the kind of cell, read from papermill's per-c
 durations: *compute* cells (training, influence estimates, attacks; tagged
 ``remove-stderr``), *figures and tables* (``remove-input``), and the rest (imports,
 parameters, prose). The last row is the Jupyter Book render. Peak memory is the largest
-resident set of this process and its children.
+resident set of this process and its children. On a shared machine wall times scale with the
+load, so it also prints the load average before and after and the CPU seconds the build
+used (this process and its children), which the load inflates far less.
 
     python benchmarks/book_stages.py                    # default profile (minutes)
     python benchmarks/book_stages.py --profile smoke    # seconds; what the tests run
@@ -65,12 +67,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--profile", default="default")
     args = parser.parse_args(argv)
     results = {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="sharpmem-bench-") as tmp:
         os.environ["SHARPMEM_RESULTS"] = str(Path(tmp) / "results")
         for cache in ("cold", "warm"):
             times, stages, total = build(args.profile, Path(tmp) / cache)
             results[cache] = (times, stages, total)
-    print(f"profile {args.profile}; seconds (cold = empty results cache, warm = everything cached)")
+    cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
+    print(f"profile {args.profile}; seconds (cold = empty results cache, warm = everything cached); load average "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after; {os.cpu_count()} CPUs")
     print(f"{'chapter':26s} {'cold':>7s} {'compute':>8s} {'figures':>8s} {'other':>6s} {'warm':>7s}")
     cold_t, cold_s, cold_total = results["cold"]
     warm_t, _, warm_total = results["warm"]
@@ -83,6 +89,7 @@ def main(argv=None) -> dict:
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     print(f"{'total (wall)':26s} {cold_total:7.1f} {'':8s} {'':8s} {'':6s} {warm_total:7.1f}")
     print(f"peak resident memory of one process: {peak / 2**20:.2f} GiB")
+    print(f"CPU seconds, cold and warm builds together: {cpu:.0f}")
     return results
 
 

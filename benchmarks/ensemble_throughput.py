@@ -1,9 +1,11 @@
-"""The ensemble trainer on the digits influence workload, against a per-model loop and
-against this machine's own single-precision matmul rate, measured in one run.
+"""The ensemble trainer on chapter 2's influence workload (digits, or the 784-input
+Fashion-MNIST one with ``--dataset fashion_mnist_cpu``), against a per-model loop and against
+this machine's own single-precision matmul rate, measured in one run.
 
 Workload: chapter 2's subset models as ``make book`` trains them (the ``02_memorization_buckets``
 entry of ``notebooks/params/default.yaml``: MLP width, number of models, epochs, batch size,
-learning rate, 70 % subsets of the 898 digits members), ``chunk`` models per ensemble as
+learning rate, 70 % subsets of the partition's members: 898 for digits, 2,500 for
+``fashion_mnist_cpu``), ``chunk`` models per ensemble as
 :func:`~sharpmem_lib.subsampling.run_subsampling` trains them. Prints models/s and GFLOP/s for the
 ensemble trainer with each gradient backend (the fused numba kernel and torch.func.vmap), for
 a plain loop of ordinary training runs (``train_classifier``, one model at a time), their
@@ -18,6 +20,8 @@ arithmetic actually done is about 5/6 of that; the ratios between trainers are u
     python benchmarks/ensemble_throughput.py
     python benchmarks/ensemble_throughput.py --hidden 128 --batch-size 64 --models 512 --epochs 5
     python benchmarks/ensemble_throughput.py --quick   # seconds; what the tests run
+    python benchmarks/ensemble_throughput.py --dataset fashion_mnist_cpu --hidden 32 --epochs 5 --batch-size 64
+                                                       # the 784-input Fashion-MNIST workload
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ def main(argv=None) -> dict:
     book = yaml.safe_load(BOOK_DEFAULTS.read_text())["02_memorization_buckets"]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the tests")
+    parser.add_argument("--dataset", default=book.get("dataset", "digits"),
+                        help="whose partition's members the subset models train on (fashion_mnist_cpu: 784 inputs)")
     parser.add_argument("--models", type=int, default=book["n_models"])
     parser.add_argument("--hidden", type=int, nargs="+", default=book["hidden"])
     parser.add_argument("--epochs", type=int, default=book["subset_epochs"])
@@ -102,8 +108,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if args.quick:
         args.models, args.epochs, args.hidden, args.loop_models, args.repeats = 8, 1, [16], 2, 1
-    data = load_dataset("digits")
-    members = make_partition("digits", data).members
+    data = load_dataset(args.dataset)
+    members = make_partition(args.dataset, data).members
     X, y = data.X[members], data.y[members]
     masks = subset_masks(len(X), args.models, book["fraction"], seed=0)
     config = TrainConfig(algorithm=args.algorithm, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
@@ -144,7 +150,7 @@ def main(argv=None) -> dict:
     gflops = {k: flops_per_model * args.models / s / 1e9 for k, s in seconds.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; workload: {args.models} x MLP "
           f"{'-'.join(map(str, widths))}, {args.algorithm}, {args.epochs} epochs, batch {args.batch_size}, "
-          f"on {int(masks[0].sum())} digits each, {min(args.chunk, args.models)} models per ensemble; "
+          f"on {int(masks[0].sum())} {args.dataset} examples each, {min(args.chunk, args.models)} models per ensemble; "
           f"best of {args.repeats} rounds")
     print(f"ensemble trainer (numba kernel): {rate['numba']:9.1f} models/s  {gflops['numba']:7.2f} GFLOP/s")
     print(f"ensemble trainer (torch vmap)  : {rate['vmap']:9.1f} models/s  {gflops['vmap']:7.2f} GFLOP/s")

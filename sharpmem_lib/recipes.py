@@ -111,6 +111,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     # trained to ~100 % training accuracy, so that targets overfit (issue 16; benchmarks/power_sizing.py)
     _mlp("fashion_mlp", (256,), "CPU: chapters 2-4's targets on fashion_mnist_cpu, sized by "
          "benchmarks/power_sizing.py", lr=0.05, epochs=40, batch_size=64),
+    _mlp("fashion_mlp_subset", (32,), "CPU: subset models (Feldman-Zhang estimates) on fashion_mnist_cpu: 784-32-10, "
+         "5 epochs, so that 2,000 of them fit and most test points are sometimes misclassified", lr=0.05, epochs=5,
+         batch_size=64),
+    # laptop profile (~90 min): the paper's models are convolutional; a small CNN on the same split
+    Recipe("fashion_cnn", "cnn", TrainConfig(lr=0.05, momentum=0.9, weight_decay=0.0, epochs=30, batch_size=64),
+           {"width": 16}, "CPU, laptop profile: SmallCNN width 16 on fashion_mnist_cpu (chapters 0 and 3)"),
     # smoke profile: seconds, not results
     _mlp("smoke_mlp", (16,), "smoke tests: seconds per chapter, not results", lr=0.05, epochs=2, batch_size=32),
 ]}

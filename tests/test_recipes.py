@@ -153,3 +153,21 @@ def test_paper_chapter0_targets_keep_their_keys():
         algorithm="sam", rho=0.1, epochs=200, batch_size=256, lr=0.1, momentum=0.9, weight_decay=0.0005,
         lr_milestones=(60, 120, 160), lr_gamma=0.2, augment=True, seed=0))
     assert experiment_config("cifar_wrn16_8", "cifar100", "sam", 0, sam_rho=0.1).key("fp32") == old.key("fp32")
+
+
+def test_fashion_subset_recipe_is_chapter_two_subset_training():
+    # chapter 4's buckets (bucket_recipe) reuse chapter 2's cached subset models only if the
+    # recipe's TrainConfig is the one chapter 2 builds from subset_epochs/batch_size/subset_lr
+    from sharpmem_lib.recipes import train_config
+    from sharpmem_lib.train import TrainConfig
+
+    assert train_config("fashion_mlp_subset") == TrainConfig(epochs=5, batch_size=64, lr=0.05)
+    assert RECIPES["fashion_mlp_subset"].model_kwargs == {"hidden": (32,)}
+
+
+def test_fashion_recipes_build_targets_on_the_cpu_split():
+    from sharpmem_lib.experiments import experiment_config
+
+    for name, model in (("fashion_mlp", "mlp"), ("fashion_cnn", "cnn")):
+        config = experiment_config(name, "fashion_mnist_cpu", "sam", 3, sam_rho=0.1)
+        assert config.model == model and config.train.algorithm == "sam" and config.train.seed == 3
