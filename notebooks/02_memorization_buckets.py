@@ -88,7 +88,7 @@ from sharpmem_lib.memorization import mean_by_bucket
 from sharpmem_lib.plots import (bucket_accuracy_figure, ground_truth_figure, influencers_figure, show_figure,
                                 top1_memorization_figure)
 from sharpmem_lib.provenance import provenance_table
-from sharpmem_lib.report import glue_claim
+from sharpmem_lib.report import glue_claim, readable_table, readable_value
 from sharpmem_lib.report import (at_ceiling, bucket_pattern, describe_gain, family_note, gain_table, glue,
                                  top1_trend)
 from sharpmem_lib.stats import holm_verdicts, paired_gain, paired_tests_by, trend_test
@@ -138,8 +138,8 @@ glue("source", source)
 # {glue:text}`entropy_difficulty`
 
 # %% tags=["remove-input"]
-display(bucket_composition(bucket, mb.labels))
-display(difficulty_by_bucket(mb).round(3))
+display(readable_table(bucket_composition(bucket, mb.labels)))
+display(readable_table(difficulty_by_bucket(mb)))
 ed = entropy_difficulty(mb)
 glue("entropy_difficulty", f"Spearman's ρ between influence entropy and the subset models' accuracy over the {ed.n} "
      f"measured test points: {ed.estimate:.2f} (p = {ed.p_value:.1g})." if ed.n and ed.estimate == ed.estimate else
@@ -272,8 +272,8 @@ if ground_truth is not None:
 if ground_truth is not None:
     check = ground_truth_check(lt_mb, lt_size)  # Spearman over measured points; a check of the metric, not a claim
     rho_s, p_s = check["entropy"].estimate, check["entropy"].p_value
-    display(pd.DataFrame({k: {"Spearman's ρ with subpopulation size": round(c.estimate, 2), "p": f"{c.p_value:.1g}",
-                              "test points": c.n} for k, c in check.items()}).T)
+    display(pd.DataFrame({k: {"Spearman's ρ with subpopulation size": round(c.estimate, 2), "p": readable_value(c.p_value, 1),
+                              "test points": c.n} for k, c in check.items()}).T.pipe(readable_table))
     m = lt_mb.measured
     show_figure(ground_truth_figure(lt_entropy[m], lt_size[m], lt_bucket[m]), "S2.1",
                 "Influence entropy against the true size of each test point's subpopulation on the synthetic "

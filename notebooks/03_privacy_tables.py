@@ -88,7 +88,8 @@ from sharpmem_lib.paper import paper_table1
 from sharpmem_lib.plots import group_tpr_figure, roc_figure, show_figure
 from sharpmem_lib.privacy import GLOBAL_HEADERS, HEADERS, LIRA_HEADERS, PrivacyConfig, format_table1, privacy_study
 from sharpmem_lib.provenance import provenance_table
-from sharpmem_lib.report import gain_table, glue, glue_claim, method_label, privacy_sentences, verdict_table
+from sharpmem_lib.report import (gain_table, glue, glue_claim, method_label, privacy_sentences, readable_table,
+                                 verdict_table)
 
 config = PrivacyConfig(
     recipes=recipes, knobs=dict(sam_rho=sam_rho, sharpreg_rho=sharpreg_rho, sharpreg_lam=sharpreg_lam,
@@ -130,10 +131,10 @@ display(format_table1(paper_table1()))
 # comparisons: the last section does that, over all of this chapter's tests.
 
 # %% tags=["remove-input"]
-display(study.table2.rename(columns=HEADERS).round(2))
-display(study.significance.round(3))
+display(readable_table(study.table2.rename(columns=HEADERS)))
+display(readable_table(study.significance))
 display(Markdown("**The paper's Table 2 (from its Table 1)**"))
-display(study.paper_table2.rename(columns=HEADERS).round(2))
+display(readable_table(study.paper_table2.rename(columns=HEADERS)))
 
 # %% [markdown]
 # ## Which of the paper's directions reproduce
@@ -143,7 +144,7 @@ display(study.paper_table2.rename(columns=HEADERS).round(2))
 # the paper's sign is the same on all four of its datasets.
 
 # %% tags=["remove-input"]
-display(study.directions)
+display(readable_table(study.directions))
 
 # %% [markdown]
 # Of the {glue:text}`n_directions` effects whose direction the paper reports consistently,
@@ -160,7 +161,7 @@ display(study.directions)
 # the evaluation sets. Also shown: the best attack restricted to global thresholds.
 
 # %% tags=["remove-input"]
-display(study.protocol_gap().round(2))
+display(readable_table(study.protocol_gap()))
 display((100 * study.global_only()).round(2).rename(columns=GLOBAL_HEADERS))
 
 # %% [markdown]
@@ -180,7 +181,7 @@ display((100 * study.global_only()).round(2).rename(columns=GLOBAL_HEADERS))
 
 # %% tags=["remove-input"]
 if study.boundary is not None:
-    display((100 * study.boundary_table()).round(1))
+    display(readable_table(100 * study.boundary_table()))
 
 # %% [markdown]
 # Under the honest protocol the most accurate boundary-distance attack reaches

@@ -98,7 +98,7 @@ from sharpmem_lib.plots import bucket_accuracy_figure, sharpness_figure, show_fi
 from sharpmem_lib.privacy import summarize
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.recipes import recipe_settings
-from sharpmem_lib.report import glue, glue_claim, mitigation_sentences, verdict_table
+from sharpmem_lib.report import glue, glue_claim, mitigation_sentences, readable_table, verdict_table
 from sharpmem_lib.stats import holm_verdicts
 
 config = MitigationConfig(dataset, recipe, lams, xis, sharpreg_rho, sharpreg_lam, sharpreg_xi, sam_rho, train_seeds,
@@ -159,7 +159,7 @@ for which, number in (("final", "4b"), ("best", "4c")):
 
 # %% tags=["remove-input"]
 show_figure(sharpness_figure(res.sharpness, columns=SHARPNESS_COLUMNS), "S4.1", *FIGURES["S4.1"])
-display(res.sharpness.groupby("method", sort=False)[["train_loss", *SHARPNESS_COLUMNS]].mean().style.format("{:.4g}"))
+display(readable_table(res.sharpness.groupby("method", sort=False)[["train_loss", *SHARPNESS_COLUMNS]].mean()))
 
 # %% [markdown]
 # Top Hessian eigenvalue, mean over seeds: SGD {glue:text}`lmax_sgd`, SAM
@@ -211,7 +211,7 @@ show_figure(sweep_figure(xi_summary[xi_summary.which == "final"], "xi",
             "5b", *FIGURES["5b"])
 show_figure(sweep_figure(summarize(res.controls.results, ["xi", "protocol"]), "xi", "ξ (SGD at lr × (1 − ξ))",
                          title="Control:"), "S4.3", *FIGURES["S4.3"])
-display(control_table(res))
+display(readable_table(control_table(res)))
 
 # %% [markdown]
 # Diverged (non-finite or rising loss, or chance accuracy) at ξ = {glue:text}`xi_diverged`;
@@ -232,7 +232,7 @@ display(control_table(res))
 d_summary = defense_summary(res)
 for protocol, number in (("selena", "5c"), ("honest", "S4.2")):
     show_figure(tradeoff_figure(d_summary, protocol=protocol), number, *FIGURES[number])
-display(defense_table(d_summary))
+display(readable_table(defense_table(d_summary)))
 
 # %% [markdown]
 # Under SELENA's protocol the best single-query attack reaches {glue:text}`sgd_attack`
