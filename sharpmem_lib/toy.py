@@ -14,9 +14,10 @@ Design (issue 18 §8):
   (2,000 steps were 154 epochs on 400 points, 16 on 4,000), so its panel was under-trained.
 - **Seeds sized by power**: the paired difference SAM − SGD on the atypical points has a
   seed-to-seed SD of about 12 points with few atypical points (most runs capture the island,
-  a few miss it) and about 6 with many, so ±2.5-point 95 % intervals (enough to resolve a
-  5-point difference) need about 90 and 25 seeds (:func:`power_table` reports what a run
-  achieved and what it would need). ``seeds`` and ``seeds_many`` set the two panels.
+  a few miss it) and 6-8 with many (a 100-seed pilot and the 30-seed default run at 200
+  epochs), so ±2.5-point 95 % intervals (enough to resolve a 5-point difference) need about
+  92 and 25-37 seeds (:func:`power_table` reports what a run achieved and what it would
+  need). ``seeds`` and ``seeds_many`` set the two panels.
 - All seeds of a (sample, algorithm) train at once as one ensemble
   (:func:`~sharpmem_lib.ensemble.train_ensemble`, the same models as one-by-one training);
   model k starts from the weights ``seed_everything(k)`` gives, for SGD and SAM alike.
@@ -71,7 +72,7 @@ class ToyConfig:
     n_many: int = 2000
     n_test: int = 20000
     seeds: int = 100
-    seeds_many: int = 30
+    seeds_many: int = 40
     algorithms: tuple[str, ...] = ("sgd", "sam")
     rho: float = 0.1
     lr: float = 0.05
