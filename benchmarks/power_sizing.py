@@ -125,6 +125,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if args.quick:
         args.dataset, args.recipe, args.seeds, args.chosen_seeds = "digits", "smoke_mlp", 3, 5
+        args.methods = ["sgd", "sam"]
         args.subset_models, args.chosen_models, args.subset_epochs, args.subset_hidden = 8, 100, 1, [8]
     recipe = get_recipe(args.recipe)
     changes = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),

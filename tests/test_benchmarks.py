@@ -94,3 +94,27 @@ def test_gpu_check_counts_wrn_flops_independently():
     macs += 512 * 100
     flops = module["forward_flops"](build_model("wrn16_8", (3, 32, 32), 100), (3, 32, 32), torch.device("cpu"))
     assert flops == 2 * macs
+
+
+def test_power_sizing_quick(capsys, monkeypatch):
+    import importlib.util
+
+    import numpy as np
+    from scipy import stats as st
+
+    spec = importlib.util.spec_from_file_location("power_sizing", BENCH / "power_sizing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--quick"])
+    out = capsys.readouterr().out
+    assert "honest best attack AUC" in out and "seeds_needed" in out and "never_wrong_pilot" in out
+    rows, power = result["targets"], result["power"]
+    assert len(rows) == 6 and set(power.index) == {"sam"}
+    acc = {m: rows[rows.method == m].sort_values("seed").attack_acc.to_numpy() * 100 for m in ("sgd", "sam")}
+    diff = acc["sam"] - acc["sgd"]  # by hand: SD of the paired differences, and the smallest n with
+    sd = diff.std(ddof=1)           # t_{0.975, n-1} sd / sqrt(n) <= 1 point (n >= 3)
+    n = next(k for k in range(3, 100_000) if st.t.ppf(0.975, k - 1) * sd / np.sqrt(k) <= 1.0)
+    assert power.loc["sam", "sd_diff_pts"] == pytest.approx(sd)
+    assert power.loc["sam", "seeds_needed"] == n
+    assert power.loc["sam", "half_width_at_5_seeds"] == pytest.approx(st.t.ppf(0.975, 4) * sd / np.sqrt(5))
+    assert 0 <= result["subsets"]["never_wrong_pilot"] <= 1
