@@ -142,7 +142,8 @@ def main(argv=None) -> dict:
                    if args.subset_models else None)
     pd.set_option("display.width", 160)
     print(f"load average {os.getloadavg()[0]:.1f}; dataset {args.dataset}; recipe {recipe.model} "
-          f"{dict(recipe.model_kwargs)} epochs {recipe.train.epochs} batch {recipe.train.batch_size} lr {recipe.train.lr} "
+          f"{dict(recipe.model_kwargs)} epochs {recipe.train.epochs} batch {recipe.train.batch_size} "
+          f"lr {recipe.train.lr} "
           f"milestones {list(recipe.train.lr_milestones)} x{recipe.train.lr_gamma}; "
           f"{args.seeds} pilot seeds per method")
     print(rows.round(4).to_string(index=False))

@@ -19,7 +19,8 @@ import pandas as pd
 
 from sharpmem_lib.stats import Verdict
 
-__all__ = ["glue", "glue_claim", "claim_number", "readable_table", "readable_name", "readable_value", "in_book_build", "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
+__all__ = ["glue", "glue_claim", "claim_number", "readable_table", "readable_name", "readable_value", "in_book_build",
+           "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
            "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
            "control_verdict", "mitigation_sentences", "bucket_sentences", "strata_view",

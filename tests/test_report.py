@@ -50,8 +50,8 @@ def test_significant_only_before_holm_is_said_and_not_resolved():
     assert s.endswith("not resolved.") and out.outcome == "not resolved"
     trend_v = verdict(0.69, (NAN, NAN), 0.2, -1, 12, p_value=0.013, method="exact permutation", family_size=21)
     s = report.trend(trend_v, "The label-only attack", "λ", "larger λ lowers it")
-    assert s.startswith("The label-only attack rises as λ grows (the opposite of the paper's claim that larger λ lowers "
-                        "it) before the correction") and not against(s)
+    assert s.startswith("The label-only attack rises as λ grows (the opposite of the paper's claim that larger λ "
+                        "lowers it) before the correction") and not against(s)
 
 
 def test_describe_gain_names_the_exact_test_and_no_interval():
