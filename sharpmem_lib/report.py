@@ -623,8 +623,9 @@ def ground_truth_table(check: Mapping[str, Any]) -> pd.DataFrame:
     """Chapter 2's ground-truth check (:func:`sharpmem_lib.buckets.ground_truth_check`):
     Spearman's ρ of entropy, of difficulty, and of entropy given difficulty with the true
     subpopulation size, its p-value and the test points, one row each."""
-    return pd.DataFrame({k: {"Spearman's ρ with subpopulation size": round(c.estimate, 2), "p": _p(c.p_value),
-                             "test points": c.n} for k, c in check.items()}).T
+    return readable_table(pd.DataFrame({k: {"Spearman's ρ with subpopulation size": round(c.estimate, 2),
+                                            "p": readable_value(c.p_value, 1), "test points": c.n}
+                                        for k, c in check.items()}).T)
 
 
 def dp_gap_note(selena: float, honest: float, threshold: float = 0.03) -> str:
