@@ -110,8 +110,7 @@ study = privacy_study(config, paper_table1(), results_dir=results_dir or None, d
 # %% tags=["remove-input"]
 for protocol, title in (("selena", "SELENA's protocol (comparable with the paper)"),
                         ("honest", "Honest protocol (every choice made on the attacker's own data)")):
-    display(Markdown(f"**{title}**"))
-    display(format_table1(study.tables[protocol]))
+    display(Markdown(f"**{title}**"), format_table1(study.tables[protocol]))
 
 # %% [markdown]
 # And the paper's Table 1, quoted from the paper (its datasets and models are the
