@@ -235,3 +235,28 @@ def test_api_page_documents_every_public_name(book_html):
             if f'id="{name}.{member}"' not in page and f'id="{home}.{member}"' not in page:
                 missing.append(f"{name}.{member}")
     assert not missing, f"not on the API page: {missing[:30]}"
+
+
+MAX_CODE_LINES = 80  # issue 15: a chapter is prose plus a few study calls, written like chapter 1
+
+
+def code_lines(source: str) -> int:
+    """Lines of code a reader of the chapter's source meets: every line of every code cell
+    (parameters, install and check cells included) that is neither blank nor a comment."""
+    nb = jupytext.reads(source, fmt="py:percent")
+    return sum(1 for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()
+               if line.strip() and not line.strip().startswith("#"))
+
+
+def test_code_lines_counts_what_a_reader_reads():
+    source = ('# %% [markdown]\n# Prose\n# x = 1 is prose\n\n# %% tags=["parameters"]\nseeds = 3  # comment\n'
+              '\n# a comment line\n# %%\nf(a,\n  b)\n    # indented comment\n')
+    assert code_lines(source) == 3
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
+def test_chapter_is_thin(ipynb):
+    """Study functions live in the library and verdict sentences in report.py; a chapter
+    stays at or below MAX_CODE_LINES code lines."""
+    n = code_lines(ipynb.with_suffix(".py").read_text())
+    assert n <= MAX_CODE_LINES, f"{ipynb.stem} has {n} code lines (at most {MAX_CODE_LINES})"
