@@ -3,8 +3,8 @@ Fashion-MNIST one with ``--dataset fashion_mnist_cpu``), against a per-model loo
 this machine's own single-precision matmul rate, measured in one run.
 
 Workload: chapter 2's subset models as ``make book`` trains them (the ``02_memorization_buckets``
-entry of ``notebooks/params/default.yaml``: MLP width, number of models, epochs, batch size,
-learning rate, 70 % subsets of the partition's members: 898 for digits, 2,500 for
+entry of ``notebooks/params/default.yaml``: number of models, and its ``subset_recipe``'s MLP width,
+epochs, batch size and learning rate; 70 % subsets of the partition's members: 898 for digits, 2,500 for
 ``fashion_mnist_cpu``), ``chunk`` models per ensemble as
 :func:`~sharpmem_lib.subsampling.run_subsampling` trains them. Prints models/s and GFLOP/s for the
 ensemble trainer with each gradient backend (the fused numba kernel and torch.func.vmap), for
@@ -40,6 +40,7 @@ from sharpmem_lib.data import load_dataset
 from sharpmem_lib.ensemble import subset_masks, train_ensemble
 from sharpmem_lib.subsampling import run_subsampling
 from sharpmem_lib.models import MLP
+from sharpmem_lib.recipes import get_recipe
 from sharpmem_lib.splits import make_partition
 from sharpmem_lib.tensors import seed_everything
 from sharpmem_lib.train import TrainConfig, train_classifier
@@ -91,15 +92,16 @@ def training_flops(n_examples: int, widths: list[int], passes: int) -> float:
 
 def main(argv=None) -> dict:
     book = yaml.safe_load(BOOK_DEFAULTS.read_text())["02_memorization_buckets"]
+    subset = get_recipe(book["subset_recipe"])  # the subset models' model and training (sharpmem_lib.recipes)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the tests")
     parser.add_argument("--dataset", default=book.get("dataset", "digits"),
                         help="whose partition's members the subset models train on (fashion_mnist_cpu: 784 inputs)")
     parser.add_argument("--models", type=int, default=book["n_models"])
-    parser.add_argument("--hidden", type=int, nargs="+", default=book["hidden"])
-    parser.add_argument("--epochs", type=int, default=book["subset_epochs"])
-    parser.add_argument("--batch-size", type=int, default=book["batch_size"])
-    parser.add_argument("--lr", type=float, default=book["subset_lr"])
+    parser.add_argument("--hidden", type=int, nargs="+", default=list(subset.model_kwargs["hidden"]))
+    parser.add_argument("--epochs", type=int, default=subset.train.epochs)
+    parser.add_argument("--batch-size", type=int, default=subset.train.batch_size)
+    parser.add_argument("--lr", type=float, default=subset.train.lr)
     parser.add_argument("--chunk", type=int, default=inspect.signature(run_subsampling).parameters["chunk"].default,
                         help="models per ensemble (run_subsampling's default)")
     parser.add_argument("--algorithm", default="sgd", help="sgd, sam or sharpreg (two gradient passes)")
