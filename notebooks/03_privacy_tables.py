@@ -37,6 +37,11 @@
 # does: global or per-class threshold, the NN attack's epoch, the perturbation strength, and
 # the best attack. **The honest protocol** makes the same choices on the attacker's own
 # data (cross-validation within the attacker-known sets) and evaluates once.
+#
+# Each dataset's targets train with a named recipe (`recipes`, from `sharpmem_lib.recipes`):
+# on the paper profile the CIFAR recipe for WRN-16-8 on CIFAR-10/100 and SELENA's for the FC
+# nets on Purchase-100 and Texas-100, the paper's Table 1; the provenance table at the end
+# lists every setting of this run.
 
 # %% tags=["remove-cell"]
 # Colab, Binder or a fresh kernel: install sharpmem from its repository when it is missing.
