@@ -63,7 +63,10 @@ __all__ = ["CACHE_VERSION", "CorruptArtifactWarning", "DivergedError", "Entry", 
 #: 1: first explicit version (keys had the package version); entries carry their commit,
 #:    precision and checksums; runs whose loss rises or whose accuracy is at chance are
 #:    recorded as diverged.
-CACHE_VERSION = 1
+#: 2: the changes merged alongside version 1 that alter results (training precision and
+#:    fp32 logits, SWA's averaged weights, the toy example's redesign, attack thresholds,
+#:    recipes, Fashion-MNIST's CPU sample): nothing computed by intermediate code is reused.
+CACHE_VERSION = 2
 
 MANIFEST = "manifest.json"
 T = TypeVar("T")
