@@ -124,7 +124,7 @@ display(model_table())
 # trains with which recipe. The recipes, with where their values come from:
 
 # %% tags=["remove-input"]
-display(recipe_table())
+display(readable_table(recipe_table()))
 
 # %% [markdown]
 # ## The engine at work

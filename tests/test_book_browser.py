@@ -220,7 +220,8 @@ PAGE_FACTS = r"""(() => {
         return {src: img.getAttribute('src').slice(0, 80), alt: img.getAttribute('alt') || '',
                 caption: cap ? cap.innerText.trim() : '', natural: img.naturalWidth, shown: img.clientWidth};
     });
-    const cells = [...article.querySelectorAll('table td, table th')];
+    // provenance tables (class sharpmem-full) record parameter values as code, on purpose
+    const cells = [...article.querySelectorAll('table:not(.sharpmem-full) td, table:not(.sharpmem-full) th')];
     const pad = cells.filter(c => c.innerText.trim()).map(c => parseFloat(getComputedStyle(c).paddingLeft)
                                                            + parseFloat(getComputedStyle(c).paddingRight));
     return {
