@@ -138,7 +138,8 @@ class StackedMLPGradients:
     Parameters
     ----------
     X : (n, ...) CPU tensor, the dataset; flattened to (n, features) and cast to the
-        parameters' dtype once, here.
+        parameters' dtype once, here (uint8 images divided by 255 first, as
+        :func:`~sharpmem_lib.tensors.to_float` does for the other trainers).
     y : (n,) integer labels.
     weights, biases : per layer, the stacked (K, out, in) and (K, out) parameters, contiguous
         CPU float32 or float64 tensors, ReLU between layers. They are read in place at each
@@ -162,7 +163,10 @@ class StackedMLPGradients:
         for t in [*weights, *biases]:
             if t.device.type != "cpu" or t.dtype != dtype or not t.is_contiguous():
                 raise ValueError("the stacked parameters must be contiguous CPU tensors of one dtype")
-        self.X = X.detach().cpu().flatten(1).to(dtype).contiguous()
+        X = X.detach().cpu()
+        if X.dtype == torch.uint8:  # images: x / 255, as tensors.to_float gives every other trainer
+            X = X.to(dtype).div_(255.0)  # (in the parameters' dtype: float64 stays exact)
+        self.X = X.flatten(1).to(dtype).contiguous()
         widths = [self.X.shape[1]] + [w.shape[1] for w in weights]
         self.n_models = weights[0].shape[0]
         for layer, (w, b) in enumerate(zip(weights, biases)):

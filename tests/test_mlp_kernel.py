@@ -57,6 +57,24 @@ def test_gradients_equal_autograd(dtype, hidden, smoothing):
         torch.testing.assert_close(grad, ref_grads[name], **tol)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_uint8_images_are_scaled_like_every_other_trainer(dtype):
+    # uint8 images (Fashion-MNIST) must enter as x / 255, as tensors.to_float gives train_classifier
+    # and the vmap backend; unscaled 0..255 inputs left the numba-trained models at chance
+    template, params = stacked((16,), dtype)
+    X = torch.randint(0, 256, (30, 1, 2, 3), dtype=torch.uint8)
+    y = torch.randint(0, 4, (30,))
+    rows = torch.randint(0, 30, (5, 7))
+    kernel = kernel_for(X, y, params)
+    with single_threaded_blas():
+        loss, correct = kernel(rows)
+    ref_loss, ref_correct, ref_grads = autograd_reference(template, params, X.to(dtype) / 255, y, rows, 0.0)
+    tol = {"atol": 1e-12, "rtol": 1e-10} if dtype == torch.float64 else {"atol": 1e-5, "rtol": 1e-4}
+    torch.testing.assert_close(loss, ref_loss, **tol)
+    assert torch.equal(correct, ref_correct)
+    torch.testing.assert_close(kernel.grad_weights[0], ref_grads[list(params)[0]], **tol)
+
+
 def test_parameters_are_read_in_place():
     """An optimizer updates the stacked tensors in place; the kernel must see the update."""
     template, params = stacked((8,), torch.float64)
