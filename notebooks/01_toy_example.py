@@ -30,7 +30,7 @@
 # priors, so the Bayes rule
 # $\arg\max_c P(c)\,p(x\mid c)$ is exact. Both sample sizes come from the same
 # distribution; SGD and SAM of a seed start from the same initial weights and see the same
-# data order. Both samples train for the **same number of epochs** (`epochs`), so every
+# data order. Both samples train for the **same number of epochs** (the recipe's), so every
 # training point is seen equally often in both panels; the larger sample therefore takes
 # proportionally more optimisation steps. (An equal number of steps, as in earlier versions
 # of this chapter, left the large sample under-trained: 16 epochs against 154.) The number
@@ -61,10 +61,7 @@ n_test = 20000  # test points (one sample, shared by every model)
 seeds = 100  # independent (sample, initialisation, data order) repetitions of panel (b)
 seeds_many = 40  # the same for panel (c), whose runs vary less
 sam_rho = 0.1  # SAM radius; the paper uses 0.1 throughout
-lr = 0.05
-batch_size = 32
-epochs = 200  # passes over the training sample, the same for both sample sizes
-hidden = [64, 64]  # MLP widths
+recipe = "toy_mlp"  # the MLP and its training (sharpmem_lib.recipes): 2-64-64-2, 200 epochs for both samples
 atypical_weight = 0.05  # share of the red class in the atypical cluster
 grid_resolution = 200  # pixels per side of the decision-boundary grid
 
@@ -83,11 +80,11 @@ from sharpmem_lib.report import (capture_view, claim_verdict, describe_gain, fam
                                  island_sentence, mean_std_table, power_sentence, readable_table)
 from sharpmem_lib.stats import holm_verdicts, paired_tests_by
 from sharpmem_lib.toy import (CAPTURE, NEAR_BAYES, ToyConfig, cached_toy_experiment, capture_table, paired_gain,
-                              power_table, summarize)
+                              power_table, summarize, toy_training)
 
 config = ToyConfig(
     n_few=n_few, n_many=n_many, n_test=n_test, seeds=seeds, seeds_many=seeds_many, algorithms=("sgd", "sam"),
-    rho=sam_rho, lr=lr, batch_size=batch_size, epochs=epochs, hidden=tuple(hidden),
+    rho=sam_rho, **toy_training(recipe),
     atypical_weight=atypical_weight, grid_resolution=grid_resolution)
 result = cached_toy_experiment(config)  # trains only if the results cache lacks this config
 

@@ -117,6 +117,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     # laptop profile (~90 min): the paper's models are convolutional; a small CNN on the same split
     Recipe("fashion_cnn", "cnn", TrainConfig(lr=0.05, momentum=0.9, weight_decay=0.0, epochs=30, batch_size=64),
            {"width": 16}, "CPU, laptop profile: SmallCNN width 16 on fashion_mnist_cpu (chapters 0 and 3)"),
+    # chapter 1's toy example (Fig. 1; the paper gives no settings): a 2-64-64-2 MLP on the 2-D mixture
+    _mlp("toy_mlp", (64, 64), "chapter 1's toy example (Fig. 1 gives no settings): 200 epochs", lr=0.05,
+         epochs=200, batch_size=32),
+    _mlp("toy_mlp_paper", (64, 64), "chapter 1's toy example on the paper profile: 300 epochs", lr=0.05,
+         epochs=300, batch_size=32),
+    _mlp("toy_smoke", (16,), "smoke tests of chapter 1: seconds, not results", lr=0.05, epochs=3, batch_size=32),
     # smoke profile: seconds, not results
     _mlp("smoke_mlp", (16,), "smoke tests: seconds per chapter, not results", lr=0.05, epochs=2, batch_size=32),
 ]}

@@ -45,8 +45,9 @@ from sharpmem_lib.train import TrainConfig, predict_logits
 from sharpmem_lib.stats import paired_gain, paired_test, seeds_for_half_width  # paired_gain: chapter 1 imports it here
 from sharpmem_lib.validation import check_choice, check_fraction, check_nonnegative, check_positive
 
-__all__ = ["ToyConfig", "ToyResult", "cached_toy_experiment", "run_toy_experiment", "summarize", "paired_gain",
-           "island_mask", "island_coverage", "capture_table", "power_table", "ATYPICAL", "CAPTURE", "NEAR_BAYES"]
+__all__ = ["ToyConfig", "ToyResult", "toy_training", "cached_toy_experiment", "run_toy_experiment", "summarize",
+           "paired_gain", "island_mask", "island_coverage", "capture_table", "power_table", "ATYPICAL", "CAPTURE",
+           "NEAR_BAYES"]
 
 ATYPICAL = 1  # ToyMixture group id of the atypical red cluster
 SAMPLES = ("few", "many")
@@ -126,6 +127,25 @@ class ToyConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def toy_training(recipe) -> dict:
+    """ToyConfig's training fields (``lr``, ``momentum``, ``batch_size``, ``epochs``,
+    ``hidden``) from a recipe of :mod:`sharpmem_lib.recipes`, so that chapter 1 names a
+    recipe like every chapter. The toy trains an MLP with plain SGD-family steps and nothing
+    else (:meth:`ToyConfig.train_config`), so a recipe with another model or optimizer,
+    weight decay, a schedule or augmentation is refused rather than silently ignored."""
+    from sharpmem_lib.recipes import get_recipe
+
+    r = get_recipe(recipe)
+    t = r.train
+    extra = {k: v for k, v in (("model", r.model != "mlp"), ("base", t.base != "sgd"), ("weight_decay", t.weight_decay),
+                               ("lr_milestones", t.lr_milestones), ("augment", t.augment)) if v}
+    if extra or "hidden" not in r.model_kwargs:
+        raise ValueError(f"recipe={r.name!r} is not valid for the toy example: it needs an MLP with 'hidden' widths "
+                         f"trained with SGD and no {sorted(extra) or 'other settings'}")
+    return {"lr": t.lr, "momentum": t.momentum, "batch_size": t.batch_size, "epochs": t.epochs,
+            "hidden": tuple(r.model_kwargs["hidden"])}
 
 
 @dataclass

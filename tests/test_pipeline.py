@@ -49,7 +49,7 @@ def test_every_chapter_is_checked_before_any_runs(repo):
 
 @pytest.mark.parametrize("text, message", [
     ("00_data_and_models:\n  seed: \"0\"\n", r"seed='0' is not valid"),
-    ("01_toy_example:\n  hidden: 16\n", r"hidden=16 is not valid; it must be a list"),
+    ("01_toy_example:\n  recipe: 16\n", r"recipe=16 is not valid; it must be a string"),
     ("03_privacy_tables:\n  recipes: '{cifar100: cifar_wrn16_8}'\n",
      r"recipes='\{cifar100: cifar_wrn16_8\}' is not valid"),
     ("03_privacy_tables:\n  algorithms: [sgd]\n", r"unknown parameter\(s\) \['algorithms'\]"),

@@ -171,3 +171,16 @@ def test_fashion_recipes_build_targets_on_the_cpu_split():
     for name, model in (("fashion_mlp", "mlp"), ("fashion_cnn", "cnn")):
         config = experiment_config(name, "fashion_mnist_cpu", "sam", 3, sam_rho=0.1)
         assert config.model == model and config.train.algorithm == "sam" and config.train.seed == 3
+
+
+def test_toy_recipes_keep_chapter1s_configs():
+    """Chapter 1 names a recipe too; its ToyConfig (and cached result) stay as they were."""
+    from sharpmem_lib.toy import ToyConfig, toy_training
+
+    assert ToyConfig(**toy_training("toy_mlp")) == ToyConfig(lr=0.05, batch_size=32, epochs=200, hidden=(64, 64))
+    assert ToyConfig(**toy_training("toy_mlp_paper")) == ToyConfig(lr=0.05, batch_size=32, epochs=300,
+                                                                   hidden=(64, 64))
+    assert toy_training("toy_smoke") == {"lr": 0.05, "momentum": 0.9, "batch_size": 32, "epochs": 3, "hidden": (16,)}
+    for bad in ("cifar_wrn16_8", "purchase_fc", "digits_mlp_demo"):  # a model, optimizer or setting the toy lacks
+        with pytest.raises(ValueError, match=f"recipe='{bad}' is not valid for the toy example"):
+            toy_training(bad)
