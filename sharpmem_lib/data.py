@@ -258,12 +258,16 @@ def check_xy(X, y, source: str | Path, *, num_classes: int | None = None,
 
     if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         fail(f"X has dtype {X.dtype}; expected numbers")
+    if np.issubdtype(X.dtype, np.complexfloating):  # torch's .float() would drop the imaginary part silently
+        fail(f"X has dtype {X.dtype}; expected real numbers")
     if X.ndim not in (2, 4):
         hint = (" (images need a channel axis: (n, channels, height, width), e.g. X[:, None])" if X.ndim == 3 else
                 " (one row of features per example)")
         fail(f"X has shape {X.shape}; expected (n, features) or (n, channels, height, width){hint}")
     if feature_shape is not None and X.shape[1:] != tuple(feature_shape):
         fail(f"X has shape {X.shape}: {X.shape[1:]} per example, expected {tuple(feature_shape)}")
+    if 0 in X.shape[1:]:
+        fail(f"X has shape {X.shape}: no features per example")
     if y.ndim == 2 and y.shape[1] > 1 and np.isin(y, (0, 1)).all() and (y.sum(1) == 1).all():
         fail(f"labels are one-hot, shape {y.shape}; store class indices 0..C-1 instead (y.argmax(1))")
     if y.ndim != 1:
@@ -292,6 +296,15 @@ def check_xy(X, y, source: str | Path, *, num_classes: int | None = None,
         bad = ~np.isfinite(X.reshape(len(X), -1)).all(1)
         if bad.any():
             fail(f"X has non-finite values (NaN or inf) in {int(bad.sum())} row(s), the first is row {_first(bad)}")
+    if len(np.unique(y)) < 2:
+        fail(f"every example has label {y[0]}: a classifier needs at least 2 classes")
+    if num_classes is None:  # C is inferred as max + 1: a class no example has is a numbering mistake
+        absent = np.setdiff1d(np.arange(y.max() + 1), y)
+        if len(absent):
+            fail(f"labels run 0..{y.max()} but no example has class(es) {absent[:10].tolist()}"
+                 f"{' ...' if len(absent) > 10 else ''} ({len(absent)} of {y.max() + 1}); number the classes "
+                 "0..C-1 without gaps (e.g. np.unique(y, return_inverse=True)[1]), or register the dataset "
+                 "with num_classes=C")
     return X, y
 
 
@@ -949,7 +962,25 @@ def check_dataset_name(name: str, data_dir: str | Path | None = None, parameter:
     """``ValueError`` naming ``parameter`` and every available dataset unless ``name`` is one."""
     if not isinstance(name, str):
         raise ValueError(f"{parameter}={name!r} is not valid; it must be a dataset name (a string)")
+    if name not in DATASETS and name not in available_datasets(data_dir):
+        _explain_unusable_npz(name, data_dir)
     check_choice(parameter, name, DATASETS if name in DATASETS else available_datasets(data_dir))
+
+
+def _explain_unusable_npz(name: str, data_dir: str | Path | None) -> None:
+    """A ``<name>.npz`` that is there but no dataset (unreadable, or without X and y): say so,
+    rather than only listing the valid names."""
+    for d in data_dirs(data_dir):
+        path = d / f"{name}.npz"
+        if not path.is_file():
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                keys = sorted(f.files)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            raise DataFileError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+        raise DataFileError(f"{path}: holds {keys}, not a dataset; save it with numpy.savez(path, X=..., y=...) "
+                            f"(keys: {list(NPZ_KEYS)})")
 
 
 def locate_dataset(name: str, data_dir: str | Path | None = None) -> None:

@@ -156,6 +156,9 @@ def make_partition(name: str, data: Arrays, split_seed: int = 0) -> Partition:
     if len(members) < 2:
         raise ValueError(f"dataset {name!r}: {len(members)} member(s) out of {n} examples; too few to train and attack")
     n_val = _count(spec.validation, n)
+    if n_val < 1:  # training keeps the best-validation weights: an empty validation set fails deep in torch
+        raise ValueError(f"dataset {name!r}: {n} examples leave no validation example ({spec.validation!r} of "
+                         f"{n}); too few to train and attack")
     if n_val >= len(rest):
         raise ValueError(f"dataset {name!r}: validation ({n_val}) leaves no non-members out of {len(rest)}")
     validation, nonmembers = np.sort(rest[:n_val]), rest[n_val:]
@@ -163,6 +166,9 @@ def make_partition(name: str, data: Arrays, split_seed: int = 0) -> Partition:
     rng = np.random.default_rng([split_seed, 1000])  # SELENA splits members with seed 1000
     shuffled_members = rng.permutation(members)
     half = int(len(members) * spec.attack_members)  # len // 2 for SELENA's half
+    if not 0 < half < len(members):
+        raise ValueError(f"dataset {name!r}: {len(members)} members cannot be split into the attacker's and the "
+                         "evaluated members (each needs at least one); too few to train and attack")
     shuffled_non = rng.permutation(nonmembers)
     n_ref = len(nonmembers) // 2 if spec.reference == "half" else _count(spec.reference, n)
     if not 0 < n_ref < len(nonmembers):

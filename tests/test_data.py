@@ -135,8 +135,8 @@ def test_npz_found_through_sharpmem_data(user_data, monkeypatch):
     (dict(X=np.zeros((6, 4, 4)), y=np.zeros(6, int)), r"images need a channel axis"),
     (dict(X=np.full((6, 4), np.inf), y=np.zeros(6, int)), r"non-finite values"),
     (dict(X=np.zeros((6, 4)), y=np.zeros(6, int), labels=np.zeros(6)), r"unknown key\(s\) \['labels'\]"),
-    (dict(X=np.zeros((6, 4)), y=np.zeros(6, int), official_test=np.ones(6, bool)), r"every example as test"),
-    (dict(X=np.zeros((6, 4)), y=np.zeros(6, int), official_test=np.zeros(6)), r"official_test must be a \(n,\) bool"),
+    (dict(X=np.zeros((6, 4)), y=np.arange(6) % 2, official_test=np.ones(6, bool)), r"every example as test"),
+    (dict(X=np.zeros((6, 4)), y=np.arange(6) % 2, official_test=np.zeros(6)), r"official_test must be a \(n,\) bool"),
 ])
 def test_bad_npz_dataset_names_the_file_and_fault(user_data, arrays, message):
     from sharpmem_lib.data import DataFileError

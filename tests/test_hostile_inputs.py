@@ -1,0 +1,59 @@
+"""Hostile inputs found by a second fault-finding pass (after issue 19): user datasets that
+loaded but could not be learned from, partitions with empty parts, an npz that is there but
+not a dataset, a chapter-1 recipe the toy example refuses only when it runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sharpmem_lib import data, splits
+from sharpmem_lib.data import DataFileError, check_xy
+
+
+def _X(n: int, d: int = 5) -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
+
+
+@pytest.mark.parametrize("X, y, match", [
+    (_X(30), np.zeros(30, int), "at least 2 classes"),                          # one class only
+    (_X(30), np.r_[np.arange(29) % 3, 10 ** 6], r"no example has class"),        # sparse labels: 1M outputs
+    (_X(30), np.where(np.arange(30) % 3 == 1, 2, np.arange(30) % 3), r"class\(es\) \[1\]"),  # a gap
+    (_X(30).astype(np.complex64), np.arange(30) % 3, "real numbers"),             # imaginary part dropped
+    (np.zeros((30, 0), np.float32), np.arange(30) % 3, "no features"),
+])
+def test_user_arrays_that_cannot_be_learned_from_are_refused(X, y, match):
+    with pytest.raises(DataFileError, match=match):
+        check_xy(X, y, "user.npz")
+
+
+def test_declared_classes_may_be_absent_from_the_data():
+    X, y = check_xy(_X(30), np.arange(30) % 2 * 2, "user.npz", num_classes=3)  # class 1 absent, C declared
+    assert y.max() == 2
+
+
+def test_a_dataset_too_small_for_a_validation_set_is_refused_before_training():
+    arrays = data.Arrays(_X(4), np.array([0, 1, 0, 1]))
+    name = "hostile_tiny"
+    data.register_dataset(name, lambda data_dir=None: arrays, replace=True)
+    try:
+        with pytest.raises(ValueError, match="no validation example"):
+            splits.make_partition(name, arrays, 0)
+    finally:
+        data.unregister_dataset(name)
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"PK\x03\x04 not really a zip", "not a readable .npz"),
+    (None, r"holds \['features', 'labels'\], not a dataset"),
+])
+def test_an_npz_that_is_there_but_no_dataset_is_named(tmp_path, content, match):
+    path = tmp_path / "mine.npz"
+    if content is None:
+        np.savez(path, features=_X(10), labels=np.arange(10) % 2)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(DataFileError, match=match):
+        data.check_dataset_name("mine", tmp_path)
+    with pytest.raises(DataFileError, match=str(path)):
+        data.load_dataset("mine", tmp_path)
