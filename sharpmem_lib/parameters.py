@@ -256,6 +256,12 @@ def _milestones_inside_epochs(p: dict) -> None:
 
 
 def _chapter1(p: dict) -> None:
+    if isinstance(p.get("recipe"), str):  # the toy trains only an SGD-trained MLP: refused here, not in its cell
+        from sharpmem_lib.recipes import RECIPES
+        from sharpmem_lib.toy import toy_training
+
+        if p["recipe"] in RECIPES:
+            toy_training(p["recipe"])
     if _has(p, "n_few", "n_many"):
         _need(p["n_few"] < p["n_many"], f"n_few={p['n_few']} and n_many={p['n_many']} are not valid together: "
               "panel (b) must have fewer training points than panel (c) (n_few < n_many)")
@@ -295,6 +301,53 @@ def _chapter4(p: dict) -> None:
         _need(p["selena_excluded"] < p["selena_models"], f"selena_excluded={p['selena_excluded']} is not valid "
               f"with selena_models={p['selena_models']}: SELENA's L must be smaller than its K")
     _chapter2(p)
+
+
+IMAGE_MODELS = ("cnn", "wrn16_8")  # models that need (C, H, W) inputs (sharpmem_lib.models)
+
+
+def _recipe_datasets(p: dict) -> list[tuple[str, str, str]]:
+    """(parameter, dataset, recipe) for every recipe the parameters name on a dataset:
+    ``recipes`` (dataset -> recipe), ``recipe`` on ``dataset``, ``<role>_recipe`` on
+    ``<role>_dataset`` if there is one, else on ``dataset``."""
+    uses = []
+    for key, value in p.items():
+        if key == "recipes" and isinstance(value, dict):
+            uses += [(f"recipes[{d!r}]", d, r) for d, r in value.items()]
+        elif (key == "recipe" or key.endswith("_recipe")) and isinstance(value, str):
+            role = key[: -len("recipe")]
+            dataset = p.get(f"{role}dataset", p.get("dataset")) if f"{role}dataset" in p else p.get("dataset")
+            uses.append((key, dataset, value))
+    return [(k, d, r) for k, d, r in uses if isinstance(d, str) and d]
+
+
+def _feature_shape(dataset: str, data_dir) -> tuple[int, ...] | None:
+    """A dataset's per-example shape: published, else read from a built-in offline dataset
+    (synthetic, under a second), else None (not known without reading the data)."""
+    from sharpmem_lib.data import DATASETS, load_dataset
+
+    info = DATASETS.get(dataset)
+    if info is None:
+        return None
+    if info.feature_shape is not None:
+        return tuple(info.feature_shape)
+    if info.builtin and info.offline:
+        return tuple(load_dataset(dataset, data_dir).X.shape[1:])
+    return None
+
+
+def _recipes_fit_their_datasets(p: dict) -> None:
+    """A recipe whose model needs images, on a dataset of flat feature vectors, is refused
+    before anything trains (else the chapter trains its other targets first, then fails)."""
+    from sharpmem_lib.recipes import RECIPES
+
+    for key, dataset, recipe in _recipe_datasets(p):
+        if recipe not in RECIPES or RECIPES[recipe].model not in IMAGE_MODELS:
+            continue
+        shape = _feature_shape(dataset, _data_dir(p))
+        _need(shape is None or len(shape) == 3, f"{key}={recipe!r} is not valid on dataset {dataset!r}: its model "
+              f"{RECIPES[recipe].model!r} needs images (C, H, W), and {dataset!r} has feature vectors of shape "
+              f"{shape}; choose a recipe with an 'mlp' or 'fc' model")
 
 
 CHAPTER_CHECKS: dict[str, Callable[[dict], None]] = {
@@ -359,6 +412,7 @@ def check_parameters(chapter: str, params: dict, *, files: bool = True) -> None:
             rule(name, value, params)
     if chapter in CHAPTER_CHECKS:
         CHAPTER_CHECKS[chapter](params)
+    _recipes_fit_their_datasets(params)
     if files:
         problems = needed_files(params)
         if problems:

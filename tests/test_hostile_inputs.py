@@ -57,3 +57,31 @@ def test_an_npz_that_is_there_but_no_dataset_is_named(tmp_path, content, match):
         data.check_dataset_name("mine", tmp_path)
     with pytest.raises(DataFileError, match=str(path)):
         data.load_dataset("mine", tmp_path)
+
+
+def test_a_chapter1_recipe_the_toy_refuses_is_refused_by_the_check():
+    from sharpmem_lib.parameters import check_parameters
+
+    with pytest.raises(ValueError, match="not valid for the toy example"):
+        check_parameters("01_toy_example", {"recipe": "cifar_wrn16_8"}, files=False)
+    check_parameters("01_toy_example", {"recipe": "toy_smoke"}, files=False)
+
+
+@pytest.mark.parametrize("chapter, params, key", [
+    ("03_privacy_tables", {"recipes": {"digits": "smoke_mlp", "longtail": "cifar_wrn16_8"}}, r"recipes\['longtail'\]"),
+    ("04_mitigation", {"dataset": "longtail", "recipe": "fashion_cnn"}, "recipe="),
+    ("02_memorization_buckets", {"dataset": "digits", "recipe": "smoke_mlp", "ground_truth_dataset": "longtail",
+                                 "ground_truth_recipe": "fashion_cnn"}, "ground_truth_recipe="),
+])
+def test_an_image_model_recipe_on_feature_vectors_is_refused_before_training(chapter, params, key):
+    from sharpmem_lib.parameters import check_parameters
+
+    with pytest.raises(ValueError, match=key + ".*needs images"):
+        check_parameters(chapter, params, files=False)
+
+
+def test_image_model_recipes_on_image_datasets_pass():
+    from sharpmem_lib.parameters import check_parameters
+
+    check_parameters("03_privacy_tables", {"recipes": {"digits": "fashion_cnn", "cifar10": "cifar_wrn16_8"}},
+                     files=False)
