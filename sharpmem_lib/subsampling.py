@@ -21,6 +21,7 @@ import hashlib
 import json
 import shutil
 import sys
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -132,7 +133,7 @@ def load_shard(path: str | Path) -> SubsamplingRuns:
     """A shard file, or ``ValueError`` naming the file if it cannot be read."""
     try:
         return SubsamplingRuns.load(path)
-    except (OSError, ValueError, KeyError, EOFError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # a truncated copy: BadZipFile
         raise ValueError(f"{path}: not a readable shard file ({type(err).__name__}: {err})") from err
 
 
@@ -478,6 +479,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "merge":
         try:
+            overwritten = [str(f) for f in args.files if f.resolve() == args.out.resolve()]
+            if overwritten:
+                raise ValueError(f"--out {args.out} is one of the shard files {overwritten}; merging would "
+                                 "overwrite an input (write the merged file elsewhere)")
             merged = merge_runs([load_shard(f) for f in args.files], names=[str(f) for f in args.files])
         except ValueError as err:
             print(f"merge refused: {err}", file=sys.stderr)
@@ -486,6 +491,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"merged {len(args.files)} shards, {len(merged.model_ids)} models -> {args.out}")
         return 0
 
+    try:
+        return _shard_command(args)
+    except ValueError as err:  # a bad argument: its message, not a traceback
+        print(f"shard refused: {err}", file=sys.stderr)
+        return 2
+
+
+def _shard_command(args) -> int:
     kwargs = {"hidden": tuple(args.hidden)} if args.model in ("mlp", "fc") else {}
     config = SubsamplingConfig(args.dataset, args.model,
                                TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),

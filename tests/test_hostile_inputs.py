@@ -85,3 +85,31 @@ def test_image_model_recipes_on_image_datasets_pass():
 
     check_parameters("03_privacy_tables", {"recipes": {"digits": "fashion_cnn", "cifar10": "cifar_wrn16_8"}},
                      files=False)
+
+
+def test_merge_names_a_truncated_shard_and_never_overwrites_an_input(tmp_path, capsys):
+    from sharpmem_lib.subsampling import main
+
+    out = tmp_path / "shards"
+    args = ["--dataset", "digits", "--hidden", "8", "--n-models", "4", "--epochs", "1", "--n-shards", "2"]
+    for shard in (0, 1):
+        assert main(["shard", "--shard", str(shard), *args, "--out", str(out)]) == 0
+    first, second = sorted(out.glob("*.npz"))
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(first.read_bytes()[:300])  # a copy cut short
+    capsys.readouterr()
+    assert main(["merge", str(truncated), str(second), "--out", str(tmp_path / "all.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("merge refused:") and str(truncated) in err and "BadZipFile" in err
+    before = first.read_bytes()
+    assert main(["merge", str(first), str(second), "--out", str(first)]) == 2
+    assert "overwrite an input" in capsys.readouterr().err and first.read_bytes() == before
+
+
+def test_shard_command_refuses_a_bad_argument_without_a_traceback(tmp_path, capsys):
+    from sharpmem_lib.subsampling import main
+
+    code = main(["shard", "--shard", "3", "--n-shards", "3", "--n-models", "6", "--epochs", "1",
+                 "--out", str(tmp_path)])
+    assert code == 2 and "shard=3 is not valid" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
