@@ -200,6 +200,10 @@ def _read_manifest(folder: Path, key: str, expected: tuple) -> dict:
 
 
 def _check_files(folder: Path, manifest: dict) -> None:
+    unlisted = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST
+                      and p.name not in manifest["files"])
+    if unlisted:  # a manifest whose checksums were dropped or edited would otherwise vouch for any file
+        raise _Malformed(f"file(s) {unlisted} have no checksum in {MANIFEST}")
     for name, digest in manifest["files"].items():
         path = folder / name
         if Path(name).name != name or not path.is_file():

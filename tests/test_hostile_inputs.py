@@ -113,3 +113,28 @@ def test_shard_command_refuses_a_bad_argument_without_a_traceback(tmp_path, caps
                  "--out", str(tmp_path)])
     assert code == 2 and "shard=3 is not valid" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_an_entry_whose_manifest_drops_a_files_checksum_is_recomputed(tmp_path):
+    import json
+    import warnings
+
+    from sharpmem_lib import store
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"a": np.arange(5.0)}
+
+    store.cached_arrays("hostile", {"n": 1}, compute, root=tmp_path)
+    (entry,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    np.savez(entry / "arrays.npz", a=np.full(5, 7.0))  # a foreign file of the same name, dtype and shape
+    manifest = json.loads((entry / "manifest.json").read_text())
+    manifest["files"] = {}  # ... vouched for by a manifest with no checksums
+    (entry / "manifest.json").write_text(json.dumps(manifest))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = store.cached_arrays("hostile", {"n": 1}, compute, root=tmp_path)
+    assert len(calls) == 2 and np.array_equal(value["a"], np.arange(5.0))
+    assert any("no checksum" in str(w.message) for w in caught)
