@@ -389,6 +389,8 @@ def get_or_compute(kind: str, config: dict, compute: Callable[[Path, Path], dict
 def _compute(kind: str, config: dict, compute: Callable[[Path, Path], dict | None], load: Callable[[Entry], T],
              key: str, folder: Path, precision: str) -> T:
     work = folder.with_name(f"{key}.partial")
+    for stale in folder.parent.glob(f".{key}.staging-*"):  # left by a killed process; we hold the key's lock
+        _remove(stale)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=folder.parent))
         work.mkdir(exist_ok=True)

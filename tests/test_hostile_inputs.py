@@ -138,3 +138,17 @@ def test_an_entry_whose_manifest_drops_a_files_checksum_is_recomputed(tmp_path):
         value = store.cached_arrays("hostile", {"n": 1}, compute, root=tmp_path)
     assert len(calls) == 2 and np.array_equal(value["a"], np.arange(5.0))
     assert any("no checksum" in str(w.message) for w in caught)
+
+
+def test_a_killed_writers_staging_folder_is_removed_by_the_next_computation(tmp_path):
+    from sharpmem_lib import store
+
+    store.cached_json("hostile", {"n": 0}, lambda: 0, root=tmp_path)  # another key's entry stays untouched
+    key = store.entry_key("hostile", {"n": 1}, "fp32")
+    stale = tmp_path / f".{key}.staging-killed"  # what kill -9 during a computation leaves
+    stale.mkdir()
+    (stale / "weights.pt").write_bytes(b"half a model")
+    other = tmp_path / ".0123456789abcdef.staging-alive"  # another key's: may belong to a live writer
+    other.mkdir()
+    assert store.cached_json("hostile", {"n": 1}, lambda: [1, 2], root=tmp_path) == [1, 2]
+    assert not stale.exists() and other.exists()
