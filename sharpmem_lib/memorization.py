@@ -57,6 +57,10 @@ class Estimate:
 
 
 def _check(masks: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    for name, value in (("masks", masks), ("correct", correct)):  # bool casts 0.5 or 2 to True silently
+        v = np.asarray(value)
+        if v.dtype != bool and not np.isin(v, (0, 1)).all():
+            raise ValueError(f"{name} must hold booleans (or 0/1); got dtype {v.dtype} with other values")
     masks, correct = np.asarray(masks, dtype=bool), np.asarray(correct, dtype=bool)
     if masks.ndim != 2 or correct.ndim != 2 or masks.shape[0] != correct.shape[0]:
         raise ValueError(f"masks (models x train) and correct (models x points) must share their first axis; "
@@ -134,6 +138,9 @@ def buckets(entropy: np.ndarray, n_buckets: int = 5, measured: np.ndarray | None
     measured = np.ones(len(entropy), bool) if measured is None else np.asarray(measured, dtype=bool)
     if measured.shape != entropy.shape:
         raise ValueError(f"measured has shape {measured.shape}; expected one flag per point {entropy.shape}")
+    if np.isnan(entropy[measured].astype(float)).any():  # argsort would rank NaN as the highest entropy
+        raise ValueError(f"entropy is NaN at {int(np.isnan(entropy[measured].astype(float)).sum())} measured "
+                         "point(s); mark them measured=False or leave them out")
     n = int(measured.sum())
     if n < n_buckets:
         raise ValueError(f"n_buckets={n_buckets} is more than the {n} points with a measured influence to bucket")

@@ -144,7 +144,11 @@ def paired_test(a, b=None, *, confidence: float = 0.95, min_n: int = MIN_N) -> P
         raise ValueError(f"confidence={confidence!r} is not valid; choose a value in (0, 1)")
     if min_n < 2:
         raise ValueError(f"min_n={min_n!r} is not valid; choose an integer >= 2")
-    d = np.asarray(a, float) - (0.0 if b is None else np.asarray(b, float))
+    a = np.asarray(a, float)
+    if a.ndim > 1 or (b is not None and (np.ndim(b) > 1 or np.shape(b) != a.shape)):
+        raise ValueError(f"a and b must be 1-D paired samples of one length; got shapes {a.shape} and "
+                         f"{None if b is None else np.shape(b)}")  # numpy would broadcast or flatten them
+    d = a - (0.0 if b is None else np.asarray(b, float))
     d = np.atleast_1d(d)
     d = d[np.isfinite(d)]
     n = len(d)

@@ -152,3 +152,26 @@ def test_a_killed_writers_staging_folder_is_removed_by_the_next_computation(tmp_
     other.mkdir()
     assert store.cached_json("hostile", {"n": 1}, lambda: [1, 2], root=tmp_path) == [1, 2]
     assert not stale.exists() and other.exists()
+
+
+@pytest.mark.parametrize("a, b", [([1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0]), (np.ones((3, 2)), np.zeros((3, 2))),
+                                  ([1.0, 2.0, 3.0], np.zeros((3, 1)))])
+def test_paired_test_refuses_samples_that_are_not_paired(a, b):
+    from sharpmem_lib.stats import paired_test
+
+    with pytest.raises(ValueError, match="1-D paired samples of one length"):
+        paired_test(a, b)
+
+
+def test_buckets_refuse_a_nan_entropy_and_estimates_refuse_non_boolean_masks():
+    from sharpmem_lib import memorization as mz
+
+    with pytest.raises(ValueError, match="entropy is NaN"):
+        mz.buckets(np.array([0.1, np.nan, 0.3, 0.5, 0.9, 0.2]), 5)
+    assert list(mz.buckets(np.array([0.1, np.nan, 0.3, 0.5, 0.9, 0.2]), 5,
+                           measured=np.array([1, 0, 1, 1, 1, 1], bool))) == [1, 0, 3, 4, 5, 2]
+    masks = np.random.default_rng(0).random((10, 6)) > 0.5
+    with pytest.raises(ValueError, match="masks must hold booleans"):
+        mz.memorization_scores(masks * 0.5, np.ones((10, 6), bool))
+    same = mz.memorization_scores(masks.astype(int), np.ones((10, 6), int))  # 0/1 integers are fine
+    assert np.array_equal(same.value, mz.memorization_scores(masks, np.ones((10, 6), bool)).value)
