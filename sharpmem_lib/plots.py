@@ -346,7 +346,8 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
 
 @_book_style
 def group_tpr_figure(table, value: str = "tpr", group: str = "quintile", method: str = "algorithm") -> Figure:
-    """Bar chart of an attack's TPR per group (mean ± std over targets), one bar per method."""
+    """Bar chart of an attack's TPR per group (mean ± std over targets), one bar per method;
+    group 0 (no measured memorization) is labelled "unmeasured"."""
     methods = list(dict.fromkeys(table[method]))
     groups = sorted(table[group].unique())
     width = 0.8 / len(methods)
@@ -355,8 +356,8 @@ def group_tpr_figure(table, value: str = "tpr", group: str = "quintile", method:
         stats_ = table[table[method] == m].groupby(group)[value].agg(["mean", "std"]).reindex(groups)
         ax.bar(np.arange(len(groups)) + (i - (len(methods) - 1) / 2) * width, stats_["mean"], width,
                yerr=stats_["std"].fillna(0), capsize=2, label=method_label(m))
-    ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups])
-    ax.set_xlabel("memorization quintile of the training point (1 = most memorized)")
+    ax.set_xticks(np.arange(len(groups)), ["unmeasured" if g == 0 else str(g) for g in groups])
+    ax.set_xlabel("memorization group of the training point (1 = most memorized; unmeasured = score 0)")
     ax.set_ylabel("LiRA TPR at 1 % FPR")
     ax.legend()
     return fig

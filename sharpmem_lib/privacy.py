@@ -407,7 +407,22 @@ class LiraStudy:
     split: Any  # attacks.LiraModels
     curves: dict[str, tuple[np.ndarray, np.ndarray]]  # method label -> (member, scores), for the ROC figure
     per_target: pd.DataFrame  # lira_evaluation's rows with an 'algorithm' column
-    by_quintile: pd.DataFrame  # algorithm, target, quintile (1 = most memorized), tpr at 1 % FPR
+    by_quintile: pd.DataFrame  # algorithm, target, quintile (1 = most memorized; 0 = unmeasured), tpr at 1 % FPR
+    groups: np.ndarray | None = None  # memorization group of each training point (attacks.memorization_groups)
+
+    @property
+    def group_sizes(self) -> dict[int, int]:
+        """{group: training points}: group 0 has no measured memorization (no estimate, or a
+        score of exactly 0), groups 1.. rank the others (1 = most memorized)."""
+        from sharpmem_lib.attacks import group_sizes
+
+        return {} if self.groups is None else group_sizes(self.groups)
+
+    @property
+    def n_ranked(self) -> int:
+        """The number of ranked memorization groups (5 unless fewer points have a non-zero score);
+        group ``n_ranked`` is the least memorized measured one."""
+        return int(self.by_quintile["quintile"].max())
 
     @property
     def low_metric(self) -> str:
@@ -426,10 +441,12 @@ class LiraStudy:
         return self.by_quintile.groupby(["algorithm", "quintile"])["tpr"].mean()
 
     def _paired(self) -> pd.DataFrame:  # targets are paired across methods: same subset and initialisation
-        return self.by_quintile.rename(columns={"algorithm": "method", "target": "seed"})
+        ranked = self.by_quintile[self.by_quintile["quintile"] != 0]  # group 0: no measured memorization
+        return ranked.rename(columns={"algorithm": "method", "target": "seed"})
 
     def gains(self, method: str, baseline: str = "sgd") -> pd.DataFrame:
-        """:func:`~sharpmem_lib.stats.paired_gain` of ``method`` over ``baseline`` per quintile, paired by target."""
+        """:func:`~sharpmem_lib.stats.paired_gain` of ``method`` over ``baseline`` per ranked
+        memorization group (group 0, no measured memorization, is left out), paired by target."""
         from sharpmem_lib.stats import paired_gain
 
         return paired_gain(self._paired(), method, baseline, "tpr", by="quintile")
@@ -446,8 +463,9 @@ def lira_study(config: PrivacyConfig, results_dir=None, data_dir=None) -> LiraSt
     models on random 70 % subsets (:func:`~sharpmem_lib.subsampling.run_subsampling_experiment`,
     cached); each of ``lira_targets`` of them is in turn the target and the rest of its pool
     its shadows; ``lira_memorization_models`` further models (never target nor shadow)
-    estimate each training point's memorization (eq. 1) under SGD, whose quintiles group the
-    attack's true positives."""
+    estimate each training point's memorization (eq. 1) under SGD, whose quintiles among the
+    points with a non-zero score group the attack's true positives (group 0: no measured
+    memorization; fewer than five groups where too few points have a non-zero score)."""
     from sharpmem_lib.attacks import lira_evaluation, memorization_groups
     from sharpmem_lib.subsampling import run_subsampling_experiment
 
@@ -460,9 +478,10 @@ def lira_study(config: PrivacyConfig, results_dir=None, data_dir=None) -> LiraSt
         per_target, scores, member = lira_evaluation(runs.confidence_train, runs.masks, split, group=quintile)
         curves[name.upper()] = (member, scores)
         summaries.append(per_target.assign(algorithm=name))
-        rows += [{"algorithm": name, "target": t, "quintile": q, "tpr": v}
-                 for q in range(1, 6) for t, v in per_target[f"tpr@1%fpr_g{q}"].items()]
-    return LiraStudy(config.lira_dataset, split, curves, pd.concat(summaries), pd.DataFrame(rows))
+        rows += [{"algorithm": name, "target": t, "quintile": q,
+                  "tpr": per_target[f"tpr@1%fpr_g{q}"].get(t, np.nan) if f"tpr@1%fpr_g{q}" in per_target else np.nan}
+                 for q in range(int(quintile.max()) + 1) for t in per_target.index]
+    return LiraStudy(config.lira_dataset, split, curves, pd.concat(summaries), pd.DataFrame(rows), quintile)
 
 
 @dataclass
@@ -556,7 +575,8 @@ class PrivacyStudy:
                     continue
                 for q, t in self.lira.tests(name).items():
                     tests[("lira", name, q)], expected[("lira", name, q)] = t, s
-                    labels[("lira", name, q)] = f"LiRA TPR at 1 % FPR, {method_label(name)} − SGD, quintile {q}"
+                    labels[("lira", name, q)] = (f"LiRA TPR at 1 % FPR, {method_label(name)} − SGD, "
+                                                 f"memorization group {q}")
         return tests, expected, labels
 
     @cached_property

@@ -27,7 +27,7 @@ __all__ = ["glue", "glue_claim", "claim_number", "readable_table", "readable_nam
            "ground_truth_table",
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
-           "privacy_sentences"]
+           "lira_groups", "privacy_sentences"]
 
 
 BOOK_BUILD_ENV = "SHARPMEM_BOOK_BUILD"  # set by sharpmem_lib.pipeline while the book's notebooks run
@@ -421,14 +421,37 @@ def table2_verdict(verdicts: Mapping[str, Verdict]) -> str:
     return parts[0] + ": " + "; ".join(parts[1:]) + "."
 
 
+def _lira_gain(v: Verdict, method: str) -> str:
+    """One sentence on LiRA's paired TPR difference ``method`` − SGD, in terms of exposure
+    (lower TPR = less exposure) and the direction the paper's Table 1 implies."""
+    m, what = method_label(method), "the most memorized group"
+    ev = _evidence(v, "targets")
+    if v.outcome == "insufficient":
+        return (f"{m} − SGD in LiRA's TPR on {what}: {ev}; too few targets for a test (at least 3 are needed): "
+                "insufficient data.")
+    lower = v.estimate < 0
+    moves = f"LiRA's TPR on {what} is {'lower' if lower else 'higher'} under {m} than under SGD " \
+            f"({'less' if lower else 'more'} exposure)"
+    implied = "the direction the paper's Table 1 implies"
+    if v.outcome == "reproduced":
+        return f"{moves}, {implied} ({ev})."
+    if v.outcome == "opposite":
+        return f"{moves} ({ev}): {AGAINST}'s Table 1, which implies {'more' if lower else 'less'} exposure."
+    if _only_before_correction(v):
+        contrary = f" (against {implied})" if lower != (v.expected_sign < 0) else ""
+        return (f"{moves}{contrary} before the correction for the chapter's {v.family_size} tests, but not after it "
+                f"({ev}): not resolved.")
+    return f"LiRA's TPR on {what} is not distinguishable under {m} and SGD at this scale ({ev}): not resolved."
+
+
 def lira_verdict(sam: Verdict, sharpreg: Verdict) -> str:
-    """Chapter 3, LiRA: paired by target, on the most memorized fifth of the training points,
-    the paper expects SAM to expose more than SGD (+) and SharpReg less (−)."""
-    what = "LiRA's TPR on the most memorized fifth"
+    """Chapter 3, LiRA: paired by target, on the most memorized group of the training points
+    with a measured memorization score. The paper runs no LiRA; its Table 1 implies that SAM
+    exposes more than SGD (+) and SharpReg less (−)."""
     both = sam.outcome == sharpreg.outcome == "reproduced"
-    lead = "Both of the paper's directions appear with a calibrated attack. " if both else ""
-    return lead + " ".join(describe_gain(v, name, "sgd", what, pairs="targets")
-                           for v, name in ((sam, "sam"), (sharpreg, "sharpreg")))
+    lead = "Both directions the paper's Table 1 implies appear with a calibrated attack. " if both else ""
+    return (lead + " ".join(_lira_gain(v, name) for v, name in ((sam, "sam"), (sharpreg, "sharpreg")))
+            + " The paper does not run LiRA.")
 
 
 def defense_verdict(verdicts: Mapping[str, Verdict], what: str = "the honest best single-query attack") -> str:
@@ -781,6 +804,21 @@ def lira_setup(n_models: int, dataset: str, n_targets: int, pool: int, n_memoriz
                "positives instead"))
 
 
+def lira_groups(sizes: Mapping[int, int]) -> str:
+    """Chapter 3: how the training points fall into LiRA's memorization groups (``sizes``:
+    {group: points}, group 0 = no measured memorization, as from
+    :func:`~sharpmem_lib.attacks.group_sizes`); says when there are fewer than five groups."""
+    total, k = sum(sizes.values()), max(sizes, default=0)
+    zero = sizes.get(0, 0)
+    share = f"{100 * zero / total:.1f} %" if total else "0 %"
+    out = (f"{zero} of the {total} training points ({share}) have no measured memorization (a score of exactly 0, "
+           f"or no estimate) and form a group of their own, left out of the ranking; the other {total - zero} are "
+           f"ranked into {k} equal-count group{'s' if k != 1 else ''} (1 = most memorized)")
+    if k < 5:
+        out += f", fewer than five because only {total - zero} points have a non-zero score"
+    return out
+
+
 LIRA_SKIPPED = "n/a (LiRA skipped: lira_dataset is empty)"
 
 
@@ -812,12 +850,15 @@ def privacy_sentences(study) -> dict[str, Any]:
         out |= {"boundary_setup": "skipped in this run", "boundary_best": "n/a (skipped)"}
     if study.lira is not None:
         lira, q = study.lira, study.lira.quintile_means()
-        out |= {f"lira_{m}_q{k}": f"{100 * q[(m, k)]:.1f} %" for m, k in (("sgd", 1), ("sgd", 5), ("sam", 1),
-                                                                            ("sharpreg", 1))}
+        last = lira.n_ranked  # the least memorized group among points with a measured score
+        out |= {f"lira_{m}_q{k}": f"{100 * q[(m, g)]:.1f} %" for m, k, g in (("sgd", 1, 1), ("sgd", 5, last),
+                                                                               ("sam", 1, 1), ("sharpreg", 1, 1))}
         n_non = lira.per_target["n_nonmembers"]
         out["lira_setup"] = lira_setup(c.lira_models, lira.dataset, c.lira_targets, len(lira.split.pool),
                                        c.lira_memorization_models, (n_non.min(), n_non.max()),
                                        lira.per_target["min_fpr"].max(), lira.low_metric)
+        if lira.group_sizes:
+            out["lira_setup"] += "; " + lira_groups(lira.group_sizes)
         out |= {f"lira_{m}_q1_diff": evidence(verdicts[("lira", m, 1)], "targets") for m in ("sam", "sharpreg")}
         out["lira_verdict"] = lira_verdict(verdicts[("lira", "sam", 1)], verdicts[("lira", "sharpreg", 1)])
     else:

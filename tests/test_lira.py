@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from sharpmem_lib.attacks import (lira_evaluation, lira_leave_one_out, lira_scores, logit_confidence, low_fpr_metric,
-                                  membership_metrics, memorization_groups, split_models, tpr_by_group)
+from sharpmem_lib import report
+from sharpmem_lib.attacks import (group_sizes, lira_evaluation, lira_leave_one_out, lira_scores, logit_confidence,
+                                  low_fpr_metric, membership_metrics, memorization_groups, split_models, tpr_by_group)
 from sharpmem_lib.memorization import buckets, memorization_scores
 
 
@@ -112,7 +113,9 @@ def test_memorization_groups_use_only_the_given_models():
     masks, conf, correct = synthetic_population(rng, 64, 300)
     m = split_models(64, 32, 24)
     groups = memorization_groups(masks, correct, m.memorization)
-    expected = buckets(-memorization_scores(masks[m.memorization], correct[m.memorization]).value)
+    value = memorization_scores(masks[m.memorization], correct[m.memorization]).value
+    expected = np.zeros(300, int)
+    expected[value != 0] = buckets(-value[value != 0])
     np.testing.assert_array_equal(groups, expected)
     scrambled = correct.copy()
     scrambled[m.pool] = rng.random((len(m.pool), 300)) < 0.5
@@ -120,7 +123,35 @@ def test_memorization_groups_use_only_the_given_models():
     # a point the memorization models never held out has no estimate: group 0
     masks[m.memorization, 5] = True
     g = memorization_groups(masks, correct, m.memorization)
-    assert g[5] == 0 and (np.delete(g, 5) > 0).all()
+    assert g[5] == 0 and ((np.delete(g, 5) > 0) | (np.delete(value, 5) == 0)).all()
+
+
+def test_zero_memorization_scores_form_their_own_group_and_sizes_are_reported():
+    """Most points are never misclassified (score exactly 0, as 90.5 % are at the default
+    profile): none of them may be ranked into a quintile, where a stable sort would put them
+    by dataset index into 'the most memorized fifth'. The groups' sizes are reported, and
+    with too few non-zero scores there are fewer groups, said so in the setup sentence."""
+    rng = np.random.default_rng(5)
+    n_models, n = 40, 200
+    masks = rng.random((n_models, n)) < 0.5
+    masks[0], masks[1] = True, False  # every point is held in and held out at least once
+    correct = np.ones((n_models, n), bool)  # 180 points always right: memorization exactly 0
+    correct[:, 180:] = masks[:, 180:] | (rng.random((n_models, 20)) < 0.3)  # 20 memorized points
+    groups = memorization_groups(masks, correct, np.arange(n_models))
+    assert (groups[:180] == 0).all()
+    value = memorization_scores(masks, correct).value
+    assert (value[180:] > 0).all() and (groups[180:] > 0).all()
+    assert group_sizes(groups) == {0: 180, 1: 4, 2: 4, 3: 4, 4: 4, 5: 4}
+    # group 1 holds the highest scores among the measured points only
+    assert value[180:][groups[180:] == 1].min() >= value[180:][groups[180:] == 5].max()
+    # three non-zero scores: three groups, not five, and the setup sentence says so
+    few = correct.copy()
+    few[:, 183:] = True
+    g3 = memorization_groups(masks, few, np.arange(n_models))
+    assert group_sizes(g3) == {0: 197, 1: 1, 2: 1, 3: 1}
+    s = report.lira_groups(group_sizes(g3))
+    assert "197 of the 200 training points (98.5 %)" in s and "ranked into 3 equal-count groups" in s
+    assert "fewer than five" in s and "fewer than five" not in report.lira_groups(group_sizes(groups))
 
 
 def test_lira_evaluation_on_32_targets_reports_resolvable_fprs():

@@ -155,12 +155,19 @@ def test_table2_verdict(outcome):
     assert s.startswith("None of the 1 comparisons") and "insufficient data" in s
 
 
-@pytest.mark.parametrize("outcome", OUTCOMES)
-def test_lira_verdict(outcome):
+@pytest.mark.parametrize("outcome, phrase", [
+    ("reproduced", "LiRA's TPR on the most memorized group is lower under SharpReg than under SGD (less exposure), "
+                   "the direction the paper's Table 1 implies"),
+    ("opposite", "LiRA's TPR on the most memorized group is higher under SharpReg than under SGD (more exposure)"),
+    ("not resolved", "is not distinguishable under SharpReg and SGD"),
+    ("insufficient", "SharpReg − SGD in LiRA's TPR on the most memorized group")])
+def test_lira_verdict(outcome, phrase):
     s = report.lira_verdict(v(outcome), v(outcome, expected=-1))
-    assert s.startswith("Both of the paper's directions") == (outcome == "reproduced")
+    assert s.startswith("Both directions the paper's Table 1 implies") == (outcome == "reproduced")
     assert against(s) == (outcome == "opposite")
-    assert "targets" in s and "SharpReg" in s
+    assert "targets" in s and phrase in s and s.endswith("The paper does not run LiRA.")
+    # the paper runs no LiRA: no sentence may say it reports one, nor call an attack's TPR better or worse
+    assert "as the paper reports" not in s and "beats" not in s and "worse than" not in s
 
 
 @pytest.mark.parametrize("outcome, phrase", [("reproduced", "lower it significantly: DP-SGD: -3.0 points"),

@@ -15,8 +15,9 @@ follows in Carlini et al.'s code (tensorflow/privacy, ``research/mi_lira_2021``)
   (``keep[:-ntest]`` fit, ``keep[-ntest:]`` are attacked); here each target in turn is
   attacked with the remaining models of the pool as shadows.
 
-Memorization groups (which fifth of the training points a point's memorization score falls
-in) must come from models that are neither targets nor shadows
+Memorization groups (which fifth of the training points with a non-zero memorization score
+a point falls in; group 0 for the points with no measured memorization) must come from
+models that are neither targets nor shadows
 (:func:`split_models`, :func:`memorization_groups`): otherwise the same models' outcomes
 define the groups and the attack's success on them.
 
@@ -36,8 +37,12 @@ import pandas as pd
 
 from sharpmem_lib.attacks.thresholds import membership_metrics
 
-__all__ = ["LiraModels", "lira_evaluation", "lira_leave_one_out", "lira_scores", "logit_confidence",
-           "low_fpr_metric", "memorization_groups", "split_models", "tpr_by_group"]
+__all__ = ["UNMEASURED", "LiraModels", "group_sizes", "lira_evaluation", "lira_leave_one_out", "lira_scores",
+           "logit_confidence", "low_fpr_metric", "memorization_groups", "split_models", "tpr_by_group"]
+
+#: The memorization group of training points with no measured memorization (no estimate,
+#: or a score of exactly 0), kept out of the ranking (as :data:`memorization.UNMEASURED`).
+UNMEASURED = 0
 
 MIN_TARGETS = 32  # issue 18 §3: enough targets for paired tests across algorithms
 
@@ -143,18 +148,35 @@ def split_models(n_models: int, n_targets: int, n_memorization: int, min_targets
 def memorization_groups(masks: np.ndarray, correct_train: np.ndarray, models: np.ndarray,
                         n_groups: int = 5) -> np.ndarray:
     """Group of each training point by its memorization score (eq. 1) estimated from
-    ``models`` only: 1 = the most memorized ``1 / n_groups`` of the measured points. A point
-    that those models never held out (or never trained on) has no estimate: group 0."""
+    ``models`` only: 1 = the most memorized ``1 / k`` of the points with a measured, non-zero
+    score, k = the last group.
+
+    Group 0 (:data:`UNMEASURED`) holds the points with no measured memorization: those that
+    the models never held out (or never trained on), and those whose score is exactly 0 (at
+    the default profile about 90 % of the training points). Ranking the zeros would sort
+    them by dataset index into arbitrary groups and fill "the most memorized fifth" with
+    unmemorized points. The others are ranked into ``n_groups`` equal-count groups, or into
+    as many as there are such points when they are fewer (``groups.max()`` is then below
+    ``n_groups``; :func:`group_sizes` reports every group's size)."""
     from sharpmem_lib.memorization import buckets, memorization_scores
 
     models = np.asarray(models, int)
     masks, correct = np.asarray(masks, bool)[models], np.asarray(correct_train)[models]
     measured = masks.any(0) & (~masks).any(0)
-    groups = np.zeros(masks.shape[1], int)
+    groups = np.full(masks.shape[1], UNMEASURED, int)
     if measured.any():
-        estimate = memorization_scores(masks[:, measured], correct[:, measured])
-        groups[measured] = buckets(-estimate.value, n_groups)
+        value = np.asarray(memorization_scores(masks[:, measured], correct[:, measured]).value, float)
+        ranked = np.flatnonzero(measured)[value != 0]
+        if len(ranked):
+            groups[ranked] = buckets(-value[value != 0], min(n_groups, len(ranked)))
     return groups
+
+
+def group_sizes(groups: np.ndarray) -> dict[int, int]:
+    """{group: number of points} for every group from :data:`UNMEASURED` (0) to the last
+    ranked one, empty groups included."""
+    groups = np.asarray(groups, int)
+    return {g: int((groups == g).sum()) for g in range(int(groups.max(initial=0)) + 1)}
 
 
 def low_fpr_metric(n_nonmembers: int, fpr: float = 0.001) -> str:
