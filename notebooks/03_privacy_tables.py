@@ -214,22 +214,22 @@ if study.lira is not None:
                 alt="Log-log ROC curves of LiRA against SGD, SAM and SharpReg, with the chance diagonal")
     display((100 * study.lira.summary()).round(2).rename(columns=LIRA_HEADERS))
     show_figure(group_tpr_figure(study.lira.by_quintile), "S3.2",
-                "LiRA's true-positive rate at 1 % false positives per memorization quintile of the training "
-                "points (1 = most memorized), mean ± standard deviation over targets (not in the paper).",
-                alt="Bars of LiRA's true-positive rate at 1 % FPR in five memorization quintiles, one per algorithm")
+                "LiRA's true-positive rate at 1 % FPR per memorization group (1 = most memorized; unmeasured = "
+                "score 0, not ranked), mean ± standard deviation over targets (not in the paper).",
+                alt="Bars of LiRA's true-positive rate at 1 % FPR per memorization group, one colour per algorithm")
     for name in ("sam", "sharpreg"):
-        display(Markdown(f"**{method_label(name)} − SGD, LiRA TPR at 1 % FPR per memorization quintile** "
-                         "(quintile 1 = most memorized; paired by target; p not yet Holm-adjusted)"))
+        display(Markdown(f"**{method_label(name)} − SGD, LiRA TPR at 1 % FPR per memorization group** "
+                         "(group 1 = most memorized; paired by target; p not yet Holm-adjusted)"))
         display(gain_table(study.lira.gains(name), index="quintile").rename(columns={"wins / seeds": "wins / targets"}))
 
 # %% [markdown]
 # ({glue:text}`lira_setup`.) At 1 % FPR, LiRA finds {glue:text}`lira_sgd_q1` of the most
-# memorized fifth of SGD's training points against {glue:text}`lira_sgd_q5` of the least
-# memorized fifth; for the most memorized fifth the rate is {glue:text}`lira_sam_q1` under
+# memorized group of SGD's training points against {glue:text}`lira_sgd_q5` of the least
+# memorized measured group; for the most memorized group the rate is {glue:text}`lira_sam_q1` under
 # SAM and {glue:text}`lira_sharpreg_q1` under SharpReg. Paired by target (model k has the
 # same training subset and initialisation under every algorithm), on the most memorized
-# fifth: {glue:text}`lira_verdict` The tables above give the same paired differences for
-# every quintile, so whether the effect is confined to the most memorized points can be
+# group: {glue:text}`lira_verdict` The tables above give the same paired differences for
+# every ranked group, so whether the effect is confined to the most memorized points can be
 # read off directly.
 #
 # ## This chapter's tests, corrected for multiple comparisons
