@@ -68,3 +68,14 @@ def book_html(request):
         return Path(given)
     build_dir, _ = request.getfixturevalue("smoke_book")
     return build_dir / "_build" / "html"
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: small models (attack networks, narrow MLPs) run far
+    faster on one thread than on two contended ones of a shared machine. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -8,13 +8,7 @@ import torch
 from sharpmem_lib.attacks import AttackSets, label_only_attack, perturbed_queries, robustness_scores, translate
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models: one thread is far faster than two contended ones on a shared machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_translation_matches_brute_force():

@@ -10,12 +10,7 @@ from sharpmem_lib.attacks.single_query import NN_WIDTHS, InferenceAttack
 SMALL_NN = {"scale": 0.125, "batch_size": 64, "lr": 1e-3, "epochs": 30, "init_std": None}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def logits_from_probs(p):

@@ -4,7 +4,6 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from sharpmem_lib.attacks import (AttackSets, attack_sets, balanced, choose, cv_accuracy, fit_threshold,
@@ -12,13 +11,7 @@ from sharpmem_lib.attacks import (AttackSets, attack_sets, balanced, choose, cv_
                                   threshold_attack, tpr_at_fpr)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The NN attack's small matrices run far faster on one thread of a shared machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def selena_loop(member, nonmember):
