@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sharpmem_lib.buckets import MemorizationBuckets, bucket_accuracy_table, memorization_buckets
+from sharpmem_lib.buckets import MemorizationBuckets, bucket_accuracy_table, ceiling_buckets, memorization_buckets
 from sharpmem_lib.experiments import Artifact, ExperimentConfig, experiment_config
 from sharpmem_lib.privacy import evaluate_runs, summarize
 from sharpmem_lib.recipes import get_recipe
@@ -549,8 +549,7 @@ def headline_numbers(res: MitigationResults, lam_buckets: pd.DataFrame, method_b
                                                                                    "sgd")):
         frame = bucket_gain(table, method, base)
         out[f"{key}_gain"] = frame  # per bucket, for the bucket-pattern sentence
-        lowest = table.groupby("bucket")["acc"].min()
-        out[f"{key}_ceiling"] = [int(b) for b, v in lowest.items() if v >= 1.0]  # every run at 100 %
+        out[f"{key}_ceiling"] = ceiling_buckets(table)  # every run at 100 %
         gain = frame.set_index("bucket")["gain"] if len(frame) else pd.Series(dtype=float)
         for b in (1, 5):
             out[f"{key}_bucket{b}"] = float(gain.get(b, np.nan))

@@ -20,7 +20,7 @@ import pandas as pd
 from sharpmem_lib.stats import Verdict
 
 __all__ = ["glue", "glue_claim", "claim_number", "readable_table", "readable_name", "readable_value", "in_book_build",
-           "mean_std_table", "pct", "describe_gain", "gain_table", "at_ceiling",
+           "mean_std_table", "pct", "describe_gain", "gain_table",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
            "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
            "control_verdict", "mitigation_sentences", "bucket_sentences", "strata_view",
@@ -266,13 +266,6 @@ def gain_table(gains: pd.DataFrame, index: str = "sample", holm: Mapping[Any, Ve
         out["p (Holm)"] = [_p(p) for p in gains["p_holm"]]
     out["wins / seeds"] = [f"{w} / {n}" for w, n in zip(gains["wins"], gains["seeds"])]
     return out
-
-
-def at_ceiling(table: pd.DataFrame, metric: str = "acc", by: str = "bucket", ceiling: float = 1.0) -> list:
-    """The values of ``by`` (buckets) where every method and seed scores ``ceiling`` (100 %):
-    no method can differ there, so a comparison with such a bucket is empty."""
-    low = table.groupby(by)[metric].min()
-    return [k for k, v in low.items() if v >= ceiling]
 
 
 def family_note(size: int, alpha: float = 0.05) -> str:

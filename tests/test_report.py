@@ -4,6 +4,7 @@ opposite, not resolved, insufficient. A verdict against the paper must say so.""
 import pandas as pd
 import pytest
 
+from sharpmem_lib.buckets import ceiling_buckets
 from sharpmem_lib import report
 from sharpmem_lib.stats import holm_verdicts, paired_gain, paired_test, verdict
 
@@ -228,10 +229,10 @@ def test_verdict_table_status_is_computed():
     assert report.evidence(v("opposite"), "targets").endswith("over 3 tests, 5 targets")
 
 
-def test_at_ceiling_and_holm_column():
+def test_ceiling_buckets_and_holm_column():
     table = pd.DataFrame({"bucket": [1, 1, 5, 5, 4, 4], "method": ["sgd", "sam"] * 3, "seed": 0,
                           "acc": [0.8, 0.9, 1.0, 1.0, 1.0, 0.99]})
-    assert report.at_ceiling(table) == [5]
+    assert ceiling_buckets(table) == [5]
     g = pd.DataFrame({"bucket": [1, 5], "gain": [0.1, 0.0], "ci95_low": [0.05, NAN], "ci95_high": [0.15, NAN],
                       "p_value": [0.01, NAN], "test": ["t", "none"], "wins": [3, 0], "seeds": [3, 2]})
     out = report.gain_table(g, "bucket", holm={1: v("reproduced")})
