@@ -30,9 +30,7 @@ from sharpmem_lib._io import atomic_write
 from sharpmem_lib.optim import ALGORITHMS, BASE_OPTIMIZERS, coefficients, make_optimizer
 # the shared helpers; the private names are this module's own spelling of them
 from sharpmem_lib.tensors import DEVICES, seed_everything, select_device
-from sharpmem_lib.tensors import as_tensor as _as_tensor
-from sharpmem_lib.tensors import cpu_state as _cpu_state
-from sharpmem_lib.tensors import to_float as _to_float
+from sharpmem_lib.tensors import as_tensor, cpu_state, to_float
 from sharpmem_lib.validation import (
     check_choice,
     check_fraction,
@@ -357,18 +355,18 @@ def predict_logits(model: nn.Module, X, batch_size: int = 4096) -> torch.Tensor:
     Always computed in ``fp32`` (TF32 off on CUDA), whatever the model trained in: stored
     logits feed every attack score, and bf16 logits step by 0.0625 once |z| >= 8."""
     device = next(model.parameters()).device
-    X = _as_tensor(X, None, device)
+    X = as_tensor(X, None, device)
     was_training = model.training
     model.eval()
     with precision_context("fp32", device):
-        out = torch.cat([model(_to_float(X[i : i + batch_size])).float() for i in range(0, len(X), batch_size)])
+        out = torch.cat([model(to_float(X[i : i + batch_size])).float() for i in range(0, len(X), batch_size)])
     model.train(was_training)
     return out.cpu()
 
 
 def accuracy(model: nn.Module, X, y) -> float:
     """Fraction of rows of ``X`` whose predicted class equals ``y``."""
-    y = _as_tensor(y, torch.int64, torch.device("cpu"))
+    y = as_tensor(y, torch.int64, torch.device("cpu"))
     return (predict_logits(model, X).argmax(1) == y).float().mean().item()
 
 
@@ -378,8 +376,8 @@ class BestValidation:
     nothing to keep and :meth:`update` does nothing."""
 
     def __init__(self, X_val=None, y_val=None, device: torch.device | None = None) -> None:
-        self.X = None if X_val is None else _as_tensor(X_val, None, device or torch.device("cpu"))
-        self.y = None if y_val is None else _as_tensor(y_val, torch.int64, torch.device("cpu"))
+        self.X = None if X_val is None else as_tensor(X_val, None, device or torch.device("cpu"))
+        self.y = None if y_val is None else as_tensor(y_val, torch.int64, torch.device("cpu"))
         self.state: dict[str, torch.Tensor] | None = None
         self.epoch: int | None = None
         self.accuracy = -1.0
@@ -391,7 +389,7 @@ class BestValidation:
             return
         record["val_acc"] = accuracy(model, self.X, self.y)
         if eligible and record["val_acc"] > self.accuracy:
-            self.accuracy, self.epoch, self.state = record["val_acc"], epoch, _cpu_state(model)
+            self.accuracy, self.epoch, self.state = record["val_acc"], epoch, cpu_state(model)
 
     def state_dict(self) -> dict:
         """What a checkpoint keeps (the keys every checkpoint has used)."""
@@ -484,9 +482,9 @@ def train_classifier(
     if precision == "bf16-autocast" and coefficients(config.algorithm, config.lam, config.xi).needs_second_pass:
         raise ValueError(f"precision='bf16-autocast' is not valid for {config.describe()}: bf16 rounds the perturbed "
                          f"weights w + e to bf16 and erases most of e at this rho; use precision='fp32'")
-    X = _as_tensor(X, None, device)
+    X = as_tensor(X, None, device)
     soft = np.ndim(y) == 2 if not torch.is_tensor(y) else y.ndim == 2
-    y = _as_tensor(y, torch.float32 if soft else torch.int64, device)
+    y = as_tensor(y, torch.float32 if soft else torch.int64, device)
     y_label = y.argmax(1) if soft else y
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
@@ -518,7 +516,7 @@ def train_classifier(
             regularizer.load_state_dict(state["regularizer"])
 
     def batches() -> Iterator[list[torch.Tensor]]:  # what update_bn sees: the training inputs, unaugmented
-        return ([_to_float(X[i : i + config.batch_size])] for i in range(0, n, config.batch_size))
+        return ([to_float(X[i : i + config.batch_size])] for i in range(0, n, config.batch_size))
 
     n = len(X)
     model.train()
@@ -531,7 +529,7 @@ def train_classifier(
             correct = torch.zeros((), device=device, dtype=torch.int64)
             for start in range(0, n, config.batch_size):
                 idx = order[start : start + config.batch_size]
-                xb, yb = _to_float(X[idx]), y[idx]
+                xb, yb = to_float(X[idx]), y[idx]
                 if config.augment:
                     xb = augment_batch(xb, generator)
                 if channels_last:
