@@ -30,12 +30,17 @@ from scipy import stats as _st
 __all__ = ["ALPHA", "MIN_N", "EXACT_MAX_N", "OUTCOMES", "PairedTest", "TrendTest", "Correlation", "Verdict",
            "constant", "sign_flip_test", "sign_test", "paired_test", "paired_gain", "paired_tests_by", "holm",
            "trend_test", "correlation", "partial_correlation", "verdict", "holm_verdicts", "family_table",
-           "seeds_for_half_width"]
+           "seeds_for_half_width", "NO_DIRECTION", "ROLES", "detectable_difference", "difference_test"]
 
 ALPHA = 0.05
 MIN_N = 3  # fewer pairs: "insufficient", no interval
 EXACT_MAX_N = 20  # the exact sign-flip test enumerates 2^n sign patterns up to here
 OUTCOMES = ("reproduced", "opposite", "not resolved", "insufficient")
+NO_DIRECTION = "no paper direction"  # the status of a test whose direction the paper does not give: no verdict
+ROLES = ("confirmatory", "exploratory", "empty")
+"""A test's place in a chapter: *confirmatory* tests decide the paper's claims and form the
+Holm family; *exploratory* ones are reported unadjusted and labelled so; *empty* ones (every
+run at the 100 % ceiling: no method can differ) are not tests at all and count nowhere."""
 LARGE_N = 500  # unblocked trends over more points use the t approximation
 RTOL, ATOL = 1e-9, 1e-12  # differences closer than this are equal (float residue, not data)
 
@@ -106,7 +111,8 @@ class PairedTest:
     n < ``MIN_N``. ``p_value``: two-sided, from ``method`` ("t": Student's paired t-test as
     ``scipy.stats.ttest_rel``; "exact sign-flip": :func:`sign_flip_test`; "none").
     ``p_exact``: the exact sign-flip p-value for comparison, whenever n ≤ ``EXACT_MAX_N``.
-    ``note``: why there is no interval, if there is none.
+    ``note``: why there is no interval, if there is none. ``dropped``: pairs left out
+    because a side was NaN (a diverged run's metrics are NaN: such a pair is not compared).
     """
 
     n: int
@@ -121,6 +127,9 @@ class PairedTest:
     losses: int
     confidence: float = 0.95
     note: str = ""
+    dropped: int = 0
+    se: float = NAN  # standard error of the estimate (NaN without an interval)
+    df: float = NAN  # degrees of freedom of its t-interval
 
     @property
     def sufficient(self) -> bool:
@@ -128,6 +137,43 @@ class PairedTest:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def detectable_difference(se: float, df: float, level: float = ALPHA) -> float:
+    """The smallest |difference| a two-sided t-test at ``level`` resolves: the half-width
+    ``t_{1 − level/2, df} · se`` of the (1 − ``level``) interval. With ``level`` = α/m (Holm's
+    first step for a family of m tests) every estimate larger than this is resolved by Holm,
+    whatever the other tests give (its p < α/m, so its adjusted p < α). NaN without an
+    interval (``se`` or ``df`` not finite, or ``se`` = 0)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} is not valid; choose a value in (0, 1)")
+    if not (math.isfinite(se) and math.isfinite(df)) or se <= 0 or df <= 0:
+        return NAN
+    return float(_st.t.ppf(1 - level / 2, df) * se)
+
+
+def difference_test(a, b, *, confidence: float = 0.95, min_n: int = MIN_N) -> PairedTest:
+    """Welch's test of ``a.estimate − b.estimate`` for two *independent* estimates (each a
+    :class:`PairedTest` or :class:`Verdict` with ``se`` and ``df``): se = √(se_a² + se_b²),
+    Welch–Satterthwaite df = se⁴ / (se_a⁴/df_a + se_b⁴/df_b), two-sided t p-value and interval
+    (as ``scipy.stats.ttest_ind(..., equal_var=False)`` on the two samples of differences).
+    E.g. chapter 1: does SAM's gain shrink from the sample with few atypical points to the one
+    with many (different samples, so not paired)? ``n`` is the smaller of the two; either
+    side with fewer than ``min_n`` pairs or without a standard error gives ``method="none"``."""
+    n = int(min(a.n, b.n))
+    est = float(a.estimate - b.estimate)
+    common = dict(n=n, wins=0, ties=0, losses=0, confidence=confidence, p_exact=NAN)
+    sa, sb = float(getattr(a, "se", NAN)), float(getattr(b, "se", NAN))
+    da, db = float(getattr(a, "df", NAN)), float(getattr(b, "df", NAN))
+    if n < min_n or not all(math.isfinite(x) for x in (sa, sb, da, db, est)) or sa + sb <= 0:
+        return PairedTest(estimate=est, ci_low=NAN, ci_high=NAN, p_value=NAN, method="none",
+                          note="one side has no interval (too few pairs, or no variation)", **common)
+    se = math.sqrt(sa ** 2 + sb ** 2)
+    df = se ** 4 / ((sa ** 4 / da if sa > 0 else 0.0) + (sb ** 4 / db if sb > 0 else 0.0))
+    h = detectable_difference(se, df, 1 - confidence)
+    p = float(2 * _st.t.sf(abs(est) / se, df))
+    return PairedTest(estimate=est, ci_low=est - h, ci_high=est + h, p_value=p, method="Welch t", se=se, df=df,
+                      **common)
 
 
 def paired_test(a, b=None, *, confidence: float = 0.95, min_n: int = MIN_N) -> PairedTest:
@@ -150,11 +196,12 @@ def paired_test(a, b=None, *, confidence: float = 0.95, min_n: int = MIN_N) -> P
                          f"{None if b is None else np.shape(b)}")  # numpy would broadcast or flatten them
     d = a - (0.0 if b is None else np.asarray(b, float))
     d = np.atleast_1d(d)
+    dropped = int((~np.isfinite(d)).sum())  # pairs with a NaN side (a diverged run): counted, not compared
     d = d[np.isfinite(d)]
     n = len(d)
     d = _snap(d) if n else d
     wins, losses = int((d > 0).sum()), int((d < 0).sum())
-    common = dict(n=n, wins=wins, ties=n - wins - losses, losses=losses, confidence=confidence)
+    common = dict(n=n, wins=wins, ties=n - wins - losses, losses=losses, confidence=confidence, dropped=dropped)
     estimate = float(d.mean()) if n else NAN
     if n < min_n:
         return PairedTest(estimate=estimate, ci_low=NAN, ci_high=NAN, p_value=NAN, p_exact=NAN, method="none",
@@ -169,7 +216,8 @@ def paired_test(a, b=None, *, confidence: float = 0.95, min_n: int = MIN_N) -> P
     res = _st.ttest_1samp(d, 0.0)
     ci = res.confidence_interval(confidence)
     return PairedTest(estimate=estimate, ci_low=float(ci.low), ci_high=float(ci.high), p_value=float(res.pvalue),
-                      p_exact=p_exact, method="t", **common)
+                      p_exact=p_exact, method="t", se=float(np.std(d, ddof=1) / math.sqrt(n)), df=float(n - 1),
+                      **common)
 
 
 def paired_gain(runs, method: str = "sam", baseline: str = "sgd", metric: str = "atypical_acc",
@@ -385,8 +433,14 @@ def partial_correlation(x, y, z, method: str = "spearman") -> Correlation:
 class Verdict:
     """What a test says about one of the paper's claims, with the numbers behind it.
 
-    ``outcome``: one of ``OUTCOMES``. ``expected_sign``: the paper's direction (+1 / −1).
-    ``p_adjusted``: Holm-adjusted within the chapter's family of ``family_size`` tests.
+    ``outcome``: one of ``OUTCOMES``, or ``NO_DIRECTION`` for a test the paper gives no
+    direction for. ``expected_sign``: the paper's direction (+1 / −1; 0: none).
+    ``p_adjusted``: Holm-adjusted within the chapter's family of ``family_size`` tests
+    (the raw p for an exploratory test). ``role``: one of ``ROLES``. ``level``: the level
+    each test is held to, α/m for a confirmatory test (Holm's first step), α for an
+    exploratory one; ``half_width``: the smallest difference the design resolves at that
+    level (:func:`detectable_difference`; NaN without an interval). ``se``/``df``: the
+    estimate's standard error and degrees of freedom.
     """
 
     outcome: str
@@ -401,6 +455,12 @@ class Verdict:
     method: str = ""
     family_size: int = 1
     note: str = ""
+    dropped: int = 0
+    role: str = "confirmatory"
+    level: float = NAN
+    half_width: float = NAN
+    se: float = NAN
+    df: float = NAN
 
     @property
     def agrees(self) -> bool:
@@ -412,13 +472,16 @@ class Verdict:
 
 def verdict(estimate: float, ci: tuple[float, float], p_adjusted: float, expected_sign: int, n: int, *,
             min_n: int = MIN_N, alpha: float = ALPHA, p_value: float | None = None, method: str = "",
-            family_size: int = 1, note: str = "") -> Verdict:
+            family_size: int = 1, note: str = "", dropped: int = 0, role: str = "confirmatory",
+            level: float = NAN, half_width: float = NAN, se: float = NAN, df: float = NAN) -> Verdict:
     """The one rule for every verdict in the book.
 
     - ``insufficient``: n < ``min_n``, or no finite estimate or p-value;
     - ``reproduced``: Holm-adjusted p < ``alpha`` and the estimate has the paper's sign;
     - ``opposite``: Holm-adjusted p < ``alpha`` and the estimate has the other sign;
     - ``not resolved``: otherwise.
+
+    ``dropped``: pairs the test left out because a side diverged (NaN), for the sentence.
     """
     if expected_sign not in (1, -1):
         raise ValueError(f"expected_sign={expected_sign!r} is not valid; choose +1 or -1 (the paper's direction)")
@@ -432,31 +495,74 @@ def verdict(estimate: float, ci: tuple[float, float], p_adjusted: float, expecte
         outcome = "reproduced" if np.sign(estimate) == expected_sign else "opposite"
     else:
         outcome = "not resolved"
+    if role not in ROLES:
+        raise ValueError(f"role={role!r} is not valid; choose from {list(ROLES)}")
     return Verdict(outcome, estimate, lo, hi, NAN if p_value is None else float(p_value), p_adjusted, int(n),
-                   int(expected_sign), alpha, method, family_size, note)
+                   int(expected_sign), alpha, method, family_size, note, int(dropped), role, float(level),
+                   float(half_width), float(se), float(df))
 
 
 def holm_verdicts(tests: Mapping[str, PairedTest | TrendTest | Correlation], expected: Mapping[str, int], *,
-                  alpha: float = ALPHA, min_n: int = MIN_N) -> dict[str, Verdict]:
-    """Verdicts for a family of tests (a chapter's), Holm-adjusted together.
+                  alpha: float = ALPHA, min_n: int = MIN_N, exploratory=(), empty=()) -> dict[str, Verdict]:
+    """Verdicts for a chapter's tests: the confirmatory ones Holm-adjusted together.
 
     ``tests``: name -> a test result (anything with ``n``, ``estimate``, ``p_value``;
     intervals are taken from ``ci_low``/``ci_high`` when present). ``expected``: name ->
-    the paper's sign for that test. Insufficient tests do not count in the family.
+    the paper's sign for that test, 0 where the paper gives no direction.
+
+    - **confirmatory** (the default): the tests that decide the paper's claims; Holm over
+      those with a p-value (insufficient ones do not count); held to level α/m.
+    - **exploratory**: names in ``exploratory`` and every test with expected sign 0; reported
+      with their raw p (``p_adjusted`` = raw p, ``family_size`` 1, held to α), outcome
+      ``NO_DIRECTION`` where the sign is 0. They never enlarge the family.
+    - **empty**: names in ``empty`` (e.g. buckets where every run scores 100 %): no test at
+      all, outcome ``insufficient``, no p-value, not in the family.
+
+    Every verdict carries ``half_width``: the smallest difference its design resolves at
+    the level it is held to (:func:`detectable_difference`).
     """
     missing = sorted(set(tests) - set(expected))
     if missing:
         raise ValueError(f"expected has no sign for {missing}")
+    bad = sorted(str(k) for k in expected if expected[k] not in (1, -1, 0))
+    if bad:
+        raise ValueError(f"expected signs must be +1, -1 or 0 (no paper direction); bad for {bad}")
+    exploratory, empty = set(exploratory), set(empty)
     names = list(tests)
+    role = {k: "empty" if k in empty else "exploratory" if (k in exploratory or expected[k] == 0) else "confirmatory"
+            for k in names}
     raw = np.array([t.p_value if t.n >= min_n else NAN for t in (tests[k] for k in names)], float)
-    adjusted = holm(raw)
-    size = int(np.isfinite(raw).sum())
+    confirm = np.array([role[k] == "confirmatory" for k in names])
+    adjusted = holm(np.where(confirm, raw, NAN))
+    size = int((np.isfinite(raw) & confirm).sum())
     out = {}
     for name, p_raw, p_adj in zip(names, raw, adjusted):
-        t = tests[name]
+        t, r = tests[name], role[name]
         ci = (getattr(t, "ci_low", NAN), getattr(t, "ci_high", NAN))
-        out[name] = verdict(t.estimate, ci, p_adj, expected[name], t.n, min_n=min_n, alpha=alpha, p_value=p_raw,
-                            method=getattr(t, "method", ""), family_size=size, note=getattr(t, "note", ""))
+        se, df = float(getattr(t, "se", NAN)), float(getattr(t, "df", NAN))
+        common = dict(min_n=min_n, alpha=alpha, method=getattr(t, "method", ""), role=r, se=se, df=df,
+                      dropped=int(getattr(t, "dropped", 0)))
+        if r == "empty":
+            out[name] = verdict(NAN, (NAN, NAN), NAN, expected[name] or 1, t.n, p_value=NAN, family_size=0,
+                                note="empty: every run scores 100 % here (the ceiling), so no method can differ",
+                                **common)
+            out[name] = Verdict(**{**out[name].as_dict(), "expected_sign": int(expected[name]),
+                                   "estimate": float(t.estimate)})
+            continue
+        level = alpha / max(size, 1) if r == "confirmatory" else alpha
+        hw = detectable_difference(se, df, level)
+        note = getattr(t, "note", "")
+        if r == "exploratory":
+            note = "exploratory: not Holm-adjusted" + (f"; {note}" if note else "")
+        if expected[name] == 0:
+            v = verdict(t.estimate, ci, p_raw, 1, t.n, p_value=p_raw, family_size=1, note=note, level=level,
+                        half_width=hw, **common)
+            outcome = v.outcome if v.outcome == "insufficient" else NO_DIRECTION
+            out[name] = Verdict(**{**v.as_dict(), "outcome": outcome, "expected_sign": 0})
+            continue
+        out[name] = verdict(t.estimate, ci, p_adj if r == "confirmatory" else p_raw, expected[name], t.n,
+                            p_value=p_raw, family_size=size if r == "confirmatory" else 1, note=note, level=level,
+                            half_width=hw, **common)
     return out
 
 

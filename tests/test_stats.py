@@ -250,3 +250,47 @@ def test_seeds_for_half_width_rejects_bad_input():
         stats.seeds_for_half_width(0.1, 0)
     with pytest.raises(ValueError, match="sd=nan"):
         stats.seeds_for_half_width(float("nan"), 0.1)
+
+
+# ------------------------------------------------------------------ power and families (referee findings 3, 9)
+
+
+def test_half_width_after_holm_is_the_t_interval_at_alpha_over_m_and_guarantees_resolution():
+    rng = np.random.default_rng(3)
+    samples = {k: 0.01 * k + rng.normal(0, 0.01, 5) for k in range(4)}
+    tests = {k: stats.paired_test(d) for k, d in samples.items()}
+    v = stats.holm_verdicts(tests, {k: 1 for k in tests})
+    for k, d in samples.items():  # by hand: t quantile at 1 - (0.05/4)/2, sd/sqrt(n)
+        by_hand = st.t.ppf(1 - 0.05 / 4 / 2, 4) * np.std(d, ddof=1) / math.sqrt(5)
+        assert v[k].half_width == pytest.approx(by_hand) and v[k].level == pytest.approx(0.05 / 4)
+        if abs(v[k].estimate) > v[k].half_width:  # the guarantee: larger than the half-width means resolved
+            assert v[k].p_adjusted < 0.05
+    # the 95 % half-width a single test would have is narrower
+    assert v[1].half_width > (tests[1].ci_high - tests[1].ci_low) / 2
+
+
+def test_exploratory_and_empty_tests_stay_out_of_the_holm_family():
+    rng = np.random.default_rng(0)
+    a = stats.paired_test(0.03 + rng.normal(0, 0.01, 5))
+    b = stats.paired_test(0.02 + rng.normal(0, 0.01, 5))
+    ceiling = stats.paired_test([0.0] * 5)  # every run at 100 %: all differences 0, exact p = 1
+    v = stats.holm_verdicts({"a": a, "b": b, "c": ceiling, "d": a}, {"a": 1, "b": 0, "c": 1, "d": -1},
+                            exploratory=["d"], empty=["c"])
+    assert v["a"].family_size == 1 and v["a"].p_adjusted == pytest.approx(a.p_value)  # alone in the family
+    assert v["b"].outcome == stats.NO_DIRECTION and v["b"].role == "exploratory" and v["b"].expected_sign == 0
+    assert v["c"].role == "empty" and v["c"].outcome == "insufficient" and math.isnan(v["c"].p_adjusted)
+    assert "ceiling" in v["c"].note
+    assert v["d"].role == "exploratory" and v["d"].p_adjusted == v["d"].p_value and "not Holm-adjusted" in v["d"].note
+    with pytest.raises(ValueError, match="expected signs"):
+        stats.holm_verdicts({"a": a}, {"a": 2})
+
+
+def test_difference_test_is_welch_on_two_independent_estimates():
+    rng = np.random.default_rng(1)
+    x, y = 0.05 + rng.normal(0, 0.02, 8), 0.01 + rng.normal(0, 0.04, 5)
+    t = stats.difference_test(stats.paired_test(x), stats.paired_test(y))
+    ref = st.ttest_ind(x, y, equal_var=False)
+    assert t.p_value == pytest.approx(ref.pvalue) and t.estimate == pytest.approx(x.mean() - y.mean())
+    ci = ref.confidence_interval(0.95)
+    assert (t.ci_low, t.ci_high) == pytest.approx((ci.low, ci.high))
+    assert stats.difference_test(stats.paired_test(x), stats.paired_test([0.1, 0.2])).method == "none"
