@@ -13,8 +13,8 @@
 """
 
 from sharpmem_lib.attacks.boundary import BOUNDARY_METHODS, boundary_distance_attack, boundary_distances
-from sharpmem_lib.attacks.label_only import (PERTURBATIONS, label_only_attack, perturbed_queries,
-                                             robustness_scores, translate)
+from sharpmem_lib.attacks.label_only import (PERTURBATIONS, label_only_attack, label_only_from_scores,
+                                             perturbed_queries, robustness_scores, translate)
 from sharpmem_lib.attacks.lira import (LiraModels, group_sizes, lira_evaluation, lira_leave_one_out, lira_scores,
                                        logit_confidence, low_fpr_metric, memorization_groups, split_models,
                                        tpr_by_group)
@@ -29,7 +29,8 @@ __all__ = [
     "BOUNDARY_METHODS", "METRIC_ATTACKS", "NN_WIDTHS", "PERTURBATIONS", "PROTOCOLS", "SETS", "THRESHOLDS",
     "AttackSets", "LiraModels", "attack_scores", "attack_sets", "balanced", "balanced_accuracy",
     "boundary_distance_attack", "boundary_distances", "choose", "cv_accuracy", "fit_threshold",
-    "fit_threshold_attacks", "fit_thresholds", "group_sizes", "label_only_attack", "lira_evaluation",
+    "fit_threshold_attacks", "fit_thresholds", "group_sizes", "label_only_attack", "label_only_from_scores",
+    "lira_evaluation",
     "lira_leave_one_out",
     "lira_scores", "logit_confidence", "low_fpr_metric", "membership_metrics", "memorization_groups", "nn_attack",
     "perturbed_queries", "probabilities", "robustness_scores", "run_attacks", "split_models", "threshold_attack",

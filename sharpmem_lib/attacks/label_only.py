@@ -29,7 +29,8 @@ import torch
 from sharpmem_lib.attacks.thresholds import PROTOCOLS, AttackSets, threshold_attack
 from sharpmem_lib.validation import check_choice
 
-__all__ = ["PERTURBATIONS", "label_only_attack", "perturbed_queries", "robustness_scores", "translate"]
+__all__ = ["PERTURBATIONS", "label_only_attack", "label_only_from_scores", "perturbed_queries", "robustness_scores",
+           "translate"]
 
 PERTURBATIONS = ("translations", "bitflips", "noise")
 
@@ -108,5 +109,16 @@ def label_only_attack(model, X: AttackSets, y: AttackSets, kind: str, strengths:
     candidates = {strength: AttackSets(*(robustness_scores(model, getattr(X, k), getattr(y, k), kind, strength,
                                                            repeats, seed) for k, _ in y.items()))
                   for strength in strengths}
-    table = threshold_attack(candidates, y, num_classes, protocols, folds=folds, seed=seed)
+    return label_only_from_scores(candidates, y, num_classes, protocols, folds=folds, seed=seed)
+
+
+def label_only_from_scores(scores: dict[float, AttackSets], y: AttackSets, num_classes: int,
+                           protocols: tuple[str, ...] = PROTOCOLS, folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """:func:`label_only_attack`'s table from robustness scores already computed (strength ->
+    the four sets' scores), e.g. computed once for every point of a dataset when the queries
+    do not depend on the seed (``translations``) and taken per attack split."""
+    if not scores:
+        raise ValueError("scores={} is not valid; give the scores of at least one perturbation strength")
+    y = y.map(np.asarray)
+    table = threshold_attack(scores, y, num_classes, protocols, folds=folds, seed=seed)
     return table.rename(columns={"candidate": "strength"})
