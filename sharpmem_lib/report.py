@@ -17,9 +17,10 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from sharpmem_lib.stats import Verdict
+from sharpmem_lib.stats import NO_DIRECTION, Verdict
 
-__all__ = ["glue", "glue_claim", "claim_number", "readable_table", "readable_name", "readable_value", "in_book_build",
+__all__ = ["glue", "glue_claim", "claim_number", "claim_power", "power_note", "pattern_outcome", "shrink_outcome",
+           "significance_view", "target_view", "boundary_best_selena", "readable_table", "readable_name", "readable_value", "in_book_build",
            "mean_std_table", "pct", "describe_gain", "gain_table",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
            "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
@@ -147,11 +148,39 @@ def claim_number(v: Verdict) -> str:
     return f"{est} {ci}, n = {v.n}"
 
 
+def claim_power(v: Verdict) -> str:
+    """The measured power behind a claim's verdict: the smallest difference the design
+    resolves at the level the test is actually held to (α/m after Holm for a confirmatory
+    test of a family of m, α for an exploratory one), and n. '±1.8 points at level 0.0045
+    (Holm over 11 tests), n = 5'. Without an interval (trend tests, constant differences,
+    too few pairs) it says so."""
+    where = (f"Holm over {v.family_size} test{'s' if v.family_size != 1 else ''}" if v.role == "confirmatory"
+             else "exploratory, not adjusted" if v.role == "exploratory" else "empty")
+    if v.role == "empty":
+        return f"none: the test is empty (every run at the 100 % ceiling), n = {v.n}"
+    if v.outcome == "insufficient" or not math.isfinite(v.level):
+        return f"none: too few pairs for an interval (n = {v.n}; at least 3 are needed)"
+    if not math.isfinite(v.half_width):
+        kind = "a rank trend test" if ("permutation" in v.method or v.method.startswith("asymptotic")) else \
+            "an exact test without an interval"
+        return f"no interval ({kind}), level {v.level:.2g} ({where}), n = {v.n}"
+    return f"±{100 * v.half_width:.1f} points at level {v.level:.2g} ({where}), n = {v.n}"
+
+
+def power_note(v: Verdict) -> str:
+    """Half a sentence for prose: 'the design resolves differences beyond ±1.8 points here'
+    or why it resolves none."""
+    return f"smallest difference this design resolves: {claim_power(v)}"
+
+
 def glue_claim(key: str, v: Verdict) -> None:
     """Glue one row of the results page's verdict table: ``claim_<key>_number`` (this
-    build's estimate with its interval, :func:`claim_number`) and ``claim_<key>_status``
-    (the verdict's computed outcome: reproduced, opposite, not resolved or insufficient)."""
+    build's estimate with its interval, :func:`claim_number`), ``claim_<key>_power`` (the
+    smallest difference the design resolves at the level used, and n: :func:`claim_power`)
+    and ``claim_<key>_status`` (the verdict's computed outcome: reproduced, opposite, not
+    resolved or insufficient)."""
     glue(f"claim_{key}_number", claim_number(v))
+    glue(f"claim_{key}_power", claim_power(v))
     glue(f"claim_{key}_status", v.outcome)
 
 
@@ -181,6 +210,7 @@ def method_label(method) -> str:
     return _LABELS.get(str(method), str(method))
 
 
+NAN = float("nan")
 AGAINST = "this runs against the paper"  # the words every contrary verdict uses
 
 _TESTS = {"t": "paired t-test", "exact sign-flip": "exact sign-flip test",
@@ -208,9 +238,15 @@ def _evidence(v: Verdict, pairs: str = "seeds", value=_points) -> str:
         parts.append(v.note)
     if v.outcome != "insufficient":
         parts.append(f"{_TESTS.get(v.method, v.method or 'test')} p = {_p(v.p_value)}")
-        if v.family_size > 1:
+        if v.role == "exploratory":
+            parts.append("exploratory, not Holm-adjusted")
+        elif v.family_size > 1:
             parts.append(f"Holm-adjusted p = {_p(v.p_adjusted)} over {v.family_size} tests")
+        if math.isfinite(getattr(v, "half_width", NAN)) and value is _points:
+            parts.append(f"detectable difference ±{100 * v.half_width:.1f} points at level {v.level:.2g}")
     parts.append(f"{v.n} {pairs}")
+    if getattr(v, "dropped", 0):  # a pair with a diverged member is not compared; say how many
+        parts[-1] += f" ({v.dropped} {'pair' if v.dropped == 1 else 'pairs'} left out: a member diverged)"
     return ", ".join(parts)
 
 
@@ -277,37 +313,76 @@ def family_note(size: int, alpha: float = 0.05) -> str:
             f"{alpha:g}.")
 
 
+def shrink_outcome(few: Verdict, many: Verdict, alpha: float = 0.05) -> Verdict:
+    """Chapter 1: does SAM's advantage on the atypical points shrink from the sample with few
+    atypical training points (``few``) to the one with many (``many``)? The two samples are
+    independent, so Welch's test of few − many (:func:`~sharpmem_lib.stats.difference_test`;
+    the paper's sign +1). One test, not Holm-adjusted with the chapter (labelled exploratory)."""
+    from sharpmem_lib.stats import difference_test, verdict
+
+    t = difference_test(few, many)
+    return verdict(t.estimate, (t.ci_low, t.ci_high), t.p_value, 1, t.n, alpha=alpha, p_value=t.p_value,
+                   method=t.method, note="exploratory: not Holm-adjusted", role="exploratory", level=alpha,
+                   half_width=(t.ci_high - t.ci_low) / 2 if math.isfinite(t.ci_low) else NAN, se=t.se, df=t.df)
+
+
 def claim_verdict(few: Verdict, many: Verdict) -> str:
     """Chapter 1 (Fig. 1): SAM beats SGD on rare atypical test points (``few``, paper's sign
-    +1), and the advantage shrinks once the atypical cluster is well sampled (``many``; point
-    estimates, the two samples are not paired)."""
+    +1), and the advantage shrinks once the atypical cluster is well sampled: decided by
+    Welch's test of few − many (:func:`shrink_outcome`; the samples are not paired), never on
+    point estimates."""
     if few.outcome == "insufficient":
         return (f"The paper's picture cannot be tested in this run: {few.n} seeds, at least 3 are needed "
                 "(insufficient data).")
-    shrinks = many.outcome != "insufficient" and math.isfinite(many.estimate) and many.estimate < few.estimate
     ev = _evidence(few)
-    if few.outcome == "reproduced" and shrinks:
-        return (f"The paper's picture reproduces in this run: SAM is significantly better than SGD on rare atypical "
-                f"points ({ev}), and the advantage shrinks to {_points(many.estimate)} once they are well sampled.")
-    if few.outcome == "reproduced":
-        return ("Half of the paper's picture reproduces in this run: SAM is significantly better than SGD on rare "
-                f"atypical points ({ev}), but the advantage does not shrink once they are well sampled "
-                f"({_points(many.estimate)}).")
     if few.outcome == "opposite":
         return (f"With few atypical training points SAM is significantly worse than SGD on the atypical test points "
                 f"({ev}): {AGAINST}'s claim that SAM generalises better on rare atypical points.")
-    return ("The paper's picture is not resolved in this run: with few atypical training points, SAM is not "
-            f"significantly better or worse than SGD on the atypical test points ({ev}).")
+    if few.outcome != "reproduced":
+        return ("The paper's picture is not resolved in this run: with few atypical training points, SAM is not "
+                f"significantly better or worse than SGD on the atypical test points ({ev}).")
+    shrink = shrink_outcome(few, many)
+    sev = f"few − many: {_evidence(shrink)}"
+    head = f"SAM is significantly better than SGD on rare atypical points ({ev})"
+    if shrink.outcome == "reproduced":
+        return (f"The paper's picture reproduces in this run: {head}, and the advantage shrinks significantly, to "
+                f"{_points(many.estimate)}, once they are well sampled ({sev}).")
+    if shrink.outcome == "opposite":
+        return (f"Half of the paper's picture reproduces in this run: {head}, but the advantage grows significantly "
+                f"once they are well sampled ({_points(many.estimate)}; {sev}): {AGAINST}'s claim that it shrinks.")
+    why = "too few seeds to test it" if shrink.outcome == "insufficient" else "not resolved"
+    return (f"Half of the paper's picture reproduces in this run: {head}; whether the advantage shrinks once they "
+            f"are well sampled ({_points(many.estimate)}) is {why} ({sev}).")
+
+
+def pattern_outcome(low: Verdict, pattern: Verdict | None) -> str:
+    """The outcome of a bucket-pattern claim ("the change concentrates in bucket 1"), from
+    tests, never point estimates: ``low`` is the test in bucket 1, ``pattern`` the paired test
+    of (change in bucket 1) − (change in the comparison bucket) with the paper's sign (None
+    when the ceiling leaves no bucket to compare with).
+
+    - insufficient: either test is insufficient, or there is no comparison bucket;
+    - opposite: either test is resolved against the paper;
+    - reproduced: both are resolved in the paper's direction;
+    - not resolved: otherwise."""
+    if pattern is None or "insufficient" in (low.outcome, pattern.outcome):
+        return "insufficient"
+    if "opposite" in (low.outcome, pattern.outcome):
+        return "opposite"
+    if low.outcome == pattern.outcome == "reproduced":
+        return "reproduced"
+    return "not resolved"
 
 
 def bucket_pattern(gains: pd.DataFrame, v: Verdict, method: str, expect: str = "gain", low: int = 1,
-                   at_ceiling=()) -> str:
+                   at_ceiling=(), pattern: Verdict | None = None) -> str:
     """Does ``method``'s change against the baseline concentrate in bucket ``low``, as the paper
     says? ``expect="gain"`` (Fig. 3a: SAM gains most in bucket 1) or ``"loss"`` (Figs. 4a, 5a:
-    sharper minima lose most in bucket 1). ``v``: the verdict of the test in bucket ``low``
-    (Holm-adjusted in the chapter's family). ``gains``: :func:`~sharpmem_lib.stats.paired_gain`
-    by bucket, for the comparison with the highest bucket that is not in ``at_ceiling``
-    (buckets where every method scores 100 %, which cannot show a difference)."""
+    sharper minima lose most in bucket 1). ``v``: the verdict of the test in bucket ``low``;
+    ``pattern``: the verdict of the paired test of (change in ``low``) − (change in the
+    comparison bucket), the highest bucket not in ``at_ceiling`` (buckets where every
+    method scores 100 %, which cannot show a difference). Decided by :func:`pattern_outcome`;
+    ``gains`` (:func:`~sharpmem_lib.stats.paired_gain` by bucket) only supplies the numbers."""
     if expect not in ("gain", "loss"):
         raise ValueError(f"expect={expect!r} is not valid; choose 'gain' or 'loss'")
     g = gains.set_index("bucket")["gain"]
@@ -318,31 +393,34 @@ def bucket_pattern(gains: pd.DataFrame, v: Verdict, method: str, expect: str = "
     if at_ceiling:
         listed = ", ".join(str(b) for b in sorted(at_ceiling))
         ceiling = (f" Every method scores 100 % in bucket(s) {listed}, so the comparison uses bucket {high}, the "
-                   "highest bucket below the ceiling." if high is not None else
-                   f" Every method scores 100 % in every bucket above {low} ({listed}): the ceiling leaves no higher "
-                   "bucket to compare with, so that half of the pattern cannot be tested.")
+                   "highest bucket below the ceiling (the ceiling buckets' tests are empty)." if high is not None
+                   else f" Every method scores 100 % in every bucket above {low} ({listed}): the ceiling leaves no "
+                   "higher bucket to compare with, so that half of the pattern cannot be tested.")
     if v.outcome == "insufficient":
         return (f"{name}: too few seeds to test the paper's pattern in bucket {low} ({_evidence(v)}): "
                 "insufficient data." + ceiling)
-    sign = 1 if expect == "gain" else -1
-    versus = "" if high is None else f" than in bucket {high} ({_points(g.loc[high])})"
-    larger = high is not None and sign * g.loc[low] > sign * g.loc[high]
+    outcome = pattern_outcome(v, pattern if high is not None else None)
+    diff = "" if pattern is None or high is None else \
+        f"bucket {low} − bucket {high}: {_evidence(pattern)}"
+    if outcome == "insufficient":
+        return (f"{name}'s {expect} in bucket {low} is {v.outcome} ({_evidence(v)}), but the comparison with a higher "
+                "bucket " + (f"has too few seeds ({diff})" if diff else "is not available")
+                + ": the pattern is insufficiently tested." + ceiling)
+    if outcome == "reproduced":
+        return (f"{name}'s {expect} is significantly larger in bucket {low} than in bucket {high} ({diff}), and "
+                f"significant in bucket {low} ({_evidence(v)}): the paper's pattern." + ceiling)
+    if outcome == "opposite":
+        if v.outcome == "opposite":
+            other = "gains" if expect == "loss" else "loses"
+            return (f"{name} {other} accuracy in bucket {low} ({_evidence(v)}): {AGAINST}'s claim that {name}'s "
+                    f"{expect} concentrates in the low-entropy buckets." + ceiling)
+        return (f"{name}'s {expect} is significantly smaller in bucket {low} than in bucket {high} ({diff}): "
+                f"{AGAINST}'s claim that it concentrates in the low-entropy buckets." + ceiling)
     if v.outcome == "reproduced":
-        if larger:
-            return (f"{name}'s {expect} is larger in bucket {low}{versus}, and significant in bucket {low} "
-                    f"({_evidence(v)}): the paper's pattern." + ceiling)
-        what = "not larger" + versus if high is not None else "significant"
-        return (f"{name}'s {expect} in bucket {low} is significant ({_evidence(v)}) but {what}: only part of the "
-                "paper's pattern." + ceiling)
-    if v.outcome == "opposite":
-        other = "gains" if expect == "loss" else "loses"
-        return (f"{name} {other} accuracy in bucket {low} ({_evidence(v)}): {AGAINST}'s claim that {name}'s {expect} "
-                "concentrates in the low-entropy buckets." + ceiling)
-    shape = ("the direction of the paper's pattern" if larger else
-             "not the paper's pattern" if high is not None else "no comparison possible")
-    against = "" if high is None else f" against {_points(g.loc[high])} in bucket {high}"
-    return (f"{name}'s point estimate is {_points(v.estimate)} in bucket {low}{against} ({shape}), but the test in "
-            f"bucket {low} does not resolve it ({_evidence(v)}): not resolved at this scale." + ceiling)
+        return (f"{name}'s {expect} in bucket {low} is significant ({_evidence(v)}), but whether it is larger than in "
+                f"bucket {high} is not resolved ({diff}): only part of the paper's pattern." + ceiling)
+    return (f"{name}'s {expect} in bucket {low} is not resolved ({_evidence(v)}), nor is the difference from bucket "
+            f"{high} ({diff}): not resolved at this scale." + ceiling)
 
 
 def top1_trend(v: Verdict, means) -> str:
@@ -577,9 +655,23 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     out["defense_verdict"] = defense_verdict({k[1]: v for k, v in verdicts.items() if k[0] == "defense"})
     out["family_note"] = family_note(max((v.family_size for v in verdicts.values()), default=0))
     for key, family, method in (("lam", "lam", n["top_lam"]), ("sr", "sharpreg", "sharpreg")):
+        pattern = _pattern_verdict(verdicts, (family, "pattern"), n.get(f"{key}_pattern"), -1)
         out[f"{key}_bucket_pattern"] = bucket_pattern(n[f"{key}_gain"], verdicts[(family, 1)], method, expect="loss",
-                                                      at_ceiling=n[f"{key}_ceiling"])
+                                                      at_ceiling=n[f"{key}_ceiling"], pattern=pattern)
     return out
+
+
+def _pattern_verdict(verdicts: Mapping[Any, Verdict], key, pattern, sign: int) -> Verdict | None:
+    """The verdict of a bucket-pattern test: the chapter's own (``verdicts[key]``, in its Holm
+    family) when it has one, else one made from ``pattern`` = (comparison bucket, PairedTest)
+    as an exploratory test (not Holm-adjusted, and labelled so); None without a comparison."""
+    from sharpmem_lib.stats import holm_verdicts
+
+    if key in verdicts:
+        return verdicts[key]
+    if pattern is None or pattern[0] is None or pattern[1] is None:
+        return None
+    return holm_verdicts({"pattern": pattern[1]}, {"pattern": sign}, exploratory=["pattern"])["pattern"]
 
 
 def bucket_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]) -> dict[str, str]:
@@ -601,8 +693,9 @@ def bucket_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]
     for m in ("sam", "swa"):
         out[f"{m}_b1"] = describe_gain(verdicts[(m, 1)], m, "sgd", "bucket 1") if (m, 1) in verdicts else "n/a"
         out[f"{m}_b5"] = describe_gain(verdicts[(m, 5)], m, "sgd", "bucket 5") if (m, 5) in verdicts else "n/a"
-        out[f"{m}_shape"] = (bucket_pattern(n[f"{m}_gain"], verdicts[(m, 1)], m, at_ceiling=n["ceiling"])
-                             if (m, 1) in verdicts else "n/a")
+        pattern = _pattern_verdict(verdicts, (m, "pattern"), n.get(f"{m}_pattern"), 1)
+        out[f"{m}_shape"] = (bucket_pattern(n[f"{m}_gain"], verdicts[(m, 1)], m, at_ceiling=n["ceiling"],
+                                            pattern=pattern) if (m, 1) in verdicts else "n/a")
         high, t = n[f"{m}_pattern"]
         out[f"{m}_pattern"] = ("every bucket above 1 is at the 100 % ceiling, so there is nothing to compare with"
                                if high is None else f"{_points(t.estimate)} against bucket {high}, "
@@ -655,11 +748,15 @@ def dp_gap_note(selena: float, honest: float, threshold: float = 0.03) -> str:
 
 def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | None = None,
                   no_direction=(), raw=()) -> pd.DataFrame:
-    """claim | this build's estimate (percentage points) | interval | p | p (Holm) | n | status,
-    one row per verdict: the computed status table for a chapter or a results page. Keys in
-    ``no_direction`` are tests the paper gives no single direction for: they count in the
-    Holm family, and their status says so instead of a verdict. Estimates are shown in
-    percentage points, as ρ for trend tests, and as they are for keys in ``raw``."""
+    """claim | role | this build's estimate | interval | detectable difference | p | p (Holm)
+    | n | status, one row per verdict: the computed status table for a chapter or a results
+    page. ``role``: confirmatory (in the Holm family), exploratory (unadjusted) or empty (a
+    ceiling test, counted nowhere). ``detectable``: the smallest difference the design
+    resolves at the level the test is held to (α/m after Holm, α for an exploratory one;
+    :func:`claim_power`). Keys in ``no_direction`` (or verdicts whose outcome is
+    ``NO_DIRECTION``) are tests the paper gives no direction for: their status says so
+    instead of a verdict. Estimates are shown in percentage points, as ρ for trend tests,
+    and as they are for keys in ``raw``."""
     rows = []
     for key, v in verdicts.items():
         finite = math.isfinite(v.ci_low) and math.isfinite(v.ci_high)
@@ -673,9 +770,21 @@ def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | N
             est = f"{v.estimate:+.3g}"
         else:
             est = _points(v.estimate)
-        rows.append({"claim": (claims or {}).get(key, str(key)), "estimate": est, "95 % CI": ci, "p": _p(v.p_value),
-                     "p (Holm)": _p(v.p_adjusted), "n": v.n,
-                     "status": "no paper direction" if key in set(no_direction) else v.outcome})
+        hw = getattr(v, "half_width", NAN)
+        if not math.isfinite(hw):
+            detect = "n/a"
+        else:
+            detect = (f"±{hw:.3g}" if key in set(raw) else f"±{100 * hw:.1f} points") + f" at {v.level:.2g}"
+        role = getattr(v, "role", "confirmatory")
+        if role == "empty":
+            status = "empty (every run at 100 %)"
+        elif key in set(no_direction) or v.outcome == NO_DIRECTION:
+            status = NO_DIRECTION
+        else:
+            status = v.outcome
+        rows.append({"claim": (claims or {}).get(key, str(key)), "role": role, "estimate": est, "95 % CI": ci,
+                     "detectable (level)": detect, "p": _p(v.p_value),
+                     "p (Holm)": _p(v.p_adjusted) if role == "confirmatory" else "–", "n": v.n, "status": status})
     return pd.DataFrame(rows).set_index("claim")
 
 

@@ -260,3 +260,36 @@ def test_the_chapters_family_and_sentences_build_from_a_study():
     own = m[(m.method == "sharpreg") & (m.protocol == "honest") & (m.which == "final")].groupby("seed")["test_acc"]
     assert table.loc[0.3, "SharpReg test acc (%)"] == pytest.approx(100 * own.mean().mean(), abs=0.006)
     assert mit.xi_outcomes(res) == {"diverged": [], "collapsed": []}
+
+
+def test_the_chapters_holm_family_holds_only_the_paper_claims_and_no_ceiling_test():
+    """Referee findings 3, 4, 5, 9: the family is confirmatory only (the bucket pattern is a test
+    in it), the highest bucket and the control's test accuracy have no paper direction, ceiling
+    buckets are empty, and every attack test uses the honest protocol."""
+    from sharpmem_lib.stats import NO_DIRECTION, holm_verdicts
+
+    res = _fake_study()
+    tests, expected = mit.chapter_tests(res)
+    roles = mit.chapter_roles(res, tests)
+    top = int(mit.bucket_table(res, "lam", "final")["bucket"].max())
+    assert ("lam", "pattern") in tests and expected[("lam", "pattern")] == -1
+    assert expected[("lam", top)] == 0 and expected[("lr control", "test_acc")] == 0
+    assert ("lr control", "single_query") in roles["exploratory"] and ("lam", 2) in roles["exploratory"]
+    verdicts = holm_verdicts(tests, expected, **roles)
+    family = [k for k, v in verdicts.items() if v.role == "confirmatory"]
+    assert set(family) <= {("lam", 1), ("lam", "pattern"), ("sharpreg", 1), ("sharpreg", "pattern"),
+                           ("defense", "SharpReg")} | {(g, m) for g in ("lam trend", "xi trend")
+                                                       for m in ("test_acc", "single_query", "multi_query")}
+    assert verdicts[("lr control", "test_acc")].outcome in (NO_DIRECTION, "insufficient")
+    # a bucket where every run scores 100 % is empty and does not count in the family's size
+    lam_b = mit.bucket_table(res, "lam", "final")
+    forced = dict(roles, empty=roles["empty"] + [("lam", 3)])
+    v2 = holm_verdicts(tests, expected, **forced)
+    assert v2[("lam", 3)].role == "empty" and "ceiling" in v2[("lam", 3)].note
+    assert all(v.role != "empty" or k[1] in set(mit.ceiling_buckets(lam_b)) | {3} for k, v in v2.items())
+    # the trend tests read the honest protocol's rows
+    per = mit._per_seed(res.lam.results, "lam", ("single_query",), "honest")
+    assert tests[("lam trend", "single_query")].estimate == pytest.approx(
+        mit.trend_test(per["lam"], per["single_query"], per["seed"]).estimate)
+    assert list(mit.defense_table(mit.defense_summary(res), "honest").columns) == [
+        "test acc (%)", "single-query (%)", "label-only (%)"]

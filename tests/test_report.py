@@ -3,6 +3,7 @@ opposite, not resolved, insufficient. A verdict against the paper must say so.""
 
 import pandas as pd
 import pytest
+from scipy import stats as st
 
 from sharpmem_lib.buckets import ceiling_buckets
 from sharpmem_lib import report
@@ -63,55 +64,103 @@ def test_describe_gain_names_the_exact_test_and_no_interval():
     assert "no interval" in s and "CI [" not in s
 
 
+def sampled(estimate: float, se: float, n: int = 10, outcome: str | None = None):
+    """A verdict with a standard error (as holm_verdicts gives), for the shrink test."""
+    t = st.t.ppf(0.975, n - 1) * se
+    p = float(2 * st.t.sf(abs(estimate) / se, n - 1))
+    out = verdict(estimate, (estimate - t, estimate + t), p, 1, n, p_value=p, method="t", se=se, df=n - 1)
+    assert outcome is None or out.outcome == outcome
+    return out
+
+
 @pytest.mark.parametrize("outcome, start", [
     ("reproduced", "The paper's picture reproduces"),
     ("opposite", "With few atypical training points SAM is significantly worse"),
     ("not resolved", "The paper's picture is not resolved"),
     ("insufficient", "The paper's picture cannot be tested")])
 def test_claim_verdict(outcome, start):
-    s = report.claim_verdict(v(outcome), v("not resolved", estimate=0.0))
+    few = {"reproduced": sampled(0.08, 0.01), "opposite": sampled(-0.08, 0.01), "not resolved": sampled(0.01, 0.02),
+           "insufficient": v("insufficient")}[outcome]
+    s = report.claim_verdict(few, sampled(0.0, 0.01))
     assert s.startswith(start) and against(s) == (outcome == "opposite")
 
 
-def test_claim_verdict_half_when_the_advantage_does_not_shrink():
-    assert report.claim_verdict(v("reproduced"), v("reproduced", estimate=0.2)).startswith("Half of")
+@pytest.mark.parametrize("many, outcome, words", [
+    (sampled(0.0, 0.01), "reproduced", "shrinks significantly"),  # 8 points less, se 1.4: resolved
+    (sampled(0.2, 0.01), "opposite", "grows significantly"),
+    (sampled(0.07, 0.01), "not resolved", "is not resolved"),  # a point estimate smaller, but not resolved
+    (v("insufficient"), "insufficient", "too few seeds to test it")])
+def test_claim_verdict_decides_shrinking_on_a_test_not_on_point_estimates(many, outcome, words):
+    few = sampled(0.08, 0.01, outcome="reproduced")
+    assert report.shrink_outcome(few, many).outcome == outcome
+    s = report.claim_verdict(few, many)
+    assert words in s and against(s) == (outcome == "opposite")
+    assert s.startswith("The paper's picture reproduces" if outcome == "reproduced" else "Half of")
 
 
 def gains(b1, b5, b4=0.0):
     return pd.DataFrame({"bucket": [1, 2, 3, 4, 5], "gain": [b1, 0.0, 0.0, b4, b5]})
 
 
-@pytest.mark.parametrize("outcome, start", [("reproduced", "SAM's gain is larger in bucket 1 than in bucket 5"),
-                                            ("opposite", "SAM loses accuracy in bucket 1"),
-                                            ("not resolved", "SAM's point estimate is +1.0 points in bucket 1"),
-                                            ("insufficient", "SAM: too few seeds")])
-def test_bucket_pattern(outcome, start):
-    verdict_b1 = v(outcome)
-    s = report.bucket_pattern(gains(verdict_b1.estimate, 0.0), verdict_b1, "sam")
-    assert s.startswith(start), s
-    assert against(s) == (outcome == "opposite")
+@pytest.mark.parametrize("low, pattern, outcome", [
+    ("reproduced", "reproduced", "reproduced"), ("reproduced", "not resolved", "not resolved"),
+    ("not resolved", "reproduced", "not resolved"), ("opposite", "not resolved", "opposite"),
+    ("reproduced", "opposite", "opposite"), ("insufficient", "reproduced", "insufficient"),
+    ("reproduced", "insufficient", "insufficient"), ("reproduced", None, "insufficient")])
+def test_pattern_outcome_decides_on_both_tests(low, pattern, outcome):
+    assert report.pattern_outcome(v(low), None if pattern is None else v(pattern)) == outcome
 
 
-@pytest.mark.parametrize("outcome, start", [("reproduced", "λ = 3's loss is larger in bucket 1"),
-                                            ("opposite", "λ = 3 gains accuracy in bucket 1"),
-                                            ("not resolved", "λ = 3's point estimate is -1.0 points in bucket 1"),
-                                            ("insufficient", "λ = 3: too few seeds")])
-def test_bucket_pattern_for_an_expected_loss(outcome, start):
-    verdict_b1 = v(outcome, expected=-1)
-    s = report.bucket_pattern(gains(verdict_b1.estimate, 0.0), verdict_b1, "λ = 3", expect="loss")
+@pytest.mark.parametrize("low, pattern, start", [
+    ("reproduced", "reproduced", "SAM's gain is significantly larger in bucket 1 than in bucket 5"),
+    ("reproduced", "opposite", "SAM's gain is significantly smaller in bucket 1 than in bucket 5"),
+    ("opposite", "not resolved", "SAM loses accuracy in bucket 1"),
+    ("reproduced", "not resolved", "SAM's gain in bucket 1 is significant"),
+    ("not resolved", "not resolved", "SAM's gain in bucket 1 is not resolved"),
+    ("insufficient", "reproduced", "SAM: too few seeds"),
+    ("reproduced", "insufficient", "SAM's gain in bucket 1 is reproduced")])
+def test_bucket_pattern(low, pattern, start):
+    verdict_b1 = v(low)
+    s = report.bucket_pattern(gains(verdict_b1.estimate, 0.0), verdict_b1, "sam", pattern=v(pattern))
     assert s.startswith(start), s
-    assert against(s) == (outcome == "opposite")
+    assert against(s) == (report.pattern_outcome(verdict_b1, v(pattern)) == "opposite")
+    if low == pattern == "reproduced":
+        assert s.endswith("the paper's pattern.")
+
+
+def test_bucket_pattern_does_not_decide_on_point_estimates():
+    """The old sentence called a larger bucket-1 point estimate 'the paper's pattern'."""
+    verdict_b1 = v("reproduced")
+    s = report.bucket_pattern(gains(0.03, 0.0), verdict_b1, "sam", pattern=v("not resolved", estimate=0.03))
+    assert "only part of the paper's pattern" in s and "not resolved" in s
+    s = report.bucket_pattern(gains(0.03, 0.0), verdict_b1, "sam")  # no pattern test given: insufficient
+    assert "insufficiently tested" in s
+
+
+@pytest.mark.parametrize("low, pattern, start", [
+    ("reproduced", "reproduced", "λ = 3's loss is significantly larger in bucket 1"),
+    ("opposite", "not resolved", "λ = 3 gains accuracy in bucket 1"),
+    ("not resolved", "not resolved", "λ = 3's loss in bucket 1 is not resolved"),
+    ("insufficient", "not resolved", "λ = 3: too few seeds")])
+def test_bucket_pattern_for_an_expected_loss(low, pattern, start):
+    verdict_b1 = v(low, expected=-1)
+    s = report.bucket_pattern(gains(verdict_b1.estimate, 0.0), verdict_b1, "λ = 3", expect="loss",
+                              pattern=v(pattern, expected=-1))
+    assert s.startswith(start), s
+    assert against(s) == (low == "opposite")
     with pytest.raises(ValueError, match="expect='up'"):
         report.bucket_pattern(gains(0, 0), verdict_b1, "sam", expect="up")
 
 
 def test_bucket_pattern_skips_buckets_at_the_ceiling_and_says_when_none_is_left():
     verdict_b1 = v("reproduced")
-    s = report.bucket_pattern(gains(0.03, 0.0, b4=0.05), verdict_b1, "sam", at_ceiling=[5])
-    assert "than in bucket 4 (+5.0 points)" in s and "only part of the paper's pattern" in s
-    assert "the highest bucket below the ceiling" in s
-    s = report.bucket_pattern(gains(0.03, 0.0), verdict_b1, "sam", at_ceiling=[2, 3, 4, 5])
-    assert "cannot be tested" in s and "bucket 5" not in s.split("(")[0]
+    s = report.bucket_pattern(gains(0.03, 0.0, b4=0.05), verdict_b1, "sam", at_ceiling=[5],
+                              pattern=v("not resolved"))
+    assert "than in bucket 4" in s and "only part of the paper's pattern" in s
+    assert "the highest bucket below the ceiling" in s and "tests are empty" in s
+    s = report.bucket_pattern(gains(0.03, 0.0), verdict_b1, "sam", at_ceiling=[2, 3, 4, 5],
+                              pattern=v("reproduced"))
+    assert "cannot be tested" in s and "insufficiently tested" in s
 
 
 @pytest.mark.parametrize("outcome, start", [("reproduced", "falls from 0.25 in bucket 1 to 0.00 in bucket 4"),
