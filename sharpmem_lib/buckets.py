@@ -113,24 +113,30 @@ def bucket_accuracy_table(artifacts: dict[tuple[str, int], Artifact], test_ids: 
     (unmeasured points, bucket 0, are in none of them).
 
     ``test_ids`` are dataset indices, ``labels`` the dataset's labels, ``bucket`` the bucket
-    of each test id. Returns one row per (method, seed, bucket) with columns ``acc`` and
-    ``points`` (test points in the bucket). With ``stratum`` (e.g. :func:`difficulty_strata`),
-    one row per (method, seed, stratum, bucket) instead, for the non-empty cells.
+    of each test id. Returns one row per (method, seed, bucket) with columns ``acc``,
+    ``points`` (test points in the bucket) and ``status`` (``complete``, or ``diverged:
+    <reason>`` for a target given as its DivergedError, whose ``acc`` is NaN: shown, and
+    left out of every paired test, which drops pairs with a NaN side). With ``stratum`` (e.g.
+    :func:`difficulty_strata`), one row per (method, seed, stratum, bucket) instead, for the
+    non-empty cells.
     """
     check_choice("which", which, ["best", "final"])
     bucket = np.asarray(bucket)
     strata = [None] if stratum is None else [int(s) for s in np.unique(stratum) if s != UNMEASURED]
     rows = []
     for (method, seed), art in artifacts.items():
-        correct = art.outputs()[f"logits_{which}"][test_ids].argmax(1) == labels[test_ids]
+        reason = getattr(art, "reason", None)  # a DivergedError (try_run_experiment): shown, NaN accuracy
+        correct = (None if reason is not None
+                   else art.outputs()[f"logits_{which}"][test_ids].argmax(1) == labels[test_ids])
         for s in strata:
             for b in range(1, n_buckets + 1):
                 cell = (bucket == b) if s is None else (bucket == b) & (np.asarray(stratum) == s)
                 if s is not None and not cell.any():
                     continue
-                acc = float(correct[cell].mean()) if cell.any() else float("nan")
+                acc = float(correct[cell].mean()) if cell.any() and correct is not None else float("nan")
                 rows.append({"method": method, "seed": seed, **({} if s is None else {"stratum": s}), "bucket": b,
-                             "acc": acc, "points": int(cell.sum())})
+                             "acc": acc, "points": int(cell.sum()),
+                             "status": "complete" if reason is None else f"diverged: {reason}"})
     return pd.DataFrame(rows)
 
 
@@ -237,7 +243,7 @@ def pattern_test(table: pd.DataFrame, method: str, baseline: str = "sgd", low: i
     if high is None:
         return None, None
     wide = table[table["bucket"].isin([low, high])].pivot_table(index="seed", columns=["method", "bucket"],
-                                                                 values=metric)
+                                                                 values=metric, dropna=False)  # keep diverged (NaN)
     gain = {b: wide[(method, b)] - wide[(baseline, b)] for b in (low, high)}
     return high, paired_test(gain[low].to_numpy(float), gain[high].to_numpy(float))
 
@@ -313,19 +319,33 @@ class BucketStudy:
     ground_truth: MemorizationBuckets | None
     subpop_size: np.ndarray | None
 
+    @property
+    def diverged(self) -> dict:
+        """(method, seed) -> reason, for each target that diverged (its ``artifacts`` entry is
+        its DivergedError; its rows in ``table`` have NaN accuracy and a ``diverged`` status)."""
+        from sharpmem_lib.experiments import diverged_runs
+
+        return diverged_runs(self.artifacts)
+
+    def diverged_table(self) -> pd.DataFrame:
+        """The diverged targets with their status, for the chapter (empty when none diverged)."""
+        from sharpmem_lib.experiments import diverged_table
+
+        return diverged_table(self.artifacts)
+
 
 def run_bucket_study(config: BucketStudyConfig, results_dir: str | Path | None = None, *,
                      data_dir: str | Path | None = None, influence_file: str | Path | None = None,
                      progress: bool = True) -> BucketStudy:
     """Train (or read) chapter 2's subset models and targets and return its results."""
     from sharpmem_lib.data import load_dataset
-    from sharpmem_lib.experiments import run_experiment
+    from sharpmem_lib.experiments import train_targets
 
     data = load_dataset(config.dataset, data_dir=data_dir)
     mb = memorization_buckets(config.subsampling(), results_dir, data_dir=data_dir, influence_file=influence_file,
                               progress=progress)
-    artifacts = {key: run_experiment(cfg, results_dir, data_dir=data_dir, progress=progress)
-                 for key, cfg in config.targets().items()}
+    # a diverged target is kept as its DivergedError: NaN rows in the tables, out of the paired tests
+    artifacts = train_targets(config.targets(), results_dir, data_dir=data_dir, progress=progress)
     y = np.asarray(data.y)
     table = bucket_accuracy_table(artifacts, mb.test_ids, y, mb.bucket)
     strata = difficulty_strata(mb.subset_acc, mb.measured)
@@ -388,7 +408,7 @@ def bucket_numbers(study: BucketStudy) -> dict:
     ed = entropy_difficulty(mb) if np.isfinite(mb.subset_acc[mb.measured]).any() else None
     out = {"source": mb.source, "n_test": len(mb.test_ids), "n_unmeasured": mb.n_unmeasured,
            "entropy_difficulty": ed, "top1_means": mean_by_bucket(mb.top1, mb.bucket), "seeds": study.config.seeds,
-           "ceiling": ceiling_buckets(table)}
+           "ceiling": ceiling_buckets(table), "diverged": study.diverged}
     for m in ("sam", "swa"):
         out[f"{m}_gain"] = paired_gain(table, m, "sgd", "acc", by="bucket")
         out[f"{m}_pattern"] = pattern_test(table, m)

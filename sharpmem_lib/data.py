@@ -962,9 +962,14 @@ def check_dataset_name(name: str, data_dir: str | Path | None = None, parameter:
     """``ValueError`` naming ``parameter`` and every available dataset unless ``name`` is one."""
     if not isinstance(name, str):
         raise ValueError(f"{parameter}={name!r} is not valid; it must be a dataset name (a string)")
-    if name not in DATASETS and name not in available_datasets(data_dir):
+    available_datasets(data_dir)  # registers this directory's <name>.npz datasets
+    here = _npz_datasets(data_dir)
+    # an npz dataset registered from another data directory earlier in this process is not one here
+    valid = [d for d, info in DATASETS.items()
+             if info.builtin or not info.source.startswith("npz file") or d in here]
+    if name not in valid:
         _explain_unusable_npz(name, data_dir)
-    check_choice(parameter, name, DATASETS if name in DATASETS else available_datasets(data_dir))
+    check_choice(parameter, name, valid)
 
 
 def _explain_unusable_npz(name: str, data_dir: str | Path | None) -> None:

@@ -32,7 +32,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -51,7 +51,8 @@ from sharpmem_lib.train import TrainConfig, predict_logits, training_precision
 from sharpmem_lib.validation import check_choice
 
 __all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "DivergedError", "accuracy_table", "divergence",
-           "derived_precision", "experiment_config", "results_root", "run_experiment", "try_run_experiment"]
+           "derived_precision", "diverged_runs", "diverged_table", "experiment_config", "results_root",
+           "run_experiment", "train_targets", "try_run_experiment"]
 
 FILES = ("weights.pt", "outputs.npz", "history.json")
 OUTPUTS = ("logits_final", "logits_best", "member", "validation")
@@ -308,6 +309,29 @@ def try_run_experiment(config: ExperimentConfig, results_dir: str | Path | None 
         return run_experiment(config, results_dir, **kwargs)
     except DivergedError as err:
         return err
+
+
+def train_targets(configs: Mapping[Any, ExperimentConfig], results_dir: str | Path | None = None,
+                  **kwargs) -> dict[Any, Artifact | DivergedError]:
+    """Every target of a chapter, key -> its :class:`Artifact` or, for a run that diverged,
+    its :class:`~sharpmem_lib.store.DivergedError` (:func:`try_run_experiment`): one diverged
+    target never stops a chapter; it is shown with its status and left out of the paired
+    tests (:func:`diverged_runs`)."""
+    return {key: try_run_experiment(config, results_dir, **kwargs) for key, config in configs.items()}
+
+
+def diverged_runs(runs: Mapping[Any, Artifact | DivergedError]) -> dict[Any, str]:
+    """key -> the reason, for each run of ``runs`` (:func:`train_targets`) that diverged."""
+    return {key: run.reason for key, run in runs.items() if isinstance(run, DivergedError)}
+
+
+def diverged_table(runs: Mapping[Any, Artifact | DivergedError]):
+    """The runs of ``runs`` that diverged, one row each (``run``, ``status``: ``diverged:
+    <reason>``), for a chapter to show beside its results; empty when none did."""
+    import pandas as pd
+
+    return pd.DataFrame([{"run": str(key), "status": f"diverged: {reason}"}
+                         for key, reason in diverged_runs(runs).items()], columns=["run", "status"]).set_index("run")
 
 
 def accuracy_table(artifacts: dict[str, Artifact | DivergedError], data_dir: str | Path | None = None):

@@ -32,6 +32,21 @@ def cpu_unless_gpu_test(request, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def dataset_registry():
+    """The dataset and split registries as they were before the test, restored in place
+    afterwards: a dataset a test registers (register_dataset, or a <name>.npz found in its
+    data directory) must not outlive it (a 'mine.npz' registered by a test_parameters test
+    made a later test's 'mine' valid in another directory)."""
+    from sharpmem_lib import data, splits
+
+    saved = [(registry, dict(registry)) for registry in (data.DATASETS, splits.SPLITS)]
+    yield
+    for registry, before in saved:
+        registry.clear()
+        registry.update(before)
+
+
 @pytest.fixture
 def float64():
     """Run a test in float64, so that tight comparisons test the algebra, not float32

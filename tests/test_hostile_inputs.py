@@ -175,3 +175,102 @@ def test_buckets_refuse_a_nan_entropy_and_estimates_refuse_non_boolean_masks():
         mz.memorization_scores(masks * 0.5, np.ones((10, 6), bool))
     same = mz.memorization_scores(masks.astype(int), np.ones((10, 6), int))  # 0/1 integers are fine
     assert np.array_equal(same.value, mz.memorization_scores(masks, np.ones((10, 6), bool)).value)
+
+
+# ------------------------------------------------------------------ divergence in every chapter
+# SAM with rho = 1e6 ends at chance accuracy on digits in 0.2 s (smoke_mlp), SharpReg with xi = 1.5
+# climbs the loss to ~1e7: both are recorded as diverged by the engine. Chapters 0, 2 and 3 used to
+# stop on the DivergedError; now they show the target with its status and leave its pairs out.
+
+def test_chapter0_trains_through_a_diverged_run_and_shows_it(tmp_path):
+    from sharpmem_lib.experiments import accuracy_table, diverged_runs, experiment_config, train_targets
+
+    configs = {"SGD": experiment_config("smoke_mlp", "digits", "sgd", 0),
+               "SAM": experiment_config("smoke_mlp", "digits", "sam", 0, sam_rho=1e6)}
+    runs = train_targets(configs, tmp_path, progress=False)
+    assert list(diverged_runs(runs)) == ["SAM"] and "at chance" in diverged_runs(runs)["SAM"]
+    table = accuracy_table(runs)
+    assert (table.loc["SGD", "status"] == "complete").all() and table.loc["SGD", "train acc"].gt(0.5).all()
+    assert table.loc["SAM", "status"].str.startswith("diverged: ").all() and table.loc["SAM", "train acc"].isna().all()
+    again = train_targets(configs, tmp_path, progress=False)  # read back from the store's record, not retrained
+    assert diverged_runs(again) == diverged_runs(runs)
+
+
+def test_chapter2_study_shows_diverged_targets_and_drops_their_pairs(tmp_path):
+    from sharpmem_lib.buckets import BucketStudyConfig, bucket_numbers, bucket_tests, run_bucket_study
+    from sharpmem_lib.report import bucket_sentences
+    from sharpmem_lib.stats import holm_verdicts
+
+    config = BucketStudyConfig("digits", "smoke_mlp", "smoke_mlp", n_models=20, seeds=3, sam_rho=1e6,
+                               ground_truth_dataset="")
+    study = run_bucket_study(config, tmp_path, progress=False)  # raised DivergedError before
+    assert set(study.diverged) == {("sam", s) for s in range(3)}
+    assert list(study.diverged_table().index) == [str(("sam", s)) for s in range(3)]
+    sam = study.table[study.table.method == "sam"]
+    assert sam["acc"].isna().all() and sam["status"].str.startswith("diverged: ").all()
+    assert (study.table[study.table.method != "sam"]["status"] == "complete").all()
+    tests, _ = bucket_tests(study)
+    verdicts = holm_verdicts(*bucket_tests(study))
+    for b in range(1, 6):
+        assert tests[("sam", b)].n == 0 and tests[("sam", b)].dropped == 3  # every pair has a diverged member
+        assert verdicts[("sam", b)].outcome == "insufficient" and verdicts[("sam", b)].dropped == 3
+        if tests[("swa", b)].n:  # SWA's pairs are intact
+            assert tests[("swa", b)].dropped == 0
+    sentences = bucket_sentences(bucket_numbers(study), verdicts)
+    assert any("3 pairs left out: a member diverged" in str(v) for v in sentences.values())
+
+
+def test_chapter3_study_shows_diverged_targets_and_drops_their_pairs(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from sharpmem_lib import privacy
+    from sharpmem_lib.paper import paper_table1
+    from sharpmem_lib.report import evidence
+
+    def fake_evaluate(artifact, data, split_seeds, which="best", nn="cpu"):  # the attacks have their own tests
+        return pd.DataFrame([{"split_seed": s, "protocol": p, "test_acc": 0.8, "single_query": 0.6 + 0.01 * s,
+                              "multi_query": 0.55, "single_query_global": 0.58, "multi_query_global": 0.5}
+                             for s in split_seeds for p in ("honest", "selena")])
+
+    monkeypatch.setattr(privacy, "evaluate_privacy", fake_evaluate)
+    config = privacy.PrivacyConfig({"digits": "smoke_mlp"}, methods=("sgd", "sam"), knobs={"sam_rho": 1e6},
+                                   train_seeds=3, split_seeds=2)
+    study = privacy.privacy_study(config, paper_table1(), results_dir=tmp_path)  # raised DivergedError before
+    assert set(study.diverged) == {("digits", "sam", s) for s in range(3)}
+    bad = study.results[study.results.algorithm == "sam"]
+    assert len(bad) == 3 * 2 * 2 and bad["single_query"].isna().all() and bad["status"].str.startswith("diverged").all()
+    t1 = study.tables["selena"]
+    assert t1.loc[("digits", "sam"), "diverged"] == 3 and t1.loc[("digits", "sgd"), "diverged"] == 0
+    assert "diverged targets" in privacy.format_table1(t1)
+    tests, _, _ = study.family
+    t = tests[("table2", "digits", "sam", "single_query")]
+    assert t.n == 0 and t.dropped == 3
+    v = study.verdicts[("table2", "digits", "sam", "single_query")]
+    assert v.outcome == "insufficient" and "3 pairs left out: a member diverged" in evidence(v, "targets")
+
+
+def test_a_pair_with_one_diverged_member_is_dropped_and_counted():
+    from sharpmem_lib.stats import holm_verdicts, paired_test
+
+    t = paired_test([0.9, np.nan, 0.8, 0.85, 0.7], [0.8, 0.8, np.nan, 0.8, 0.6])
+    assert t.n == 3 and t.dropped == 2
+    assert t.estimate == pytest.approx(np.mean([0.1, 0.05, 0.1]))
+    assert holm_verdicts({"x": t}, {"x": 1})["x"].dropped == 2
+
+
+def test_an_npz_dataset_found_in_one_directory_is_not_valid_in_another(tmp_path):
+    """A <name>.npz registered from directory A (available_datasets) stayed valid for every
+    later check in the process, whatever the data directory: a junk mine.npz in B, or none
+    in C, passed check_dataset_name (test isolation: test_parameters' mine.npz leaked into
+    test_an_npz_that_is_there_but_no_dataset_is_named)."""
+    a, b, c = (tmp_path / n for n in "abc")
+    for d in (a, b, c):
+        d.mkdir()
+    np.savez(a / "mine.npz", X=_X(12), y=np.arange(12) % 2)
+    data.check_dataset_name("mine", a)
+    (b / "mine.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DataFileError, match=f"{b / 'mine.npz'}: not a readable .npz"):
+        data.check_dataset_name("mine", b)
+    with pytest.raises(ValueError, match="dataset='mine' is not valid"):
+        data.check_dataset_name("mine", c)
+    data.check_dataset_name("mine", a)  # still valid where it is
