@@ -161,7 +161,7 @@ def test_fashion_subset_recipe_is_chapter_two_subset_training():
     from sharpmem_lib.recipes import train_config
     from sharpmem_lib.train import TrainConfig
 
-    assert train_config("fashion_mlp_subset") == TrainConfig(epochs=2, batch_size=64, lr=0.05)
+    assert train_config("fashion_mlp_subset") == TrainConfig(epochs=3, batch_size=64, lr=0.05)
     assert RECIPES["fashion_mlp_subset"].model_kwargs == {"hidden": (32,)}
 
 
