@@ -46,7 +46,7 @@ from sharpmem_lib.train import TrainConfig
 
 
 def pilot_targets(recipe: Recipe, dataset: str, methods: list[str], seeds: int, results_dir: str,
-                  knobs: dict) -> pd.DataFrame:
+                  knobs: dict, which: str = "best") -> pd.DataFrame:
     """One row per (method, seed): honest best single-query attack (accuracy, AUC), accuracies, seconds."""
     data = load_dataset(dataset)
     rows = []
@@ -56,7 +56,7 @@ def pilot_targets(recipe: Recipe, dataset: str, methods: list[str], seeds: int, 
             art = run_experiment(experiment_config(recipe, dataset, method, seed, **knobs), results_dir, progress=False)
             trained = time.perf_counter() - start
             start = time.perf_counter()
-            res = evaluate_privacy(art, data, [0], which="best")
+            res = evaluate_privacy(art, data, [0], which=which)
             attacked = time.perf_counter() - start
             honest = res[res.protocol == "honest"].iloc[0]
             rows.append({"method": method, "seed": seed, "train_acc": honest.train_acc, "test_acc": honest.test_acc,
@@ -132,6 +132,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--subset-batch-size", type=int, default=64)
     parser.add_argument("--subset-lr", type=float, default=0.05)
     parser.add_argument("--results-dir", default="", help="a results store (default: a fresh temporary one)")
+    parser.add_argument("--which", default="best", choices=["best", "final"],
+                        help="the checkpoint attacked: best validation accuracy or the last epoch")
     parser.add_argument("--quick", action="store_true", help="digits, tiny sizes: seconds")
     args = parser.parse_args(argv)
     if args.quick:
@@ -147,7 +149,7 @@ def main(argv=None) -> dict:
                      model_kwargs={"hidden": tuple(args.hidden)} if args.hidden else dict(recipe.model_kwargs))
     with tempfile.TemporaryDirectory(prefix="sharpmem-power-") as tmp:
         results_dir = args.results_dir or tmp
-        rows = pilot_targets(recipe, args.dataset, args.methods, args.seeds, results_dir, {})
+        rows = pilot_targets(recipe, args.dataset, args.methods, args.seeds, results_dir, {}, which=args.which)
         subsets = (pilot_subsets(args.dataset, tuple(args.subset_hidden), args.subset_epochs, args.subset_batch_size,
                                  args.subset_lr, args.subset_models, args.chosen_models, results_dir)
                    if args.subset_models else None)
