@@ -18,7 +18,24 @@ What it measures, on synthetic inputs only (no download), through the library's 
 5. one short epoch of the CIFAR recipe (SGD 0.1, momentum 0.9, wd 5e-4, batch 256,
    augmentation, validation and a checkpoint every epoch) on synthetic images;
 6. the ensemble trainer's models/s: FC nets stacked with vmap (``train_ensemble``) and the
-   small CNN (BatchNorm, so one by one through ``train_classifier``, as run_subsampling does).
+   small CNN (BatchNorm, so one by one through ``train_classifier``, as run_subsampling does);
+7. the boundary-distance attacks' seconds per example (ART's HopSkipJump one example at a
+   time; Carlini-Wagner on one batch), which gpu_table.py prices chapter 3's attacks with.
+
+On a machine of your own with an NVIDIA GPU: ``pip install -r requirements.txt`` (PyPI's
+torch wheel carries CUDA), then the first command above. On a machine with its own CUDA
+torch but no network (this project's lent GPU: ``python3`` there holds torch), carry the two
+pure-Python wheels the image lacks, fetched where pip works::
+
+    echo /.whl/ >> .git/info/exclude
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux2014_x86_64 -d .whl opacus==1.6.0 adversarial-robustness-toolbox==1.20.1
+    # there, in one command (carry: .whl), with time left for one rerun:
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+        && PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out $OUT/gpu_check.json
+
+then copy the JSON to benchmarks/results/gpu_check.json, run gpu_table.py on it with
+``--readme README.md``, and commit both.
 
 Every section has a time budget; a section that runs out is recorded as skipped, with why.
 Nothing here asserts a speed; the tests assert correctness.
@@ -73,6 +90,10 @@ class Sizes:
     image: int  # side of the square inputs
     wrn: dict  # WRN kwargs (the dry run shrinks it)
     tests_k: str | None  # pytest -k for the gpu tests (None: all)
+    hsj_examples: int = 4  # HopSkipJump: examples (one at a time, as ART runs them)
+    hsj_iters: int = 10  # its iterations (boundary.py's default)
+    cw_batch: int = 64  # Carlini-Wagner: one batch of this many examples, labels over 100 classes
+    cw_iters: int = 2  # its iterations per binary-search step (boundary.py: 10 steps)
 
 
 GPU = Sizes(batch=256, train_steps=60, warmup_steps=5, eval_images=10_240, matmul_n=8192, matmul_repeats=20,
@@ -80,7 +101,8 @@ GPU = Sizes(batch=256, train_steps=60, warmup_steps=5, eval_images=10_240, matmu
             cnn_images=5_000, image=32, wrn={}, tests_k=None)
 DRY = Sizes(batch=8, train_steps=2, warmup_steps=1, eval_images=16, matmul_n=256, matmul_repeats=2,
             recipe_images=24, dp_steps=2, dp_batch=8, ens_models=4, ens_images=64, cnn_models=1, cnn_images=32,
-            image=16, wrn={"depth": 10, "widen_factor": 1}, tests_k="evaluation")
+            image=16, wrn={"depth": 10, "widen_factor": 1}, tests_k="evaluation", hsj_examples=1, hsj_iters=1,
+            cw_batch=4, cw_iters=1)
 
 
 def sync(device: torch.device) -> None:
@@ -285,6 +307,40 @@ def ensemble_measurement(sizes: Sizes, device: torch.device) -> dict:
     return out
 
 
+def boundary_measurement(sizes: Sizes, device: torch.device) -> dict:
+    """Seconds per example of the boundary-distance attacks through the library's
+    ``boundary_distances`` (ART) on WRN-16-8: HopSkipJump on a few examples (ART attacks them
+    one at a time), Carlini-Wagner on one batch. CW's cost per example grows with the number
+    of distinct labels in its batch (ART's class_gradient runs one backward per distinct
+    label), so the report also gives seconds per forward-equivalent under gpu_table.py's cost
+    model, ``10 x iters x (2 (1 + 2 distinct) + 10)`` forwards per example."""
+    import numpy as np
+
+    from sharpmem_lib.attacks.boundary import boundary_distances
+
+    n = max(sizes.hsj_examples, sizes.cw_batch)
+    X, y = synthetic_images(n, sizes.image, 100, torch.device("cpu"), seed=2)
+    X, y = X.numpy(), y.numpy()
+    model = wrn(sizes, device).eval()
+    out = {}
+    start = time.perf_counter()
+    boundary_distances(model, X[: sizes.hsj_examples], y[: sizes.hsj_examples], "hopskipjump",
+                       max_iter=sizes.hsj_iters)
+    sync(device)
+    elapsed = time.perf_counter() - start
+    out["hopskipjump"] = {"examples": sizes.hsj_examples, "iters": sizes.hsj_iters,
+                          "s_per_example": elapsed / sizes.hsj_examples}
+    start = time.perf_counter()
+    boundary_distances(model, X[: sizes.cw_batch], y[: sizes.cw_batch], "cw", max_iter=sizes.cw_iters)
+    sync(device)
+    elapsed = time.perf_counter() - start
+    distinct = len(np.unique(y[: sizes.cw_batch]))
+    forwards = sizes.cw_batch * 10 * sizes.cw_iters * (2 * (1 + 2 * distinct) + 10)
+    out["cw"] = {"examples": sizes.cw_batch, "iters": sizes.cw_iters, "distinct_labels": distinct,
+                 "s_per_example": elapsed / sizes.cw_batch, "s_per_forward_equivalent": elapsed / forwards}
+    return out
+
+
 def gpu_tests(sizes: Sizes, device: torch.device, timeout: float) -> dict:
     """tests/test_gpu.py in a subprocess (its own CUDA context), summarised from JUnit XML."""
     env = dict(os.environ)
@@ -397,6 +453,7 @@ def _run(args, device: torch.device, sizes: Sizes, budget: float) -> dict:
     section("dp_sgd", 30 if not dry else 0, lambda: dp_sgd_measurement(sizes, device))
     section("cifar_recipe_epoch", 40 if not dry else 0, lambda: recipe_epoch(sizes, device))
     section("ensembles", 40 if not dry else 0, lambda: ensemble_measurement(sizes, device))
+    section("boundary", 60 if not dry else 0, lambda: boundary_measurement(sizes, device))
     if peaks:  # last: compilation takes the longest and its first minutes measure nothing
         train(compile_model=True)
     report["wall_s"] = time.perf_counter() - t0
@@ -436,6 +493,8 @@ def print_summary(report: dict) -> None:
             print(f"  {name}: {s[name]['images_per_s']:.0f} img/s")
     for name, r in s.get("ensembles", {}).items():
         print(f"  {name}: {r['model_epochs_per_s']:.2f} model-epochs/s ({r['images_per_model']} images per model)")
+    for name, r in s.get("boundary", {}).items():
+        print(f"  {name}: {r['s_per_example']:.3f} s per example ({r['examples']} examples, {r['iters']} iterations)")
     for name, why in report["skipped"].items():
         print(f"  skipped {name}: {why}")
 
