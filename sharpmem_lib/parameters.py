@@ -118,6 +118,12 @@ def _which(name, value, _):
     check_choice(name, value, ["best", "final"])
 
 
+def _nn_attack(name, value, _):
+    from sharpmem_lib.privacy import NN_OPTIONS
+
+    check_choice(name, value, list(NN_OPTIONS))
+
+
 def _ground_truth(name, value, _):
     check_choice(name, value, ["", "longtail"])  # the only dataset with known subpopulation sizes
 
@@ -145,6 +151,13 @@ def _recipes(name, value, params):
         _trainable_dataset(f"{name} (dataset)", dataset, params)
         check_str(f"{name}[{dataset!r}]", recipe)
         _recipe(f"{name}[{dataset!r}]", recipe, params)
+
+
+def _optional_recipe(name, value, params):
+    """A recipe name, or "" for the chapter's own recipe (chapter 3's lira_recipe)."""
+    check_str(name, value)
+    if value:
+        _recipe(name, value, params)
 
 
 def _file(name, value, params):
@@ -198,11 +211,14 @@ RULES: dict[str, Rule] = {
     "n_show": _int(1),
     "which": _which,
     "boundary_methods": _boundary_methods,
+    "nn_attack": _nn_attack,
     "boundary_points": _int(1),
     "boundary_iters": _int(0),
     "lira_models": _int(2),
     "lira_targets": _int(1),
     "lira_memorization_models": _int(2),
+    "lira_recipe": _optional_recipe,
+    "lira_fraction": _number(0, 1, open_min=True, open_max=True),
     "label_smoothing": _number(0, 1, open_max=True),
     "advreg_alpha": _nonnegative,
     "selena_models": _int(2),

@@ -23,12 +23,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from sharpmem_lib.attacks import (PERTURBATIONS, PROTOCOLS, attack_sets, choose, label_only_attack, run_attacks,
-                                  split_models)
+from sharpmem_lib.attacks import (PERTURBATIONS, PROTOCOLS, attack_sets, choose, label_only_attack,
+                                  label_only_from_scores, robustness_scores, run_attacks, split_models)
 from sharpmem_lib.splits import make_partition
 from sharpmem_lib.stats import PairedTest, paired_test
 from sharpmem_lib.tensors import select_device
-from sharpmem_lib.validation import check_choice, check_positive
+from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
 __all__ = ["boundary_attack", "default_label_only", "evaluate_privacy", "evaluate_runs", "summarize", "table1",
            "table2", "significance", "paired_tests", "paper_directions", "format_table1",
@@ -86,15 +86,27 @@ def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[s
     model = artifact.model(which).to(select_device("auto"))  # label-only queries run where the GPU is
     correct = logits.argmax(1) == data.y
     held_out = ~outputs["member"] & ~outputs["validation"]
-    rows = []
-    for split_seed in split_seeds:
+    # translations are the same queries in every split: each point is scored once, when a split first needs it
+    scored = {s: np.full(len(data.y), np.nan) for s in strengths}
+
+    def split_rows(split_seed: int) -> list[dict]:
         part = make_partition(artifact.config.dataset, data, split_seed)
         sets = attack_sets(part, seed=split_seed)
         labels = sets.take(data.y)
         single = run_attacks(sets.take(logits), labels, seed=split_seed, num_classes=data.num_classes,
                              nn_options=NN_OPTIONS[nn])
-        multi = label_only_attack(model, sets.take(data.X), labels, kind, strengths, repeats=repeats, seed=split_seed,
-                                  num_classes=data.num_classes)
+        if kind == "translations":
+            used = np.unique(np.concatenate([np.asarray(v) for _, v in sets.items()]))
+            for strength, values in scored.items():
+                todo = used[np.isnan(values[used])]
+                if len(todo):
+                    values[todo] = robustness_scores(model, data.X[todo], data.y[todo], kind, strength, repeats)
+            multi = label_only_from_scores({s: sets.take(v) for s, v in scored.items()}, labels, data.num_classes,
+                                           seed=split_seed)
+        else:  # random queries drawn per split seed
+            multi = label_only_attack(model, sets.take(data.X), labels, kind, strengths, repeats=repeats,
+                                      seed=split_seed, num_classes=data.num_classes)
+        rows = []
         for protocol in PROTOCOLS:
             best = single.loc[(protocol, "best")]
             global_rows = single.loc[protocol].drop(index="best")
@@ -109,10 +121,25 @@ def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[s
                 "single_query_global": float(best_global["balanced_acc"]),
                 "multi_query": float(multi.loc[(protocol, "best"), "balanced_acc"]),
                 "multi_query_global": float(multi.loc[(protocol, "global"), "balanced_acc"]),
-                "multi_strength": multi.loc[(protocol, "best"), "strength"],
-                "multi_threshold": multi.loc[(protocol, "best"), "chosen_threshold"],
+                "multi_strength": _plain(multi.loc[(protocol, "best"), "strength"]),
+                "multi_threshold": _plain(multi.loc[(protocol, "best"), "chosen_threshold"]),
             })
+        return rows
+
+    rows = []
+    for split_seed in split_seeds:
+        if output_defense is None:  # kept in the target's folder: a warm build attacks nothing again
+            name = (f"privacy-v1-{which}-split{split_seed}-nn_{nn}-{kind}-{'_'.join(f'{s:g}' for s in strengths)}"
+                    f"-r{repeats}.json")
+            rows += artifact.cached_json(name, lambda seed=split_seed: split_rows(seed))
+        else:
+            rows += split_rows(split_seed)
     return pd.DataFrame(rows)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (JSON-able)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def table1(results: pd.DataFrame, protocol: str = "honest") -> pd.DataFrame:
@@ -121,7 +148,8 @@ def table1(results: pd.DataFrame, protocol: str = "honest") -> pd.DataFrame:
     ``results``: rows of :func:`evaluate_privacy` with ``dataset``, ``algorithm`` and
     ``train_seed`` columns added. ``<m>_std_split``: standard deviation over split seeds,
     averaged over training seeds (the paper's ±); ``<m>_std_train``: standard deviation over
-    training seeds of the split-averaged value.
+    training seeds of the split-averaged value. ``diverged`` (with a ``status`` column in
+    ``results``): the training seeds whose target diverged, left out of the means.
     """
     check_choice("protocol", protocol, sorted(results["protocol"].unique()))
     df = results[results["protocol"] == protocol]
@@ -131,6 +159,9 @@ def table1(results: pd.DataFrame, protocol: str = "honest") -> pd.DataFrame:
     out = means.groupby(level=keys, sort=False).mean().add_suffix("_mean")
     out = out.join(split_std.groupby(level=keys, sort=False).mean().add_suffix("_std_split"))
     out = out.join(means.groupby(level=keys, sort=False).std(ddof=1).add_suffix("_std_train"))
+    if "status" in df:
+        bad = df[df["status"].astype(str).str.startswith("diverged")]
+        out["diverged"] = bad.groupby(keys)["train_seed"].nunique().reindex(out.index, fill_value=0).astype(int)
     return out
 
 
@@ -209,6 +240,8 @@ def format_table1(t1: pd.DataFrame) -> pd.DataFrame:
                 cell += f" [± {100 * row[f'{m}_std_train']:.2f}]"
             cells.append(cell)
         out[header] = cells
+    if "diverged" in t1 and t1["diverged"].any():  # targets left out of the means: shown, not hidden
+        out["diverged targets"] = t1["diverged"]
     return out
 
 
@@ -315,6 +348,7 @@ GLOBAL_HEADERS = {"single_query": "single-query, best (%)",
                   "multi_query_global": "multi-query, global threshold only (%)"}
 LIRA_HEADERS = {"auc": "AUC (%)", "tpr@0.1%fpr": "TPR @ 0.1 % FPR (%)", "tpr@0fp": "TPR @ zero false positives (%)",
                 "tpr@1%fpr": "TPR @ 1 % FPR (%)"}
+PROTOCOL_NAMES = {"honest": "honest protocol", "selena": "SELENA's protocol"}
 LIRA_EXPECTED = {"sam": 1, "sharpreg": -1}  # the paper: SAM exposes memorized points more than SGD, SharpReg less
 
 
@@ -328,8 +362,13 @@ class PrivacyConfig:
     (``sam_rho``, ``sharpreg_rho``, ...), each attacked under ``split_seeds`` attack splits
     using its ``which`` weights. The boundary-distance attacks run on ``boundary_dataset``
     ('' skips them) against training seed 0 and split seed 0; LiRA on ``lira_dataset`` ('' skips it)
-    with ``lira_models`` subset-trained models per method (:func:`lira_study`). Every value
-    is checked on construction, before anything trains."""
+    with ``lira_models`` subset-trained models per method (:func:`lira_study`), each trained with
+    ``lira_recipe`` ('' for the dataset's recipe in ``recipes``) on a random ``lira_fraction`` of
+    the members, so each target has the other ``1 - lira_fraction`` of them as non-members
+    (Carlini et al. train each shadow on half). ``nn_attack``: the NN attack's settings (a key
+    of :data:`NN_OPTIONS`): ``"selena"`` is SELENA's (150 epochs, Adam 1e-4, batch 512; the
+    paper profile's), ``"cpu"`` the short CPU variant. Every value is checked on
+    construction, before anything trains."""
 
     recipes: Mapping[str, str]
     methods: tuple[str, ...] = ("sgd", "sam", "sharpreg")
@@ -345,6 +384,9 @@ class PrivacyConfig:
     lira_models: int = 128
     lira_targets: int = 32
     lira_memorization_models: int = 48
+    lira_recipe: str = ""
+    lira_fraction: float = 0.7
+    nn_attack: str = "cpu"
 
     def __post_init__(self) -> None:
         from sharpmem_lib.attacks import BOUNDARY_METHODS
@@ -364,6 +406,7 @@ class PrivacyConfig:
             raise ValueError(f"methods={list(self.methods)!r} is not valid; SGD, the baseline, must come first")
         check_knobs(self.knobs)
         check_choice("which", self.which, ["best", "final"])
+        check_choice("nn_attack", self.nn_attack, NN_OPTIONS)
         for name in ("train_seeds", "split_seeds", "boundary_points", "lira_models", "lira_targets"):
             check_positive(name, getattr(self, name), integer=True)
         for name in ("boundary_dataset", "lira_dataset"):
@@ -371,6 +414,9 @@ class PrivacyConfig:
                 check_choice(name, getattr(self, name), list(self.recipes))
         for method in self.boundary_methods:
             check_choice("boundary_methods", method, BOUNDARY_METHODS)
+        if self.lira_recipe:
+            get_recipe(self.lira_recipe)
+        check_fraction("lira_fraction", self.lira_fraction)
         if self.lira_dataset:
             split_models(self.lira_models, self.lira_targets, self.lira_memorization_models)  # checks the counts
 
@@ -382,13 +428,15 @@ class PrivacyConfig:
                 for d, r in self.recipes.items() for m in self.methods for s in range(self.train_seeds)}
 
     def lira_config(self, method: str):
-        """The SubsamplingConfig of LiRA's models for ``method`` (its recipe on ``lira_dataset``, seed 0)."""
+        """The SubsamplingConfig of LiRA's models for ``method`` (``lira_recipe``, else the dataset's
+        recipe, on ``lira_dataset``; ``lira_fraction`` of the members each; seed 0)."""
         from sharpmem_lib.recipes import get_recipe, train_config
         from sharpmem_lib.subsampling import SubsamplingConfig
 
-        r = get_recipe(self.recipes[self.lira_dataset])
+        r = get_recipe(self.lira_recipe or self.recipes[self.lira_dataset])
         return SubsamplingConfig(self.lira_dataset, r.model, train_config(r, method, 0, **self.knobs),
-                                 n_models=self.lira_models, model_kwargs=dict(r.model_kwargs))
+                                 n_models=self.lira_models, fraction=self.lira_fraction,
+                                 model_kwargs=dict(r.model_kwargs))
 
     def as_dict(self) -> dict:
         """Everything that defines the study, with each recipe's full settings (provenance)."""
@@ -498,6 +546,17 @@ class PrivacyStudy:
     boundary: pd.DataFrame | None = None
     lira: LiraStudy | None = None
 
+    @property
+    def diverged(self) -> dict:
+        """(dataset, algorithm, training seed) -> reason, for each target that diverged: its
+        rows in ``results`` have NaN metrics and a ``diverged: ...`` status, and its pairs are
+        left out of the paired tests (counted in each verdict)."""
+        if "status" not in self.results:
+            return {}
+        bad = self.results[self.results["status"].astype(str).str.startswith("diverged")]
+        return {(r.dataset, r.algorithm, int(r.train_seed)): r.status.removeprefix("diverged: ")
+                for r in bad.drop_duplicates(["dataset", "algorithm", "train_seed"]).itertuples()}
+
     # Tables 1 and 2 -----------------------------------------------------------------
     @cached_property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -552,12 +611,35 @@ class PrivacyStudy:
                                 sort=False)
 
     # the chapter's family of tests ----------------------------------------------------
+    def target_table(self) -> pd.DataFrame:
+        """Per target (dataset, algorithm, training seed), means over split seeds: train and
+        test accuracy, the generalization gap (train − test), and the honest protocol's best
+        single-query attack (balanced accuracy and AUC): how much membership signal each
+        target offers, nothing chosen on evaluation data."""
+        h = self.results[self.results["protocol"] == "honest"]
+        out = h.groupby(["dataset", "algorithm", "train_seed"], sort=False)[
+            ["train_acc", "test_acc", "single_query", "single_auc"]].mean()
+        out.insert(2, "gap", out["train_acc"] - out["test_acc"])
+        return out
+
+    def protocol_gap_tests(self, metric: str = "single_query") -> dict[tuple[str, str], PairedTest]:
+        """SELENA's protocol − the honest one in ``metric``, paired by training seed (each
+        target's split-averaged value under both protocols), per (dataset, algorithm)."""
+        per = self.results.groupby(["dataset", "algorithm", "train_seed", "protocol"])[metric].mean().unstack()
+        return {(d, a): paired_test(g["selena"].to_numpy(float), g["honest"].to_numpy(float))
+                for (d, a), g in per.groupby(level=["dataset", "algorithm"], sort=False)}
+
+    # the chapter's family of tests ----------------------------------------------------
     @cached_property
     def family(self) -> tuple[dict, dict, dict]:
-        """(tests, expected signs, labels) keyed ('table2', dataset, algorithm, metric) for
-        Table 2's paired tests under SELENA's protocol (expected: the paper's sign, +1 where
-        it varies: those count in the correction but give no verdict) and ('lira', method,
-        quintile) for LiRA's per-quintile tests (SAM +1, SharpReg −1)."""
+        """(tests, expected signs, labels). Keys ('table2', dataset, algorithm, metric,
+        protocol) for Table 2's paired tests under each protocol, the honest one (primary:
+        nothing chosen on evaluation data) and SELENA's (comparable with the paper), for test
+        accuracy, the best single-query attack and the label-only (multi-query) attack;
+        expected: the paper's sign, 0 where its sign varies across its datasets (no paper
+        direction: exploratory). ('lira', method, group) for LiRA's per-group tests (SAM +1,
+        SharpReg −1), exploratory (the paper runs no LiRA); ('gap', dataset, algorithm):
+        SELENA − honest, exploratory (0: a property of the protocols, not a claim)."""
         from sharpmem_lib.recipes import METHODS
 
         def method_label(m: str) -> str:
@@ -565,10 +647,15 @@ class PrivacyStudy:
 
         tests, expected, labels = {}, {}, {}
         sign = self.paper_sign
-        for (d, a, m), t in paired_tests(self.results, "selena").items():
-            key = ("table2", d, a, m)
-            tests[key], expected[key] = t, sign.get((a, m), 1)
-            labels[key] = f"{method_label(a)} − SGD in {HEADERS[m]} on {d}"
+        for protocol in ("honest", "selena"):
+            for (d, a, m), t in paired_tests(self.results, protocol).items():
+                key = ("table2", d, a, m, protocol)
+                tests[key], expected[key] = t, sign.get((a, m), 0)
+                labels[key] = f"{method_label(a)} − SGD in {HEADERS[m]} on {d}, {PROTOCOL_NAMES[protocol]}"
+        for (d, a), t in self.protocol_gap_tests().items():
+            tests[("gap", d, a)], expected[("gap", d, a)] = t, 0
+            labels[("gap", d, a)] = (f"SELENA's − the honest protocol, best single-query attack, {method_label(a)} "
+                                     f"on {d}")
         if self.lira is not None:
             for name, s in LIRA_EXPECTED.items():
                 if name not in self.config.methods:
@@ -579,13 +666,20 @@ class PrivacyStudy:
                                                  f"memorization group {q}")
         return tests, expected, labels
 
+    @property
+    def exploratory(self) -> list:
+        """The family's exploratory tests (reported unadjusted): LiRA's (the paper runs no
+        LiRA) and the protocol gaps; tests with no paper direction are exploratory too."""
+        return [k for k in self.family[0] if k[0] in ("lira", "gap")]
+
     @cached_property
     def verdicts(self) -> dict:
-        """Every test of :meth:`family`, Holm-adjusted together (:func:`~sharpmem_lib.stats.holm_verdicts`)."""
+        """Every test of :meth:`family`; the confirmatory ones (Table 2's tests with a paper
+        direction, both protocols) Holm-adjusted together (:func:`~sharpmem_lib.stats.holm_verdicts`)."""
         from sharpmem_lib.stats import holm_verdicts
 
         tests, expected, _ = self.family
-        return holm_verdicts(tests, expected)
+        return holm_verdicts(tests, expected, exploratory=self.exploratory)
 
     @property
     def labels(self) -> dict:
@@ -598,33 +692,42 @@ class PrivacyStudy:
 
 
 def privacy_study(config: PrivacyConfig, paper: pd.DataFrame, results_dir=None, data_dir=None,
-                  nn: str = "cpu") -> PrivacyStudy:
+                  nn: str | None = None) -> PrivacyStudy:
     """Train (or read from the store) and attack every target of ``config``: Table 1's rows
     (:func:`evaluate_privacy` per target and split seed), the boundary-distance attacks
     (:func:`boundary_attack`) and LiRA (:func:`lira_study`). ``paper``: the paper's Table 1."""
     from sharpmem_lib.data import load_dataset
-    from sharpmem_lib.experiments import run_experiment
+    from sharpmem_lib.experiments import try_run_experiment
 
+    nn = config.nn_attack if nn is None else nn  # the paper profile: SELENA's NN attack (nn_attack: selena)
     check_choice("nn", nn, NN_OPTIONS)
     targets, opts = config.targets(), dict(data_dir=data_dir)
-    frames, loaded = [], {}
+    frames, loaded, arts = [], {}, {}
     for d in config.recipes:
         loaded[d] = load_dataset(d, data_dir=data_dir)
         for (dataset, method, seed), cfg in targets.items():
             if dataset == d:
-                rows = evaluate_privacy(run_experiment(cfg, results_dir, **opts), loaded[d],
-                                        list(range(config.split_seeds)), which=config.which, nn=nn)
-                frames.append(rows.assign(dataset=d, algorithm=method, train_seed=seed))
+                art = arts[(dataset, method, seed)] = try_run_experiment(cfg, results_dir, **opts)
+                labels = dict(dataset=d, algorithm=method, train_seed=seed)
+                if hasattr(art, "reason"):  # diverged: shown with NaN metrics, left out of the paired tests
+                    frames.append(pd.DataFrame([{"split_seed": s, "protocol": p, **labels,
+                                                 "status": f"diverged: {art.reason}"}
+                                                for s in range(config.split_seeds) for p in PROTOCOLS]))
+                    continue
+                rows = evaluate_privacy(art, loaded[d], list(range(config.split_seeds)), which=config.which, nn=nn)
+                frames.append(rows.assign(**labels, status="complete"))
     boundary = None
     if config.boundary_dataset:
         rows = []
         for method in config.methods:
-            art = run_experiment(targets[(config.boundary_dataset, method, 0)], results_dir, **opts)
+            art = arts[(config.boundary_dataset, method, 0)]
+            if hasattr(art, "reason"):  # its target diverged: no boundary attack (the status table says why)
+                continue
             for attack in config.boundary_methods:
                 t = boundary_attack(art, loaded[config.boundary_dataset], 0, attack, config.boundary_points,
                                     config.which, config.boundary_iters or None)
                 rows += [{"algorithm": method, "attack": attack, "protocol": p, "threshold": k,
                           **t.loc[(p, k)].to_dict()} for p, k in t.index]
-        boundary = pd.DataFrame(rows)
+        boundary = pd.DataFrame(rows) if rows else None
     lira = lira_study(config, results_dir, data_dir) if config.lira_dataset else None
     return PrivacyStudy(config, pd.concat(frames, ignore_index=True), paper, boundary, lira)

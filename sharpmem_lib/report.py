@@ -19,9 +19,11 @@ import pandas as pd
 
 from sharpmem_lib.stats import NO_DIRECTION, Verdict
 
-__all__ = ["glue", "glue_claim", "claim_number", "claim_power", "power_note", "pattern_outcome", "shrink_outcome",
-           "significance_view", "target_view", "boundary_best_selena", "readable_table", "readable_name", "readable_value", "in_book_build",
+__all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", "significance_views", "lira_gain_views",
+           "power_note", "pattern_outcome", "shrink_outcome", "significance_view", "target_view",
+           "boundary_best_selena", "readable_table", "readable_name", "readable_value", "in_book_build",
            "mean_std_table", "pct", "describe_gain", "gain_table",
+           "unmeasured_share", "influence_precision_note",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
            "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
            "control_verdict", "mitigation_sentences", "bucket_sentences", "strata_view",
@@ -173,15 +175,21 @@ def power_note(v: Verdict) -> str:
     return f"smallest difference this design resolves: {claim_power(v)}"
 
 
+def claim_values(key: str, v: Verdict) -> dict[str, str]:
+    """The results page's glue for one claim, by name: ``claim_<key>_number``,
+    ``claim_<key>_power`` and ``claim_<key>_status`` (see :func:`glue_claim`)."""
+    return {f"claim_{key}_number": claim_number(v), f"claim_{key}_power": claim_power(v),
+            f"claim_{key}_status": v.outcome}
+
+
 def glue_claim(key: str, v: Verdict) -> None:
     """Glue one row of the results page's verdict table: ``claim_<key>_number`` (this
     build's estimate with its interval, :func:`claim_number`), ``claim_<key>_power`` (the
     smallest difference the design resolves at the level used, and n: :func:`claim_power`)
     and ``claim_<key>_status`` (the verdict's computed outcome: reproduced, opposite, not
     resolved or insufficient)."""
-    glue(f"claim_{key}_number", claim_number(v))
-    glue(f"claim_{key}_power", claim_power(v))
-    glue(f"claim_{key}_status", v.outcome)
+    for name, value in claim_values(key, v).items():
+        glue(name, value)
 
 
 def pct(x: float, digits: int = 1) -> str:
@@ -674,6 +682,35 @@ def _pattern_verdict(verdicts: Mapping[Any, Verdict], key, pattern, sign: int) -
     return holm_verdicts({"pattern": pattern[1]}, {"pattern": sign}, exploratory=["pattern"])["pattern"]
 
 
+def unmeasured_share(n_unmeasured: int, n_test: int, target: float = 0.20) -> str:
+    """Chapter 2: the share of test points with no measured influence, against issue 16's
+    target (at most ``target``): '16.6 % (665 of 4000 test points), within the target of at
+    most 20 %'."""
+    if n_test <= 0:
+        return "n/a (no test points)"
+    share = n_unmeasured / n_test
+    where = "within" if share <= target else "above"
+    return f"{pct(share)} ({n_unmeasured} of {n_test} test points), {where} the target of at most {pct(target, 0)}"
+
+
+def influence_precision_note(precision: Mapping[str, float] | None) -> str:
+    """Chapter 2: how precise the influence estimates are, from the "all measured" row of
+    :func:`sharpmem_lib.buckets.influence_precision`; says so when most test points have no
+    influence resolved from zero (their entropy then ranks mostly noise)."""
+    if not precision or not math.isfinite(precision.get("median SE of an estimate", float("nan"))):
+        return "These estimates come without standard errors (the file holds no per-model results)."
+    resolved = precision["share resolved from zero"]
+    out = (f"One influence estimate (eq. 2) has a standard error of {precision['median SE of an estimate']:.3f} "
+           f"(median over the measured test points); the median test point's largest influence is "
+           f"{precision['median largest influence']:.3f} ± {precision['its median SE']:.3f}, and for {pct(resolved)} "
+           "of the measured test points the largest influence is resolved from zero (one-sided z-test, Bonferroni "
+           "over the class's training points, α = 0.05).")
+    if resolved < 0.5:
+        out += (" For the others no single training point's influence stands out from the estimator's noise at this "
+                "number of models, so their entropy, and their bucket, rest largely on noise.")
+    return out
+
+
 def bucket_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]) -> dict[str, str]:
     """Every value chapter 2's prose quotes, by glue name, from
     :func:`sharpmem_lib.buckets.bucket_numbers` and the chapter's Holm-adjusted ``verdicts``
@@ -682,7 +719,8 @@ def bucket_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]
     skipped = "n/a (skipped: ground_truth_dataset is empty)"
     ed = n["entropy_difficulty"]
     out = {"source": str(n["source"]), "n_test": str(n["n_test"]), "n_unmeasured": str(n["n_unmeasured"]),
-           "n_seeds": str(n["seeds"]),
+           "n_seeds": str(n["seeds"]), "unmeasured_share": unmeasured_share(n["n_unmeasured"], n["n_test"]),
+           "influence_se": influence_precision_note(n.get("precision")),
            "entropy_difficulty": (f"Spearman's ρ between influence entropy and the subset models' accuracy over the "
                                   f"{ed.n} measured test points: {ed.estimate:.2f} (p = {_p(ed.p_value)})."
                                   if ed is not None and ed.n and math.isfinite(ed.estimate) else
@@ -872,14 +910,41 @@ def significance_counts(verdicts: Mapping[Any, Verdict], alpha: float = 0.05) ->
             "min_p": f"{min(adjusted):.2g}" if adjusted else "n/a (too few training seeds)"}
 
 
-def protocol_vs_optimizer(max_gap: float, optimizer_effect: float) -> str:
+def _resolved(v: Verdict) -> bool:
+    return math.isfinite(v.p_adjusted) and v.p_adjusted < v.alpha and v.n >= 3
+
+
+def _with_ci(v: Verdict) -> str:
+    ci = (f", 95 % CI [{_points(v.ci_low).split()[0]}, {_points(v.ci_high).split()[0]}]"
+          if math.isfinite(v.ci_low) and math.isfinite(v.ci_high) else " (no interval)")
+    adj = "" if v.role != "confirmatory" or v.family_size <= 1 else f", Holm-adjusted p = {_p(v.p_adjusted)}"
+    return f"{_points(v.estimate)}{ci}, p = {_p(v.p_value)}{adj}, n = {v.n}"
+
+
+def protocol_vs_optimizer(gap: Verdict, effect: Verdict, gap_where: str = "", effect_where: str = "") -> str:
     """Chapter 3: how far SELENA's choices on the evaluation sets move the best single-query
-    attack (``max_gap``, points) against the largest optimizer − SGD difference under the
-    honest protocol (``optimizer_effect``, points)."""
-    return (f"SELENA's choices on the evaluation sets move the best single-query attack by up to {max_gap:.1f} "
-            f"points over the honest protocol; the largest difference between an optimizer and SGD under the honest "
-            f"protocol is {optimizer_effect:.1f} points (means over seeds and splits; see the tests below for which "
-            "differences are resolved).")
+    attack over the honest protocol (``gap``: the largest such paired difference, exploratory)
+    against the largest optimizer − SGD difference under the honest protocol (``effect``,
+    from the chapter's Holm family), each with its interval. The two are compared only when
+    both are resolved (p, Holm-adjusted where it is in the family, below α), and their order
+    only when the intervals of their sizes do not overlap."""
+    g_at = f" ({gap_where})" if gap_where else ""
+    e_at = f" ({effect_where})" if effect_where else ""
+    head = (f"SELENA's choices on the evaluation sets move the best single-query attack, against the honest "
+            f"protocol, by {_with_ci(gap)}{g_at}; the largest optimizer − SGD difference under the honest protocol is "
+            f"{_with_ci(effect)}{e_at}.")
+    if not (_resolved(gap) and _resolved(effect)):
+        which = [w for w, v in (("the protocol's", gap), ("the optimizer's", effect)) if not _resolved(v)]
+        return head + f" {' and '.join(which).capitalize()} effect is not resolved, so the two are not compared."
+    lo = lambda v: min(abs(v.ci_low), abs(v.ci_high)) if v.ci_low * v.ci_high > 0 else 0.0  # noqa: E731
+    hi = lambda v: max(abs(v.ci_low), abs(v.ci_high))  # noqa: E731
+    if not all(math.isfinite(x) for x in (gap.ci_low, gap.ci_high, effect.ci_low, effect.ci_high)):
+        return head + " Both are resolved, but one has no interval, so their sizes are not compared."
+    if lo(gap) > hi(effect):
+        return head + " Both are resolved, and the protocol moves the attack more than the optimizer does."
+    if lo(effect) > hi(gap):
+        return head + " Both are resolved, and the optimizer moves the attack more than the protocol does."
+    return head + " Both are resolved, but their intervals overlap: which is larger is not resolved."
 
 
 def boundary_setup(dataset: str, points: int, n_eval: int) -> str:
@@ -887,9 +952,89 @@ def boundary_setup(dataset: str, points: int, n_eval: int) -> str:
     return f"{dataset}, {points} points per set, {n_eval} evaluation points per target"
 
 
-def boundary_best(algorithm: str, attack: str, balanced_acc: float) -> str:
-    """Chapter 3: the most accurate boundary-distance attack under the honest protocol."""
-    return f"{100 * balanced_acc:.1f} % ({attack} against {algorithm.upper()})"
+def _boundary_choice(rows: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """One row per algorithm: the boundary attack the protocol picks among the methods run
+    (best threshold kind), honest: by ``attacker_acc`` (estimated on the attacker's data),
+    SELENA-style: by ``balanced_acc`` on the evaluation sets."""
+    key = {"honest": "attacker_acc", "selena": "balanced_acc"}
+    if protocol not in key:
+        raise ValueError(f"protocol={protocol!r} is not valid; choose from {list(key)}")
+    if key[protocol] not in rows:
+        raise ValueError(f"the boundary rows have no {key[protocol]!r} column; they come from privacy.boundary_attack")
+    best = rows[(rows["protocol"] == protocol) & (rows["threshold"] == "best")]
+    return best.loc[best.groupby("algorithm", sort=False)[key[protocol]].idxmax()]
+
+
+def boundary_best(rows: pd.DataFrame) -> str:
+    """Chapter 3, honest protocol: for each algorithm's target, the boundary-distance attack
+    an attacker picks on its own data (highest ``attacker_acc``), and that attack's balanced
+    accuracy on the evaluation sets. Nothing here is chosen on evaluation data."""
+    chosen = _boundary_choice(rows, "honest")
+    return "; ".join(f"{method_label(r.algorithm)} {100 * r.balanced_acc:.1f} % ({r.attack})"
+                     for r in chosen.itertuples()) + " (each attack chosen on the attacker's own data)"
+
+
+def boundary_best_selena(rows: pd.DataFrame) -> str:
+    """Chapter 3, SELENA-style (labelled so): for each algorithm, the most accurate boundary
+    attack on the evaluation sets themselves, under SELENA's protocol: an optimistic choice."""
+    chosen = _boundary_choice(rows, "selena")
+    return "; ".join(f"{method_label(r.algorithm)} {100 * r.balanced_acc:.1f} % ({r.attack})"
+                     for r in chosen.itertuples()) + " (SELENA-style: the best attack on the evaluation sets)"
+
+
+def significance_view(sig: pd.DataFrame) -> pd.DataFrame:
+    """:func:`sharpmem_lib.privacy.significance` as chapter 3 shows it: each mean paired
+    difference in percentage points (``<m>_diff`` holds fractions), the test and its
+    unadjusted p."""
+    from sharpmem_lib.privacy import HEADERS
+
+    out = pd.DataFrame(index=sig.index)
+    if "train_seeds" in sig:
+        out["training seeds"] = sig["train_seeds"]
+    for m, header in HEADERS.items():
+        if f"{m}_diff" not in sig:
+            continue
+        name = header.replace(" (%)", "")
+        out[f"{name}: difference (points)"] = [f"{100 * x:+.2f}" if math.isfinite(x) else "n/a"
+                                               for x in sig[f"{m}_diff"]]
+        out[f"{name}: p (unadjusted)"] = [_p(x) for x in sig[f"{m}_p"]]
+    return out
+
+
+def significance_views(study) -> list:
+    """Chapter 3: a title and :func:`significance_view` per protocol (honest first), to display."""
+    from IPython.display import Markdown
+
+    from sharpmem_lib.privacy import PROTOCOL_NAMES, significance
+
+    return [x for p in ("honest", "selena") for x in
+            (Markdown(f"**Paired differences against SGD, {PROTOCOL_NAMES[p]}**"),
+             significance_view(significance(study.results, p)))]
+
+
+def lira_gain_views(lira) -> list:
+    """Chapter 3: per method (SAM, SharpReg), a title and LiRA's paired TPR gains over SGD per
+    memorization group (:func:`gain_table`, index labelled 'memorization group'), to display."""
+    from IPython.display import Markdown
+
+    out = []
+    for name in ("sam", "sharpreg"):
+        out.append(Markdown(f"**{method_label(name)} − SGD, LiRA TPR at 1 % FPR per memorization group** (group 1 = "
+                            "most memorized; paired by target; exploratory: p not Holm-adjusted)"))
+        out.append(gain_table(lira.gains(name), index="quintile").rename(columns={"wins / seeds": "wins / targets"})
+                   .rename_axis("memorization group"))
+    return out
+
+
+def target_view(targets: pd.DataFrame) -> pd.DataFrame:
+    """:meth:`sharpmem_lib.privacy.PrivacyStudy.target_table` in points: train and test
+    accuracy, the generalization gap, the honest best single-query attack and its AUC."""
+    out = pd.DataFrame(index=targets.index)
+    for col, name in (("train_acc", "train acc (%)"), ("test_acc", "test acc (%)"), ("gap", "gap (points)"),
+                      ("single_query", "honest best attack (%)")):
+        out[name] = (100 * targets[col]).round(1)
+    out["honest best-attack AUC"] = targets["single_auc"].round(3)
+    return out
 
 
 def lira_setup(n_models: int, dataset: str, n_targets: int, pool: int, n_memorization: int, n_nonmembers: tuple,
@@ -936,20 +1081,32 @@ def privacy_sentences(study) -> dict[str, Any]:
     out |= {"table1_paper": format_table1(study.paper), "directions": dirs, "n_directions": str(len(settled)),
             "n_agree": str(int(settled["agrees"].astype(bool).sum())), "disagree_list": disagreement_list(dirs)}
     gap = study.protocol_gap()
-    out |= {"max_gap": f"{gap.to_numpy().max():.1f}",
-            "protocol_vs_optimizer": protocol_vs_optimizer(gap.iloc[:, 0].max(), study.optimizer_effect())}
-    out |= significance_counts(verdicts)
+    gaps = {k: v for k, v in verdicts.items() if k[0] == "gap" and math.isfinite(v.estimate)}
+    effects = {k: v for k, v in verdicts.items() if k[0] == "table2" and k[3] == "single_query" and k[4] == "honest"
+               and math.isfinite(v.estimate)}
+    out["max_gap"] = f"{gap.to_numpy().max():.1f}"
+    if gaps and effects:
+        kg = max(gaps, key=lambda k: abs(gaps[k].estimate))
+        ke = max(effects, key=lambda k: abs(effects[k].estimate))
+        out["protocol_vs_optimizer"] = protocol_vs_optimizer(
+            gaps[kg], effects[ke], f"{method_label(kg[2])} on {kg[1]}, exploratory",
+            f"{method_label(ke[2])} on {ke[1]}, in the chapter's Holm family")
+    else:
+        out["protocol_vs_optimizer"] = "No paired comparison of the protocols and the optimizers could be made."
+    family = {k: v for k, v in verdicts.items() if v.role == "confirmatory"}
+    out |= significance_counts(family)
     out["family_note"] = family_note(int(out["n_tests"]))
-    out["resolution_verdict"] = table2_verdict({labels[k]: v for k, v in verdicts.items()
-                                                if k[0] == "table2" and (k[2], k[3]) in sign})
+    for protocol, key in (("honest", "resolution_verdict"), ("selena", "resolution_verdict_selena")):
+        out[key] = table2_verdict({labels[k]: v for k, v in family.items()
+                                   if k[0] == "table2" and k[4] == protocol and (k[2], k[3]) in sign})
     c = study.config
     if study.boundary is not None:
         b = study.boundary
         out["boundary_setup"] = boundary_setup(c.boundary_dataset, c.boundary_points, int(b["n_eval"].iloc[0]))
-        best = b[(b.protocol == "honest") & (b.threshold == "best")].sort_values("balanced_acc").iloc[-1]
-        out["boundary_best"] = boundary_best(best["algorithm"], best["attack"], best["balanced_acc"])
+        out["boundary_best"], out["boundary_best_selena"] = boundary_best(b), boundary_best_selena(b)
     else:
-        out |= {"boundary_setup": "skipped in this run", "boundary_best": "n/a (skipped)"}
+        out |= {"boundary_setup": "skipped in this run", "boundary_best": "n/a (skipped)",
+                "boundary_best_selena": "n/a (skipped)"}
     if study.lira is not None:
         lira, q = study.lira, study.lira.quintile_means()
         last = lira.n_ranked  # the least memorized group among points with a measured score
@@ -967,4 +1124,10 @@ def privacy_sentences(study) -> dict[str, Any]:
         out |= {k: LIRA_SKIPPED for k in ("lira_sgd_q1", "lira_sgd_q5", "lira_sam_q1", "lira_sharpreg_q1",
                                           "lira_sam_q1_diff", "lira_sharpreg_q1_diff", "lira_setup")}
         out["lira_verdict"] = "LiRA was skipped in this run."
+    first = next(iter(c.recipes))  # the results page's verdict table: the first dataset's best single-query attack
+    for name in ("sam", "sharpreg"):
+        for protocol, suffix in (("honest", ""), ("selena", "_selena")):
+            key = ("table2", first, name, "single_query", protocol)
+            if key in verdicts:
+                out |= claim_values(f"{name}_attack{suffix}", verdicts[key])
     return out

@@ -88,16 +88,24 @@ def test_every_profile_passes_the_checks(profile, ipynb):
      r"recipes \(dataset\)='cifar1000' is not valid; choose one of"),
     ("03_privacy_tables", {"recipes": {"digits": "digit_mlp"}},
      r"recipes\['digits'\]='digit_mlp' is not valid; choose one of \['cifar_wrn16_8'"),
-    ("03_privacy_tables", {"recipes": {"longtail": "longtail_mlp"}},
+    ("03_privacy_tables", {"recipes": {"longtail": "longtail_mlp"}, "boundary_dataset": "digits"},
      r"boundary_dataset='digits' is not valid; choose one of \['longtail'\]"),
+    ("03_privacy_tables", {"recipes": {"longtail": "longtail_mlp"}},
+     r"lira_dataset='fashion_mnist_cpu' is not valid; choose one of \['longtail'\]"),
+    ("03_privacy_tables", {"lira_recipe": "fashion_mlp_lir"},
+     r"lira_recipe='fashion_mlp_lir' is not valid; choose one of"),
+    ("03_privacy_tables", {"lira_fraction": 1.0}, r"lira_fraction=1.0 is not valid"),
     ("03_privacy_tables", {"which": "last"}, r"which='last' is not valid; choose one of \['best', 'final'\]"),
-    ("03_privacy_tables", {"boundary_methods": []},
+    ("03_privacy_tables", {"boundary_methods": [], "boundary_dataset": "digits", "recipes": {"digits": "digits_mlp"},
+                           "lira_dataset": ""},
      r"boundary_methods=\[\] is not valid with boundary_dataset='digits'"),
-    ("03_privacy_tables", {"lira_targets": 200}, r"lira_targets=200 is not valid with lira_models=128"),
+    ("03_privacy_tables", {"lira_targets": 200, "lira_models": 128},
+     r"lira_targets=200 is not valid with lira_models=128"),
     ("04_mitigation", {"lams": []}, r"lams=\[\] is not valid; it must be a non-empty list"),
     ("04_mitigation", {"lams": [0.5, 1.0]}, r"lams=\[0.5, 1.0\] is not valid: it must contain 0"),
     ("04_mitigation", {"xis": [0.3, -1]}, r"xis\[1\]=-1 is not valid"),
-    ("04_mitigation", {"selena_excluded": 6}, r"selena_excluded=6 is not valid with selena_models=6"),
+    ("04_mitigation", {"selena_excluded": 6, "selena_models": 6},
+     r"selena_excluded=6 is not valid with selena_models=6"),
     ("04_mitigation", {"label_smoothing": 1.0}, r"label_smoothing=1.0 is not valid"),
 ])
 def test_bad_values_name_the_parameter(chapter, change, message):
@@ -187,3 +195,23 @@ def test_every_notebook_checks_its_parameters_right_after_the_parameters_cell(ip
 def test_literal_defaults():
     inspected = {"a": {"default": "[1, 2]"}, "b": {"default": '"x"'}, "c": {"default": "not a literal"}}
     assert literal_defaults(inspected) == {"a": [1, 2], "b": "x", "c": "not a literal"}
+
+
+def test_paper_profile_gives_paired_verdicts_and_runs_selenas_nn_attack():
+    """Referee findings 6 and 10: with one training seed every paired verdict on the paper
+    profile was 'insufficient', and its chapter 3 ran the short CPU NN attack."""
+    import inspect
+
+    from sharpmem_lib.attacks.single_query import nn_attack
+    from sharpmem_lib.privacy import NN_OPTIONS
+
+    paper = load_profile("paper", REPO_ROOT / "notebooks" / "params")
+    for chapter in ("03_privacy_tables", "04_mitigation"):
+        assert paper[chapter]["train_seeds"] >= 5  # issue 16: >= 5 seeds where methods are compared
+    assert paper["03_privacy_tables"]["nn_attack"] == "selena"
+    defaults = {k: p.default for k, p in inspect.signature(nn_attack).parameters.items()}
+    selena = {**defaults, **NN_OPTIONS["selena"]}
+    assert (selena["epochs"], selena["batch_size"], selena["lr"]) == (150, 512, 1e-4)  # SELENA's dsq_attack.py
+    assert rule_for("nn_attack") is not None
+    with pytest.raises(ValueError, match="nn_attack='fast' is not valid"):
+        check_parameters("03_privacy_tables", {"nn_attack": "fast"}, files=False)

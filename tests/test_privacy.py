@@ -177,12 +177,16 @@ def test_privacy_study_assembles_every_target_and_the_chapters_family(tmp_path, 
 
     calls = []
 
+    nns = set()
+
     def fake_evaluate(artifact, data, split_seeds, which="best", nn="cpu"):  # the attacks have their own tests
         calls.append((artifact.config.dataset, artifact.config.train.algorithm, artifact.config.train.seed))
+        nns.add(nn)
         shift = {"sgd": 0.0, "sam": 0.02, "sharpreg": -0.01}[artifact.config.train.algorithm]
         return pd.DataFrame([{"split_seed": s, "protocol": p, "test_acc": 0.8 + shift, "single_query": 0.6 + shift
                               + 0.001 * (s + artifact.config.train.seed) + (0.01 if p == "selena" else 0),
-                              "multi_query": 0.55 + shift, "single_query_global": 0.58, "multi_query_global": 0.5}
+                              "multi_query": 0.55 + shift, "single_query_global": 0.58, "multi_query_global": 0.5,
+                              "train_acc": 0.95, "single_auc": 0.55}
                              for s in split_seeds for p in ("honest", "selena")])
 
     monkeypatch.setattr(privacy, "evaluate_privacy", fake_evaluate)
@@ -194,12 +198,89 @@ def test_privacy_study_assembles_every_target_and_the_chapters_family(tmp_path, 
     assert len(study.results) == 18 * 2 * 2 and study.boundary is None and study.lira is None
     pd.testing.assert_frame_equal(study.tables["selena"], table1(study.results, "selena"))
     tests, expected, labels = study.family
-    assert len(tests) == 2 * 2 * 3  # datasets x (SAM, SharpReg) x metrics
-    assert labels[("table2", "digits", "sam", "single_query")] == "SAM − SGD in single-query attack (%) on digits"
+    table2_keys = [k for k in tests if k[0] == "table2"]
+    # datasets x (SAM, SharpReg) x metrics x protocols (honest: primary; SELENA's: comparable with the paper)
+    assert len(table2_keys) == 2 * 2 * 3 * 2 and {k[4] for k in table2_keys} == {"honest", "selena"}
+    assert {k[3] for k in table2_keys} == {"test_acc", "single_query", "multi_query"}  # label-only included
+    assert labels[("table2", "digits", "sam", "single_query", "honest")] == (
+        "SAM − SGD in single-query attack (%) on digits, honest protocol")
     sign = privacy.paper_directions(table2(paper_table1()))
-    assert all(expected[k] == sign.get((k[2], k[3]), 1) for k in tests)
-    assert set(study.no_direction) == {k for k in tests if (k[2], k[3]) not in sign}
-    assert study.verdicts == holm_verdicts(tests, expected)
+    assert all(expected[k] == sign.get((k[2], k[3]), 0) for k in table2_keys)  # 0: no paper direction
+    assert set(study.no_direction) == {k for k in table2_keys if (k[2], k[3]) not in sign}
+    assert {k for k in tests if k[0] == "gap"} == {("gap", d, a) for d in ("digits", "longtail")
+                                                   for a in ("sgd", "sam", "sharpreg")}
+    assert study.verdicts == holm_verdicts(tests, expected, exploratory=study.exploratory)
+    family = {k for k, v in study.verdicts.items() if v.role == "confirmatory"}
+    assert family == {k for k in table2_keys if (k[2], k[3]) in sign}  # only the paper's claims are in Holm's family
+    assert all(v.family_size == len(family) for k, v in study.verdicts.items() if k in family)
+    assert nns == {"cpu"}  # PrivacyConfig.nn_attack's default
+    targets = study.target_table()
+    assert len(targets) == 18 and np.allclose(targets["gap"], targets["train_acc"] - targets["test_acc"])
+    from sharpmem_lib.report import privacy_sentences
+
+    out = privacy_sentences(study)
+    assert {"claim_sam_attack_power", "claim_sam_attack_selena_status", "resolution_verdict_selena",
+            "boundary_best_selena"} <= set(out)
+    assert out["n_tests"] == str(sum(np.isfinite(study.verdicts[k].p_adjusted) for k in family))
+    assert "95 % CI" in out["protocol_vs_optimizer"] or "no interval" in out["protocol_vs_optimizer"]
     gap = study.protocol_gap()
     assert np.allclose(gap.iloc[:, 0], 1.0) and np.allclose(gap.iloc[:, 1], 0.0)  # selena = honest + 1 point
     assert study.optimizer_effect() == pytest.approx(2.0)
+
+
+def test_translation_scores_are_computed_once_per_point_and_rows_cached(tmp_path, monkeypatch):
+    """Translations are the same queries in every attack split: evaluate_privacy scores each
+    point once (not once per split), gives the label-only table the per-split attack gives, and
+    keeps its rows in the target's folder, so a second call queries the model not at all."""
+    from sharpmem_lib import privacy
+    from sharpmem_lib.attacks import attack_sets, label_only_attack
+    from sharpmem_lib.splits import make_partition
+
+    cfg = ExperimentConfig("digits", "mlp", TrainConfig(epochs=5, batch_size=32, lr=0.05),
+                           model_kwargs={"hidden": (16,)})
+    artifact = run_experiment(cfg, tmp_path, progress=False)
+    data = load_dataset("digits")
+    assert default_label_only(data.X)[0] == "translations"
+    scored, real = [], privacy.robustness_scores
+    monkeypatch.setattr(privacy, "robustness_scores",
+                        lambda model, X, *a, **k: scored.append(len(X)) or real(model, X, *a, **k))
+    rows = evaluate_privacy(artifact, data, split_seeds=[0, 1, 2], which="final")
+    used = set()
+    model = artifact.model("final")
+    for seed in (0, 1, 2):
+        sets = attack_sets(make_partition("digits", data, seed), seed=seed)
+        used |= {int(i) for _, v in sets.items() for i in v}
+        multi = label_only_attack(model, sets.take(data.X), sets.take(data.y), "translations", [1], repeats=1,
+                                  seed=seed, num_classes=data.num_classes)
+        for protocol in ("honest", "selena"):
+            row = rows[(rows.split_seed == seed) & (rows.protocol == protocol)].iloc[0]
+            assert row["multi_query"] == multi.loc[(protocol, "best"), "balanced_acc"]
+            assert row["multi_query_global"] == multi.loc[(protocol, "global"), "balanced_acc"]
+    assert sum(scored) == len(used) < 3 * len(used)  # every point used by some split, scored once
+    again = evaluate_privacy(artifact, data, split_seeds=[0, 1, 2], which="final")
+    assert sum(scored) == len(used)  # read back, nothing queried
+    pd.testing.assert_frame_equal(rows, again)
+
+
+def test_privacy_study_runs_the_nn_attack_the_config_names(tmp_path, monkeypatch):
+    """Referee finding 6: privacy_study used nn='cpu' (a short NN attack) on every profile; the
+    paper profile sets nn_attack: selena (SELENA's 150 epochs), which must reach the attacks."""
+    from types import SimpleNamespace
+
+    from sharpmem_lib import privacy
+
+    seen = set()
+
+    def fake_evaluate(artifact, data, split_seeds, which="best", nn="cpu"):
+        seen.add(nn)
+        return pd.DataFrame([{"split_seed": s, "protocol": p, "test_acc": 0.8, "single_query": 0.6, "multi_query": 0.5,
+                              "train_acc": 0.9, "single_auc": 0.5} for s in split_seeds for p in ("honest", "selena")])
+
+    monkeypatch.setattr(privacy, "evaluate_privacy", fake_evaluate)
+    monkeypatch.setattr("sharpmem_lib.experiments.run_experiment",
+                        lambda config, *args, **kwargs: SimpleNamespace(config=config))
+    config = privacy.PrivacyConfig({"digits": "smoke_mlp"}, train_seeds=1, split_seeds=1, nn_attack="selena")
+    privacy.privacy_study(config, paper_table1(), results_dir=tmp_path)
+    assert seen == {"selena"}
+    with pytest.raises(ValueError, match="nn_attack='fast' is not valid"):
+        privacy.PrivacyConfig({"digits": "smoke_mlp"}, nn_attack="fast")
