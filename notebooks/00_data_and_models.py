@@ -39,9 +39,9 @@ if importlib.util.find_spec("sharpmem_lib") is None:
 
 # %% tags=["parameters"]
 profile = "default"  # which notebooks/params/<profile>.yaml produced this run
-dataset = "digits"  # the demo's dataset (see the table below)
+dataset = "fashion_mnist_cpu"  # the demo's dataset (see the table below)
 algorithms = ["sgd", "sam"]  # trained side by side
-recipe = "digits_mlp_demo"  # model and training settings (sharpmem_lib.recipes; the paper's: cifar_wrn16_8)
+recipe = "fashion_mlp"  # model and training settings (sharpmem_lib.recipes; the paper's: cifar_wrn16_8)
 sam_rho = 0.1  # SAM radius
 seed = 0
 data_dir = ""  # where downloaded datasets live (empty: $SHARPMEM_DATA, else ~/.cache/sharpmem)

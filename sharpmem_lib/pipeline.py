@@ -82,7 +82,7 @@ def recipe_uses(params: dict) -> list[tuple[str, str, str]]:
     for key, value in params.items():
         if key == "recipes" and isinstance(value, dict):
             uses += [(f"recipes[{d}]", d, r) for d, r in value.items()]
-        elif key == "recipe" or key.endswith("_recipe"):
+        elif (key == "recipe" or key.endswith("_recipe")) and value != "":  # "": the chapter's own recipe
             role = key[: -len("recipe")]
             uses.append((key, params.get(f"{role}dataset") or params.get("dataset", ""), value))
     return uses
