@@ -74,8 +74,10 @@ configs = {algorithm: experiment_config(recipe, dataset, algorithm, seed, sam_rh
 # %% [markdown]
 # ## Datasets
 #
-# `toy2d`, `digits` and `longtail` need nothing but this repository, and the CPU profiles
-# use them. The others are read from their published files (`sharpmem_lib.data` documents
+# `toy2d`, `digits` and `longtail` need nothing but this repository. The default profile's
+# `fashion_mnist_cpu`, a fixed 7,000-image sample of Fashion-MNIST, is read from Debian's
+# `dataset-fashion-mnist` files (`make book` installs them, or downloads Zalando's, md5-checked,
+# before anything runs). The others are read from their published files (`sharpmem_lib.data` documents
 # the formats); without them, loading stops with the paths it tried and where to get the
 # data.
 
