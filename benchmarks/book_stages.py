@@ -12,6 +12,14 @@ used (this process and its children), which the load inflates far less.
 
     python benchmarks/book_stages.py                    # default profile (minutes)
     python benchmarks/book_stages.py --profile smoke    # seconds; what the tests run
+    python benchmarks/book_stages.py --fresh-clone      # issue 16's budget: `make book` in a fresh clone
+
+``--fresh-clone`` measures what issue 16 budgets (cold <= 15 min including the venv, warm
+<= 2 min, peak memory < 8 GiB): it clones the repository's committed HEAD into a scratch
+folder and times, there, ``make .venv/.installed`` (the venv: pip installs requirements.txt),
+then ``make book`` twice (cold: empty ./results; warm), with ``SHARPMEM_RESULTS`` unset so
+the clone's own results folder is used. Peak memory is the largest resident set of any one
+child process.
 
 Figures, not a timed test.
 """
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -62,10 +71,42 @@ def _collect(msg: str, times: dict[str, float]) -> None:
             times[name] = float(value)
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def fresh_clone(profile: str, root: Path) -> dict[str, float]:
+    """Seconds of the venv, a cold and a warm ``make book`` in a fresh clone of HEAD under ``root``."""
+    clone = root / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("SHARPMEM_RESULTS", "VIRTUAL_ENV")}
+    times = {}
+    for stage, target in (("venv", [".venv/.installed"]), ("cold book", ["book", f"PROFILE={profile}"]),
+                          ("warm book", ["book", f"PROFILE={profile}"])):
+        start = time.perf_counter()
+        subprocess.run(["make", *target], cwd=clone, env=env, check=True)
+        times[stage] = time.perf_counter() - start
+    return times
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="default")
+    parser.add_argument("--fresh-clone", action="store_true",
+                        help="time the venv and make book (cold, warm) in a fresh clone of HEAD")
     args = parser.parse_args(argv)
+    if args.fresh_clone:
+        load_before = os.getloadavg()[0]
+        with tempfile.TemporaryDirectory(prefix="sharpmem-clone-") as tmp:
+            times = fresh_clone(args.profile, Path(tmp))
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        print(f"profile {args.profile}, fresh clone of HEAD; load average {load_before:.1f} before, "
+              f"{os.getloadavg()[0]:.1f} after; {os.cpu_count()} CPUs")
+        for stage, seconds in times.items():
+            print(f"{stage:26s} {seconds:7.1f} s")
+        cold = times['venv'] + times['cold book']
+        print(f"{'cold incl. venv':26s} {cold:7.1f} s (issue 16: <= 900 s; warm <= 120 s)")
+        print(f"peak resident memory of one process: {peak:.2f} GiB (issue 16: < 8 GiB)")
+        return times
     results = {}
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="sharpmem-bench-") as tmp:
