@@ -101,7 +101,7 @@ GPU = Sizes(batch=256, train_steps=60, warmup_steps=5, eval_images=10_240, matmu
             cnn_images=5_000, image=32, wrn={}, tests_k=None)
 DRY = Sizes(batch=8, train_steps=2, warmup_steps=1, eval_images=16, matmul_n=256, matmul_repeats=2,
             recipe_images=24, dp_steps=2, dp_batch=8, ens_models=4, ens_images=64, cnn_models=1, cnn_images=32,
-            image=16, wrn={"depth": 10, "widen_factor": 1}, tests_k="evaluation", hsj_examples=1, hsj_iters=1,
+            image=16, wrn={"depth": 10, "widen_factor": 1}, tests_k=None, hsj_examples=1, hsj_iters=1,
             cw_batch=4, cw_iters=1)
 
 
