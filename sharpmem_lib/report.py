@@ -614,6 +614,9 @@ def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, 
         parts.append("is not distinguishable from it on " + "; ".join(ev(k) for k in by["not resolved"]))
     if by["insufficient"]:
         parts.append("has too few seeds on " + _names(by["insufficient"]))
+    free = [k for k, v in verdicts.items() if v.outcome == NO_DIRECTION]
+    if free:
+        parts.append("differs on " + "; ".join(ev(k) for k in free) + " (no paper direction: reported, not a verdict)")
     tail = ""
     if not by["reproduced"] and not by["opposite"]:
         tail = (f" At this scale {name}'s effect cannot be told apart from the learning-rate rescale that its "

@@ -307,6 +307,18 @@ def test_control_verdict(outcome, phrase):
         report.control_verdict({}, "sharpreg", control)
 
 
+def test_control_verdict_reports_test_accuracy_with_no_paper_direction():
+    """Referee finding 9: the control's test accuracy has no paper direction; it is stated, not judged."""
+    from sharpmem_lib.stats import NO_DIRECTION
+
+    rng = __import__("numpy").random.default_rng(2)
+    vs = holm_verdicts({"test accuracy": paired_test(0.05 + rng.normal(0, 0.005, 5))}, {"test accuracy": 0})
+    assert vs["test accuracy"].outcome == NO_DIRECTION
+    s = report.control_verdict(vs, "sharpreg", "SGD at lr × 0.7")
+    assert "test accuracy: +4.9 points" in s and "no paper direction: reported, not a verdict" in s
+    assert not against(s)
+
+
 def _chapter4_inputs():
     from sharpmem_lib.mitigation import TREND_CLAIMS
 
