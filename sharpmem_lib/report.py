@@ -280,6 +280,8 @@ def describe_gain(v: Verdict, method: str, baseline: str, what: str, pairs: str 
     if v.outcome == "insufficient":
         return (f"{m} − {b} on {what}: {_evidence(v, pairs)}; too few {pairs} for a test (at least 3 are needed): "
                 "insufficient data.")
+    if v.outcome == NO_DIRECTION:
+        return f"{m} − {b} on {what}: {_evidence(v, pairs)}; the paper gives no direction here, so this is no verdict."
     better = "beats" if v.estimate > 0 else "is worse than"
     paper = "better than" if v.expected_sign > 0 else "worse than"
     if v.outcome == "reproduced":
@@ -457,6 +459,8 @@ def trend(v: Verdict, what: str, against: str, claim: str, pairs: str = "runs") 
     if v.outcome == "insufficient":
         return f"{what}: too few runs to test a trend with {against} ({v.n} {pairs}): insufficient data."
     ev = _evidence(v, pairs, _rho)
+    if v.outcome == NO_DIRECTION:
+        return f"{what} against {against}: {ev}; the paper gives no direction here, so this is no verdict."
     moves = "rises" if v.estimate > 0 else "falls"
     if v.outcome == "reproduced":
         return f"{what} {moves} as {against} grows ({ev}), as the paper reports."

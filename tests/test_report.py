@@ -502,3 +502,18 @@ def test_strata_view_shows_gain_interval_and_points():
     view = report.strata_view(strata)
     assert view.loc[1, 1] == "+5.0 [+1.0, +9.0] (30)" and view.loc[1, 2] == "-1.0 [n/a] (20)"
     assert view.loc[2, 1] == "n/a (0)"
+
+
+def test_no_paper_direction_gives_numbers_and_no_verdict():
+    """Referee finding 9: tests the paper gives no direction for (e.g. the highest bucket, where it
+    sees 'minimal' change) are exploratory and say so instead of judging."""
+    rng = __import__("numpy").random.default_rng(4)
+    vs = holm_verdicts({"b5": paired_test(0.03 + rng.normal(0, 0.005, 5))}, {"b5": 0})
+    s = report.describe_gain(vs["b5"], "sam", "sgd", "bucket 5")
+    assert s.startswith("SAM − SGD on bucket 5: +") and "the paper gives no direction here" in s
+    assert "exploratory, not Holm-adjusted" in s and not against(s)
+    trend_v = verdict(0.7, (NAN, NAN), 0.01, 1, 12, p_value=0.01, method="exact permutation")
+    from dataclasses import replace
+
+    s = report.trend(replace(trend_v, outcome="no paper direction", expected_sign=0), "Test accuracy", "λ", "x")
+    assert "no direction" in s and "as the paper reports" not in s
