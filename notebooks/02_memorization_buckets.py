@@ -49,17 +49,18 @@ if importlib.util.find_spec("sharpmem_lib") is None:
 
 # %% tags=["parameters"]
 profile = "default"  # which notebooks/params/<profile>.yaml produced this run
-dataset = "digits"  # the dataset whose test points are bucketed
-subset_recipe = "digits_mlp_subset"  # sharpmem_lib.recipes: the subset-trained models of the estimates
-n_models = 1000  # subset-trained models for the Feldman-Zhang estimates
+dataset = "fashion_mnist_cpu"  # the dataset whose test points are bucketed
+subset_recipe = "fashion_mlp_subset"  # sharpmem_lib.recipes: the subset-trained models of the estimates
+n_models = 2000  # subset-trained models for the Feldman-Zhang estimates
 fraction = 0.7  # share of the training set each of them sees
-recipe = "digits_mlp_buckets"  # the SGD / SAM / SWA target models, trained on the whole training set
+recipe = "fashion_mlp"  # the SGD / SAM / SWA target models, trained on the whole training set
 sam_rho = 0.1  # SAM radius; the paper uses 0.1
 swa_start = 0.5  # SWA averages the last half of the epochs
 swa_lr = 0.02
-seeds = 3  # target models per method
+seeds = 6  # target models per method
 ground_truth_dataset = "longtail"  # "" to skip the ground-truth check
 ground_truth_recipe = "digits_mlp_subset"  # its subset-trained models
+ground_truth_models = 1000  # and their number
 influence_file = ""  # Feldman & Zhang's cifar100_infl_matrix.npz, to use their estimates for cifar100
 n_show = 3  # test images per bucket in Fig. 2
 data_dir = ""
@@ -76,8 +77,8 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from sharpmem_lib.buckets import (FIGURES, BucketStudyConfig, bucket_composition, bucket_numbers, bucket_tests,
-                                  difficulty_by_bucket, gain_within_strata, ground_truth_check, run_bucket_study,
-                                  subpopulation_table, top1_table)
+                                  class_names, difficulty_by_bucket, gain_within_strata, ground_truth_check,
+                                  influence_precision, run_bucket_study, subpopulation_table, top1_table)
 from sharpmem_lib.plots import (bucket_accuracy_figure, ground_truth_figure, influencers_figure, show_figure,
                                 top1_memorization_figure)
 from sharpmem_lib.provenance import provenance_table
@@ -86,7 +87,7 @@ from sharpmem_lib.report import (bucket_sentences, gain_table, glue, glue_claim,
 from sharpmem_lib.stats import holm_verdicts, paired_gain
 
 config = BucketStudyConfig(dataset, subset_recipe, recipe, n_models, fraction, seeds, sam_rho, swa_start, swa_lr,
-                           ground_truth_dataset, ground_truth_recipe)
+                           ground_truth_dataset, ground_truth_recipe, ground_truth_models)
 study = run_bucket_study(config, results_dir or None, data_dir=data_dir or None,
                          influence_file=influence_file or None)  # trains only what the results cache lacks
 mb = study.buckets
@@ -100,19 +101,33 @@ glue_claim("sam_bucket1", verdicts[("sam", 1)])  # the results page's verdict ta
 #
 # Source of the estimates: {glue:text}`source`.
 #
+# Each influence estimate (eq. 2) is a difference of two means over models, those that
+# trained on the training point and those that did not, so it carries the standard error
+# of two binomial proportions. {glue:text}`influence_se` Per bucket:
+
+# %% tags=["remove-input"]
+display(readable_table(influence_precision(mb).round(4)))
+
+# %% [markdown]
 # ## What the buckets hold: classes and difficulty
 #
 # Test points whose influence estimates are all zero (every subset model classifies them
 # alike, whether or not any one training point was in its subset) have no measured
 # influence. Eq. 3 would give them log(n_k), the size of their class, so they would fill
 # the top buckets sorted by class label. They are kept out of the ranking as a group of
-# their own, "unmeasured": {glue:text}`n_unmeasured` of {glue:text}`n_test` test points
-# here. Below, the classes in every bucket, and influence entropy beside a plain
+# their own, "unmeasured": {glue:text}`unmeasured_share`.
+#
+# The classes of a random member set differ in size, and influence spread over many
+# training points has an entropy near log(n_k): ranked by eq. 3 itself, the top buckets
+# would fill with the largest classes. So entropy is divided by log(n_k), its value when
+# influence is spread evenly over the class. Where every class has the same size (as in
+# Feldman & Zhang's CIFAR-100 estimates, 500 training points each) this is the paper's
+# order exactly. Below, the classes in every bucket, and influence entropy beside a plain
 # difficulty proxy, the subset models' accuracy on the point.
 # {glue:text}`entropy_difficulty`
 
 # %% tags=["remove-input"]
-display(readable_table(bucket_composition(mb.bucket, mb.labels)))
+display(readable_table(bucket_composition(mb.bucket, mb.labels, names=class_names(dataset))))
 display(readable_table(difficulty_by_bucket(mb)))
 
 # %% [markdown]

@@ -17,8 +17,17 @@ What the buckets measure (issue 18 §5):
   :func:`ground_truth_check` (with a partial correlation) and :func:`gain_within_strata`
   (a method's per-bucket gain inside strata of equal difficulty) let a reader tell
   memorization from difficulty.
+- Entropy is divided by its class's maximum, log(n_k) (:func:`normalized_entropy`): with
+  equal class sizes (the paper's CIFAR-100) that is the paper's order; with a random member
+  set, whose classes differ in size, raw eq. 3 sorts the buckets by class size.
 - Bucket-pattern comparisons use the highest bucket not at the 100 % ceiling
   (:func:`comparison_bucket`, :func:`pattern_test`).
+
+How precise the estimates are (issue 16): each influence estimate (eq. 2) is a difference of
+two proportions over the models that did / did not train on the point, with the binomial
+standard error of :func:`sharpmem_lib.memorization.influence_scores`;
+:func:`top_influence_precision` and :func:`influence_precision` report it per test point and
+per bucket, beside each test point's largest influence.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ import pandas as pd
 
 from sharpmem_lib.data import check_feldman_zhang_file, resolve_data_file
 from sharpmem_lib.experiments import Artifact, ExperimentConfig, experiment_config
+from scipy.stats import norm
+
 from sharpmem_lib.memorization import UNMEASURED, SameClassInfluence, buckets, load_feldman_zhang
 from sharpmem_lib.stats import Correlation, PairedTest, correlation, paired_test, paired_tests_by, partial_correlation
 from sharpmem_lib.subsampling import SubsamplingConfig, run_subsampling_experiment, subsampling_job
@@ -39,6 +50,8 @@ from sharpmem_lib.validation import check_choice
 __all__ = ["MemorizationBuckets", "bucket_accuracy_table", "memorization_buckets", "bucket_composition",
            "difficulty_by_bucket", "entropy_difficulty", "ground_truth_check", "difficulty_strata",
            "gain_within_strata", "ceiling_buckets", "comparison_bucket", "pattern_test", "BucketStudyConfig",
+           "top_influence_precision", "influence_precision", "class_names", "FASHION_MNIST_CLASSES",
+           "normalized_entropy", "class_sizes",
            "BucketStudy", "run_bucket_study", "top1_table", "subpopulation_table", "bucket_tests", "bucket_numbers",
            "FIGURES"]
 
@@ -48,13 +61,18 @@ class MemorizationBuckets:
     """Influence entropy (eq. 3) and buckets of a dataset's held-out test points.
 
     ``test_ids``: dataset indices (the partition's non-members, validation excluded);
-    ``entropy``, ``bucket`` (1 = lowest entropy = most memorization; 0 =
+    ``entropy`` (eq. 3 over log(n_k): :func:`normalized_entropy`, the paper's order when
+    classes are of equal size), ``bucket`` (1 = lowest entropy = most memorization; 0 =
     :data:`~sharpmem_lib.memorization.UNMEASURED`), ``top1`` (memorization score of each test
     point's top-1 influencer), ``measured`` (some same-class influence estimate is non-zero),
     ``labels`` (class) and ``subset_acc`` (the subset models' accuracy on the point, the
     difficulty proxy; NaN with published estimates, which do not include it) align with
     them; ``influence`` is the :class:`~sharpmem_lib.memorization.SameClassInfluence` they
-    come from; ``source`` says whose estimates these are.
+    come from; ``source`` says whose estimates these are. ``top1_influence`` (each test
+    point's largest same-class influence), ``top1_se`` (its standard error) and
+    ``median_se`` (the median standard error of the point's same-class estimates) come from
+    :func:`top_influence_precision`; NaN where unknown (published estimates hold no standard
+    errors) and for unmeasured points.
     """
 
     test_ids: np.ndarray
@@ -66,6 +84,14 @@ class MemorizationBuckets:
     measured: np.ndarray
     labels: np.ndarray
     subset_acc: np.ndarray
+    top1_influence: np.ndarray | None = None
+    top1_se: np.ndarray | None = None
+    median_se: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("top1_influence", "top1_se", "median_se"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(len(self.test_ids), np.nan))
 
     @property
     def n_unmeasured(self) -> int:
@@ -89,21 +115,103 @@ def memorization_buckets(config: SubsamplingConfig, results_dir: str | Path | No
         influence, _ = load_feldman_zhang(influence_path, test_id_offset=offset)
         source = f"Feldman & Zhang's published estimates ({influence_file})"
         subset_acc = {}  # the file holds no per-model correctness
+        precision = None  # nor standard errors
     else:
         runs, train_ids, test_ids = run_subsampling_experiment(config, results_dir, progress=progress, job=job)
-        influence = SameClassInfluence.from_dense(runs.influence().value, data.y[test_ids], data.y[train_ids],
+        estimate = runs.influence()
+        influence = SameClassInfluence.from_dense(estimate.value, data.y[test_ids], data.y[train_ids],
                                                   test_ids, train_ids, train_mem=runs.memorization().value)
+        precision = dict(zip(test_ids.tolist(), zip(*top_influence_precision(
+            estimate.value, estimate.se, data.y[test_ids], data.y[train_ids]))))
         source = (f"our estimates from {config.n_models} {config.model} models, each trained on "
                   f"{config.fraction:.0%} of the {len(train_ids)} training points of {config.dataset}")
         subset_acc = dict(zip(test_ids.tolist(), runs.correct_test.mean(0).tolist()))
     test_ids, entropy = influence.entropy()
     held_out = np.isin(test_ids, partition.validation, invert=True)  # never score on the validation set
-    test_ids, entropy = test_ids[held_out], entropy[held_out]
+    test_ids = test_ids[held_out]  # ranked by eq. 3 over log(n_k), so that unequal class sizes do not sort them
+    entropy = normalized_entropy(entropy[held_out], class_sizes(influence, test_ids))
     measured = influence.any_influence(test_ids)
+    nan3 = (np.nan, np.nan, np.nan)
+    top, top_se, median_se = (np.array([(precision or {}).get(int(j), nan3)[c] if m else np.nan
+                                        for j, m in zip(test_ids, measured)], dtype=float) for c in range(3))
     return MemorizationBuckets(test_ids, entropy, buckets(entropy, measured=measured),
                                influence.top1_memorization(test_ids), influence, source, measured,
                                np.asarray(data.y)[test_ids],
-                               np.array([subset_acc.get(int(j), np.nan) for j in test_ids], dtype=float))
+                               np.array([subset_acc.get(int(j), np.nan) for j in test_ids], dtype=float),
+                               top, top_se, median_se)
+
+
+def class_sizes(influence: SameClassInfluence, test_ids: np.ndarray) -> np.ndarray:
+    """n_k for each test id: the number of same-class training points its entropy is over."""
+    size = {int(j): len(tr) for tr, te, _ in influence.blocks.values() for j in te}
+    return np.array([size[int(j)] for j in test_ids], dtype=np.int64)
+
+
+def normalized_entropy(entropy: np.ndarray, n_k: np.ndarray) -> np.ndarray:
+    """Influence entropy (eq. 3) divided by its maximum log(n_k), the entropy of influence
+    spread evenly over the n_k same-class training points: in [0, 1] (0 where n_k = 1).
+
+    Where every class has the same number of training points (Feldman & Zhang's CIFAR-100
+    file: 500 each) this is eq. 3 times one constant, so it ranks test points exactly as the
+    paper does. Where class sizes differ (a random member set: fashion_mnist_cpu's classes
+    hold 240-266 of the 2,500 members), eq. 3's spread-out values sit near log(n_k), and the
+    top buckets would fill with the largest classes; dividing by log(n_k) removes that."""
+    entropy, n_k = np.asarray(entropy, dtype=float), np.asarray(n_k)
+    if entropy.shape != n_k.shape or (n_k < 1).any():
+        raise ValueError(f"n_k must hold a class size >= 1 per entropy value; got shapes {n_k.shape} and "
+                         f"{entropy.shape}, smallest {n_k.min() if n_k.size else None}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n_k > 1, entropy / np.log(np.maximum(n_k, 2)), 0.0)
+
+
+def top_influence_precision(value: np.ndarray, se: np.ndarray, test_labels: np.ndarray,
+                            train_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each test point (row of the (test x train) ``value`` and ``se`` of
+    :func:`~sharpmem_lib.memorization.influence_scores`), over the training points of its own
+    class (eq. 3's set): its largest influence, that estimate's standard error (ties: the
+    first training column, i.e. the lowest training id when ids are sorted), and the median
+    standard error of all its same-class estimates. NaN for a test point whose class has no
+    training point."""
+    value, se = np.asarray(value, dtype=float), np.asarray(se, dtype=float)
+    test_labels, train_labels = np.asarray(test_labels), np.asarray(train_labels)
+    if value.shape != se.shape or value.shape != (len(test_labels), len(train_labels)):
+        raise ValueError(f"value {value.shape} and se {se.shape} must be (test, train) = "
+                         f"({len(test_labels)}, {len(train_labels)})")
+    top, top_se, median_se = (np.full(len(test_labels), np.nan) for _ in range(3))
+    for k in np.unique(test_labels):
+        te, tr = np.flatnonzero(test_labels == k), np.flatnonzero(train_labels == k)
+        if not len(tr):
+            continue
+        v, e = value[np.ix_(te, tr)], se[np.ix_(te, tr)]
+        best = v.argmax(axis=1)
+        top[te], top_se[te] = v[np.arange(len(te)), best], e[np.arange(len(te)), best]
+        median_se[te] = np.median(e, axis=1)
+    return top, top_se, median_se
+
+
+def influence_precision(mb: MemorizationBuckets, n_buckets: int = 5, alpha: float = 0.05) -> pd.DataFrame:
+    """How precise the influence estimates are, per bucket and over all measured test points:
+    the median standard error of a same-class influence estimate, the median largest
+    influence and its standard error, and the share of test points whose largest influence
+    is resolved from zero: z = influence / SE above the one-sided Bonferroni critical value
+    over the n_k same-class training points it was picked from (z > Φ⁻¹(1 − alpha / n_k)),
+    so that noise alone passes with probability at most ``alpha`` per test point. NaN where
+    the estimates hold no standard errors (published files)."""
+    n_k = {int(k): int(len(tr)) for k, (tr, _, _) in mb.influence.blocks.items()} if mb.influence else {}
+    critical = np.array([norm.isf(alpha / n_k[int(k)]) if n_k.get(int(k)) else np.nan for k in mb.labels])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        resolved = np.where(mb.top1_se > 0, mb.top1_influence / mb.top1_se > critical, False)
+    known = np.isfinite(mb.top1_se)
+    rows = []
+    for g in (*range(1, n_buckets + 1), "all measured"):
+        inside = mb.measured & ((mb.bucket == g) if g != "all measured" else True)
+        have = inside & known
+        rows.append({"bucket": g, "test points": int(inside.sum()),
+                     "median SE of an estimate": float(np.median(mb.median_se[have])) if have.any() else np.nan,
+                     "median largest influence": float(np.median(mb.top1_influence[have])) if have.any() else np.nan,
+                     "its median SE": float(np.median(mb.top1_se[have])) if have.any() else np.nan,
+                     "share resolved from zero": float(resolved[have].mean()) if have.any() else np.nan})
+    return pd.DataFrame(rows).set_index("bucket")
 
 
 def bucket_accuracy_table(artifacts: dict[tuple[str, int], Artifact], test_ids: np.ndarray, labels: np.ndarray,
@@ -140,10 +248,24 @@ def bucket_accuracy_table(artifacts: dict[tuple[str, int], Artifact], test_ids: 
     return pd.DataFrame(rows)
 
 
-def bucket_composition(bucket: np.ndarray, labels: np.ndarray, n_buckets: int = 5) -> pd.DataFrame:
+#: Fashion-MNIST's classes by label (Zalando's fashion-mnist README, "Labels").
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot")
+_CLASS_NAMES = {"fashion_mnist": FASHION_MNIST_CLASSES, "fashion_mnist_cpu": FASHION_MNIST_CLASSES}
+
+
+def class_names(dataset: str) -> dict[int, str] | None:
+    """Label -> class name for datasets whose labels have names (Fashion-MNIST), else None
+    (digits' labels are their names)."""
+    names = _CLASS_NAMES.get(dataset)
+    return None if names is None else dict(enumerate(names))
+
+
+def bucket_composition(bucket: np.ndarray, labels: np.ndarray, n_buckets: int = 5,
+                       names: dict[int, str] | None = None) -> pd.DataFrame:
     """How many test points of each class every bucket holds (rows "unmeasured", 1..n_buckets;
     one column per class, and "total"): a bucket that holds only a few classes is sorted by
-    class, not by memorization."""
+    class, not by memorization. ``names`` (e.g. :func:`class_names`) label the columns."""
     bucket, labels = np.asarray(bucket), np.asarray(labels)
     if bucket.shape != labels.shape:
         raise ValueError(f"bucket {bucket.shape} and labels {labels.shape} must have one entry per test point")
@@ -153,18 +275,18 @@ def bucket_composition(bucket: np.ndarray, labels: np.ndarray, n_buckets: int = 
                          index=pd.Index(["unmeasured" if g == UNMEASURED else g for g in groups], name="bucket"),
                          columns=[int(k) if np.issubdtype(classes.dtype, np.integer) else k for k in classes])
     table["total"] = table.sum(axis=1)
-    return table
+    return table.rename(columns=names) if names else table
 
 
 def difficulty_by_bucket(mb: MemorizationBuckets, n_buckets: int = 5) -> pd.DataFrame:
     """Influence entropy and the difficulty proxy side by side, per bucket (and the
-    unmeasured group): test points, mean entropy, and the subset models' mean accuracy on
+    unmeasured group): test points, mean entropy (over log(n_k)), and the subset models' mean accuracy on
     them (eq. 1's "P[correct]" over all subset models; low = hard)."""
     rows = []
     for g in (UNMEASURED, *range(1, n_buckets + 1)):
         inside = mb.bucket == g
         rows.append({"bucket": "unmeasured" if g == UNMEASURED else g, "test points": int(inside.sum()),
-                     "mean entropy": float(mb.entropy[inside].mean()) if inside.any() and g != UNMEASURED
+                     "mean entropy / log(n_k)": float(mb.entropy[inside].mean()) if inside.any() and g != UNMEASURED
                      else float("nan"),
                      "mean subset-model accuracy": float(np.nanmean(mb.subset_acc[inside]))
                      if inside.any() and np.isfinite(mb.subset_acc[inside]).any() else float("nan")})
@@ -256,8 +378,8 @@ class BucketStudyConfig:
     """Everything chapter 2 trains: the subset models of the influence estimates
     (``subset_recipe``, ``n_models`` of them on ``fraction`` of the members), the SGD, SAM and
     SWA targets (``recipe``, ``seeds`` each, knobs ``sam_rho``, ``swa_start``, ``swa_lr``), and
-    the ground-truth check's subset models on ``ground_truth_dataset`` ("" to skip it) with
-    ``ground_truth_recipe`` (:mod:`sharpmem_lib.recipes`)."""
+    the ground-truth check's ``ground_truth_models`` subset models on ``ground_truth_dataset``
+    ("" to skip it) with ``ground_truth_recipe`` (:mod:`sharpmem_lib.recipes`)."""
 
     dataset: str
     subset_recipe: str
@@ -270,6 +392,7 @@ class BucketStudyConfig:
     swa_lr: float = 0.02
     ground_truth_dataset: str = "longtail"
     ground_truth_recipe: str = "digits_mlp_subset"
+    ground_truth_models: int = 1000
 
     METHODS = ("sgd", "sam", "swa")
 
@@ -280,21 +403,24 @@ class BucketStudyConfig:
         for name in ("subset_recipe", "recipe", "ground_truth_recipe"):
             get_recipe(getattr(self, name))
         check_positive("seeds", self.seeds, integer=True)
+        check_positive("ground_truth_models", self.ground_truth_models, integer=True)
 
-    def _subsets(self, dataset: str, recipe: str) -> SubsamplingConfig:
+    def _subsets(self, dataset: str, recipe: str, n_models: int) -> SubsamplingConfig:
         from sharpmem_lib.recipes import get_recipe
 
         r = get_recipe(recipe)
-        return SubsamplingConfig(dataset, r.model, r.train, n_models=self.n_models, fraction=self.fraction,
+        return SubsamplingConfig(dataset, r.model, r.train, n_models=n_models, fraction=self.fraction,
                                  model_kwargs=dict(r.model_kwargs))
 
     def subsampling(self) -> SubsamplingConfig:
         """The subset models of the influence estimates (eqs. 1-2)."""
-        return self._subsets(self.dataset, self.subset_recipe)
+        return self._subsets(self.dataset, self.subset_recipe, self.n_models)
 
     def ground_truth(self) -> SubsamplingConfig | None:
         """The subset models on the ground-truth data, or None when the check is skipped."""
-        return self._subsets(self.ground_truth_dataset, self.ground_truth_recipe) if self.ground_truth_dataset else None
+        if not self.ground_truth_dataset:
+            return None
+        return self._subsets(self.ground_truth_dataset, self.ground_truth_recipe, self.ground_truth_models)
 
     def targets(self) -> dict[tuple[str, int], ExperimentConfig]:
         """The (method, seed) -> target of Fig. 3a."""
@@ -396,7 +522,8 @@ def bucket_tests(study: BucketStudy) -> tuple[dict, dict]:
 
 def bucket_numbers(study: BucketStudy) -> dict:
     """The numbers chapter 2's prose states: the estimates' source, test points and the
-    unmeasured ones, entropy vs difficulty (a Correlation, or None without the proxy), the
+    unmeasured ones, the estimates' precision over the measured test points (the "all
+    measured" row of :func:`influence_precision`), entropy vs difficulty (a Correlation, or None without the proxy), the
     mean top-1 memorization per bucket, per method the gain frame by bucket, the ceiling
     buckets and the bucket-1-minus-comparison test (:func:`pattern_test`), the seeds, and
     the ground-truth check (:func:`ground_truth_check`, median subpopulation sizes in
@@ -408,7 +535,8 @@ def bucket_numbers(study: BucketStudy) -> dict:
     ed = entropy_difficulty(mb) if np.isfinite(mb.subset_acc[mb.measured]).any() else None
     out = {"source": mb.source, "n_test": len(mb.test_ids), "n_unmeasured": mb.n_unmeasured,
            "entropy_difficulty": ed, "top1_means": mean_by_bucket(mb.top1, mb.bucket), "seeds": study.config.seeds,
-           "ceiling": ceiling_buckets(table), "diverged": study.diverged}
+           "ceiling": ceiling_buckets(table), "diverged": study.diverged,
+           "precision": influence_precision(mb).loc["all measured"].to_dict()}
     for m in ("sam", "swa"):
         out[f"{m}_gain"] = paired_gain(table, m, "sgd", "acc", by="bucket")
         out[f"{m}_pattern"] = pattern_test(table, m)

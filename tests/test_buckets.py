@@ -59,7 +59,8 @@ def digits_buckets(tmp_path_factory):
 
 def test_buckets_recomputed_from_the_subset_models(digits_buckets):
     """Each test point's entropy is eq. 3 over |infl| of its own class's training points,
-    computed here from the cached runs by a plain loop."""
+    divided by log(n_k) (n_k = their number), computed here from the cached runs by a plain
+    loop; with it, each point's largest influence and its binomial standard error."""
     from sharpmem_lib.data import load_dataset
     from sharpmem_lib.memorization import buckets
     from sharpmem_lib.splits import make_partition
@@ -79,7 +80,16 @@ def test_buckets_recomputed_from_the_subset_models(digits_buckets):
         c = correct[:, position[j]]
         infl = np.array([c[masks[:, i]].mean() - c[~masks[:, i]].mean() for i in same])
         expected = scipy_entropy(np.abs(infl)) if np.abs(infl).sum() > 0 else np.log(len(same))
-        assert mb.entropy[n] == pytest.approx(expected)
+        assert mb.entropy[n] == pytest.approx(expected / np.log(len(same)))
+        # the standard error of eq. 2 at the largest influence: two binomial proportions
+        top = int(np.argmax(infl))
+        p_in, p_out = c[masks[:, same[top]]].mean(), c[~masks[:, same[top]]].mean()
+        n_in, n_out = masks[:, same[top]].sum(), (~masks[:, same[top]]).sum()
+        if mb.measured[n]:
+            assert mb.top1_influence[n] == pytest.approx(infl[top])
+            assert mb.top1_se[n] == pytest.approx(np.sqrt(p_in * (1 - p_in) / n_in + p_out * (1 - p_out) / n_out))
+        else:
+            assert np.isnan(mb.top1_influence[n]) and np.isnan(mb.top1_se[n])
         mem = runs.memorization().value
         top = same[np.lexsort((train_ids[same], -infl))[0]]
         assert (np.isnan(mb.top1[n]) if infl.max() <= 0 else mb.top1[n] == pytest.approx(mem[top]))
@@ -236,6 +246,13 @@ def test_bucket_study_keeps_the_default_profiles_cached_keys():
     assert config.subsampling().key() == subsets.key()
     assert config.ground_truth().key() == replace(subsets, dataset="longtail").key()
     assert replace(config, ground_truth_dataset="").ground_truth() is None
+    # the ground-truth check has its own number of models (default 1,000: the digits default's)
+    fashion = BucketStudyConfig("fashion_mnist_cpu", "fashion_mlp_subset", "fashion_mlp", n_models=2000)
+    assert fashion.subsampling().n_models == 2000 and fashion.ground_truth().n_models == 1000
+    assert fashion.ground_truth().key() == replace(subsets, dataset="longtail").key()
+    assert replace(fashion, ground_truth_models=300).ground_truth().n_models == 300
+    with pytest.raises(ValueError, match="ground_truth_models"):
+        BucketStudyConfig("digits", "digits_mlp_subset", "digits_mlp_buckets", ground_truth_models=0)
     methods = {"sgd": dict(algorithm="sgd"), "sam": dict(algorithm="sam", rho=0.1),
                "swa": dict(algorithm="sgd", swa=True, swa_start=0.5, swa_lr=0.02)}
     old = {(m, s): ExperimentConfig("digits", "mlp", TrainConfig(epochs=40, batch_size=32, lr=0.05, **kw, seed=s),

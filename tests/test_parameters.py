@@ -79,7 +79,7 @@ def test_every_profile_passes_the_checks(profile, ipynb):
     ("02_memorization_buckets", {"ground_truth_dataset": "digits"},
      r"ground_truth_dataset='digits' .*\['', 'longtail'\]"),
     ("02_memorization_buckets", {"influence_file": "fz.npz"},
-     r"influence_file='fz.npz' is not valid with dataset='digits'"),
+     r"influence_file='fz.npz' is not valid with dataset='fashion_mnist_cpu'"),
     ("03_privacy_tables", {"split_seeds": 0}, r"split_seeds=0 is not valid; it must be an integer >= 1"),
     ("03_privacy_tables", {"recipes": {}}, r"recipes=\{\} is not valid; it must be a non-empty mapping of dataset"),
     ("03_privacy_tables", {"recipes": "{cifar100: cifar_wrn16_8}"},
