@@ -160,8 +160,10 @@ def claim_power(v: Verdict) -> str:
              else "exploratory, not adjusted" if v.role == "exploratory" else "empty")
     if v.role == "empty":
         return f"none: the test is empty (every run at the 100 % ceiling), n = {v.n}"
-    if v.outcome == "insufficient" or not math.isfinite(v.level):
+    if v.outcome == "insufficient":
         return f"none: too few pairs for an interval (n = {v.n}; at least 3 are needed)"
+    if not math.isfinite(v.level):
+        return f"n/a: no test level recorded (not from a chapter's family), n = {v.n}"
     if not math.isfinite(v.half_width):
         kind = "a rank trend test" if ("permutation" in v.method or v.method.startswith("asymptotic")) else \
             "an exact test without an interval"
@@ -310,6 +312,10 @@ def gain_table(gains: pd.DataFrame, index: str = "sample", holm: Mapping[Any, Ve
     out["p"] = [f"{_p(p)} ({_TESTS.get(t, t)})" if math.isfinite(p) else "n/a" for p, t in zip(gains["p_value"], tests)]
     if "p_holm" in gains:
         out["p (Holm)"] = [_p(p) for p in gains["p_holm"]]
+    if holm is not None:  # the smallest difference each test resolves at the level it is held to
+        out["detectable (± points, level)"] = [
+            f"±{100 * holm[k].half_width:.1f} at {holm[k].level:.2g}"
+            if k in holm and math.isfinite(getattr(holm[k], "half_width", NAN)) else "n/a" for k in gains[index]]
     out["wins / seeds"] = [f"{w} / {n}" for w, n in zip(gains["wins"], gains["seeds"])]
     return out
 

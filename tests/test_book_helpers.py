@@ -204,7 +204,7 @@ def test_claim_number_and_glue_claim(monkeypatch):
     shown = _displayed(monkeypatch)
     report.glue_claim("toy", gain)
     assert [o.name for o in shown] == ["claim_toy_number", "claim_toy_power", "claim_toy_status"]
-    assert shown[2].value == "reproduced" and shown[1].value.startswith("none: too few pairs")
+    assert shown[2].value == "reproduced" and shown[1].value.startswith("n/a: no test level recorded")
 
 
 def test_readable_table_prints_like_a_paper():

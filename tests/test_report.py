@@ -517,3 +517,18 @@ def test_no_paper_direction_gives_numbers_and_no_verdict():
 
     s = report.trend(replace(trend_v, outcome="no paper direction", expected_sign=0), "Test accuracy", "λ", "x")
     assert "no direction" in s and "as the paper reports" not in s
+
+
+def test_gain_table_prints_the_detectable_difference_of_each_test():
+    """Referee finding 3: every paired comparison shows the smallest difference its design resolves."""
+    rng = __import__("numpy").random.default_rng(5)
+    runs = pd.DataFrame([{"sample": s, "seed": k, "method": m, "atypical_acc": 0.5 + (0.02 if m == "sam" else 0)
+                          + rng.normal(0, 0.01)} for s in ("few", "many") for k in range(5) for m in ("sgd", "sam")])
+    gains = paired_gain(runs, "sam", "sgd", "atypical_acc")
+    tests = {s: paired_test(runs[(runs["sample"] == s) & (runs.method == "sam")]["atypical_acc"].to_numpy(),
+                            runs[(runs["sample"] == s) & (runs.method == "sgd")]["atypical_acc"].to_numpy())
+             for s in ("few", "many")}
+    vs = holm_verdicts(tests, {"few": 1, "many": 1})
+    table = report.gain_table(gains, index="sample", holm=vs)
+    assert table.loc["few", "detectable (± points, level)"] == f"±{100 * vs['few'].half_width:.1f} at 0.025"
+    assert "detectable (± points, level)" not in report.gain_table(gains, index="sample")
