@@ -25,14 +25,15 @@ import pandas as pd
 
 from sharpmem_lib.attacks import (PERTURBATIONS, PROTOCOLS, attack_sets, choose, label_only_attack,
                                   label_only_from_scores, robustness_scores, run_attacks, split_models)
-from sharpmem_lib.splits import make_partition
+from sharpmem_lib.splits import make_partition, published_partition
 from sharpmem_lib.stats import PairedTest, paired_test
 from sharpmem_lib.tensors import select_device
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
 __all__ = ["boundary_attack", "default_label_only", "evaluate_privacy", "evaluate_runs", "summarize", "table1",
            "table2", "significance", "paired_tests", "paper_directions", "format_table1",
-           "directions", "PrivacyConfig", "PrivacyStudy", "LiraStudy", "privacy_study", "lira_study"]
+           "directions", "PrivacyConfig", "PrivacyStudy", "LiraStudy", "privacy_study", "lira_study",
+           "POWER_TARGETS", "power_targets"]
 
 METRICS = ("test_acc", "single_query", "multi_query")
 
@@ -731,3 +732,41 @@ def privacy_study(config: PrivacyConfig, paper: pd.DataFrame, results_dir=None, 
         boundary = pd.DataFrame(rows) if rows else None
     lira = lira_study(config, results_dir, data_dir) if config.lira_dataset else None
     return PrivacyStudy(config, pd.concat(frames, ignore_index=True), paper, boundary, lira)
+
+
+POWER_TARGETS = {"auc": 0.60, "half_width": 1.0, "seeds": 5, "evaluated": 2_000, "lira_targets": 32,
+                 "lira_nonmembers": 1_000}
+"""Issue 16's statistical-power targets for the default book (chapter 3's share of them)."""
+
+
+def power_targets(study: PrivacyStudy, targets: Mapping[str, float] = POWER_TARGETS) -> pd.DataFrame:
+    """Each power target of chapter 3 beside the value this run measured, on the first
+    dataset of ``study.config.recipes``: the honest protocol's best single-query attack AUC
+    against SGD (mean over training and split seeds), the 95 % CI half-width of each
+    method's paired difference to SGD in honest attack accuracy (points, :func:`paired_tests`),
+    the training seeds, the evaluation members and non-members per split, and LiRA's targets
+    and non-members per target (the fewest). ``met``: whether the value reaches its target."""
+    c = study.config
+    dataset = next(iter(c.recipes))
+    honest = study.results[(study.results["protocol"] == "honest") & (study.results["dataset"] == dataset)]
+    rows = [("honest best single-query attack AUC against SGD", f">= {targets['auc']:.2f}",
+             float(honest.loc[honest["algorithm"] == "sgd", "single_auc"].mean()), lambda v: v >= targets["auc"])]
+    tests = paired_tests(study.results, "honest", metrics=("single_query",))
+    for method in c.methods[1:]:
+        t = tests.get((dataset, method, "single_query"))
+        half = 100 * (t.ci_high - t.ci_low) / 2 if t is not None else float("nan")
+        rows.append((f"95 % CI half-width, {method} − SGD honest attack accuracy (points)",
+                     f"<= {targets['half_width']:.1f}", half, lambda v: v <= targets["half_width"]))
+    rows.append(("training seeds per method", f">= {targets['seeds']}", c.train_seeds,
+                 lambda v: v >= targets["seeds"]))
+    sizes = attack_sets(published_partition(dataset), seed=0).sizes()
+    evaluated = min(sizes["eval_member"], sizes["eval_nonmember"])
+    rows.append(("evaluation members = non-members per split", f">= {targets['evaluated']:,}", evaluated,
+                 lambda v: v >= targets["evaluated"]))
+    if study.lira is not None:
+        rows.append(("LiRA targets per algorithm", f">= {targets['lira_targets']}", len(study.lira.split.targets),
+                     lambda v: v >= targets["lira_targets"]))
+        rows.append(("LiRA non-members per target (fewest)", f">= {targets['lira_nonmembers']:,}",
+                     int(study.lira.per_target["n_nonmembers"].min()), lambda v: v >= targets["lira_nonmembers"]))
+    return pd.DataFrame([{"quantity": q, "target": t, "measured": v, "met": bool(ok(v)) if v == v else False}
+                         for q, t, v, ok in rows]).set_index("quantity")

@@ -284,3 +284,33 @@ def test_privacy_study_runs_the_nn_attack_the_config_names(tmp_path, monkeypatch
     assert seen == {"selena"}
     with pytest.raises(ValueError, match="nn_attack='fast' is not valid"):
         privacy.PrivacyConfig({"digits": "smoke_mlp"}, nn_attack="fast")
+
+
+def test_power_targets_put_each_measured_value_beside_issue_16s_target():
+    """AUC by hand, half-width = t(0.975, n-1) * sd / sqrt(n) of the paired differences, seeds and
+    evaluation sizes from the config and the partition; 'met' against each target."""
+    from scipy import stats as st
+
+    from sharpmem_lib.privacy import PrivacyConfig, PrivacyStudy, power_targets
+
+    diffs = {"sam": [0.01, 0.02, 0.0, 0.03, 0.01], "sharpreg": [0.002, 0.001, 0.003, 0.002, 0.002]}
+    rows = []
+    for seed in range(5):
+        for split in range(2):
+            rows.append({"dataset": "digits", "algorithm": "sgd", "train_seed": seed, "split_seed": split,
+                         "protocol": "honest", "single_query": 0.55, "single_auc": 0.60 + 0.01 * seed,
+                         "test_acc": 0.9, "multi_query": 0.5})
+            for method, d in diffs.items():
+                rows.append({**rows[-1], "algorithm": method, "single_query": 0.55 + d[seed]})
+    config = PrivacyConfig(recipes={"digits": "digits_mlp"}, train_seeds=5, split_seeds=2)
+    table = power_targets(PrivacyStudy(config, pd.DataFrame(rows), paper_table1()))
+    assert table.loc["honest best single-query attack AUC against SGD", "measured"] == pytest.approx(0.62)
+    for method, d in diffs.items():
+        half = 100 * st.t.ppf(0.975, 4) * np.std(d, ddof=1) / np.sqrt(5)
+        row = table.loc[f"95 % CI half-width, {method} − SGD honest attack accuracy (points)"]
+        assert row["measured"] == pytest.approx(half) and row["met"] == (half <= 1.0)
+    assert table.loc["95 % CI half-width, sam − SGD honest attack accuracy (points)", "met"] == False  # noqa: E712
+    assert table.loc["training seeds per method", "measured"] == 5 and table["met"].loc["training seeds per method"]
+    evaluated = table.loc["evaluation members = non-members per split"]
+    assert 0 < evaluated["measured"] < 2_000 and not evaluated["met"]  # digits: a few hundred
+    assert "LiRA targets per algorithm" not in table.index  # no LiRA in this study
