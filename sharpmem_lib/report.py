@@ -697,13 +697,14 @@ def _pattern_verdict(verdicts: Mapping[Any, Verdict], key, pattern, sign: int) -
 
 def unmeasured_share(n_unmeasured: int, n_test: int, target: float = 0.20) -> str:
     """Chapter 2: the share of test points with no measured influence, against issue 16's
-    target (at most ``target``): '16.6 % (665 of 4000 test points), within the target of at
-    most 20 %'."""
+    target (at most ``target``): '16.6 % (665 of 4000 test points), within the book's target
+    of at most 20 %'."""
     if n_test <= 0:
         return "n/a (no test points)"
     share = n_unmeasured / n_test
     where = "within" if share <= target else "above"
-    return f"{pct(share)} ({n_unmeasured} of {n_test} test points), {where} the target of at most {pct(target, 0)}"
+    return (f"{pct(share)} ({n_unmeasured} of {n_test} test points), {where} the book's target of at most "
+            f"{pct(target, 0)}")
 
 
 def influence_precision_note(precision: Mapping[str, float] | None) -> str:

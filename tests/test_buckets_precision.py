@@ -116,9 +116,9 @@ def test_influence_precision_note_and_unmeasured_share():
     noisy = report.influence_precision_note({**precise, "share resolved from zero": 0.12})
     assert noisy.endswith("so their entropy, and their bucket, rest largely on noise.")
     assert report.influence_precision_note(None).startswith("These estimates come without standard errors")
-    assert report.unmeasured_share(665, 4000) == ("16.6 % (665 of 4000 test points), within the target of at "
-                                                  "most 20 %")
-    assert report.unmeasured_share(2761, 4000).endswith("above the target of at most 20 %")
+    assert report.unmeasured_share(665, 4000) == ("16.6 % (665 of 4000 test points), within the book's target of "
+                                                  "at most 20 %")
+    assert report.unmeasured_share(2761, 4000).endswith("above the book's target of at most 20 %")
     assert report.unmeasured_share(800, 4000).startswith("20.0 %") and "within" in report.unmeasured_share(800, 4000)
     assert report.unmeasured_share(0, 0) == "n/a (no test points)"
 
