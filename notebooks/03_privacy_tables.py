@@ -120,8 +120,7 @@ study = privacy_study(config, paper_table1(), results_dir=results_dir or None, d
 # and its pairs are left out of the paired tests (each verdict says how many).
 
 # %% tags=["remove-input"]
-for protocol, title in (("selena", "SELENA's protocol (comparable with the paper)"),
-                        ("honest", "Honest protocol (every choice made on the attacker's own data)")):
+for protocol, title in (("selena", "SELENA's protocol (comparable with the paper)"), ("honest", "Honest protocol")):
     display(Markdown(f"**{title}**"), format_table1(study.tables[protocol]))
 
 # %% [markdown]
@@ -161,8 +160,7 @@ display(format_table1(paper_table1()))
 # %% tags=["remove-input"]
 display(readable_table(study.table2.rename(columns=HEADERS)))
 display(*significance_views(study))
-display(Markdown("**The paper's Table 2 (from its Table 1)**"))
-display(readable_table(study.paper_table2.rename(columns=HEADERS)))
+display(Markdown("**The paper's Table 2**"), readable_table(study.paper_table2.rename(columns=HEADERS)))
 
 # %% [markdown]
 # ## Which of the paper's directions reproduce
@@ -190,8 +188,7 @@ display(readable_table(study.directions))
 # the evaluation sets. Also shown: the best attack restricted to global thresholds.
 
 # %% tags=["remove-input"]
-display(readable_table(study.protocol_gap()))
-display((100 * study.global_only()).round(2).rename(columns=GLOBAL_HEADERS))
+display(readable_table(study.protocol_gap()), (100 * study.global_only()).round(2).rename(columns=GLOBAL_HEADERS))
 
 # %% [markdown]
 # {glue:text}`protocol_vs_optimizer`
