@@ -12,6 +12,8 @@ it was being renamed).
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import uuid
 from pathlib import Path
@@ -19,7 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["atomic_write", "named_os_error", "save_npz"]
+__all__ = ["atomic_write", "from_json", "named_os_error", "save_npz", "to_json"]
+
+#: How a non-finite float is written in strict JSON (which has no NaN or Infinity).
+NONFINITE = "__nonfinite__"
 
 
 def named_os_error(err: OSError, path: str | Path, doing: str = "write") -> OSError:
@@ -67,3 +72,39 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray], compressed: bool =
             save(f, **arrays)
 
     atomic_write(path, write)
+
+
+def _encode(value):
+    if isinstance(value, np.ndarray):
+        raise TypeError(f"a numpy array (shape {value.shape}) is not stored as JSON; store arrays with "
+                        "store.cached_arrays, or convert with .tolist()")
+    if isinstance(value, np.generic):  # a numpy scalar (np.float32 metric, np.bool_): its Python value
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return {NONFINITE: "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if isinstance(value, dict):
+        if NONFINITE in value:
+            raise ValueError(f"a dict with the key {NONFINITE!r} cannot be stored: it marks a non-finite number")
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(obj: dict):
+    if set(obj) == {NONFINITE}:
+        return float(obj[NONFINITE])
+    return obj
+
+
+def to_json(value, **kwargs) -> str:
+    """``json.dumps`` that always writes valid (strict) JSON: a NaN or infinite float, which
+    ``json.dumps`` would write as the invalid tokens ``NaN``/``Infinity``, is written
+    explicitly as ``{"__nonfinite__": "nan" | "inf" | "-inf"}`` (read back by
+    :func:`from_json`); anything else JSON cannot hold raises ``TypeError``/``ValueError``."""
+    return json.dumps(_encode(value), allow_nan=False, **kwargs)
+
+
+def from_json(text: str):
+    """The value :func:`to_json` wrote, non-finite floats restored."""
+    return json.loads(text, object_hook=_decode)

@@ -58,6 +58,7 @@ from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 __all__ = [
     "Arrays",
     "BUILTIN_DATASETS",
+    "DataDirError",
     "DataFileError",
     "DatasetInfo",
     "DATASETS",
@@ -204,13 +205,25 @@ class DataFileError(ValueError):
     """A data file exists but is not what its loader expects (format, shape, labels, values)."""
 
 
+class DataDirError(ValueError):
+    """A data directory that was given (``data_dir``, ``$SHARPMEM_DATA``) is not a directory."""
+
+
 def data_dirs(data_dir: str | Path | None = None) -> list[Path]:
-    """Where datasets are looked for, in order."""
+    """Where datasets are looked for, in order: ``data_dir``, ``$SHARPMEM_DATA``,
+    ``~/.cache/sharpmem``. A ``data_dir`` or ``$SHARPMEM_DATA`` that is not a directory is a
+    :class:`DataDirError` naming it (a typo used to be skipped silently, and the data then
+    came from another directory or was reported missing)."""
     dirs = []
-    if data_dir is not None and str(data_dir) != "":
-        dirs.append(Path(data_dir).expanduser())
-    if os.environ.get("SHARPMEM_DATA"):
-        dirs.append(Path(os.environ["SHARPMEM_DATA"]).expanduser())
+    for name, value in (("data_dir", data_dir), ("SHARPMEM_DATA", os.environ.get("SHARPMEM_DATA"))):
+        if value is None or str(value) == "":
+            continue
+        path = Path(value).expanduser()
+        if not path.is_dir():
+            what = "is a file, not a directory" if path.exists() else "does not exist"
+            raise DataDirError(f"{name}={str(value)!r} is not valid: {path} {what}; give the directory that holds "
+                               f"the data files (or '' for the defaults: $SHARPMEM_DATA, ~/.cache/sharpmem)")
+        dirs.append(path)
     dirs.append(Path.home() / ".cache" / "sharpmem")
     return dirs
 
@@ -296,6 +309,11 @@ def check_xy(X, y, source: str | Path, *, num_classes: int | None = None,
         bad = ~np.isfinite(X.reshape(len(X), -1)).all(1)
         if bad.any():
             fail(f"X has non-finite values (NaN or inf) in {int(bad.sum())} row(s), the first is row {_first(bad)}")
+    if np.issubdtype(X.dtype, np.number) and X.size:  # training runs in float32: larger values become inf there
+        big = np.abs(X.reshape(len(X), -1)).max(1) > np.finfo(np.float32).max
+        if big.any():
+            fail(f"X has values beyond float32's range (|x| > {np.finfo(np.float32).max:.3g}) in {int(big.sum())} "
+                 f"row(s), the first is row {_first(big)}; they would become inf in training")
     if len(np.unique(y)) < 2:
         fail(f"every example has label {y[0]}: a classifier needs at least 2 classes")
     if num_classes is None:  # C is inferred as max + 1: a class no example has is a numbering mistake
@@ -546,8 +564,11 @@ def obtain_fashion_mnist(data_dir: str | Path | None = None, log: Callable[[str]
     In order: files already in a data directory or :data:`FASHION_SYSTEM_DIR`; Debian's
     ``dataset-fashion-mnist`` through ``apt-get`` when running as root; Zalando's published
     files, md5-checked, into the first data directory. Where neither way works, raises
-    :class:`DatasetNotFoundError` naming both, before anything is computed.
+    :class:`DatasetNotFoundError` naming both, before anything is computed. A ``data_dir``
+    that does not exist yet is created: here it is where the files go.
     """
+    if data_dir is not None and str(data_dir) != "" and not Path(data_dir).expanduser().exists():
+        Path(data_dir).expanduser().mkdir(parents=True)
     try:
         return _find_fashion_mnist(data_dir)
     except DatasetNotFoundError:
@@ -984,6 +1005,10 @@ def _explain_unusable_npz(name: str, data_dir: str | Path | None) -> None:
                 keys = sorted(f.files)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
             raise DataFileError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+        if {"X", "y"} <= set(keys):  # a dataset, but its file name is not one a dataset can have
+            raise DataFileError(f"{path}: holds a dataset, but {name!r} is not a valid dataset name: "
+                                + ("it is a built-in dataset's; rename the file" if name in BUILTIN_DATASETS else
+                                   "use lower-case letters, digits and '_', starting with a letter; rename the file"))
         raise DataFileError(f"{path}: holds {keys}, not a dataset; save it with numpy.savez(path, X=..., y=...) "
                             f"(keys: {list(NPZ_KEYS)})")
 

@@ -39,7 +39,7 @@ import torch
 
 import sharpmem_lib
 from sharpmem_lib import store
-from sharpmem_lib._io import atomic_write, save_npz
+from sharpmem_lib._io import atomic_write, from_json, save_npz, to_json
 from sharpmem_lib.data import DATASETS, dataset_fingerprint, load_dataset
 from sharpmem_lib.defenses import check_defense, train_with_defense
 from sharpmem_lib.models import MODELS, build_model
@@ -204,13 +204,14 @@ def divergence(history: list[dict], train_accuracy: float, chance: float, n_trai
 
 
 def _write_json(path: Path, obj) -> None:
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True)))
+    text = to_json(obj, indent=2, sort_keys=True)  # strict JSON (a NaN validation accuracy is written explicitly)
+    atomic_write(path, lambda p: p.write_text(text))
 
 
 def _load_artifact(config: ExperimentConfig, entry: store.Entry) -> Artifact:
     """The artifact of a store entry, after checking every file's format (the store has
     checked the checksums): raises on anything malformed, so the store recomputes it."""
-    history = json.loads(entry.file("history.json").read_text())
+    history = from_json(entry.file("history.json").read_text())
     if not isinstance(history, list) or not all(isinstance(h, dict) and "train_loss" in h for h in history):
         raise ValueError("history.json is not a list of epoch records")
     with np.load(entry.file("outputs.npz"), allow_pickle=False) as f:

@@ -109,8 +109,25 @@ def influence_entropy(weights: np.ndarray, axis: int = 0) -> np.ndarray:
 
     An all-zero vector (nothing influences the point) is treated as evenly spread, the
     maximum log(n): no single training point carries the prediction.
+
+    Influence estimates may be negative (a training point that hurts the test point); the
+    paper's eq. 3 takes p_i = |S_i| / sum |S_i|, so only their magnitude counts, as here.
+    ``ValueError`` for what has no entropy: NaN or infinite weights (a NaN used to make the
+    whole vector "evenly spread", the maximum entropy), complex or non-numeric weights, a
+    scalar, an ``axis`` out of range, or no weights along it.
     """
-    w = np.abs(np.asarray(weights, dtype=np.float64))
+    raw = np.asarray(weights)
+    if raw.dtype.kind not in "biuf":
+        raise ValueError(f"weights have dtype {raw.dtype}; influence estimates are real numbers")
+    if raw.ndim == 0 or not -raw.ndim <= axis < raw.ndim:
+        raise ValueError(f"axis={axis!r} is not valid for weights of shape {raw.shape}; the entropy is taken over "
+                         "the training points along one axis")
+    if raw.shape[axis] == 0:
+        raise ValueError(f"weights of shape {raw.shape} have no training point along axis {axis}")
+    if not np.isfinite(raw).all():
+        raise ValueError(f"weights hold {int((~np.isfinite(raw)).sum())} NaN or infinite value(s); an influence "
+                         "entropy needs finite estimates (leave such test points out, or mark them unmeasured)")
+    w = np.abs(raw.astype(np.float64))
     total = w.sum(axis=axis, keepdims=True)
     n = w.shape[axis]
     with np.errstate(divide="ignore", invalid="ignore"):

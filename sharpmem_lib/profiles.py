@@ -61,7 +61,10 @@ def load_profile(name: str, params_dir: Path, notebooks: list[str] | None = None
     if name not in choices:
         raise ValueError(f"profile={name!r} is not valid; choose one of {choices} (files in {params_dir})")
     path = Path(params_dir) / f"{name}.yaml"
-    data = _read_yaml(path) or {}
+    data = _read_yaml(path)
+    if data is None or data == {}:  # an empty file would run every chapter on its defaults
+        raise ValueError(f"{path}: the profile is empty; it must map notebook names to their parameters "
+                         f"(e.g. '01_toy_example: {{seeds: 3}}'), one of {chapter_names(params_dir)}")
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
         raise ValueError(f"{path}: expected a mapping of notebook name -> parameters")
     valid = chapter_names(params_dir) if notebooks is None else list(notebooks)

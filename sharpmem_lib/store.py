@@ -53,7 +53,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import numpy as np
 
 import sharpmem_lib
-from sharpmem_lib._io import atomic_write, named_os_error, save_npz
+from sharpmem_lib._io import atomic_write, from_json, named_os_error, save_npz, to_json
 
 __all__ = ["CACHE_VERSION", "CorruptArtifactWarning", "DivergedError", "Entry", "cached_arrays", "cached_json",
            "clear_entries_used", "code_commit", "entries_used", "entry_key", "get_or_compute", "results_root"]
@@ -120,8 +120,14 @@ def entry_key(kind: str, config: dict, precision: str) -> str:
         raise ValueError(f"kind={kind!r} is not valid; it must be a non-empty string")
     if not isinstance(precision, str) or not precision:
         raise ValueError(f"precision={precision!r} is not valid; it must be a non-empty string such as 'fp32'")
-    blob = json.dumps({"kind": kind, "config": config, "precision": precision, "cache_version": CACHE_VERSION},
-                      sort_keys=True)
+    try:
+        blob = json.dumps({"kind": kind, "config": config, "precision": precision, "cache_version": CACHE_VERSION},
+                          sort_keys=True, allow_nan=False)
+    except ValueError:  # NaN != NaN: such an entry could never be matched again, and its manifest is not JSON
+        raise ValueError(f"config={config!r} is not valid for the store: it holds a NaN or infinite number") from None
+    except TypeError as err:  # a tuple key, a set, an object: not JSON data, so not a configuration
+        raise ValueError(f"config={config!r} is not valid for the store: {err}; it must be JSON data "
+                         "(dicts with string keys, lists, numbers, strings)") from None
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -180,7 +186,7 @@ class _Malformed(Exception):
 
 def _read_manifest(folder: Path, key: str, expected: tuple) -> dict:
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = from_json((folder / MANIFEST).read_text())
     except (OSError, ValueError) as err:
         raise _Malformed(f"{MANIFEST} is unreadable ({err})") from err
     if not isinstance(manifest, dict):
@@ -320,7 +326,8 @@ def _install(staging: Path, folder: Path, key: str, kind: str, config: dict, pre
                 "library_version": sharpmem_lib.__version__,
                 "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "files": files, "meta": meta}
-    atomic_write(staging / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=1, sort_keys=True)))
+    text = to_json(manifest, indent=1, sort_keys=True)  # strict JSON: a NaN in meta is written explicitly
+    atomic_write(staging / MANIFEST, lambda p: p.write_text(text))
     if folder.exists():  # a corrupt or diverged entry being replaced; we hold its lock
         _remove(folder)
     try:
@@ -428,13 +435,13 @@ def cached_json(kind: str, config: dict, compute: Callable[[], Any], **store_kwa
     recorded and checked on every read (a foreign file of another type is recomputed)."""
 
     def write(staging: Path, work: Path) -> dict:
-        value = compute()
-        text = json.dumps(value)
+        text = to_json(compute())  # strict JSON: NaN/inf written explicitly; numpy scalars as Python numbers
+        value = from_json(text)  # what every later read returns: its type is the one recorded
         atomic_write(staging / "value.json", lambda p: p.write_text(text))
         return {"type": type(value).__name__}
 
     def read(entry: Entry) -> Any:
-        value = json.loads(entry.file("value.json").read_text())
+        value = from_json(entry.file("value.json").read_text())
         if type(value).__name__ != entry.meta.get("type"):
             raise TypeError(f"value.json holds a {type(value).__name__}, the manifest says {entry.meta.get('type')}")
         return value

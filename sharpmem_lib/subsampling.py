@@ -46,6 +46,7 @@ from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
 __all__ = [
     "ShardInfo",
+    "check_shard",
     "SubsamplingConfig",
     "SubsamplingJob",
     "SubsamplingRuns",
@@ -289,10 +290,7 @@ def run_subsampling(
     the settings, the model's architecture and the arrays) and ``dataset`` the data, so
     that :func:`merge_runs` can refuse shards of different runs.
     """
-    check_positive("n_models", n_models, integer=True)
-    check_positive("n_shards", n_shards, integer=True)
-    if not 0 <= shard < n_shards:
-        raise ValueError(f"shard={shard!r} is not valid; choose one of 0..{n_shards - 1}")
+    check_shard(shard, n_shards, n_models)
     target = select_device(device)
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     ids = np.arange(n_models)[shard::n_shards]
@@ -483,11 +481,14 @@ def main(argv: list[str] | None = None) -> int:
             if overwritten:
                 raise ValueError(f"--out {args.out} is one of the shard files {overwritten}; merging would "
                                  "overwrite an input (write the merged file elsewhere)")
+            if args.out.is_dir() or not args.out.parent.is_dir():  # before reading every shard
+                raise ValueError(f"--out {args.out} is not valid: " + ("it is a directory; name the merged file"
+                                 if args.out.is_dir() else f"its folder {args.out.parent} does not exist"))
             merged = merge_runs([load_shard(f) for f in args.files], names=[str(f) for f in args.files])
-        except ValueError as err:
+            merged.save(args.out)
+        except (ValueError, OSError) as err:  # a bad shard or --out, a missing input, a full disk: named, no traceback
             print(f"merge refused: {err}", file=sys.stderr)
             return 2
-        merged.save(args.out)
         print(f"merged {len(args.files)} shards, {len(merged.model_ids)} models -> {args.out}")
         return 0
 
@@ -498,7 +499,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def check_shard(shard: int, n_shards: int, n_models: int) -> None:
+    """``ValueError`` unless shard ``shard`` of ``n_shards`` of ``n_models`` models holds at
+    least one model (shard k holds the ids ``k::n_shards``, so with ``n_shards > n_models``
+    some shards would be empty files that merge cannot tell from a lost one)."""
+    check_positive("n_models", n_models, integer=True)
+    check_positive("n_shards", n_shards, integer=True)
+    if n_shards > n_models:
+        raise ValueError(f"n_shards={n_shards!r} is not valid with n_models={n_models!r}: shard k trains models "
+                         f"k::n_shards, so shards {n_models}..{n_shards - 1} would be empty; choose n_shards <= "
+                         f"n_models")
+    if isinstance(shard, bool) or not isinstance(shard, (int, np.integer)) or not 0 <= shard < n_shards:
+        raise ValueError(f"shard={shard!r} is not valid; choose one of 0..{n_shards - 1}")
+
+
 def _shard_command(args) -> int:
+    check_shard(args.shard, args.n_shards, args.n_models)  # before any folder is made
     kwargs = {"hidden": tuple(args.hidden)} if args.model in ("mlp", "fc") else {}
     config = SubsamplingConfig(args.dataset, args.model,
                                TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),

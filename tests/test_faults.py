@@ -170,6 +170,7 @@ def test_a_missing_dataset_leaves_no_folder(tmp_path, monkeypatch):
     from sharpmem_lib.experiments import ExperimentConfig, run_experiment
     from sharpmem_lib.train import TrainConfig
 
+    (tmp_path / "no-data").mkdir()  # an empty data directory (a missing one is refused by name: DataDirError)
     monkeypatch.setenv("SHARPMEM_DATA", str(tmp_path / "no-data"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # nor in ~/.cache/sharpmem
     cfg = ExperimentConfig("purchase100", "mlp", TrainConfig(epochs=1))

@@ -4,6 +4,8 @@ not a dataset, a chapter-1 recipe the toy example refuses only when it runs."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -243,9 +245,9 @@ def test_chapter3_study_shows_diverged_targets_and_drops_their_pairs(tmp_path, m
     assert t1.loc[("digits", "sam"), "diverged"] == 3 and t1.loc[("digits", "sgd"), "diverged"] == 0
     assert "diverged targets" in privacy.format_table1(t1)
     tests, _, _ = study.family
-    t = tests[("table2", "digits", "sam", "single_query")]
+    t = tests[("table2", "digits", "sam", "single_query", "selena")]
     assert t.n == 0 and t.dropped == 3
-    v = study.verdicts[("table2", "digits", "sam", "single_query")]
+    v = study.verdicts[("table2", "digits", "sam", "single_query", "selena")]
     assert v.outcome == "insufficient" and "3 pairs left out: a member diverged" in evidence(v, "targets")
 
 
@@ -274,3 +276,331 @@ def test_an_npz_dataset_found_in_one_directory_is_not_valid_in_another(tmp_path)
     with pytest.raises(ValueError, match="dataset='mine' is not valid"):
         data.check_dataset_name("mine", c)
     data.check_dataset_name("mine", a)  # still valid where it is
+
+
+# ------------------------------------------------------------------ issue 19 leftovers (session 7)
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n", "---\n"])
+def test_an_empty_profile_is_refused_naming_the_file(tmp_path, text):
+    from sharpmem_lib.profiles import load_profile
+
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "mine.yaml").write_text(text)
+    (tmp_path / "01_toy_example.ipynb").write_text("{}")
+    with pytest.raises(ValueError, match=r"mine\.yaml: the profile is empty.*01_toy_example"):
+        load_profile("mine", tmp_path / "params")
+
+
+@pytest.mark.parametrize("where", ["argument", "environment", "a file"])
+def test_a_data_dir_that_is_not_a_directory_is_refused_naming_it(tmp_path, monkeypatch, where):
+    from sharpmem_lib.data import DataDirError, check_dataset_name, load_dataset
+    from sharpmem_lib.parameters import check_parameters
+
+    monkeypatch.delenv("SHARPMEM_DATA", raising=False)
+    missing = tmp_path / "no-such-dir"
+    if where == "a file":
+        missing.write_text("not a folder")
+    name = "SHARPMEM_DATA" if where == "environment" else "data_dir"
+    if where == "environment":
+        monkeypatch.setenv("SHARPMEM_DATA", str(missing))
+    data_dir = None if where == "environment" else missing
+    match = f"{name}='{missing}' is not valid: {missing} " + ("is a file" if where == "a file" else "does not exist")
+    with pytest.raises(DataDirError, match=match):
+        load_dataset("purchase100", data_dir=data_dir)
+    with pytest.raises(DataDirError, match=match):
+        check_dataset_name("digits", data_dir)  # before anything loads or trains
+    with pytest.raises(ValueError, match=match):
+        check_parameters("00_data_and_models", {"dataset": "digits", "data_dir": str(data_dir or "")}, files=True)
+
+
+def test_shard_command_refuses_more_shards_than_models(tmp_path, capsys):
+    from sharpmem_lib.subsampling import check_shard, main
+
+    code = main(["shard", "--shard", "4", "--n-shards", "5", "--n-models", "3", "--epochs", "1",
+                 "--out", str(tmp_path / "out")])
+    assert code == 2 and "n_shards=5 is not valid with n_models=3" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # no folder, no empty shard file
+    check_shard(2, 3, 3)
+    with pytest.raises(ValueError, match="shard=True is not valid"):
+        check_shard(True, 3, 3)
+
+
+@pytest.mark.parametrize("value", [float("nan"), [1.0, float("inf")], {"a": {"b": -float("inf")}}, {"auc": np.nan}])
+def test_the_store_writes_non_finite_numbers_as_strict_json_and_reads_them_back(tmp_path, value):
+    import json
+    import math
+
+    from sharpmem_lib import store
+
+    def same(a, b):
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return (math.isnan(a) and math.isnan(b)) if isinstance(a, float) and math.isnan(a) else a == b
+
+    first = store.cached_json("hostile", {"v": repr(value)}, lambda: value, root=tmp_path)
+    again = store.cached_json("hostile", {"v": repr(value)}, lambda: pytest.fail("recomputed"), root=tmp_path)
+    assert same(first, value) and same(again, value)
+    (entry,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    for f in ("value.json", "manifest.json"):  # strict JSON: no NaN / Infinity tokens
+        json.loads((entry / f).read_text(), parse_constant=lambda c: pytest.fail(f"{f} holds {c}"))
+
+
+def test_the_store_refuses_a_non_finite_configuration(tmp_path):
+    from sharpmem_lib import store
+
+    with pytest.raises(ValueError, match="holds a NaN or infinite number"):
+        store.cached_json("hostile", {"lr": float("nan")}, lambda: 1, root=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_run_history_with_a_nan_is_stored_as_strict_json(tmp_path):
+    import json
+
+    from sharpmem_lib._io import from_json, to_json
+
+    text = to_json([{"epoch": 1, "val_acc": float("nan"), "train_loss": float("inf")}])
+    json.loads(text, parse_constant=lambda c: pytest.fail(c))
+    back = from_json(text)
+    assert np.isnan(back[0]["val_acc"]) and back[0]["train_loss"] == float("inf")
+    with pytest.raises(ValueError, match="__nonfinite__"):
+        to_json({"__nonfinite__": "nan", "x": 1})  # a user dict that would read back as a float
+
+
+@pytest.mark.parametrize("fpr", [1.5, 1.0, -0.1, float("nan"), "0.01"])
+def test_tpr_at_fpr_refuses_a_rate_outside_0_1(fpr):
+    from sharpmem_lib.attacks.thresholds import tpr_at_fpr
+
+    with pytest.raises(ValueError, match=r"fpr=.* is not valid; choose a false-positive rate in \[0, 1\)"):
+        tpr_at_fpr(np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.8, 0.3]), fpr)
+
+
+def test_tpr_at_fpr_needs_members_and_non_members():
+    from sharpmem_lib.attacks.thresholds import tpr_at_fpr
+
+    assert tpr_at_fpr(np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.8, 0.3]), 0.0) == 1.0
+    with pytest.raises(ValueError, match="4 members and 0 non-members"):
+        tpr_at_fpr(np.ones(4, bool), np.arange(4.0), 0.01)
+
+
+@pytest.mark.parametrize("member, nonmember, match", [
+    (np.array([]), np.array([0.1, 0.2]), "0 member and 2 non-member"),
+    (np.array([0.5, 0.7]), np.array([]), "2 member and 0 non-member"),
+    (np.array([]), np.array([]), "0 member and 0 non-member"),
+])
+def test_a_threshold_needs_members_and_non_members(member, nonmember, match):
+    from sharpmem_lib.attacks.thresholds import fit_threshold, fit_thresholds
+
+    with pytest.raises(ValueError, match=match):
+        fit_threshold(member, nonmember)
+    with pytest.raises(ValueError, match=match):
+        fit_thresholds(member, np.zeros(len(member), int), nonmember, np.zeros(len(nonmember), int), 2, True)
+    # a class with no fitting example inside non-empty fitting sets still gets the global threshold
+    t = fit_thresholds(np.array([0.9, 0.8]), np.array([0, 0]), np.array([0.1, 0.2]), np.array([0, 0]), 2, True)
+    assert t[1] == t[0] == fit_threshold(np.array([0.9, 0.8]), np.array([0.1, 0.2]))
+
+
+@pytest.mark.parametrize("labels, match", [
+    (np.array([0, 1, 3]), r"labels holds \[3\], outside 0..2 \(3 classes\)"),
+    (np.array([0, -1, 2]), r"labels holds \[-1\], outside 0..2"),
+    (np.array([0, 1]), r"labels has shape \(2,\); expected \(3,\)"),
+    (np.array([0.0, 1.0, 2.0]), "labels has dtype float64"),
+])
+def test_attack_scores_name_labels_out_of_range(labels, match):
+    from sharpmem_lib.attacks.single_query import attack_scores
+    from sharpmem_lib.attacks.thresholds import fit_thresholds
+
+    probs = np.full((3, 3), 1 / 3)
+    for attack in ("correctness", "confidence", "entropy", "mentr"):
+        with pytest.raises(ValueError, match=match):
+            attack_scores(probs, labels, attack)
+    if len(labels) == 3 and labels.dtype.kind == "i":
+        with pytest.raises(ValueError, match=match.replace("labels", "member_labels")):
+            fit_thresholds(np.ones(3), labels, np.zeros(2), np.array([0, 1]), 3, True)
+
+
+def test_influence_entropy_takes_magnitudes_and_refuses_what_has_no_entropy():
+    from scipy.stats import entropy as scipy_entropy
+
+    from sharpmem_lib.memorization import influence_entropy
+
+    w = np.array([[0.5, -0.3], [-0.25, 0.0], [0.25, 0.3]])  # a negative influence counts by its magnitude (eq. 3)
+    np.testing.assert_allclose(influence_entropy(w, axis=0), [scipy_entropy([0.5, 0.25, 0.25]),
+                                                              scipy_entropy([0.5, 0.0, 0.5])])
+    np.testing.assert_allclose(influence_entropy(-w, axis=0), influence_entropy(w, axis=0))
+    np.testing.assert_allclose(influence_entropy(np.zeros((4, 1))), [np.log(4)])  # nothing measured: evenly spread
+    bad = [(np.array([[0.5], [np.nan], [0.1]]), "1 NaN or infinite"),   # used to give log(3), the maximum
+           (np.array([[np.inf], [0.1]]), "NaN or infinite"),
+           (np.array(0.5), "axis=0 is not valid"), (np.ones((2, 3)), None), (np.zeros((0, 3)), "no training point"),
+           (np.array([[1 + 1j], [0.5]]), "complex"), (np.array([["a"], ["b"]]), "dtype")]
+    for weights, match in bad:
+        if match is None:
+            with pytest.raises(ValueError, match="axis=2 is not valid"):
+                influence_entropy(weights, axis=2)
+            continue
+        with pytest.raises(ValueError, match=match):
+            influence_entropy(weights, axis=0)
+
+
+# ------------------------------------------------------------------ session 7's own hostile sweep
+# Cases invented for the six classes of issue 19. Those marked "fixed" failed before this session
+# (traceback, wrong message, or silently accepted); the others held and stay as regressions.
+
+def _shard_args(tmp_path, n_models=4):
+    return ["--dataset", "digits", "--hidden", "8", "--n-models", str(n_models), "--epochs", "1", "--n-shards", "2"]
+
+
+def test_merge_names_a_bad_out_or_a_missing_input_without_a_traceback(tmp_path, capsys):  # fixed
+    from sharpmem_lib.subsampling import main
+
+    out = tmp_path / "shards"
+    for shard in (0, 1):
+        assert main(["shard", "--shard", str(shard), *_shard_args(tmp_path), "--out", str(out)]) == 0
+    first, second = sorted(out.glob("*.npz"))
+    capsys.readouterr()
+    cases = [([str(first), str(second), "--out", str(tmp_path / "no-dir" / "all.npz")], "does not exist"),
+             ([str(first), str(second), "--out", str(out)], "it is a directory"),
+             ([str(first), str(tmp_path / "gone.npz"), "--out", str(tmp_path / "all.npz")], "gone.npz: not a readable"),
+             ([str(first), "--out", str(tmp_path / "all.npz")], r"shard\(s\) \[1\] of 2 missing"),
+             ([str(first), str(first), "--out", str(tmp_path / "all.npz")], "a duplicate")]
+    for argv, match in cases:
+        assert main(["merge", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("merge refused:") and re.search(match, err), err
+    assert not (tmp_path / "all.npz").exists() and not (tmp_path / "no-dir").exists()
+
+
+@pytest.mark.parametrize("extra, match", [(["--fraction", "1.5"], "fraction=1.5"), (["--epochs", "0"], "epochs=0"),
+                                          (["--lr", "nan"], "lr=nan"), (["--dataset", "digitz"], "dataset='digitz'"),
+                                          (["--n-models", "0"], "n_models=0"), (["--shard", "-1"], "shard=-1")])
+def test_shard_command_refuses_bad_values_before_making_a_folder(tmp_path, capsys, extra, match):
+    from sharpmem_lib.subsampling import main
+
+    argv = ["shard", "--shard", "0", "--n-shards", "1", "--n-models", "2", "--epochs", "1", *extra,
+            "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("shard refused:") and match in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("chapter, params, match", [
+    ("01_toy_example", {"seeds": True}, "seeds=True"), ("01_toy_example", {"seeds": 3.0}, "seeds=3.0"),
+    ("01_toy_example", {"recipe": None}, "recipe=None"),
+    ("02_memorization_buckets", {"sam_rho": float("nan")}, "sam_rho=nan"),
+    ("02_memorization_buckets", {"sam_rho": float("inf")}, "sam_rho=inf"),
+    ("02_memorization_buckets", {"fraction": float("nan")}, "fraction=nan"),
+    ("02_memorization_buckets", {"n_models": 1}, "n_models=1"), ("02_memorization_buckets", {"seeds": -2}, "seeds=-2"),
+    ("03_privacy_tables", {"recipes": {"digits": ""}}, r"recipes\['digits'\]=''"),
+    ("03_privacy_tables", {"sharpreg_xi": -1.0}, "sharpreg_xi=-1.0"),
+    ("04_mitigation", {"xis": [float("nan")]}, r"xis\[0\]=nan"),
+    ("00_data_and_models", {"results_dir": 5}, "results_dir=5"), ("00_data_and_models", {"dataset": ""}, "dataset=''"),
+])
+def test_papermill_values_of_the_wrong_type_or_range_are_refused(chapter, params, match):
+    from sharpmem_lib.parameters import check_parameters
+
+    with pytest.raises(ValueError, match=match + " is not valid"):
+        check_parameters(chapter, params, files=False)
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("name, arrays, match", [
+    ("bigx", {"X": np.full((4, 2), 1e301), "y": np.array([0, 1, 0, 1])}, "beyond float32's range"),  # fixed
+    ("nanx", {"X": np.array([[np.nan, 1.0], [1, 2], [3, 4], [5, 6]]), "y": np.array([0, 1, 0, 1])}, "non-finite"),
+    ("booly", {"X": np.ones((4, 2)), "y": np.array([True, False, True, False])}, "dtype bool"),
+    ("stry", {"X": np.ones((4, 2)), "y": np.array(["a", "b", "a", "b"])}, "dtype <U1"),
+    ("ycol", {"X": np.ones((4, 2)), "y": np.array([[0], [1], [0], [1]])}, r"shape \(4, 1\)"),
+    ("short", {"X": np.ones((5, 2)), "y": np.array([0, 1, 0, 1])}, "5 rows but there are 4 labels"),
+    ("objx", {"X": np.array([[1, "a"]] * 4, dtype=object), "y": np.array([0, 1, 0, 1])}, "not a readable .npz"),
+])
+def test_a_user_npz_is_refused_naming_the_file_and_the_fault(tmp_path, name, arrays, match):
+    path = _npz(tmp_path / f"{name}.npz", **arrays)
+    with pytest.raises(DataFileError, match=re.escape(str(path)) + ".*" + match):
+        data.load_npz_dataset(path)
+
+
+@pytest.mark.parametrize("stem", ["Mine", "2cool", "my-data"])
+def test_a_dataset_npz_with_a_name_no_dataset_can_have_says_so(tmp_path, stem):  # fixed: said "not a dataset"
+    _npz(tmp_path / f"{stem}.npz", X=_X(6), y=np.arange(6) % 2)
+    with pytest.raises(DataFileError, match=f"holds a dataset, but '{stem}' is not a valid dataset name"):
+        data.check_dataset_name(stem, tmp_path)
+
+
+def test_cached_json_stores_numpy_scalars_and_names_arrays(tmp_path):  # fixed: TypeError after the compute
+    from sharpmem_lib import store
+
+    value = {"auc": np.float32(0.75), "n": np.int64(3), "ok": np.bool_(True)}
+    first = store.cached_json("hostile", {"k": 1}, lambda: value, root=tmp_path)
+    again = store.cached_json("hostile", {"k": 1}, lambda: pytest.fail("recomputed"), root=tmp_path)
+    assert first == again == {"auc": 0.75, "n": 3, "ok": True}
+    with pytest.raises(TypeError, match=r"numpy array \(shape \(3,\)\).*cached_arrays"):
+        store.cached_json("hostile", {"k": 2}, lambda: np.arange(3), root=tmp_path)
+    assert sorted(p.name.startswith(".") for p in tmp_path.iterdir() if p.is_dir()) == [False]  # nothing left
+
+
+def test_a_configuration_that_is_not_json_data_is_refused_before_computing(tmp_path):  # fixed: raw TypeError
+    from sharpmem_lib import store
+
+    for config in ({(1, 2): 1}, {"s": {1, 2}}):
+        with pytest.raises(ValueError, match="is not valid for the store.*JSON data"):
+            store.cached_json("hostile", config, lambda: pytest.fail("computed"), root=tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["manifest is a list", "entry is a file", "value of another type"])
+def test_a_damaged_json_entry_is_recomputed(tmp_path, damage):
+    import json
+    import shutil
+    import warnings
+
+    from sharpmem_lib import store
+
+    store.cached_json("hostile", {"k": 1}, lambda: [1, 2], root=tmp_path)
+    (entry,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    if damage == "manifest is a list":
+        (entry / "manifest.json").write_text("[]")
+    elif damage == "entry is a file":
+        shutil.rmtree(entry)
+        entry.write_text("a file where the entry's folder was")
+    else:  # a valid entry, resealed, whose value is a dict
+        (entry / "value.json").write_text(json.dumps({"a": 1}))
+        manifest = json.loads((entry / "manifest.json").read_text())
+        manifest["files"]["value.json"] = store._sha256(entry / "value.json")
+        (entry / "manifest.json").write_text(json.dumps(manifest))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert store.cached_json("hostile", {"k": 1}, lambda: [3], root=tmp_path) == [3]
+
+
+def test_a_writer_killed_while_holding_the_lock_blocks_no_one(tmp_path):
+    """kill -9 of a process in the middle of a computation (holding the key's lock, its
+    staging folder half written): the next process gets the lock at once, computes, and
+    leaves no staging folder behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sharpmem_lib import store
+
+    code = ("import time, sys; from pathlib import Path; from sharpmem_lib import store\n"
+            "def slow():\n    Path(sys.argv[1], 'started').write_text('1'); time.sleep(60); return 1\n"
+            "store.cached_json('hostile', {'k': 9}, slow, root=Path(sys.argv[1]) / 'r')\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
+    try:
+        deadline = time.time() + 60
+        while not (tmp_path / "started").exists():
+            assert time.time() < deadline and proc.poll() is None, "the writer did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+    start = time.perf_counter()
+    assert store.cached_json("hostile", {"k": 9}, lambda: 2, root=tmp_path / "r") == 2
+    assert time.perf_counter() - start < 10
+    assert not [p for p in (tmp_path / "r").iterdir() if ".staging" in p.name]

@@ -172,6 +172,7 @@ def test_texas_raw_format(tmp_path):
 @pytest.mark.parametrize("name, hint", [("cifar100", "cifar.html"), ("purchase100", "dataset_purchase.tgz"),
                                         ("texas100", "dataset_texas.tgz"), ("cifar10", "download=True")])
 def test_missing_files_name_paths_and_source(tmp_path, name, hint):
+    (tmp_path / "nowhere").mkdir()  # a data directory without the files (a missing directory: DataDirError)
     with pytest.raises(DatasetNotFoundError) as err:
         load_dataset(name, data_dir=tmp_path / "nowhere")
     assert str(tmp_path / "nowhere") in str(err.value) and hint in str(err.value)

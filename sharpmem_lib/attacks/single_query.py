@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sharpmem_lib.attacks.thresholds import (PROTOCOLS, AttackSets, balanced_accuracy, choose,
+from sharpmem_lib.attacks.thresholds import (PROTOCOLS, AttackSets, balanced_accuracy, check_labels, choose,
                                              fit_threshold_attacks, membership_metrics)
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
@@ -50,7 +50,10 @@ def attack_scores(probs: np.ndarray, labels: np.ndarray, attack: str) -> np.ndar
     SELENA's ``get_corrcect``, ``get_conf``, ``-get_entropy`` and ``-get_mentropy``."""
     check_choice("attack", attack, METRIC_ATTACKS)
     p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"probs has shape {p.shape}; expected (examples, classes)")
     y = np.asarray(labels)
+    check_labels("labels", y, p.shape[1], len(p))
     rows = np.arange(len(y))
     if attack == "correctness":
         return (p.argmax(1) == y).astype(np.float64)

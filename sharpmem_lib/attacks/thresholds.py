@@ -144,6 +144,20 @@ def attack_sets(partition, seed: int = 0) -> AttackSets:
 # ----------------------------------------------------------------------------- metrics
 
 
+def check_labels(name: str, labels: np.ndarray, num_classes: int, n: int) -> None:
+    """``ValueError`` naming ``name`` unless ``labels`` are ``n`` integers in 0..num_classes-1
+    (a label out of range would index another class's column, or raise a bare IndexError)."""
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ValueError(f"{name} has shape {labels.shape}; expected ({n},), one label per score")
+    if n and not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name} has dtype {labels.dtype}; labels are integers 0..{num_classes - 1}")
+    bad = labels[(labels < 0) | (labels >= num_classes)] if n else labels[:0]
+    if len(bad):
+        raise ValueError(f"{name} holds {sorted(set(bad.tolist()))[:5]}, outside 0..{num_classes - 1} "
+                         f"({num_classes} classes)")
+
+
 def balanced_accuracy(member_predicted: np.ndarray, nonmember_predicted: np.ndarray) -> float:
     """Mean of the true-positive rate on members and the true-negative rate on non-members,
     from the "member" predictions made for each group. On equal-sized sets it is SELENA's
@@ -161,7 +175,15 @@ def tpr_at_fpr(y_true: np.ndarray, scores: np.ndarray, fpr: float) -> float:
     default drops collinear points, and with tied scores those are real thresholds, so the
     default under-reports (Carlini et al.'s ``plot.py`` in tensorflow/privacy,
     ``research/mi_lira_2021``, reads ``tpr[np.where(fpr < .001)[0][-1]]`` off the default
-    curve)."""
+    curve). ``fpr`` is in [0, 1): 0 gives the TPR at zero false positives; 1 or more would
+    allow every non-member through, and the answer would be 1 whatever the attack.
+    """
+    if isinstance(fpr, bool) or not isinstance(fpr, (int, float, np.floating, np.integer)) or not 0 <= fpr < 1:
+        raise ValueError(f"fpr={fpr!r} is not valid; choose a false-positive rate in [0, 1), e.g. 0.01")
+    y_true = np.asarray(y_true, dtype=bool)
+    if y_true.all() or not y_true.any():
+        raise ValueError(f"y_true has {int(y_true.sum())} members and {int((~y_true).sum())} non-members; "
+                         "a TPR at an FPR needs both")
     fprs, tprs, _ = roc_curve(y_true, scores, drop_intermediate=False)
     return float(tprs[fprs <= fpr].max(initial=0.0))
 
@@ -199,13 +221,18 @@ def fit_threshold(member: np.ndarray, nonmember: np.ndarray, n_member: int | Non
     (default: the sizes of the two arrays), so the criterion is balanced accuracy; on
     SELENA's equal-sized sets that is its count of correct examples. For a per-class
     threshold pass the sizes of the whole fitting sets: each class then maximises its share
-    of the overall accuracy, as SELENA's per-class loop does. NaN when both arrays are empty.
+    of the overall accuracy, as SELENA's per-class loop does. NaN when both arrays are empty
+    (a class with no fitting example). ``ValueError`` when the fitting sets hold no member or
+    no non-member (``n_member`` or ``n_nonmember`` 0): no threshold separates anything.
     """
     member, nonmember = np.sort(np.asarray(member, float)), np.sort(np.asarray(nonmember, float))
-    if len(member) + len(nonmember) == 0:
-        return float("nan")
     n_m = len(member) if n_member is None else n_member
     n_n = len(nonmember) if n_nonmember is None else n_nonmember
+    if n_m == 0 or n_n == 0:
+        raise ValueError(f"cannot fit a membership threshold on {n_m} member and {n_n} non-member scores; "
+                         "the fitting sets need both")
+    if len(member) + len(nonmember) == 0:
+        return float("nan")
     candidates = np.unique(np.r_[member, nonmember])
     true_pos = len(member) - np.searchsorted(member, candidates, side="left")  # member >= t
     true_neg = np.searchsorted(nonmember, candidates, side="left")  # nonmember < t
@@ -224,6 +251,9 @@ def fit_thresholds(member: np.ndarray, member_labels: np.ndarray, nonmember: np.
     if not per_class:
         return np.full(num_classes, g)
     member_labels, nonmember_labels = np.asarray(member_labels), np.asarray(nonmember_labels)
+    for name, labels, scores in (("member_labels", member_labels, member), ("nonmember_labels", nonmember_labels,
+                                                                          nonmember)):
+        check_labels(name, labels, num_classes, len(scores))
     out = np.array([fit_threshold(member[member_labels == c], nonmember[nonmember_labels == c],
                                   len(member), len(nonmember)) for c in range(num_classes)])
     return np.where(np.isnan(out), g, out)
