@@ -322,11 +322,13 @@ def gain_table(gains: pd.DataFrame, index: str = "sample", holm: Mapping[Any, Ve
 
 def family_note(size: int, alpha: float = 0.05) -> str:
     """The sentence each chapter shows about its multiple-comparison correction."""
+    tail = " Exploratory tests (labelled so) are reported with unadjusted p-values and decide no claim."
     if size <= 1:
-        return f"This chapter runs {size} test, so no correction for multiple comparisons is needed (α = {alpha:g})."
-    return (f"This chapter runs {size} tests of the paper's claims; every p-value is Holm-adjusted over all {size} "
-            f"(α = {alpha:g}), and a verdict is 'reproduced' or 'opposite' only when its adjusted p is below "
-            f"{alpha:g}.")
+        return (f"This chapter runs {size} confirmatory test, so no correction for multiple comparisons is needed "
+                f"(α = {alpha:g}).{tail}")
+    return (f"This chapter runs {size} confirmatory tests of the paper's claims; each p-value is Holm-adjusted over "
+            f"all {size} (α = {alpha:g}), and a verdict is 'reproduced' or 'opposite' only when its adjusted p is "
+            f"below {alpha:g}.{tail}")
 
 
 def shrink_outcome(few: Verdict, many: Verdict, alpha: float = 0.05) -> Verdict:
