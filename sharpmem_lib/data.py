@@ -205,25 +205,29 @@ class DataFileError(ValueError):
     """A data file exists but is not what its loader expects (format, shape, labels, values)."""
 
 
-class DataDirError(ValueError):
-    """A data directory that was given (``data_dir``, ``$SHARPMEM_DATA``) is not a directory."""
+class DataDirError(DatasetNotFoundError, ValueError):
+    """A data directory that was given (``data_dir``, ``$SHARPMEM_DATA``) is not a directory:
+    no dataset can be found there (a ``DatasetNotFoundError``), and the value is wrong (a
+    ``ValueError``)."""
 
 
-def data_dirs(data_dir: str | Path | None = None) -> list[Path]:
+def data_dirs(data_dir: str | Path | None = None, strict: bool = True) -> list[Path]:
     """Where datasets are looked for, in order: ``data_dir``, ``$SHARPMEM_DATA``,
     ``~/.cache/sharpmem``. A ``data_dir`` or ``$SHARPMEM_DATA`` that is not a directory is a
     :class:`DataDirError` naming it (a typo used to be skipped silently, and the data then
-    came from another directory or was reported missing)."""
+    came from another directory or was reported missing); ``strict=False`` skips it instead
+    (looking for which ``<name>.npz`` datasets exist, where a missing folder holds none)."""
     dirs = []
     for name, value in (("data_dir", data_dir), ("SHARPMEM_DATA", os.environ.get("SHARPMEM_DATA"))):
         if value is None or str(value) == "":
             continue
         path = Path(value).expanduser()
-        if not path.is_dir():
+        if not path.is_dir() and strict:
             what = "is a file, not a directory" if path.exists() else "does not exist"
             raise DataDirError(f"{name}={str(value)!r} is not valid: {path} {what}; give the directory that holds "
                                f"the data files (or '' for the defaults: $SHARPMEM_DATA, ~/.cache/sharpmem)")
-        dirs.append(path)
+        if path.is_dir():
+            dirs.append(path)
     dirs.append(Path.home() / ".cache" / "sharpmem")
     return dirs
 
@@ -668,6 +672,8 @@ def _load_cifar(variant: str, data_dir=None, download: bool = False, checksums: 
         from torchvision.datasets import CIFAR10, CIFAR100
 
         cls = CIFAR10 if variant == "cifar10" else CIFAR100
+        if data_dir is not None and str(data_dir) != "":  # the download's destination may be new
+            Path(data_dir).expanduser().mkdir(parents=True, exist_ok=True)
         cls(data_dirs(data_dir)[0], train=True, download=True)
         root = data_dirs(data_dir)[0] / folder
     num_classes = 10 if variant == "cifar10" else 100
@@ -913,7 +919,7 @@ def load_npz_dataset(path: str | Path) -> Arrays:
 def _npz_datasets(data_dir=None) -> dict[str, Path]:
     """``<dir>/<name>.npz`` files with X and y in the data directories (first one wins)."""
     found: dict[str, Path] = {}
-    for d in data_dirs(data_dir):
+    for d in data_dirs(data_dir, strict=False):  # a missing folder holds no dataset (check_dataset_name names it)
         for path in sorted(d.glob("*.npz")) if d.is_dir() else []:
             if path.stem in found or path.stem in BUILTIN_DATASETS or not _NAME.match(path.stem):
                 continue
@@ -989,6 +995,7 @@ def check_dataset_name(name: str, data_dir: str | Path | None = None, parameter:
     valid = [d for d, info in DATASETS.items()
              if info.builtin or not info.source.startswith("npz file") or d in here]
     if name not in valid:
+        data_dirs(data_dir)  # a data_dir that does not exist: say so, rather than list the names found elsewhere
         _explain_unusable_npz(name, data_dir)
     check_choice(parameter, name, valid)
 

@@ -385,10 +385,14 @@ def needed_datasets(params: dict) -> list[str]:
 def needed_files(params: dict) -> list[str]:
     """What a chapter with these parameters needs and does not find: one message per missing
     dataset or file, naming where it was looked for and where to get it ([] if all there)."""
-    from sharpmem_lib.data import (DatasetNotFoundError, DataFileError, check_feldman_zhang_file, locate_dataset,
-                                   resolve_data_file)
+    from sharpmem_lib.data import (DataDirError, DatasetNotFoundError, DataFileError, check_feldman_zhang_file,
+                                   data_dirs, locate_dataset, resolve_data_file)
 
     data_dir, problems = _data_dir(params), []
+    try:  # a data_dir that is not a folder: named, even where no dataset reads it (issue 19)
+        data_dirs(data_dir)
+    except DataDirError as err:
+        problems.append(str(err))
     for name in needed_datasets(params):
         try:
             locate_dataset(name, data_dir)
@@ -405,7 +409,7 @@ def needed_files(params: dict) -> list[str]:
                                 if key == "influence_file" else str(err))
             except DataFileError as err:
                 problems.append(str(err))
-    return problems
+    return list(dict.fromkeys(problems))  # a missing data_dir is met by every lookup: named once
 
 
 # ------------------------------------------------------------------------- checks

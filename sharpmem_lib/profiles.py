@@ -71,6 +71,10 @@ def load_profile(name: str, params_dir: Path, notebooks: list[str] | None = None
     unknown = sorted(str(k) for k in data if k not in valid) if valid else []  # no notebooks beside: no check
     if unknown:
         raise ValueError(f"{path}: {unknown} is not a notebook; the keys must name notebooks, one of {valid}")
+    if not any(data.values()):  # e.g. only '01_toy_example:' lines: as empty as an empty file
+        raise ValueError(f"{path}: the profile sets no parameter for any notebook ({sorted(map(str, data))}); every "
+                         "chapter would run on its defaults. Give each chapter's parameters, e.g. "
+                         "'01_toy_example: {seeds: 3}'")
     return {k: dict(v or {}) for k, v in data.items()}
 
 

@@ -291,6 +291,19 @@ def test_an_empty_profile_is_refused_naming_the_file(tmp_path, text):
         load_profile("mine", tmp_path / "params")
 
 
+def test_a_profile_that_sets_no_parameter_is_refused(tmp_path):  # fixed: ran every chapter on its defaults
+    from sharpmem_lib.profiles import load_profile
+
+    (tmp_path / "params").mkdir()
+    for stem in ("01_toy_example", "02_memorization_buckets"):
+        (tmp_path / f"{stem}.ipynb").write_text("{}")
+    (tmp_path / "params" / "bare.yaml").write_text("01_toy_example:\n02_memorization_buckets: {}\n")
+    with pytest.raises(ValueError, match=r"bare\.yaml: the profile sets no parameter for any notebook"):
+        load_profile("bare", tmp_path / "params")
+    (tmp_path / "params" / "one.yaml").write_text("01_toy_example:\n02_memorization_buckets: {seeds: 3}\n")
+    assert load_profile("one", tmp_path / "params") == {"01_toy_example": {}, "02_memorization_buckets": {"seeds": 3}}
+
+
 @pytest.mark.parametrize("where", ["argument", "environment", "a file"])
 def test_a_data_dir_that_is_not_a_directory_is_refused_naming_it(tmp_path, monkeypatch, where):
     from sharpmem_lib.data import DataDirError, check_dataset_name, load_dataset
@@ -307,10 +320,15 @@ def test_a_data_dir_that_is_not_a_directory_is_refused_naming_it(tmp_path, monke
     match = f"{name}='{missing}' is not valid: {missing} " + ("is a file" if where == "a file" else "does not exist")
     with pytest.raises(DataDirError, match=match):
         load_dataset("purchase100", data_dir=data_dir)
-    with pytest.raises(DataDirError, match=match):
-        check_dataset_name("digits", data_dir)  # before anything loads or trains
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(DataDirError, match=match):  # not 'dataset='mine' is not valid; choose one of ...'
+        check_dataset_name("mine", data_dir)
+    check_dataset_name("digits", data_dir)  # a built-in that reads no file: the name is valid
+    # the chapter's check with files (its first cell, `pipeline check`), before anything trains: the
+    # data_dir is named even for digits, which reads no file from it
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
         check_parameters("00_data_and_models", {"dataset": "digits", "data_dir": str(data_dir or "")}, files=True)
+    # the plan's value check (files=False) lets it pass: `make book` creates it to fetch Fashion-MNIST into
+    check_parameters("00_data_and_models", {"dataset": "digits", "data_dir": str(data_dir or "")}, files=False)
 
 
 def test_shard_command_refuses_more_shards_than_models(tmp_path, capsys):

@@ -105,6 +105,9 @@ def test_missing_fashion_mnist_is_fetched_before_anything_runs(repo, monkeypatch
     data_dir = tmp_path / "data"
     write_profile(repo, "fashion", f"00_data_and_models:\n  dataset: fashion_mnist\n  data_dir: {data_dir}\n")
     plan = plan_notebooks("fashion", repo, only=["00_data_and_models"])
+    with pytest.raises(RuntimeError, match=r"data_dir='.*data' is not valid: .*data does not exist"):
+        preflight(plan, "fashion", obtain=False)  # the folder the profile names is not there (yet)
+    data_dir.mkdir()
     with pytest.raises(RuntimeError, match=r"dataset 'fashion_mnist' not found"):
         preflight(plan, "fashion", obtain=False)
     fetched = []
