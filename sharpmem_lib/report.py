@@ -235,6 +235,8 @@ def _p(p: float) -> str:
 
 
 def _points(x: float) -> str:
+    if not math.isfinite(x):  # no pair left to compare (e.g. every pair had a diverged member): not "+nan points"
+        return "no estimate"
     return f"{100 * x:+.1f} points"
 
 
@@ -324,7 +326,8 @@ def family_note(size: int, alpha: float = 0.05) -> str:
     """The sentence each chapter shows about its multiple-comparison correction."""
     tail = " Exploratory tests (labelled so) are reported with unadjusted p-values and decide no claim."
     if size <= 1:
-        return (f"This chapter runs {size} confirmatory test, so no correction for multiple comparisons is needed "
+        return (f"This chapter runs {size} confirmatory test{'' if size == 1 else 's'}, so no correction for multiple "
+                "comparisons is needed "
                 f"(α = {alpha:g}).{tail}")
     return (f"This chapter runs {size} confirmatory tests of the paper's claims; each p-value is Holm-adjusted over "
             f"all {size} (α = {alpha:g}), and a verdict is 'reproduced' or 'opposite' only when its adjusted p is "
@@ -951,7 +954,8 @@ def protocol_vs_optimizer(gap: Verdict, effect: Verdict, gap_where: str = "", ef
             f"{_with_ci(effect)}{e_at}.")
     if not (_resolved(gap) and _resolved(effect)):
         which = [w for w, v in (("the protocol's", gap), ("the optimizer's", effect)) if not _resolved(v)]
-        return head + f" {' and '.join(which).capitalize()} effect is not resolved, so the two are not compared."
+        what = ("Neither effect is" if len(which) == 2 else f"{which[0].capitalize()} effect is not")
+        return head + f" {what} resolved, so the two are not compared."
     lo = lambda v: min(abs(v.ci_low), abs(v.ci_high)) if v.ci_low * v.ci_high > 0 else 0.0  # noqa: E731
     hi = lambda v: max(abs(v.ci_low), abs(v.ci_high))  # noqa: E731
     if not all(math.isfinite(x) for x in (gap.ci_low, gap.ci_high, effect.ci_low, effect.ci_high)):

@@ -397,7 +397,8 @@ def test_protocol_vs_optimizer_states_each_with_its_interval_and_compares_only_r
     big, small = _gap(0.043, 0.001), _gap(0.008, 0.002, half=0.004, role="confirmatory", family=12)
     s = report.protocol_vs_optimizer(_gap(0.043, 0.3), small, "SAM on digits", "SharpReg on digits")
     assert "+4.3 points, 95 % CI [+3.3, +5.3]" in s and "(SAM on digits)" in s
-    assert "not resolved, so the two are not compared" in s and "more than" not in s
+    assert "The protocol's effect is not resolved, so the two are not compared" in s and "more than" not in s
+    assert "Neither effect is resolved" in report.protocol_vs_optimizer(_gap(0.043, 0.3), _gap(0.01, 0.4))
     s = report.protocol_vs_optimizer(big, small)
     assert s.endswith("the protocol moves the attack more than the optimizer does.")
     assert "Holm-adjusted p = 0.002" in s
