@@ -148,10 +148,11 @@ for _, row in power_table(result.runs).iterrows():
 
 # %% tags=["remove-input"]
 gains = paired_gain(result.runs, "sam", "sgd", "atypical_acc")
-# the chapter's family: SAM − SGD on atypical and on all test points, per sample; the paper: SAM higher
+# the chapter's tests: SAM − SGD on atypical and on all test points, per sample
 tests = {(metric, s): t for metric in ("atypical_acc", "test_acc")
          for s, t in paired_tests_by(result.runs, "sam", "sgd", metric, "sample").items()}
-verdicts = holm_verdicts(tests, {k: 1 for k in tests})
+# the claim is SAM > SGD on rare atypical points; the other three have no paper direction (exploratory)
+verdicts = holm_verdicts(tests, {k: int(k == ("atypical_acc", "few")) for k in tests})
 display(gain_table(gains, holm={s: verdicts[("atypical_acc", s)] for s in gains["sample"]}))
 show_figure(paired_seeds_figure(result.runs), "S1.1",
             "Accuracy on the atypical test points, seed by seed, SGD joined to SAM (green: SAM higher), one panel "
