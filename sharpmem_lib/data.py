@@ -335,6 +335,13 @@ def _check_raw_labels(labels: np.ndarray, path: Path, num_classes: int) -> np.nd
     labels = np.asarray(labels)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
+    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.floating) and (labels != np.round(labels)).any():
+        i = _first(labels != np.round(labels))  # named as written in the file, not after the shift to 0..C-1
+        raise DataFileError(f"{path}: labels in this file must be whole numbers 1..{num_classes}; line {i + 1} "
+                            f"has {labels[i]}")
+    if labels.ndim == 1 and len(labels) and np.issubdtype(labels.dtype, np.number) and (labels > num_classes).any():
+        i = _first(labels > num_classes)
+        raise DataFileError(f"{path}: labels in this file must be 1..{num_classes}; line {i + 1} has {labels[i]}")
     if labels.ndim == 1 and len(labels) and np.issubdtype(labels.dtype, np.number) and (labels < 1).any():
         i = _first(labels < 1)
         raise DataFileError(f"{path}: labels in this file must be 1..{num_classes} (the published release counts "
@@ -419,7 +426,7 @@ def _read_table(path: Path, n_columns: int | None = None) -> np.ndarray:
         row = _first(short)
         present = int((~np.isnan(table[row])).sum())
         raise DataFileError(f"{path}: line {row + 1} has {present} values where {table.shape[1]} are expected "
-                            "(a short line or an empty field)")
+                            "(a short line, an empty field, or a NaN written in the file)")
     return table
 
 
@@ -731,7 +738,19 @@ def _load_purchase100(data_dir=None) -> Arrays:
         table = _read_table(path, n_columns=1 + PURCHASE_FEATURES)
         X, y = check_xy(table[:, 1:], _check_raw_labels(table[:, 0], path, 100), path, num_classes=100,
                         feature_shape=(PURCHASE_FEATURES,))
+    _check_binary(X, path, "Purchase-100")
     return Arrays(X.astype(np.float32), y)
+
+
+def _check_binary(X: np.ndarray, path: Path, name: str) -> None:
+    """Shokri et al.'s Purchase-100 and Texas-100 features are binary: another value means
+    another file (or a scaled copy), named rather than trained on."""
+    bad = ~np.isin(X, (0, 1)).all(1)
+    if bad.any():
+        row = _first(bad)
+        value = X[row][~np.isin(X[row], (0, 1))][0].item()
+        raise DataFileError(f"{path}: {name}'s features are binary (0/1); row {row} has {value!r} "
+                            f"({int(bad.sum())} row(s) with other values)")
 
 
 def _find_texas100(data_dir=None) -> tuple[str, Path]:
@@ -761,6 +780,7 @@ def _load_texas100(data_dir=None) -> Arrays:
         labels = _check_raw_labels(_read_table(path / "labels", n_columns=1), path / "labels", 100)
         X, y = check_xy(feats, labels, f"{path / 'feats'}, {path / 'labels'}", num_classes=100,
                         feature_shape=(TEXAS_FEATURES,))
+    _check_binary(X, path, "Texas-100")
     return Arrays(X.astype(np.float32), y)
 
 

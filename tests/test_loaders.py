@@ -252,7 +252,9 @@ def raw_line(label, n=600, value=1):
     ([raw_line(3), raw_line(5, n=601)], r"not a well-formed comma-separated table"),
     ([raw_line(3, n=7), raw_line(4, n=7)], r"8 comma-separated fields per line; expected 601"),
     ([raw_line(3), raw_line(0)], r"labels in this file must be 1..100 .*; line 2 has 0"),
-    ([raw_line(3), raw_line(101)], r"labels must be 0..99; row 1 has 100"),
+    ([raw_line(3), raw_line(101)], r"labels in this file must be 1..100; line 2 has 101"),  # as written
+    ([raw_line(3), raw_line(2.5)], r"must be whole numbers 1..100; line 2 has 2.5"),
+    ([raw_line(3), raw_line(4, value=2)], r"features are binary \(0/1\); row 1 has 2"),
     ([raw_line(3), raw_line(4, value="x")], r"line 2, field 2 is not a number \('x'\)"),
     ([], r"the file is empty"),
 ])
