@@ -220,6 +220,7 @@ def test_chapter2_study_shows_diverged_targets_and_drops_their_pairs(tmp_path):
             assert tests[("swa", b)].dropped == 0
     sentences = bucket_sentences(bucket_numbers(study), verdicts)
     assert any("3 pairs left out: a member diverged" in str(v) for v in sentences.values())
+    assert not any("nan points" in str(v) for v in sentences.values())  # 'no estimate', not '+nan points'
 
 
 def test_chapter3_study_shows_diverged_targets_and_drops_their_pairs(tmp_path, monkeypatch):
