@@ -101,11 +101,12 @@ FIGURES: dict[str, tuple[str, str]] = {
 
 TREND_CLAIMS: dict[tuple[str, str], tuple[str, str, str]] = {
     ("lam trend", "test_acc"): ("Test accuracy", "λ", "larger λ lowers test accuracy"),
-    ("lam trend", "single_query"): ("The best single-query attack (SELENA's protocol)", "λ",
+    ("lam trend", "single_query"): ("The best single-query attack (honest protocol)", "λ",
                                     "larger λ lowers attack accuracy"),
-    ("lam trend", "multi_query"): ("The label-only attack", "λ", "larger λ lowers attack accuracy"),
+    ("lam trend", "multi_query"): ("The label-only attack (honest protocol)", "λ", "larger λ lowers attack accuracy"),
     ("xi trend", "test_acc"): ("Test accuracy", "ξ", "larger ξ costs test accuracy"),
-    ("xi trend", "single_query"): ("The best single-query attack", "ξ", "larger ξ lowers attack accuracy"),
+    ("xi trend", "single_query"): ("The best single-query attack (honest protocol)", "ξ",
+                                   "larger ξ lowers attack accuracy"),
     ("lam trend", "lambda_max"): ("The top Hessian eigenvalue", "λ", "eq. 4 finds sharper minima as λ grows"),
     ("lam trend", "lambda_max/loss"): ("The top Hessian eigenvalue per unit training loss", "λ",
                                        "eq. 4 finds sharper minima as λ grows"),
