@@ -113,8 +113,8 @@ display(readable_table(influence_precision(mb).round(4)))
 #
 # Test points whose influence estimates are all zero (every subset model classifies them
 # alike, whether or not any one training point was in its subset) have no measured
-# influence. Eq. 3 would give them log(n_k), the size of their class, so they would fill
-# the top buckets sorted by class label. They are kept out of the ranking as a group of
+# influence. Eq. 3 would give them log(n_k), n_k being the number of training points of
+# their class, so they would fill the top buckets sorted by class. They are kept out of the ranking as a group of
 # their own, "unmeasured": {glue:text}`unmeasured_share`.
 #
 # The classes of a random member set differ in size, and influence spread over many
@@ -146,7 +146,7 @@ else:
     print(f"{dataset} is not an image dataset: no Fig. 2")
 
 # %% [markdown]
-# ## Figure 3b, 3c: the top influencers of bucket 1 are memorized points
+# ## Figure 3b, 3c: are the top influencers of bucket 1 memorized points?
 #
 # The paper's quantitative check: the memorization score (eq. 1) of each test point's
 # single most influential training point, for the lowest- and highest-entropy buckets.
@@ -185,7 +185,8 @@ if study.strata_table is not None:
 # **SWA.** {glue:text}`swa_b1` {glue:text}`swa_b5` {glue:text}`swa_shape`
 # Gain in bucket 1 minus gain in the comparison bucket: {glue:text}`swa_pattern`.
 #
-# Influence entropy tracks difficulty, so a gain in bucket 1 may be a gain on hard points.
+# Influence entropy may track difficulty (the correlation above), so a gain in bucket 1 may
+# be a gain on hard points.
 # The table of SAM − SGD within difficulty strata separates the two: if SAM's gain still
 # falls from bucket 1 to bucket 5 among points of equal difficulty, it follows memorization.
 #

@@ -226,7 +226,7 @@ def influencers_figure(X: np.ndarray, rows: list[tuple[int, int]], influence, k:
             ax = axes[r, c + 1]
             if c < len(ids):
                 _show_image(ax, X[ids[c]])
-                ax.set_title(f"{scores[c]:.2f}", fontsize=8)
+                ax.set_title(f"{scores[c]:.3f}", fontsize=7)  # influences of 0.001-0.01 are common
             else:
                 ax.axis("off")
     axes[0, 0].set_title("test")
@@ -310,7 +310,7 @@ def ground_truth_figure(entropy: np.ndarray, subpop_size: np.ndarray, bucket: np
     ax1.scatter(subpop_size, entropy, s=6, alpha=0.4)
     ax1.set_xscale("log")
     ax1.set_xlabel("size of the test point's subpopulation (log)")
-    ax1.set_ylabel("influence entropy (nats)")
+    ax1.set_ylabel("influence entropy / log(n_k)")
     ax1.set_title("entropy against ground truth")
     n_buckets = int(bucket.max())
     ax2.boxplot([subpop_size[bucket == b] for b in range(1, n_buckets + 1)], showfliers=False)
