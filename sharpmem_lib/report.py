@@ -839,6 +839,8 @@ def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | N
             status = NO_DIRECTION
         else:
             status = v.outcome
+        if getattr(v, "dropped", 0):  # pairs with a diverged member were not compared: say how many
+            status += f" ({v.dropped} {'pair' if v.dropped == 1 else 'pairs'} left out: a member diverged)"
         rows.append({"claim": (claims or {}).get(key, str(key)), "role": role, "estimate": est, "95 % CI": ci,
                      "detectable (level)": detect, "p": _p(v.p_value),
                      "p (Holm)": _p(v.p_adjusted) if role == "confirmatory" else "–", "n": v.n, "status": status})

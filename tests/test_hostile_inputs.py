@@ -250,6 +250,10 @@ def test_chapter3_study_shows_diverged_targets_and_drops_their_pairs(tmp_path, m
     assert t.n == 0 and t.dropped == 3
     v = study.verdicts[("table2", "digits", "sam", "single_query", "selena")]
     assert v.outcome == "insufficient" and "3 pairs left out: a member diverged" in evidence(v, "targets")
+    from sharpmem_lib.report import verdict_table
+
+    table = verdict_table(study.verdicts)  # the chapter's status table says it too
+    assert table["status"].str.contains("3 pairs left out: a member diverged").any()
 
 
 def test_a_pair_with_one_diverged_member_is_dropped_and_counted():
