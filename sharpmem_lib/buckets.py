@@ -52,7 +52,8 @@ __all__ = ["MemorizationBuckets", "bucket_accuracy_table", "memorization_buckets
            "gain_within_strata", "ceiling_buckets", "comparison_bucket", "pattern_test", "BucketStudyConfig",
            "top_influence_precision", "influence_precision", "class_names", "FASHION_MNIST_CLASSES",
            "normalized_entropy", "class_sizes",
-           "BucketStudy", "run_bucket_study", "top1_table", "subpopulation_table", "bucket_tests", "bucket_numbers",
+           "BucketStudy", "run_bucket_study", "top1_table", "subpopulation_table", "bucket_tests", "bucket_roles",
+           "bucket_family", "bucket_numbers",
            "FIGURES"]
 
 
@@ -516,8 +517,35 @@ def bucket_tests(study: BucketStudy) -> tuple[dict, dict]:
 
     tests = {(m, b): t for m in ("sam", "swa") for b, t in paired_tests_by(study.table, m, "sgd", "acc",
                                                                              "bucket").items()}
+    top = max((b for _, b in tests), default=None)
+    # the paper (§3.2): "for test data points in bucket 5, there is minimal performance gain": no direction
+    expected = {k: 0 if k[1] == top else 1 for k in tests}
+    for m in ("sam", "swa"):  # the claim itself: the gain is larger in bucket 1 than in the highest open bucket
+        high, t = pattern_test(study.table, m)
+        if high is not None:
+            tests[(m, "pattern")], expected[(m, "pattern")] = t, 1
     mb = study.buckets
-    return ({**tests, "top1": trend_test(mb.bucket, mb.top1)}, {**{k: 1 for k in tests}, "top1": -1})
+    return ({**tests, "top1": trend_test(mb.bucket, mb.top1)}, {**expected, "top1": -1})
+
+
+def bucket_family(study: BucketStudy) -> dict:
+    """:func:`bucket_tests` with :func:`bucket_roles`, as the keyword arguments of
+    :func:`~sharpmem_lib.stats.holm_verdicts`: ``holm_verdicts(**bucket_family(study))``."""
+    tests, expected = bucket_tests(study)
+    return {"tests": tests, "expected": expected, **bucket_roles(study, tests)}
+
+
+def bucket_roles(study: BucketStudy, tests: dict) -> dict[str, list]:
+    """Which of :func:`bucket_tests` are exploratory and which empty, for
+    :func:`~sharpmem_lib.stats.holm_verdicts` (``**bucket_roles(study, tests)``). Confirmatory
+    (the Holm family): each method in bucket 1, bucket 1 against the highest bucket not at
+    the ceiling (``(m, "pattern")``), and the top-1 trend. Exploratory: buckets 2.. (the
+    paper: they "interpolate"; the highest has no paper direction). Empty: buckets where every
+    run scores 100 % (:func:`ceiling_buckets`), which no method can change."""
+    ceiling = set(ceiling_buckets(study.table))
+    empty = [k for k in tests if isinstance(k, tuple) and k[1] in ceiling]
+    return {"exploratory": [k for k in tests if isinstance(k, tuple) and k[1] not in (1, "pattern") and k not in empty],
+            "empty": empty}
 
 
 def bucket_numbers(study: BucketStudy) -> dict:

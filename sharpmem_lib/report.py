@@ -281,6 +281,9 @@ def describe_gain(v: Verdict, method: str, baseline: str, what: str, pairs: str 
     """One sentence on a paired gain ``method`` − ``baseline`` and what it says about the
     paper's direction (``v.expected_sign``), from :func:`~sharpmem_lib.stats.holm_verdicts`."""
     m, b = method_label(method), method_label(baseline)
+    if getattr(v, "role", "") == "empty":
+        return (f"{m} − {b} on {what}: every run scores 100 % here, so no method can differ: the test is empty and "
+                "counts in no family.")
     if v.outcome == "insufficient":
         return (f"{m} − {b} on {what}: {_evidence(v, pairs)}; too few {pairs} for a test (at least 3 are needed): "
                 "insufficient data.")

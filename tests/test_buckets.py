@@ -261,3 +261,33 @@ def test_bucket_study_keeps_the_default_profiles_cached_keys():
     assert set(new) == set(old) and all(new[k].key() == old[k].key() for k in old)
     with pytest.raises(ValueError, match="recipe"):
         BucketStudyConfig("digits", "digits_mlp_subsets", "digits_mlp_buckets")
+
+
+def test_bucket_family_holds_only_the_paper_claims_and_no_ceiling_bucket():
+    """Referee findings 3, 4 and 9 (chapter 2): bucket 5 has no paper direction (the paper sees
+    'minimal' gain there), buckets 2.. are exploratory, a bucket where every run scores 100 % is
+    empty, and the bucket-1-versus-highest-open-bucket pattern test is in the Holm family."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from sharpmem_lib.buckets import bucket_family
+    from sharpmem_lib.stats import NO_DIRECTION, holm_verdicts
+
+    rng = np.random.default_rng(0)
+    rows = [{"method": m, "seed": s, "bucket": b,
+             "acc": 1.0 if b == 5 else 0.5 + 0.1 * b + (0.05 if m != "sgd" and b == 1 else 0) + rng.normal(0, 0.01)}
+            for m in ("sgd", "sam", "swa") for s in range(5) for b in range(1, 6)]
+    study = SimpleNamespace(table=pd.DataFrame(rows),
+                            buckets=SimpleNamespace(bucket=np.repeat(np.arange(1, 6), 4),
+                                                    top1=np.repeat(np.linspace(0.5, 0.1, 5), 4)))
+    family = bucket_family(study)
+    assert family["expected"][("sam", 5)] == 0 and family["expected"][("sam", "pattern")] == 1
+    assert ("sam", 5) in family["empty"] and ("sam", 3) in family["exploratory"]
+    v = holm_verdicts(**family)
+    confirm = {k for k, x in v.items() if x.role == "confirmatory"}
+    assert confirm == {("sam", 1), ("swa", 1), ("sam", "pattern"), ("swa", "pattern"), "top1"}
+    assert v[("sam", 5)].role == "empty" and v[("sam", 1)].family_size == 5
+    assert v[("sam", "pattern")].outcome == "reproduced"  # bucket 1 vs bucket 4 (5 is at the ceiling)
+    study.table.loc[study.table.bucket == 5, "acc"] = 0.9  # off the ceiling: bucket 5 has no paper direction
+    assert holm_verdicts(**bucket_family(study))[("sam", 5)].outcome in (NO_DIRECTION, "insufficient")

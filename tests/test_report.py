@@ -533,3 +533,10 @@ def test_gain_table_prints_the_detectable_difference_of_each_test():
     table = report.gain_table(gains, index="sample", holm=vs)
     assert table.loc["few", "detectable (± points, level)"] == f"±{100 * vs['few'].half_width:.1f} at 0.025"
     assert "detectable (± points, level)" not in report.gain_table(gains, index="sample")
+
+
+def test_an_empty_ceiling_test_is_called_empty_not_insufficient():
+    vs = holm_verdicts({"b5": paired_test([0.0] * 5)}, {"b5": 1}, empty=["b5"])
+    s = report.describe_gain(vs["b5"], "sam", "sgd", "bucket 5")
+    assert "every run scores 100 % here" in s and "too few" not in s
+    assert report.claim_power(vs["b5"]).startswith("none: the test is empty")
