@@ -167,8 +167,8 @@ display(top1_table(mb))
 
 # %% tags=["remove-input"]
 show_figure(bucket_accuracy_figure(study.table), "3a", *FIGURES["3a"])
-if study.diverged:  # shown with their status; their pairs are left out of the tests, and each verdict says how many
-    display(Markdown("**Targets that diverged** (NaN accuracy, not in the means)"), study.diverged_table())
+# diverged targets are shown with their status; their pairs are left out of the tests, each verdict says how many
+display(Markdown("**Targets that diverged** (NaN accuracy)"), study.diverged_table()) if study.diverged else None
 for m in ("sam", "swa"):
     g = paired_gain(study.table, m, "sgd", "acc", by="bucket")
     display(Markdown(f"**{m.upper()} − SGD per bucket**"))
