@@ -41,13 +41,13 @@ import pandas as pd
 from sharpmem_lib.buckets import (MemorizationBuckets, bucket_accuracy_table, ceiling_buckets, memorization_buckets,
                                   pattern_test)
 from sharpmem_lib.experiments import Artifact, ExperimentConfig, experiment_config
-from sharpmem_lib.privacy import evaluate_runs, summarize
+from sharpmem_lib.privacy import NN_OPTIONS, evaluate_runs, summarize
 from sharpmem_lib.recipes import get_recipe
 from sharpmem_lib.sharpness import artifact_sharpness
 from sharpmem_lib.stats import paired_gain, paired_test, paired_tests_by, trend_test
 from sharpmem_lib.subsampling import SubsamplingConfig
 from sharpmem_lib.train import TrainConfig
-from sharpmem_lib.validation import check_nonnegative, check_positive
+from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
 
 __all__ = ["MitigationConfig", "Evaluated", "MitigationResults", "lr_control", "lam_runs", "xi_runs", "method_runs",
            "control_runs", "defense_runs", "run_mitigation", "buckets_config", "headline_numbers", "bucket_table",
@@ -142,8 +142,10 @@ class MitigationConfig:
     dp_clip: float = 1.0
     sharpness_iters: int = 50
     lr_controls: bool = True
+    nn_attack: str = "cpu"  # privacy.NN_OPTIONS: "selena" (SELENA's 150-epoch NN attack, the paper profile) or "cpu"
 
     def __post_init__(self) -> None:
+        check_choice("nn_attack", self.nn_attack, NN_OPTIONS)
         get_recipe(self.recipe)  # names the valid recipes when it is not one
         object.__setattr__(self, "lams", tuple(float(x) for x in self.lams))
         object.__setattr__(self, "xis", tuple(float(x) for x in self.xis))
@@ -272,7 +274,8 @@ class Evaluated:
 def _evaluate(runs: list[dict], data, config: MitigationConfig, whiches=("final", "best"), **opts) -> Evaluated:
     if not runs:
         return Evaluated([], pd.DataFrame(columns=["method", "seed", "which", "protocol", "diverged"]), {})
-    results, artifacts = evaluate_runs(runs, data, list(range(config.split_seeds)), whiches=whiches, **opts)
+    results, artifacts = evaluate_runs(runs, data, list(range(config.split_seeds)), whiches=whiches,
+                                       nn=config.nn_attack, **opts)
     return Evaluated(runs, results, artifacts)
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from sharpmem_lib.stats import NO_DIRECTION, Verdict
 
 __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", "significance_views", "lira_gain_views",
-           "power_note", "pattern_outcome", "shrink_outcome", "significance_view", "target_view",
+           "mitigation_table", "power_note", "pattern_outcome", "shrink_outcome", "significance_view", "target_view",
            "boundary_best_selena", "readable_table", "readable_name", "readable_value", "in_book_build",
            "mean_std_table", "pct", "describe_gain", "gain_table",
            "unmeasured_share", "influence_precision_note",
@@ -640,6 +640,13 @@ def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, 
         tail = (f" At this scale {name}'s effect cannot be told apart from the learning-rate rescale that its "
                 "coefficients imply.")
     return f"{head}: {name} " + "; ".join(parts) + "." + tail
+
+
+def mitigation_table(verdicts: Mapping[Any, Verdict]) -> pd.DataFrame:
+    """Chapter 4's tests as :func:`verdict_table` shows them: each labelled '<group>: <item>',
+    sharpness measures (λmax, λmax / loss) as they are, the rest in percentage points."""
+    raw = [k for k in verdicts if "sharpness" in k[0] or k[1] in ("lambda_max", "lambda_max/loss")]
+    return verdict_table(verdicts, {k: f"{k[0]}: {k[1]}" for k in verdicts}, raw=raw)
 
 
 def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]) -> dict[str, str]:

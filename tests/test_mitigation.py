@@ -293,3 +293,19 @@ def test_the_chapters_holm_family_holds_only_the_paper_claims_and_no_ceiling_tes
         mit.trend_test(per["lam"], per["single_query"], per["seed"]).estimate)
     assert list(mit.defense_table(mit.defense_summary(res), "honest").columns) == [
         "test acc (%)", "single-query (%)", "label-only (%)"]
+
+
+def test_chapter4_attacks_use_the_nn_attack_the_config_names(monkeypatch):
+    """Referee finding 6: the paper profile's attacks use SELENA's NN attack (nn_attack: selena)."""
+    seen = []
+
+    def fake_runs(runs, data, split_seeds, whiches=("final", "best"), nn="cpu", **opts):
+        seen.append(nn)
+        return pd.DataFrame({"method": ["x"]}), {}
+
+    monkeypatch.setattr(mit, "evaluate_runs", fake_runs)
+    config = mit.MitigationConfig("digits", "smoke_mlp", nn_attack="selena")
+    mit._evaluate([{"config": None}], None, config)
+    assert seen == ["selena"]
+    with pytest.raises(ValueError, match="nn_attack='fast' is not valid"):
+        mit.MitigationConfig("digits", "smoke_mlp", nn_attack="fast")

@@ -208,7 +208,7 @@ def test_paper_profile_gives_paired_verdicts_and_runs_selenas_nn_attack():
     paper = load_profile("paper", REPO_ROOT / "notebooks" / "params")
     for chapter in ("03_privacy_tables", "04_mitigation"):
         assert paper[chapter]["train_seeds"] >= 5  # issue 16: >= 5 seeds where methods are compared
-    assert paper["03_privacy_tables"]["nn_attack"] == "selena"
+    assert paper["03_privacy_tables"]["nn_attack"] == paper["04_mitigation"]["nn_attack"] == "selena"
     defaults = {k: p.default for k, p in inspect.signature(nn_attack).parameters.items()}
     selena = {**defaults, **NN_OPTIONS["selena"]}
     assert (selena["epochs"], selena["batch_size"], selena["lr"]) == (150, 512, 1e-4)  # SELENA's dsq_attack.py
