@@ -768,5 +768,8 @@ def power_targets(study: PrivacyStudy, targets: Mapping[str, float] = POWER_TARG
                      lambda v: v >= targets["lira_targets"]))
         rows.append(("LiRA non-members per target (fewest)", f">= {targets['lira_nonmembers']:,}",
                      int(study.lira.per_target["n_nonmembers"].min()), lambda v: v >= targets["lira_nonmembers"]))
-    return pd.DataFrame([{"quantity": q, "target": t, "measured": v, "met": bool(ok(v)) if v == v else False}
-                         for q, t, v, ok in rows]).set_index("quantity")
+    # object dtype: counts stay integers; fractions and points rounded for reading (the test reads them as numbers)
+    return pd.DataFrame([{"quantity": q, "target": t,
+                          "measured": round(v, 3) if isinstance(v, float) else int(v),
+                          "met": bool(ok(v)) if v == v else False} for q, t, v, ok in rows],
+                        dtype=object).set_index("quantity")

@@ -308,7 +308,7 @@ def test_power_targets_put_each_measured_value_beside_issue_16s_target():
     for method, d in diffs.items():
         half = 100 * st.t.ppf(0.975, 4) * np.std(d, ddof=1) / np.sqrt(5)
         row = table.loc[f"95 % CI half-width, {method} − SGD honest attack accuracy (points)"]
-        assert row["measured"] == pytest.approx(half) and row["met"] == (half <= 1.0)
+        assert row["measured"] == pytest.approx(half, abs=5e-4) and row["met"] == (half <= 1.0)
     assert table.loc["95 % CI half-width, sam − SGD honest attack accuracy (points)", "met"] == False  # noqa: E712
     assert table.loc["training seeds per method", "measured"] == 5 and table["met"].loc["training seeds per method"]
     evaluated = table.loc["evaluation members = non-members per split"]
