@@ -34,7 +34,8 @@ from sharpmem_lib.train import (PRECISIONS, Schedule, TrainConfig, _autocast, bu
                                 precision_context, training_precision)
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
-__all__ = ["BACKENDS", "Ensemble", "cannot_stack", "initial_parameters", "subset_masks", "train_ensemble"]
+__all__ = ["BACKENDS", "Ensemble", "cannot_stack", "initial_parameters", "subset_masks", "subset_size",
+           "train_ensemble"]
 
 #: How the per-model gradients are computed. "vmap": torch.func.vmap + autograd, any
 #: parameter-only module, any device. "numba": the fused CPU kernel of
@@ -43,13 +44,26 @@ __all__ = ["BACKENDS", "Ensemble", "cannot_stack", "initial_parameters", "subset
 BACKENDS = ("auto", "vmap", "numba")
 
 
+def subset_size(n_train: int, fraction: float, name: str = "fraction") -> int:
+    """``round(fraction * n_train)``, the points in each subset; ``ValueError`` naming ``name``
+    unless it leaves at least one point in and one out of every subset (an empty subset
+    trained into "diverged, try a smaller lr"; a full one holds no point out of any model, so
+    there is no estimate of eqs. 1-2 and no LiRA non-member)."""
+    size = round(fraction * n_train)
+    if not 0 < size < n_train:
+        raise ValueError(f"{name}={fraction!r} is not valid for {n_train} training points: each subset would "
+                         f"hold {size} of them; choose a value that leaves at least one point in and one out "
+                         f"of each subset ({1 / n_train:.3g} <= {name} <= {(n_train - 1) / n_train:.6g} here)")
+    return size
+
+
 def subset_masks(n_train: int, n_models: int, fraction: float = 0.7, seed: int = 0) -> np.ndarray:
     """(n_models, n_train) bool: model k trains on a uniformly random subset of exactly
     ``round(fraction * n_train)`` points, drawn from seed ``(seed, k)``."""
     check_positive("n_train", n_train, integer=True)
     check_positive("n_models", n_models, integer=True)
     check_fraction("fraction", fraction)
-    size = round(fraction * n_train)
+    size = subset_size(n_train, fraction)
     masks = np.zeros((n_models, n_train), dtype=bool)
     for k in range(n_models):
         masks[k, np.random.default_rng([seed, k]).choice(n_train, size, replace=False)] = True

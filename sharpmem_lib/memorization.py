@@ -171,6 +171,10 @@ def buckets(entropy: np.ndarray, n_buckets: int = 5, measured: np.ndarray | None
 def accuracy_by_bucket(correct: np.ndarray, bucket: np.ndarray, n_buckets: int = 5) -> np.ndarray:
     """Accuracy in each bucket: ``correct`` (runs, points) bool -> (runs, n_buckets)."""
     correct = np.atleast_2d(np.asarray(correct, dtype=float))
+    bucket = np.asarray(bucket)
+    if bucket.shape != correct.shape[1:]:  # numpy raised a bare IndexError
+        raise ValueError(f"bucket must hold one bucket per point; got shape {bucket.shape} for correct of shape "
+                         f"{correct.shape} (runs x points)")
     return np.stack([correct[:, bucket == b].mean(1) for b in range(1, n_buckets + 1)], axis=1)
 
 

@@ -264,6 +264,30 @@ def _milestones_inside_epochs(p: dict) -> None:
                         f"milestone(s) {late} are never reached; each must be < epochs")
 
 
+def _subsets_fit(p: dict, fraction_key: str, *dataset_keys: str) -> None:
+    """``p[fraction_key]`` of each named dataset's members leaves at least one point in and one
+    out of every subset (checked from the published partition sizes, before anything trains:
+    the library refuses it only when the subset models are about to train)."""
+    from sharpmem_lib.ensemble import subset_size
+    from sharpmem_lib.splits import published_partition
+
+    fraction = p.get(fraction_key)
+    if not isinstance(fraction, float):
+        return
+    for key in dataset_keys:
+        dataset = p.get(key)
+        if not (isinstance(dataset, str) and dataset):
+            continue
+        try:
+            n = len(published_partition(dataset).members)
+        except Exception:  # noqa: BLE001 - a dataset that is not here is named by the file check
+            continue
+        try:
+            subset_size(n, fraction, fraction_key)
+        except ValueError as err:
+            raise ValueError(f"{err} (the members of {key}={dataset!r})") from None
+
+
 def _chapter1(p: dict) -> None:
     if isinstance(p.get("recipe"), str):  # the toy trains only an SGD-trained MLP: refused here, not in its cell
         from sharpmem_lib.recipes import RECIPES
@@ -277,6 +301,7 @@ def _chapter1(p: dict) -> None:
 
 
 def _chapter2(p: dict) -> None:
+    _subsets_fit(p, "fraction", "dataset", "ground_truth_dataset")
     if p.get("influence_file"):
         _need(p.get("dataset") == "cifar100", f"influence_file={p['influence_file']!r} is not valid with "
               f"dataset={p.get('dataset')!r}: Feldman & Zhang's published estimates are for cifar100; "
@@ -284,6 +309,7 @@ def _chapter2(p: dict) -> None:
 
 
 def _chapter3(p: dict) -> None:
+    _subsets_fit(p, "lira_fraction", "lira_dataset")
     for key in ("boundary_dataset", "lira_dataset"):  # attacked targets: one of the chapter's datasets
         if p.get(key) and isinstance(p.get("recipes"), dict):
             check_choice(key, p[key], list(p["recipes"]))

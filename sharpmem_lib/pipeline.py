@@ -127,6 +127,20 @@ def _absolute_dirs(params: dict) -> dict:
             else v for k, v in params.items()}
 
 
+DIR_VARIABLES = ("SHARPMEM_DATA", "SHARPMEM_RESULTS")  # folders the kernels read from the environment
+
+
+def _absolute_env() -> None:
+    """A relative ``$SHARPMEM_DATA`` / ``$SHARPMEM_RESULTS`` is meant from where the command
+    runs, where :func:`preflight` checked it, not from ``notebooks/`` where the kernels start
+    (there ``SHARPMEM_DATA=data`` was 'not a directory' after the check passed, and
+    ``SHARPMEM_RESULTS=res`` cached into ``notebooks/res``): made absolute for the kernels."""
+    for name in DIR_VARIABLES:
+        value = os.environ.get(name)
+        if value and not Path(value).expanduser().is_absolute():
+            os.environ[name] = str(Path(value).expanduser().resolve())
+
+
 GPU_PROFILES = ("paper",)  # profiles sized for a GPU: refused up front without a usable one
 
 
@@ -180,6 +194,7 @@ def execute_notebooks(plan: list[tuple[Path, dict]], out_dir: Path, log=print) -
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    _absolute_env()
     # One results cache for every chapter and build (the kernels inherit it): a rebuild
     # reuses trained models instead of training them again.
     os.environ.setdefault("SHARPMEM_RESULTS", str(REPO_ROOT / "results"))

@@ -30,7 +30,8 @@ from scipy import stats as _st
 __all__ = ["ALPHA", "MIN_N", "EXACT_MAX_N", "OUTCOMES", "PairedTest", "TrendTest", "Correlation", "Verdict",
            "constant", "sign_flip_test", "sign_test", "paired_test", "paired_gain", "paired_tests_by", "holm",
            "trend_test", "correlation", "partial_correlation", "verdict", "holm_verdicts", "family_table",
-           "seeds_for_half_width", "NO_DIRECTION", "ROLES", "detectable_difference", "difference_test"]
+           "seeds_for_half_width", "NO_DIRECTION", "ROLES", "detectable_difference", "difference_test",
+           "EXACT_SPEARMAN_N"]
 
 ALPHA = 0.05
 MIN_N = 3  # fewer pairs: "insufficient", no interval
@@ -66,6 +67,20 @@ def _snap(d: np.ndarray, rtol: float = RTOL, atol: float = ATOL) -> np.ndarray:
     return np.full_like(d, float(np.mean(d))) if constant(d, rtol, atol) else d
 
 
+def _finite_differences(d, caller: str) -> np.ndarray:
+    """``d`` as a 1-D float array; ``ValueError`` for a NaN or infinite difference (a NaN made
+    the sign-flip p 0.0, and was dropped by the sign test without a word; :func:`paired_test`
+    leaves such pairs out and counts them)."""
+    d = np.atleast_1d(np.asarray(d, float))
+    if d.ndim != 1:
+        raise ValueError(f"{caller}: d must be 1-D differences; got shape {d.shape}")
+    bad = int((~np.isfinite(d)).sum())
+    if bad:
+        raise ValueError(f"{caller}: {bad} of the {len(d)} differences are NaN or infinite; leave those pairs out "
+                         "first (paired_test does, and counts them)")
+    return d
+
+
 def sign_flip_test(d) -> float:
     """Exact two-sided paired permutation (sign-flip) test of mean(d) = 0.
 
@@ -77,7 +92,7 @@ def sign_flip_test(d) -> float:
     Ties and constant differences need no special case: n equal non-zero differences give
     p = 2 / 2^n, all zeros give p = 1.
     """
-    d = _snap(np.asarray(d, float))
+    d = _snap(_finite_differences(d, "sign_flip_test"))
     n = len(d)
     if n == 0:
         return NAN
@@ -95,7 +110,7 @@ def sign_test(d) -> float:
     """Exact two-sided sign test: zero differences are dropped, the signs of the rest are
     Binomial(m, 1/2) under the null (``scipy.stats.binomtest``). 1.0 when every
     difference is zero."""
-    d = _snap(np.asarray(d, float))
+    d = _snap(_finite_differences(d, "sign_test"))
     pos, neg = int((d > 0).sum()), int((d < 0).sum())
     if pos + neg == 0:
         return 1.0
@@ -375,6 +390,7 @@ class Correlation:
 
 
 _CORR_METHODS = ("spearman", "pearson")
+EXACT_SPEARMAN_N = 9  # below this many points (8! = 40,320 orders) Spearman's p is enumerated
 
 
 def _check_method(method: str) -> None:
@@ -384,13 +400,20 @@ def _check_method(method: str) -> None:
 
 def correlation(x, y, method: str = "spearman") -> Correlation:
     """Pearson's r or Spearman's ρ with its two-sided p (``scipy.stats.pearsonr`` /
-    ``scipy.stats.spearmanr``, t approximation); NaN pairs left out, NaN below 3 points."""
+    ``scipy.stats.spearmanr``, t approximation); NaN pairs left out, NaN below 3 points.
+    Spearman's p is exact below :data:`EXACT_SPEARMAN_N` points (every permutation, as
+    :func:`trend_test`): there the t approximation gives p = 0 for 3 points in order."""
     _check_method(method)
     x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.shape != y.shape or x.ndim != 1:  # numpy would broadcast them
+        raise ValueError(f"x and y must be 1-D of one length; got shapes {x.shape} and {y.shape}")
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     if len(x) < 3 or constant(x) or constant(y):
         return Correlation(len(x), NAN, NAN, method)
+    if method == "spearman" and len(x) < EXACT_SPEARMAN_N:
+        exact = trend_test(x, y)
+        return Correlation(len(x), exact.estimate, exact.p_value, method)
     res = _st.spearmanr(x, y) if method == "spearman" else _st.pearsonr(x, y)
     return Correlation(len(x), float(res.statistic), float(res.pvalue), method)
 
@@ -524,6 +547,8 @@ def holm_verdicts(tests: Mapping[str, PairedTest | TrendTest | Correlation], exp
     missing = sorted(set(tests) - set(expected))
     if missing:
         raise ValueError(f"expected has no sign for {missing}")
+    if not tests:  # no test, no verdict (numpy's empty array made Holm's mask fail with a TypeError)
+        return {}
     bad = sorted(str(k) for k in expected if expected[k] not in (1, -1, 0))
     if bad:
         raise ValueError(f"expected signs must be +1, -1 or 0 (no paper direction); bad for {bad}")

@@ -627,3 +627,124 @@ def test_a_writer_killed_while_holding_the_lock_blocks_no_one(tmp_path):
     assert store.cached_json("hostile", {"k": 9}, lambda: 2, root=tmp_path / "r") == 2
     assert time.perf_counter() - start < 10
     assert not [p for p in (tmp_path / "r").iterdir() if ".staging" in p.name]
+
+
+# ------------------------------------------------------------------ third pass (new parameters, degenerate arrays)
+
+
+@pytest.mark.parametrize("n_train, fraction, held", [(898, 1e-4, 0), (898, 0.9999, 898), (3, 0.1, 0)])
+def test_a_subset_fraction_that_leaves_no_point_in_or_out_is_refused(n_train, fraction, held):
+    """fraction 1e-4 of digits' 898 members trained 0-point subsets, recorded in the store as
+    'diverged in epoch 1, try a smaller lr'; 0.9999 gave every model every point, so no
+    estimate and no LiRA non-member (fixed: refused before training)."""
+    from sharpmem_lib.ensemble import subset_masks
+
+    with pytest.raises(ValueError, match=rf"fraction={fraction!r} is not valid for {n_train} training points: "
+                                         rf"each subset would hold {held} of them"):
+        subset_masks(n_train, 4, fraction)
+    assert subset_masks(898, 2, 0.5).sum(1).tolist() == [449, 449]
+
+
+@pytest.mark.parametrize("chapter, params, match", [
+    ("03_privacy_tables", {"recipes": {"digits": "smoke_mlp"}, "lira_dataset": "digits", "lira_fraction": 1e-6},
+     r"lira_fraction=1e-06 is not valid for 898 .* lira_dataset='digits'"),
+    ("03_privacy_tables", {"recipes": {"fashion_mnist_cpu": "fashion_mlp"}, "lira_dataset": "fashion_mnist_cpu",
+                           "lira_fraction": 0.9999}, r"lira_fraction=0.9999 is not valid for 2500 "),  # no file read
+    ("02_memorization_buckets", {"dataset": "digits", "fraction": 0.9999, "ground_truth_dataset": ""},
+     r"fraction=0.9999 is not valid for 898 .* dataset='digits'"),
+])
+def test_a_subset_fraction_is_checked_against_the_members_before_anything_trains(chapter, params, match):
+    """Chapter 3 trained every Table-1 target before LiRA's models met the empty subsets."""
+    from sharpmem_lib.parameters import check_parameters
+
+    with pytest.raises(ValueError, match=match):
+        check_parameters(chapter, params, files=False)
+    check_parameters(chapter, {**params, **{k: 0.5 for k in ("lira_fraction", "fraction") if k in params}},
+                     files=False)
+
+
+def test_relative_data_and_results_variables_are_made_absolute_for_the_kernels(tmp_path, monkeypatch):
+    """papermill starts the kernels in notebooks/: SHARPMEM_DATA=mydata passed `pipeline check`
+    from the repository root, then each chapter refused it ('mydata does not exist'), and
+    SHARPMEM_RESULTS=res cached into notebooks/res (fixed: made absolute before execution)."""
+    from sharpmem_lib import pipeline
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SHARPMEM_DATA", "mydata")
+    monkeypatch.setenv("SHARPMEM_RESULTS", str(tmp_path / "abs"))
+    pipeline._absolute_env()
+    assert pipeline.os.environ["SHARPMEM_DATA"] == str(tmp_path.resolve() / "mydata")
+    assert pipeline.os.environ["SHARPMEM_RESULTS"] == str(tmp_path / "abs")
+
+
+def test_sign_tests_refuse_nan_differences():
+    """sign_flip_test([1, nan, 2]) gave p = 0.0, sign_test dropped the NaN silently."""
+    from sharpmem_lib import stats
+
+    for test in (stats.sign_flip_test, stats.sign_test):
+        with pytest.raises(ValueError, match="1 of the 3 differences are NaN or infinite"):
+            test([1.0, float("nan"), 2.0])
+    assert stats.paired_test([1.0, float("nan"), 2.0, 3.0], [0.0, 0.0, 1.0, 1.0]).dropped == 1  # still left out
+
+
+def test_spearman_on_few_points_has_an_exact_p_and_mismatched_lengths_are_named():
+    """Three points in order gave Spearman p = 0.0 (t approximation with rho = 1): the exact
+    two-sided p is 2 / 3! = 1/3 (by enumeration); lengths 3 and 2 gave numpy's broadcast error."""
+    import itertools
+    import math
+
+    from scipy import stats as st
+
+    from sharpmem_lib import stats
+
+    c = stats.correlation([1.0, 2.0, 3.0], [10.0, 20.0, 30.0])
+    assert (c.estimate, c.p_value) == (pytest.approx(1.0), pytest.approx(1 / 3))
+    x, y = np.array([3.0, 1.0, 4.0, 1.5, 5.0, 9.0]), np.array([2.0, 7.0, 1.0, 8.0, 2.5, 8.5])
+    rho = st.spearmanr(x, y).statistic
+    null = [st.spearmanr(x, np.array(p)).statistic for p in itertools.permutations(y)]
+    brute = np.mean(np.abs(null) >= abs(rho) - 1e-12)
+    c = stats.correlation(x, y)
+    assert c.estimate == pytest.approx(rho) and c.p_value == pytest.approx(brute) and len(null) == math.factorial(6)
+    big = np.arange(20.0)
+    assert stats.correlation(big, big ** 2).p_value == pytest.approx(st.spearmanr(big, big ** 2).pvalue)
+    with pytest.raises(ValueError, match=r"shapes \(3,\) and \(2,\)"):
+        stats.correlation([1, 2, 3], [1, 2])
+
+
+def test_holm_verdicts_of_no_test_is_no_verdict():
+    from sharpmem_lib.stats import holm_verdicts
+
+    assert holm_verdicts({}, {}) == {}  # was numpy's TypeError on an empty mask
+
+
+@pytest.mark.parametrize("y_true, scores, match", [
+    ([2, 2, 0, 0], [0.5, 0.4, 0.2, 0.1], r"membership \(bool, or 0/1\); got values \[0, 2\]"),  # class labels
+    ([1, 1, 0, 0], [0.5, float("nan"), 0.2, 0.1], "1 NaN or infinite"),
+    ([1, 1, 0, 0], [0.5, 0.2, 0.1], r"shapes \(4,\) and \(3,\)"),
+])
+def test_membership_metrics_refuse_labels_scores_of_another_length_and_nan(y_true, scores, match):
+    """Labels {0, 2} were cast to bool (TPR 1.0 returned); NaN and length faults surfaced as
+    scikit-learn's messages naming neither argument."""
+    from sharpmem_lib.attacks.thresholds import membership_metrics, tpr_at_fpr
+
+    with pytest.raises(ValueError, match=match):
+        tpr_at_fpr(np.array(y_true), np.array(scores), 0.01)
+    with pytest.raises(ValueError, match=match):
+        membership_metrics(np.array(y_true), np.array(scores), np.array(y_true[: len(scores)], bool))
+
+
+def test_lira_confidence_names_labels_out_of_range_and_a_single_class():
+    from sharpmem_lib.attacks.lira import logit_confidence
+
+    with pytest.raises(ValueError, match=r"labels holds \[5\], outside 0..2"):
+        logit_confidence(np.zeros((2, 3)), np.array([0, 5]))  # was IndexError
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        logit_confidence(np.zeros((2, 1)), np.array([0, 0]))  # was NaN with a RuntimeWarning
+    assert logit_confidence(np.zeros((2, 2)), np.array([0, 1])) == pytest.approx([0.0, 0.0])
+
+
+def test_accuracy_by_bucket_names_a_bucket_array_of_another_length():
+    from sharpmem_lib.memorization import accuracy_by_bucket
+
+    with pytest.raises(ValueError, match="one bucket per point"):
+        accuracy_by_bucket(np.ones(4, bool), np.array([1, 2, 3]))  # was a bare IndexError

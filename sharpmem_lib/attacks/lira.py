@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sharpmem_lib.attacks.thresholds import membership_metrics
+from sharpmem_lib.attacks.thresholds import check_labels, membership_metrics
 
 __all__ = ["UNMEASURED", "LiraModels", "group_sizes", "lira_evaluation", "lira_leave_one_out", "lira_scores",
            "logit_confidence", "low_fpr_metric", "memorization_groups", "split_models", "tpr_by_group"]
@@ -53,6 +53,9 @@ def logit_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ``logits``: (..., n, classes); ``labels``: (n,)."""
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels)
+    if z.ndim < 2 or z.shape[-1] < 2:  # one class: no other class to compare with (was NaN with a warning)
+        raise ValueError(f"logits must be (..., n, classes) with at least 2 classes; got shape {z.shape}")
+    check_labels("labels", y, z.shape[-1], z.shape[-2])  # out of range: a bare IndexError before
     z_y = np.take_along_axis(z, np.broadcast_to(y[:, None], z.shape[:-1] + (1,)), axis=-1)[..., 0]
     others = z.copy()
     np.put_along_axis(others, np.broadcast_to(y[:, None], z.shape[:-1] + (1,)), -np.inf, axis=-1)

@@ -167,6 +167,22 @@ def balanced_accuracy(member_predicted: np.ndarray, nonmember_predicted: np.ndar
     return float((member_predicted.mean() + (~nonmember_predicted).mean()) / 2)
 
 
+def _membership_and_scores(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    """``y_true`` as bool and ``scores`` as float, refusing what a cast would hide: labels
+    other than 0/1 (class labels 0..9 passed by mistake became "member" for every class but
+    0), scores of another length, NaN or infinite scores (scikit-learn named neither)."""
+    y, s = np.asarray(y_true), np.asarray(scores, dtype=float)
+    if y.dtype != bool and not np.isin(y, (0, 1)).all():
+        raise ValueError(f"y_true must be membership (bool, or 0/1); got values {np.unique(y)[:10].tolist()}")
+    if y.ndim != 1 or s.shape != y.shape:
+        raise ValueError(f"y_true and scores must be 1-D of one length; got shapes {y.shape} and {s.shape}")
+    bad = int((~np.isfinite(s)).sum())
+    if bad:
+        raise ValueError(f"scores hold {bad} NaN or infinite value(s) of {len(s)}; an attack score must be finite "
+                         "(a NaN comes from a diverged target's outputs)")
+    return y.astype(bool), s
+
+
 def tpr_at_fpr(y_true: np.ndarray, scores: np.ndarray, fpr: float) -> float:
     """Largest true-positive rate among the ROC's operating points whose false-positive
     rate is at most ``fpr``.
@@ -180,7 +196,7 @@ def tpr_at_fpr(y_true: np.ndarray, scores: np.ndarray, fpr: float) -> float:
     """
     if isinstance(fpr, bool) or not isinstance(fpr, (int, float, np.floating, np.integer)) or not 0 <= fpr < 1:
         raise ValueError(f"fpr={fpr!r} is not valid; choose a false-positive rate in [0, 1), e.g. 0.01")
-    y_true = np.asarray(y_true, dtype=bool)
+    y_true, scores = _membership_and_scores(y_true, scores)
     if y_true.all() or not y_true.any():
         raise ValueError(f"y_true has {int(y_true.sum())} members and {int((~y_true).sum())} non-members; "
                          "a TPR at an FPR needs both")
@@ -195,8 +211,11 @@ def membership_metrics(y_true: np.ndarray, scores: np.ndarray, predictions: np.n
     ``tpr@<x>%fpr`` is reported only where there are at least 1/x non-members (at least one
     false positive allowed), NaN otherwise; ``tpr@0fp`` (TPR at zero false positives),
     ``n_nonmembers`` and ``min_fpr`` (= 1 / n_nonmembers, the smallest resolvable FPR) always."""
-    y_true = np.asarray(y_true, dtype=bool)
+    y_true, scores = _membership_and_scores(y_true, scores)
     predictions = np.asarray(predictions, dtype=bool)
+    if predictions.shape != y_true.shape:
+        raise ValueError(f"predictions must hold one entry per example; got shape {predictions.shape} for "
+                         f"{y_true.shape}")
     n_non = int((~y_true).sum())
     out = {"balanced_acc": balanced_accuracy(predictions[y_true], predictions[~y_true]),
            "auc": float(roc_auc_score(y_true, scores))}
