@@ -1009,6 +1009,8 @@ def check_dataset_name(name: str, data_dir: str | Path | None = None, parameter:
     """``ValueError`` naming ``parameter`` and every available dataset unless ``name`` is one."""
     if not isinstance(name, str):
         raise ValueError(f"{parameter}={name!r} is not valid; it must be a dataset name (a string)")
+    if name in BUILTIN_DATASETS:
+        _refuse_shadowing_npz(name, data_dir)
     available_datasets(data_dir)  # registers this directory's <name>.npz datasets
     here = _npz_datasets(data_dir)
     # an npz dataset registered from another data directory earlier in this process is not one here
@@ -1018,6 +1020,24 @@ def check_dataset_name(name: str, data_dir: str | Path | None = None, parameter:
         data_dirs(data_dir)  # a data_dir that does not exist: say so, rather than list the names found elsewhere
         _explain_unusable_npz(name, data_dir)
     check_choice(parameter, name, valid)
+
+
+def _refuse_shadowing_npz(name: str, data_dir: str | Path | None) -> None:
+    """A user's ``<name>.npz`` dataset named like a built-in one was silently ignored (the
+    built-in loaded instead, so a chapter ran on other data than the user meant): refused."""
+    for d in data_dirs(data_dir, strict=False):
+        path = d / f"{name}.npz"
+        if not path.is_file():
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                keys = set(f.files)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+            continue  # not a dataset file: nothing is shadowed
+        if {"X", "y"} <= keys:
+            raise DataFileError(f"{path}: holds a dataset named like the built-in dataset {name!r}, which is what "
+                                f"dataset={name!r} loads, so this file would be ignored; rename it (e.g. "
+                                f"my_{name}.npz, then dataset: my_{name}) or move it out of the data directory")
 
 
 def _explain_unusable_npz(name: str, data_dir: str | Path | None) -> None:

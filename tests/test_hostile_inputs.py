@@ -748,3 +748,18 @@ def test_accuracy_by_bucket_names_a_bucket_array_of_another_length():
 
     with pytest.raises(ValueError, match="one bucket per point"):
         accuracy_by_bucket(np.ones(4, bool), np.array([1, 2, 3]))  # was a bare IndexError
+
+
+def test_a_user_npz_named_like_a_builtin_dataset_is_refused_not_ignored(tmp_path):
+    """A user's digits.npz in data_dir was silently ignored: dataset: digits loaded the
+    built-in 8x8 digits, and the chapter ran on other data than the user meant."""
+    from sharpmem_lib.parameters import check_parameters
+
+    np.savez(tmp_path / "digits.npz", X=_X(30), y=np.arange(30) % 3)
+    with pytest.raises(DataFileError, match=r"digits.npz: holds a dataset named like the built-in dataset 'digits'"):
+        data.load_dataset("digits", tmp_path)
+    with pytest.raises(DataFileError, match="rename it"):
+        check_parameters("00_data_and_models", {"dataset": "digits", "data_dir": str(tmp_path)}, files=False)
+    (tmp_path / "digits.npz").rename(tmp_path / "my_digits.npz")
+    assert data.load_dataset("digits", tmp_path).X.shape == (1797, 1, 8, 8)
+    assert data.load_dataset("my_digits", tmp_path).X.shape == (30, 5)
