@@ -437,6 +437,12 @@ class MemGuard:
         self.distortion_weight, self.budget, self.seed = distortion_weight, budget, seed
         self.classifier: nn.Module | None = None
 
+    def cache_config(self) -> dict:
+        """Every setting that determines the defended outputs (JSON data): the key under which
+        :func:`~sharpmem_lib.privacy.evaluate_privacy` stores a defended evaluation."""
+        return {"defense": "memguard", "hidden": list(self.hidden), "epochs": self.epochs, "steps": self.steps,
+                "lr": self.lr, "distortion_weight": self.distortion_weight, "budget": self.budget, "seed": self.seed}
+
     def fit(self, member_logits: np.ndarray, nonmember_logits: np.ndarray) -> "MemGuard":
         """Train the defense classifier (members 1, non-members 0, balanced by weighting)."""
         z = torch.as_tensor(np.concatenate([member_logits, nonmember_logits]), dtype=torch.float32)

@@ -211,14 +211,18 @@ def lam_runs(config: MitigationConfig) -> list[dict]:
 
 
 def xi_runs(config: MitigationConfig) -> list[dict]:
-    """Fig. 5b: SharpReg at (ρ, λ) = (``sharpreg_rho``, ``sharpreg_lam``) and each ξ."""
-    return [{"config": config.target("sharpreg", s, sharpreg_xi=xi), "method": f"ξ = {xi:g}", "xi": xi, "seed": s}
-            for xi in config.xis for s in range(config.train_seeds)]
+    """Fig. 5b: SharpReg at (ρ, λ) = (``sharpreg_rho``, ``sharpreg_lam``) and each ξ; attacked
+    with the final weights only (``whiches``: the chapter shows and tests no other)."""
+    return [{"config": config.target("sharpreg", s, sharpreg_xi=xi), "method": f"ξ = {xi:g}", "xi": xi, "seed": s,
+             "whiches": ("final",)} for xi in config.xis for s in range(config.train_seeds)]
 
 
 def method_runs(config: MitigationConfig) -> list[dict]:
-    """Fig. 5a and the sharpness comparison: SGD, SAM and SharpReg, every training seed."""
-    return [{"config": config.target(m, s), "method": m, "seed": s}
+    """Fig. 5a and the sharpness comparison: SGD, SAM and SharpReg, every training seed. Fig. 5a
+    and the sharpness read the models, not attacks; only SharpReg's final weights are attacked
+    (``whiches``), for the learning-rate control's comparison (SGD's final weights are the λ sweep's
+    λ = 0 rows; SAM's attack rows were read by nothing)."""
+    return [{"config": config.target(m, s), "method": m, "seed": s, "whiches": ("final",) if m == "sharpreg" else ()}
             for m in ("sgd", "sam", "sharpreg") for s in range(config.train_seeds)]
 
 
@@ -235,7 +239,9 @@ def control_runs(config: MitigationConfig) -> list[dict]:
 
 def defense_runs(config: MitigationConfig) -> list[dict]:
     """Fig. 5c: SGD, SharpReg, label smoothing, AdvReg, SELENA, DP-SGD (trained) and
-    MemGuard (an output defense on the SGD target), every training seed."""
+    MemGuard (an output defense on the SGD target), every training seed; attacked with the
+    final weights, and SGD also with its best-validation weights (early stopping), the only
+    rows Fig. 5c and the defense tests read (``whiches``)."""
     from sharpmem_lib.defenses import MemGuard
 
     c, seeds = config, range(config.train_seeds)
@@ -250,9 +256,10 @@ def defense_runs(config: MitigationConfig) -> list[dict]:
          {"noise_multiplier": c.dp_noise, "max_grad_norm": c.dp_clip}),
     ]
     runs = [{"config": c.target(method, s, defense=defense, defense_kwargs=dict(kwargs), **knobs), "method": name,
-             "seed": s} for name, method, knobs, defense, kwargs in trained for s in seeds]
-    runs += [{"config": c.target("sgd", s), "method": "MemGuard", "seed": s, "output_defense": lambda: MemGuard(seed=0)}
-             for s in seeds]
+             "seed": s, "whiches": ("final", "best") if name == "SGD" else ("final",)}
+            for name, method, knobs, defense, kwargs in trained for s in seeds]
+    runs += [{"config": c.target("sgd", s), "method": "MemGuard", "seed": s, "output_defense": lambda: MemGuard(seed=0),
+              "whiches": ("final",)} for s in seeds]
     return runs
 
 

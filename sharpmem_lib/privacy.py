@@ -16,6 +16,8 @@ are :func:`sharpmem_lib.report.privacy_sentences`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
@@ -70,23 +72,37 @@ def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[s
     :class:`~sharpmem_lib.defenses.MemGuard` (``fit(member_logits, nonmember_logits)``,
     ``transform(logits)``). It is fitted on the target's members and the defender's held-out
     validation set, and every output the attacker sees is transformed; label-only attacks
-    query the model's labels, which such a defense keeps, so they are unaffected.
+    query the model's labels, which such a defense keeps, so they are unaffected. A defense
+    with ``cache_config()`` (its settings as JSON data, e.g. MemGuard's) has its rows kept in
+    the target's folder under those settings, like the undefended rows; others are evaluated
+    on every call. Nothing is fitted or queried when every split's rows are in the store.
     """
     check_choice("which", which, ["best", "final"])
     check_choice("nn", nn, NN_OPTIONS)
     kind, strengths, repeats = label_only or default_label_only(data.X)
     check_choice("perturbation", kind, PERTURBATIONS)
     outputs = artifact.outputs()
-    logits = outputs[f"logits_{which}"]
-    if output_defense is not None:
-        output_defense.fit(logits[outputs["member"]], logits[outputs["validation"]])
-        defended = output_defense.transform(logits)
-        if (defended.argmax(1) != logits.argmax(1)).any():
-            raise RuntimeError("the output defense changed predicted labels; accuracy would no longer be the model's")
-        logits = defended
-    model = artifact.model(which).to(select_device("auto"))  # label-only queries run where the GPU is
-    correct = logits.argmax(1) == data.y
+    plain = outputs[f"logits_{which}"]
+    correct = plain.argmax(1) == data.y  # the defense keeps every label (checked when it is fitted)
     held_out = ~outputs["member"] & ~outputs["validation"]
+    lazy: dict = {}  # fitted only when a split is not in the store: a warm build neither fits nor queries
+
+    def defended_logits() -> np.ndarray:
+        if "logits" not in lazy:
+            logits = plain
+            if output_defense is not None:
+                output_defense.fit(plain[outputs["member"]], plain[outputs["validation"]])
+                logits = output_defense.transform(plain)
+                if (logits.argmax(1) != plain.argmax(1)).any():
+                    raise RuntimeError("the output defense changed predicted labels; accuracy would no longer be "
+                                       "the model's")
+            lazy["logits"] = logits
+        return lazy["logits"]
+
+    def target_model():
+        if "model" not in lazy:  # label-only queries run where the GPU is
+            lazy["model"] = artifact.model(which).to(select_device("auto"))
+        return lazy["model"]
     # translations are the same queries in every split: each point is scored once, when a split first needs it
     scored = {s: np.full(len(data.y), np.nan) for s in strengths}
 
@@ -94,18 +110,19 @@ def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[s
         part = make_partition(artifact.config.dataset, data, split_seed)
         sets = attack_sets(part, seed=split_seed)
         labels = sets.take(data.y)
-        single = run_attacks(sets.take(logits), labels, seed=split_seed, num_classes=data.num_classes,
+        single = run_attacks(sets.take(defended_logits()), labels, seed=split_seed, num_classes=data.num_classes,
                              nn_options=NN_OPTIONS[nn])
         if kind == "translations":
             used = np.unique(np.concatenate([np.asarray(v) for _, v in sets.items()]))
             for strength, values in scored.items():
                 todo = used[np.isnan(values[used])]
                 if len(todo):
-                    values[todo] = robustness_scores(model, data.X[todo], data.y[todo], kind, strength, repeats)
+                    values[todo] = robustness_scores(target_model(), data.X[todo], data.y[todo], kind, strength,
+                                                     repeats)
             multi = label_only_from_scores({s: sets.take(v) for s, v in scored.items()}, labels, data.num_classes,
                                            seed=split_seed)
         else:  # random queries drawn per split seed
-            multi = label_only_attack(model, sets.take(data.X), labels, kind, strengths, repeats=repeats,
+            multi = label_only_attack(target_model(), sets.take(data.X), labels, kind, strengths, repeats=repeats,
                                       seed=split_seed, num_classes=data.num_classes)
         rows = []
         for protocol in PROTOCOLS:
@@ -127,11 +144,17 @@ def evaluate_privacy(artifact, data, split_seeds: list[int], label_only: tuple[s
             })
         return rows
 
+    # an output defense that states its settings (cache_config) is cached under them; one that does not is
+    # evaluated every time
+    defense_config = None if output_defense is None else getattr(output_defense, "cache_config", lambda: None)()
     rows = []
     for split_seed in split_seeds:
-        if output_defense is None:  # kept in the target's folder: a warm build attacks nothing again
+        if output_defense is None or defense_config is not None:  # kept in the target's folder: a warm build
             name = (f"privacy-v1-{which}-split{split_seed}-nn_{nn}-{kind}-{'_'.join(f'{s:g}' for s in strengths)}"
                     f"-r{repeats}.json")
+            if defense_config is not None:
+                blob = json.dumps(defense_config, sort_keys=True, allow_nan=False)
+                name = name.replace(".json", f"-defense_{hashlib.sha256(blob.encode()).hexdigest()[:16]}.json")
             rows += artifact.cached_json(name, lambda seed=split_seed: split_rows(seed))
         else:
             rows += split_rows(split_seed)
@@ -271,6 +294,8 @@ def evaluate_runs(runs: list[dict], data, split_seeds: list[int], whiches: tuple
 
     Each entry of ``runs`` holds a ``config`` (:class:`~sharpmem_lib.experiments.ExperimentConfig`),
     optionally an ``output_defense`` factory (e.g. ``MemGuard``; called once per evaluation),
+    optionally ``whiches`` (the weight choices to attack for that run, overriding ``whiches``:
+    a study attacks only the weights it shows; ``()`` trains or loads the run, attacks nothing),
     and any label fields (``method``, ``lam``, ``seed``, ...), which are copied into every row.
     Returns the rows of :func:`evaluate_privacy` for each run and each weight choice in
     ``whiches``, with a ``diverged`` column (True, and NaN metrics, for a run whose training
@@ -281,24 +306,27 @@ def evaluate_runs(runs: list[dict], data, split_seeds: list[int], whiches: tuple
 
     from sharpmem_lib.experiments import run_experiment
 
-    for which in whiches:
+    for which in [*whiches, *(w for run in runs for w in run.get("whiches", ()))]:
         check_choice("which", which, ["best", "final"])
     check_choice("nn", nn, NN_OPTIONS)
     frames, artifacts = [], {}
     for i, run in enumerate(tqdm(runs, desc="targets", disable=not progress, leave=False)):
-        labels = {k: v for k, v in run.items() if k not in ("config", "output_defense")}
+        labels = {k: v for k, v in run.items() if k not in ("config", "output_defense", "whiches")}
+        run_whiches = tuple(run.get("whiches", whiches))
         try:
             artifact = run_experiment(run["config"], results_dir, data_dir=data_dir, progress=False)
         except FloatingPointError as err:
             frames.append(pd.DataFrame([{**labels, "which": w, "protocol": p, "diverged": True, "error": str(err)}
-                                        for w in whiches for p in PROTOCOLS]))
+                                        for w in run_whiches or whiches for p in PROTOCOLS]))
             continue
         artifacts[i] = artifact
-        for which in whiches:
+        for which in run_whiches:
             defense = run.get("output_defense")
             rows = evaluate_privacy(artifact, data, split_seeds, which=which,
                                     output_defense=defense() if defense is not None else None, nn=nn)
             frames.append(rows.assign(**labels, which=which, diverged=False))
+    if not frames:  # every run attacked nothing (whiches=()) and none diverged
+        return pd.DataFrame(columns=["which", "protocol", "diverged"]), artifacts
     return pd.concat(frames, ignore_index=True), artifacts
 
 

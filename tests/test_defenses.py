@@ -1,6 +1,7 @@
 """Defenses: each core mechanism against an independent check (paper §5.2, Fig. 5c)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -293,3 +294,21 @@ def test_dp_sgd_noise_generator_lives_on_the_training_device(toy, monkeypatch):
     net = model()
     train_dp_sgd(net, train.X, train.y, TrainConfig(epochs=1, batch_size=50), progress=False)
     assert seen == [next(net.parameters()).device]
+
+
+def test_memguard_evaluation_is_kept_in_the_store_under_its_settings(tmp_path, monkeypatch):
+    """A warm build must not fit MemGuard again: its rows are stored under its settings
+    (cache_config); the same rows come back without a fit, and other settings are computed anew."""
+    data = load_dataset("digits")
+    art = run_experiment(ExperimentConfig("digits", "mlp", TrainConfig(epochs=5, batch_size=64, lr=0.05),
+                                          model_kwargs={"hidden": (32,)}), tmp_path, progress=False)
+    fits, real_fit = [], MemGuard.fit
+    monkeypatch.setattr(MemGuard, "fit", lambda self, *a: fits.append(self.steps) or real_fit(self, *a))
+    first = evaluate_privacy(art, data, [0], which="final", output_defense=MemGuard(seed=0, steps=20))
+    assert fits == [20]
+    again = evaluate_privacy(art, data, [0], which="final", output_defense=MemGuard(seed=0, steps=20))
+    assert fits == [20]  # read back: no fit, no transform, no query
+    pd.testing.assert_frame_equal(first, again)
+    evaluate_privacy(art, data, [0], which="final", output_defense=MemGuard(seed=0, steps=21))
+    assert fits == [20, 21]  # another setting is another entry
+    assert MemGuard(seed=3).cache_config() != MemGuard(seed=0).cache_config()

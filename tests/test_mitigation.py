@@ -194,9 +194,12 @@ class _FakeArtifact:
         return {"logits_final": self.logits, "logits_best": self.logits}
 
 
-def _fake_study(seeds: int = 3) -> mit.MitigationResults:
+def _fake_study(seeds: int = 3, every_which: bool = False, keyed: bool = False) -> mit.MitigationResults:
     """Every study of the chapter on made-up numbers: 5 buckets of 20 test points, attack rows
-    for every run, sharpness for every model; nothing trains."""
+    for every run, sharpness for every model; nothing trains. ``every_which``: attack rows for
+    the final and best weights of every run (chapter 4 before it attacked only what it shows);
+    ``keyed``: each row's numbers depend only on its (run, split, protocol, weights), not on
+    which other rows exist."""
     from types import SimpleNamespace
 
     config = mit.MitigationConfig("digits", "digits_mlp", lams=(0.0, 1.0), xis=(0.0, 0.5, 2.0), train_seeds=seeds,
@@ -211,13 +214,17 @@ def _fake_study(seeds: int = 3) -> mit.MitigationResults:
         for i, run in enumerate(runs):
             logits = np.eye(10)[np.where(rng.random(100) < 0.8, y, (y + 1) % 10)]
             arts[i] = _FakeArtifact(logits)
-            labels = {k: v for k, v in run.items() if k not in ("config", "output_defense")}
+            labels = {k: v for k, v in run.items() if k not in ("config", "output_defense", "whiches")}
             for split in range(2):
                 for protocol in ("honest", "selena"):
-                    for which in whiches:
+                    # as evaluate_runs: the run's own whiches first
+                    for which in (whiches if every_which else run.get("whiches", whiches)):
+                        defended = run.get("output_defense") is not None
+                        key = f"{run['config'].key()}-{defended}-{split}-{protocol}-{which}"
+                        r = np.random.default_rng(list(key.encode())) if keyed else rng
                         rows.append({**labels, "split_seed": split, "protocol": protocol, "which": which,
-                                     "diverged": False, "test_acc": rng.uniform(0.7, 0.9),
-                                     "single_query": rng.uniform(0.5, 0.6), "multi_query": rng.uniform(0.5, 0.6)})
+                                     "diverged": False, "test_acc": r.uniform(0.7, 0.9),
+                                     "single_query": r.uniform(0.5, 0.6), "multi_query": r.uniform(0.5, 0.6)})
         return mit.Evaluated(runs, pd.DataFrame(rows), arts)
 
     res = mit.MitigationResults(config, data, buckets, evaluated(mit.lam_runs(config)), evaluated(mit.xi_runs(config)),
@@ -260,6 +267,42 @@ def test_the_chapters_family_and_sentences_build_from_a_study():
     own = m[(m.method == "sharpreg") & (m.protocol == "honest") & (m.which == "final")].groupby("seed")["test_acc"]
     assert table.loc[0.3, "SharpReg test acc (%)"] == pytest.approx(100 * own.mean().mean(), abs=0.006)
     assert mit.xi_outcomes(res) == {"diverged": [], "collapsed": []}
+
+
+def test_attacking_only_the_shown_weights_changes_no_output_of_the_chapter():
+    """Chapter 4 attacks each run only with the weights it shows (run["whiches"]: the ξ sweep,
+    the defenses and SharpReg final, SGD also best, the λ sweep both, SGD and SAM of the methods
+    study nothing). Every table, figure input, test and number of the chapter must be what it
+    was when every run was attacked with both weights."""
+    from pandas.testing import assert_frame_equal
+
+    from sharpmem_lib.privacy import summarize
+
+    old, new = _fake_study(every_which=True, keyed=True), _fake_study(keyed=True)
+    assert len(new.xi.results) < len(old.xi.results) and len(new.defenses.results) < len(old.defenses.results)
+    assert not (new.methods.results.method == "sam").any()
+    (t_old, e_old), (t_new, e_new) = mit.chapter_tests(old), mit.chapter_tests(new)
+    assert t_old.keys() == t_new.keys() and e_old == e_new
+    for k in t_old:
+        assert repr(t_old[k]) == repr(t_new[k]), k
+    assert mit.chapter_roles(old, t_old) == mit.chapter_roles(new, t_new)
+    tables = (lambda r: mit.control_table(r), lambda r: mit.defense_summary(r),
+              lambda r: mit.defense_table(mit.defense_summary(r), "honest"),
+              lambda r: summarize(r.lam.results, ["lam", "which", "protocol"]),  # Figs. 4b and 4c
+              lambda r: (lambda x: x[x.which == "final"].reset_index(drop=True))(  # Fig. 5b
+                  summarize(r.xi.results, ["xi", "which", "protocol"])),
+              lambda r: summarize(r.controls.results, ["xi", "protocol"]))
+    for table in tables:
+        assert_frame_equal(table(old), table(new))
+    lam_b, m_b = mit.bucket_table(old, "lam", "final"), mit.bucket_table(old, "methods", "best")
+    n_old = mit.headline_numbers(old, lam_b, m_b)
+    n_new = mit.headline_numbers(new, mit.bucket_table(new, "lam", "final"), mit.bucket_table(new, "methods", "best"))
+    assert n_old.keys() == n_new.keys() and mit.xi_outcomes(old) == mit.xi_outcomes(new)
+    for k in n_old:
+        if isinstance(n_old[k], pd.DataFrame):
+            assert_frame_equal(n_old[k], n_new[k])
+        else:
+            assert repr(n_old[k]) == repr(n_new[k]), k
 
 
 def test_the_chapters_holm_family_holds_only_the_paper_claims_and_no_ceiling_test():

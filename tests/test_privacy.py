@@ -314,3 +314,36 @@ def test_power_targets_put_each_measured_value_beside_issue_16s_target():
     evaluated = table.loc["evaluation members = non-members per split"]
     assert 0 < evaluated["measured"] < 2_000 and not evaluated["met"]  # digits: a few hundred
     assert "LiRA targets per algorithm" not in table.index  # no LiRA in this study
+
+
+def test_evaluate_runs_attacks_each_run_with_its_own_weight_choices(monkeypatch):
+    """run["whiches"] overrides whiches for that run (chapter 4 attacks only the weights it
+    shows); () loads the run and attacks nothing; a diverged run is still listed; the key is no
+    label column."""
+    from sharpmem_lib import experiments, privacy
+
+    attacked = []
+
+    def fake_run(config, results_dir=None, **kwargs):
+        if config == "bad":
+            raise FloatingPointError("diverged: loss rose")
+        return f"artifact {config}"
+
+    def fake_evaluate(artifact, data, split_seeds, which="best", output_defense=None, nn="cpu"):
+        attacked.append((artifact, which))
+        return pd.DataFrame([{"split_seed": s, "protocol": p, "test_acc": 0.5} for s in split_seeds
+                             for p in ("honest", "selena")])
+
+    monkeypatch.setattr(experiments, "run_experiment", fake_run)
+    monkeypatch.setattr(privacy, "evaluate_privacy", fake_evaluate)
+    runs = [{"config": "a", "method": "a"}, {"config": "b", "method": "b", "whiches": ("final",)},
+            {"config": "c", "method": "c", "whiches": ()}, {"config": "bad", "method": "d", "whiches": ("final",)}]
+    rows, arts = privacy.evaluate_runs(runs, None, [0], progress=False)
+    assert attacked == [("artifact a", "final"), ("artifact a", "best"), ("artifact b", "final")]
+    assert sorted(arts) == [0, 1, 2]  # c is loaded (its model is read elsewhere), not attacked
+    assert "whiches" not in rows.columns
+    assert set(map(tuple, rows[["method", "which"]].drop_duplicates().to_numpy())) == {
+        ("a", "final"), ("a", "best"), ("b", "final"), ("d", "final")}
+    assert rows[rows.method == "d"].diverged.all()
+    with pytest.raises(ValueError, match="which"):
+        privacy.evaluate_runs([{"config": "a", "whiches": ("last",)}], None, [0], progress=False)
