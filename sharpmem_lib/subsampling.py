@@ -34,7 +34,7 @@ from sharpmem_lib import store
 from sharpmem_lib._io import save_npz
 from sharpmem_lib.attacks import logit_confidence
 from sharpmem_lib.data import Arrays, dataset_fingerprint, load_dataset
-from sharpmem_lib.ensemble import cannot_stack, subset_masks, train_ensemble
+from sharpmem_lib.ensemble import cannot_stack, subset_masks, subset_size, train_ensemble
 from sharpmem_lib.experiments import _plain
 from sharpmem_lib.memorization import Estimate, influence_scores, memorization_scores
 from sharpmem_lib.models import MODELS, build_model
@@ -494,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _shard_command(args)
-    except ValueError as err:  # a bad argument: its message, not a traceback
+    except (ValueError, FileNotFoundError) as err:  # a bad argument or a missing dataset: its message, no traceback
         print(f"shard refused: {err}", file=sys.stderr)
         return 2
 
@@ -520,10 +520,13 @@ def _shard_command(args) -> int:
                                TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
                                n_models=args.n_models, fraction=args.fraction, seed=args.seed, model_kwargs=kwargs,
                                device=args.device)
+    job = subsampling_job(config, args.data_dir)  # a missing dataset or a --fraction that leaves a subset empty
+    subset_size(len(job.partition.members), config.fraction)  # (or full) is refused before --out is made
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"shard-{args.shard:04d}-of-{args.n_shards:04d}.npz"
     parts = path.with_suffix(".parts")  # a requeued task resumes from here
-    runs = run_subsampling_shard(config, args.shard, args.n_shards, data_dir=args.data_dir, checkpoint_dir=parts)
+    runs = run_subsampling_shard(config, args.shard, args.n_shards, data_dir=args.data_dir, checkpoint_dir=parts,
+                                 job=job)
     runs.save(path)
     shutil.rmtree(parts, ignore_errors=True)
     print(f"shard {args.shard}/{args.n_shards}: {len(runs.model_ids)} models -> {path}")

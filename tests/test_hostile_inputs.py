@@ -496,10 +496,16 @@ def test_merge_names_a_bad_out_or_a_missing_input_without_a_traceback(tmp_path, 
 
 @pytest.mark.parametrize("extra, match", [(["--fraction", "1.5"], "fraction=1.5"), (["--epochs", "0"], "epochs=0"),
                                           (["--lr", "nan"], "lr=nan"), (["--dataset", "digitz"], "dataset='digitz'"),
-                                          (["--n-models", "0"], "n_models=0"), (["--shard", "-1"], "shard=-1")])
-def test_shard_command_refuses_bad_values_before_making_a_folder(tmp_path, capsys, extra, match):
+                                          (["--n-models", "0"], "n_models=0"), (["--shard", "-1"], "shard=-1"),
+                                          (["--fraction", "0.0001"], "each subset would hold 0"),  # trained, 'diverged'
+                                          (["--dataset", "cifar10", "--data-dir", "{empty}"], "'cifar10' not found")])
+def test_shard_command_refuses_bad_values_before_making_a_folder(tmp_path, capsys, monkeypatch, extra, match):
     from sharpmem_lib.subsampling import main
 
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.cache/sharpmem: cifar10 is missing on every machine
+    monkeypatch.delenv("SHARPMEM_DATA", raising=False)
+    (tmp_path / "empty").mkdir()
+    extra = [e.format(empty=tmp_path / "empty") for e in extra]
     argv = ["shard", "--shard", "0", "--n-shards", "1", "--n-models", "2", "--epochs", "1", *extra,
             "--out", str(tmp_path / "out")]
     assert main(argv) == 2
