@@ -288,6 +288,52 @@ def _subsets_fit(p: dict, fraction_key: str, *dataset_keys: str) -> None:
             raise ValueError(f"{err} (the members of {key}={dataset!r})") from None
 
 
+def _members(dataset) -> int | None:
+    """The number of members of ``dataset``'s partition (published sizes), None if unknown here."""
+    from sharpmem_lib.splits import published_partition
+
+    if not (isinstance(dataset, str) and dataset):
+        return None
+    try:
+        return len(published_partition(dataset).members)
+    except Exception:  # noqa: BLE001 - a dataset that is not here is named by the file check
+        return None
+
+
+def _enough_models(p: dict, models_key: str, dataset_key: str, fraction: float, *, shadows_of: int = 0,
+                   aside: int = 0) -> None:
+    """Enough subset models that every member is held out by one and trained on by one, as
+    eqs. 1-2 (and LiRA's shadows) need: else the chapter trained all of them, then stopped
+    with 'training point(s) were never held out ... train more models'. The masks are the
+    ones the chapter will draw (seed 0), so the check is exact; skipped where the chance of
+    such a point is below 1e-9. ``shadows_of``: LiRA, where each of the first ``shadows_of``
+    models of the pool is a target and the other pool models are its shadows; ``aside``: models
+    of ``p[models_key]`` kept out of the pool (LiRA's memorization models)."""
+    from sharpmem_lib.ensemble import subset_masks
+
+    k, n = p.get(models_key), _members(p.get(dataset_key))
+    k = k - aside if isinstance(k, int) else k
+    if not (isinstance(k, int) and k >= 2 and n and isinstance(fraction, float) and 0 < round(fraction * n) < n):
+        return
+    shadows = k - 1 if shadows_of else k
+    if n * (fraction ** shadows + (1 - fraction) ** shadows) < 1e-9:
+        return
+    masks = subset_masks(n, k, fraction, 0)
+    inside = masks.sum(0)
+    if shadows_of:  # target t's shadows: the pool without t
+        bad = max(int(((inside - masks[t] == 0) | (inside - masks[t] == k - 1)).sum()) for t in range(shadows_of))
+    else:
+        bad = int(((inside == 0) | (inside == k)).sum())
+    if bad:
+        need = next(m for m in range(k + 1, 100_000) if n * (fraction ** m + (1 - fraction) ** m) < 0.01)
+        pool = f" ({k} for targets and shadows)" if aside else ""
+        raise ValueError(f"{models_key}={p[models_key]}{pool} is not valid with {dataset_key}={p.get(dataset_key)!r} "
+                         f"({n} members) and a subset fraction of {fraction:g}: {bad} member(s) would be in every "
+                         f"{'shadow' if shadows_of else 'subset'} model or in none, so no estimate exists for them "
+                         f"(found only after training them all); use about "
+                         f"{need + (1 if shadows_of else 0) + aside} or more")
+
+
 def _chapter1(p: dict) -> None:
     if isinstance(p.get("recipe"), str):  # the toy trains only an SGD-trained MLP: refused here, not in its cell
         from sharpmem_lib.recipes import RECIPES
@@ -302,6 +348,9 @@ def _chapter1(p: dict) -> None:
 
 def _chapter2(p: dict) -> None:
     _subsets_fit(p, "fraction", "dataset", "ground_truth_dataset")
+    if not p.get("influence_file"):  # Feldman & Zhang's file replaces the subset models
+        _enough_models(p, "n_models", "dataset", p.get("fraction", 0.7))
+    _enough_models(p, "ground_truth_models", "ground_truth_dataset", p.get("fraction", 0.7))
     if p.get("influence_file"):
         _need(p.get("dataset") == "cifar100", f"influence_file={p['influence_file']!r} is not valid with "
               f"dataset={p.get('dataset')!r}: Feldman & Zhang's published estimates are for cifar100; "
@@ -310,6 +359,11 @@ def _chapter2(p: dict) -> None:
 
 def _chapter3(p: dict) -> None:
     _subsets_fit(p, "lira_fraction", "lira_dataset")
+    if _has(p, "lira_models", "lira_memorization_models", "lira_targets") and all(
+            isinstance(p[k], int) for k in ("lira_models", "lira_memorization_models", "lira_targets")):
+        pool = p["lira_models"] - p["lira_memorization_models"]  # targets and shadows
+        _enough_models(p, "lira_models", "lira_dataset", p.get("lira_fraction", 0.7),
+                       shadows_of=max(0, min(p["lira_targets"], pool)), aside=p["lira_memorization_models"])
     for key in ("boundary_dataset", "lira_dataset"):  # attacked targets: one of the chapter's datasets
         if p.get(key) and isinstance(p.get("recipes"), dict):
             check_choice(key, p[key], list(p["recipes"]))
@@ -336,6 +390,10 @@ def _chapter4(p: dict) -> None:
         _need(p["selena_excluded"] < p["selena_models"], f"selena_excluded={p['selena_excluded']} is not valid "
               f"with selena_models={p['selena_models']}: SELENA's L must be smaller than its K")
     _chapter2(p)
+    if not p.get("influence_file"):
+        from sharpmem_lib.subsampling import SubsamplingConfig
+
+        _enough_models(p, "bucket_models", "dataset", SubsamplingConfig.__dataclass_fields__["fraction"].default)
 
 
 IMAGE_MODELS = ("cnn", "wrn16_8")  # models that need (C, H, W) inputs (sharpmem_lib.models)

@@ -769,3 +769,37 @@ def test_a_user_npz_named_like_a_builtin_dataset_is_refused_not_ignored(tmp_path
     (tmp_path / "digits.npz").rename(tmp_path / "my_digits.npz")
     assert data.load_dataset("digits", tmp_path).X.shape == (1797, 1, 8, 8)
     assert data.load_dataset("my_digits", tmp_path).X.shape == (30, 5)
+
+
+@pytest.mark.parametrize("chapter, params, match", [
+    ("02_memorization_buckets", {"dataset": "digits", "fraction": 0.7, "n_models": 10, "ground_truth_dataset": ""},
+     r"n_models=10 is not valid with dataset='digits' \(898 members\) .*: 17 member\(s\) would be in every subset"),
+    ("02_memorization_buckets", {"dataset": "digits", "n_models": 40, "ground_truth_dataset": "longtail",
+                                 "ground_truth_models": 12}, "ground_truth_models=12 is not valid"),
+    ("04_mitigation", {"dataset": "digits", "bucket_models": 10}, "bucket_models=10 is not valid"),
+    ("03_privacy_tables", {"recipes": {"digits": "smoke_mlp"}, "lira_dataset": "digits", "lira_fraction": 0.8,
+                           "lira_models": 48, "lira_targets": 32, "lira_memorization_models": 16},
+     r"lira_models=48 \(32 for targets and shadows\) is not valid .* every shadow model or in none"),
+])
+def test_too_few_subset_models_for_an_estimate_of_every_member_are_refused_before_training(chapter, params, match):
+    """n_models: 10 on digits trained all ten subset models, then stopped with '17 training
+    point(s) were never held out or never trained on: train more models'; LiRA at
+    lira_fraction 0.8 with 32 pool models trained 3 x 48 models, then stopped in lira_scores
+    ('every example needs shadow models that held it out'). The masks are the chapters' own
+    (seed 0), so the count is exact; the numbers the message suggests pass."""
+    from sharpmem_lib.attacks.lira import lira_evaluation
+    from sharpmem_lib.ensemble import subset_masks
+    from sharpmem_lib.memorization import memorization_scores
+    from sharpmem_lib.parameters import check_parameters
+
+    with pytest.raises(ValueError, match=match) as err:
+        check_parameters(chapter, params, files=False)
+    suggested = int(re.search(r"use about (\d+) or more", str(err.value)).group(1))
+    key = re.match(r"(\w+)=", str(err.value)).group(1)
+    check_parameters(chapter, {**params, key: suggested}, files=False)
+    if chapter == "02_memorization_buckets" and key == "n_models":  # what the chapter would have met
+        with pytest.raises(ValueError, match="17 training point"):
+            memorization_scores(subset_masks(898, 10, 0.7, 0), np.ones((10, 898), bool))
+    if chapter == "03_privacy_tables":
+        with pytest.raises(ValueError, match="every example needs shadow models"):
+            lira_evaluation(np.zeros((32, 898)), subset_masks(898, 48, 0.8, 0)[:32], range(32))

@@ -195,6 +195,9 @@ def start_subsampling(argv, monkeypatch, tmp_path):
             pass
 
     monkeypatch.setattr(subsampling, "run_subsampling_shard", lambda *a, **k: Runs())
+    members = type("Partition", (), {"members": range(100)})  # shard checks --fraction against the members first
+    monkeypatch.setattr(subsampling, "subsampling_job", lambda config, data_dir=None: type("Job", (), {
+        "partition": members}))
     monkeypatch.setattr(subsampling, "load_shard", lambda f: Runs())
     monkeypatch.setattr(subsampling, "merge_runs", lambda parts, names=None: Runs())
     monkeypatch.chdir(tmp_path)
