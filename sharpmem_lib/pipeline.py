@@ -134,10 +134,13 @@ def _absolute_env() -> None:
     """A relative ``$SHARPMEM_DATA`` / ``$SHARPMEM_RESULTS`` is meant from where the command
     runs, where :func:`preflight` checked it, not from ``notebooks/`` where the kernels start
     (there ``SHARPMEM_DATA=data`` was 'not a directory' after the check passed, and
-    ``SHARPMEM_RESULTS=res`` cached into ``notebooks/res``): made absolute for the kernels."""
+    ``SHARPMEM_RESULTS=res`` cached into ``notebooks/res``): made absolute for the kernels. An
+    empty one is unset, so that the default applies (not ``notebooks/results``)."""
     for name in DIR_VARIABLES:
         value = os.environ.get(name)
-        if value and not Path(value).expanduser().is_absolute():
+        if value == "":  # set but empty means unset: SHARPMEM_RESULTS= kept the kernels' cache in notebooks/results
+            del os.environ[name]
+        elif value and not Path(value).expanduser().is_absolute():
             os.environ[name] = str(Path(value).expanduser().resolve())
 
 

@@ -681,6 +681,9 @@ def test_relative_data_and_results_variables_are_made_absolute_for_the_kernels(t
     pipeline._absolute_env()
     assert pipeline.os.environ["SHARPMEM_DATA"] == str(tmp_path.resolve() / "mydata")
     assert pipeline.os.environ["SHARPMEM_RESULTS"] == str(tmp_path / "abs")
+    monkeypatch.setenv("SHARPMEM_RESULTS", "")  # set but empty: the kernels used notebooks/results, a cold cache
+    pipeline._absolute_env()
+    assert "SHARPMEM_RESULTS" not in pipeline.os.environ
 
 
 def test_sign_tests_refuse_nan_differences():
