@@ -854,7 +854,8 @@ def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | N
         rows.append({"claim": (claims or {}).get(key, str(key)), "role": role, "estimate": est, "95 % CI": ci,
                      "detectable (level)": detect, "p": _p(v.p_value),
                      "p (Holm)": _p(v.p_adjusted) if role == "confirmatory" else "–", "n": v.n, "status": status})
-    return pd.DataFrame(rows).set_index("claim")
+    columns = ["claim", "role", "estimate", "95 % CI", "detectable (level)", "p", "p (Holm)", "n", "status"]
+    return pd.DataFrame(rows, columns=columns).set_index("claim")  # no verdict: an empty table (was a KeyError)
 
 
 def _share(k: int, n: int) -> str:

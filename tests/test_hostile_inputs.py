@@ -806,3 +806,11 @@ def test_too_few_subset_models_for_an_estimate_of_every_member_are_refused_befor
     if chapter == "03_privacy_tables":
         with pytest.raises(ValueError, match="every example needs shadow models"):
             lira_evaluation(np.zeros((32, 898)), subset_masks(898, 48, 0.8, 0)[:32], range(32))
+
+
+def test_a_family_without_tests_gives_an_empty_verdict_table():
+    from sharpmem_lib.report import mitigation_table, verdict_table
+    from sharpmem_lib.stats import holm_verdicts
+
+    for table in (verdict_table(holm_verdicts({}, {})), mitigation_table({})):  # was KeyError: 'claim'
+        assert table.empty and table.index.name == "claim" and "status" in table.columns
