@@ -373,6 +373,12 @@ def _chapter3(p: dict) -> None:
     if _has(p, "lira_targets", "lira_models"):
         _need(p["lira_targets"] <= p["lira_models"], f"lira_targets={p['lira_targets']} is not valid with "
               f"lira_models={p['lira_models']}: the targets are drawn from the models (lira_targets <= lira_models)")
+    if p.get("lira_dataset") and isinstance(p.get("lira_targets"), int):
+        from sharpmem_lib.attacks.lira import MIN_TARGETS  # what split_models demands, refused here before chapter 0
+
+        _need(p["lira_targets"] >= MIN_TARGETS, f"lira_targets={p['lira_targets']} is not valid with lira_dataset="
+              f"{p['lira_dataset']!r}: LiRA needs at least {MIN_TARGETS} targets (paired tests across algorithms); "
+              "or set lira_dataset: \"\" to skip LiRA")
     if _has(p, "lira_targets", "lira_models", "lira_memorization_models"):
         pool = p["lira_models"] - p["lira_memorization_models"]
         _need(pool >= max(p["lira_targets"], 3), f"lira_memorization_models={p['lira_memorization_models']} is not "

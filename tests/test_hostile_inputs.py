@@ -814,3 +814,15 @@ def test_a_family_without_tests_gives_an_empty_verdict_table():
 
     for table in (verdict_table(holm_verdicts({}, {})), mitigation_table({})):  # was KeyError: 'claim'
         assert table.empty and table.index.name == "claim" and "status" in table.columns
+
+
+def test_lira_targets_below_the_minimum_are_refused_by_the_check_not_in_chapter_3():
+    """lira_targets: 5 passed `pipeline check`; PrivacyConfig then refused 'n_targets=5' in
+    chapter 3's cell, after make book had run chapters 0-2."""
+    from sharpmem_lib.parameters import check_parameters
+
+    p = {"recipes": {"digits": "smoke_mlp"}, "lira_dataset": "digits", "lira_models": 48, "lira_targets": 5,
+         "lira_memorization_models": 16}
+    with pytest.raises(ValueError, match=r"lira_targets=5 is not valid with lira_dataset='digits': .* at least 32"):
+        check_parameters("03_privacy_tables", p, files=False)
+    check_parameters("03_privacy_tables", {**p, "lira_dataset": ""}, files=False)  # LiRA skipped: no constraint
