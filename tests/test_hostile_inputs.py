@@ -826,3 +826,17 @@ def test_lira_targets_below_the_minimum_are_refused_by_the_check_not_in_chapter_
     with pytest.raises(ValueError, match=r"lira_targets=5 is not valid with lira_dataset='digits': .* at least 32"):
         check_parameters("03_privacy_tables", p, files=False)
     check_parameters("03_privacy_tables", {**p, "lira_dataset": ""}, files=False)  # LiRA skipped: no constraint
+
+
+@pytest.mark.parametrize("probs", [np.array([[3.0, 5.0], [-1.0, 0.5]]),  # logits passed for probabilities
+                                   np.array([[float("nan"), 0.5], [0.5, 0.5]]),  # a NaN row counted as 'correct'
+                                   np.array([[0.7, 0.7], [0.5, 0.5]])])  # not summing to 1
+def test_attack_scores_refuse_what_is_not_a_probability_vector(probs):
+    from sharpmem_lib.attacks.single_query import attack_scores, probabilities
+
+    for attack in ("correctness", "confidence", "entropy", "mentr"):
+        with pytest.raises(ValueError, match=r"probs row 0 is .*not a probability vector.*probabilities\(logits\)"):
+            attack_scores(probs, np.array([0, 0]), attack)
+    z = np.random.default_rng(0).normal(size=(50, 10)).astype(np.float32)
+    p32 = probabilities(z).astype(np.float32)  # float32 rounding passes
+    assert attack_scores(p32, np.zeros(50, int), "confidence") == pytest.approx(p32[:, 0])

@@ -52,6 +52,13 @@ def attack_scores(probs: np.ndarray, labels: np.ndarray, attack: str) -> np.ndar
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2:
         raise ValueError(f"probs has shape {p.shape}; expected (examples, classes)")
+    # logits passed for probabilities gave confidences of 3 and entropies of 11, a NaN row 'correct':
+    # every row must be a probability vector (float32 softmax sums to 1 within ~1e-6)
+    bad = ~(np.isfinite(p).all(1) & (p >= -1e-6).all(1) & (p <= 1 + 1e-6).all(1) & (np.abs(p.sum(1) - 1) <= 1e-3))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"probs row {i} is {p[i][:5].tolist()}{' ...' if p.shape[1] > 5 else ''}: not a probability "
+                         f"vector ({int(bad.sum())} of {len(p)} rows); pass probabilities(logits), not logits")
     y = np.asarray(labels)
     check_labels("labels", y, p.shape[1], len(p))
     rows = np.arange(len(y))
