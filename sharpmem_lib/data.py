@@ -359,6 +359,9 @@ def md5sum(path: Path, decompress: bool = False) -> str:
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DataFileError(f"{path}: not a complete gzip file ({type(err).__name__}: {err}); it is truncated "
                             "or corrupt: delete it and fetch it again") from None
+    except IsADirectoryError:  # a folder under a data file's name: was a bare IsADirectoryError
+        raise DataFileError(f"{path}: is a directory, not the data file of that name; remove it and put the "
+                            "file there") from None
     return h.hexdigest()
 
 

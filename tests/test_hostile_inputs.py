@@ -840,3 +840,16 @@ def test_attack_scores_refuse_what_is_not_a_probability_vector(probs):
     z = np.random.default_rng(0).normal(size=(50, 10)).astype(np.float32)
     p32 = probabilities(z).astype(np.float32)  # float32 rounding passes
     assert attack_scores(p32, np.zeros(50, int), "confidence") == pytest.approx(p32[:, 0])
+
+
+def test_a_folder_in_place_of_a_fashion_mnist_file_is_named(tmp_path):
+    from sharpmem_lib.data import FASHION_FILES
+
+    folder = tmp_path / "fashion_mnist"
+    folder.mkdir()
+    for stem, _, _ in FASHION_FILES.values():
+        (folder / (stem + ".gz")).write_bytes(b"")
+    (folder / "train-images-idx3-ubyte.gz").unlink()
+    (folder / "train-images-idx3-ubyte.gz").mkdir()  # was a bare IsADirectoryError
+    with pytest.raises(DataFileError, match="train-images-idx3-ubyte.gz: is a directory"):
+        data.load_dataset("fashion_mnist", tmp_path)
