@@ -20,7 +20,7 @@ Guarantees (:func:`get_or_compute`):
   A crash never leaves a half-written entry under its final name.
 * **Computed once.** A lock per key (``fcntl.flock``): a second process asking for an entry
   that is being computed waits, then reads it.
-* **Verified.** Every read checks the manifest's type and fields, every file's checksum, and
+* **Verified.** Every read checks the manifest's own checksum, type and fields, every file's checksum, and
   then the caller's loader (npz keys, JSON types, state-dict keys). Anything unreadable or
   malformed is reported with a :class:`CorruptArtifactWarning` and recomputed, never used.
 * **Clean failures.** A computation that raises leaves no entry and no staging folder
@@ -66,7 +66,9 @@ __all__ = ["CACHE_VERSION", "CorruptArtifactWarning", "DivergedError", "Entry", 
 #: 2: the changes merged alongside version 1 that alter results (training precision and
 #:    fp32 logits, SWA's averaged weights, the toy example's redesign, attack thresholds,
 #:    recipes, Fashion-MNIST's CPU sample): nothing computed by intermediate code is reused.
-CACHE_VERSION = 2
+#: 3: the manifest carries a checksum of itself (``manifest_sha256``), so that a hand-edited
+#:    ``meta`` or ``status`` is detected like an edited file; version-2 manifests have none.
+CACHE_VERSION = 3
 
 MANIFEST = "manifest.json"
 T = TypeVar("T")
@@ -184,6 +186,12 @@ class _Malformed(Exception):
     """The entry on disk is not a valid entry of this key."""
 
 
+def _manifest_digest(manifest: dict) -> str:
+    """SHA-256 of the manifest without its own checksum field (canonical strict JSON)."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(to_json(body, sort_keys=True).encode()).hexdigest()
+
+
 def _read_manifest(folder: Path, key: str, expected: tuple) -> dict:
     try:
         manifest = from_json((folder / MANIFEST).read_text())
@@ -192,10 +200,12 @@ def _read_manifest(folder: Path, key: str, expected: tuple) -> dict:
     if not isinstance(manifest, dict):
         raise _Malformed(f"{MANIFEST} holds a {type(manifest).__name__}, not an object")
     fields = {"key": str, "kind": str, "status": str, "files": dict, "meta": dict, "cache_version": int,
-              "precision": str, "commit": str, "created": str, "config": dict}
+              "precision": str, "commit": str, "created": str, "config": dict, "manifest_sha256": str}
     for name, kind in fields.items():
         if not isinstance(manifest.get(name), kind):
             raise _Malformed(f"{MANIFEST} field {name!r} is {manifest.get(name)!r}, not a {kind.__name__}")
+    if _manifest_digest(manifest) != manifest["manifest_sha256"]:  # meta/status edited by hand
+        raise _Malformed(f"{MANIFEST} was edited after it was written (its own checksum does not match)")
     if manifest["key"] != key:
         raise _Malformed(f"{MANIFEST} belongs to key {manifest['key']}, not {key}")
     if (manifest["config"], manifest["precision"], manifest["cache_version"]) != expected:
@@ -326,6 +336,7 @@ def _install(staging: Path, folder: Path, key: str, kind: str, config: dict, pre
                 "library_version": sharpmem_lib.__version__,
                 "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "files": files, "meta": meta}
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
     text = to_json(manifest, indent=1, sort_keys=True)  # strict JSON: a NaN in meta is written explicitly
     atomic_write(staging / MANIFEST, lambda p: p.write_text(text))
     if folder.exists():  # a corrupt or diverged entry being replaced; we hold its lock

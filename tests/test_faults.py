@@ -64,9 +64,11 @@ def only_entry(root):
 
 
 def reseal(entry, name):
-    """Rewrite the manifest's checksum of ``name`` to match its (tampered) content."""
+    """Rewrite the manifest's checksum of ``name`` to match its (tampered) content, and the
+    manifest's own checksum, so that only the format's loader can catch the fault."""
     manifest = json.loads((entry / "manifest.json").read_text())
     manifest["files"][name] = hashlib.sha256((entry / name).read_bytes()).hexdigest()
+    manifest["manifest_sha256"] = store._manifest_digest(manifest)
     (entry / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -130,6 +132,11 @@ MANIFEST_FAULTS = {
     "a file outside the entry": lambda m, e: m.write_text(json.dumps(
         {**json.loads(m.read_text()), "files": {"../escape": "0" * 64}})),
     "deleted": lambda m, e: m.unlink(),
+    # hand edits that keep every field valid: only the manifest's own checksum catches them
+    "meta edited": lambda m, e: m.write_text(json.dumps({**json.loads(m.read_text()), "meta": {"edited": 0.123}})),
+    "status flipped": lambda m, e: m.write_text(json.dumps({**json.loads(m.read_text()), "status": "diverged"})),
+    "its own checksum removed": lambda m, e: m.write_text(json.dumps(
+        {k: v for k, v in json.loads(m.read_text()).items() if k != "manifest_sha256"})),
 }
 
 

@@ -289,6 +289,7 @@ def test_provenance_shows_the_commit_that_computed_each_entry_not_the_current_on
     (entry,) = tmp_path.iterdir()
     manifest = json.loads((entry / "manifest.json").read_text())
     manifest.update(commit="a" * 40, dirty=False)  # as if an older checkout had computed it
+    manifest["manifest_sha256"] = store._manifest_digest(manifest)
     (entry / "manifest.json").write_text(json.dumps(manifest))
     store.clear_entries_used()
     store.cached_json("old", {}, lambda: pytest.fail("recomputed"), root=tmp_path)
