@@ -147,11 +147,18 @@ def _absolute_env() -> None:
 GPU_PROFILES = ("paper",)  # profiles sized for a GPU: refused up front without a usable one
 
 
-def _require_gpu(profile: str) -> None:
-    """The hook for profiles that need a GPU: :func:`sharpmem_lib.train.require_gpu`."""
+def gpu_sized_recipes() -> set[str]:
+    """Recipes whose model is sized for a GPU (WideResNets): refused up front without one."""
+    from sharpmem_lib.recipes import RECIPES
+
+    return {name for name, r in RECIPES.items() if r.model.startswith("wrn")}
+
+
+def _require_gpu(purpose: str) -> None:
+    """The hook for runs that need a GPU: :func:`sharpmem_lib.train.require_gpu`."""
     from sharpmem_lib.train import require_gpu
 
-    require_gpu(f"profile {profile!r}")
+    require_gpu(purpose)
 
 
 def preflight(plan: list[tuple[Path, dict]], profile: str, log=print, obtain: bool = True) -> None:
@@ -166,12 +173,15 @@ def preflight(plan: list[tuple[Path, dict]], profile: str, log=print, obtain: bo
     from sharpmem_lib.parameters import literal_defaults, needed_datasets, needed_files
 
     problems = []
-    if profile in GPU_PROFILES:
-        try:
-            _require_gpu(profile)
+    chapters = [(path.stem, {**literal_defaults(papermill.inspect_notebook(path)), **params}) for path, params in plan]
+    gpu_sized = [f"{stem}'s {param}={recipe!r}" for stem, p in chapters for param, _, recipe in recipe_uses(p)
+                 if recipe in gpu_sized_recipes()]
+    if profile in GPU_PROFILES or gpu_sized:
+        try:  # a WideResNet recipe would train for days on a CPU, whichever profile names it
+            _require_gpu(f"profile {profile!r}" if profile in GPU_PROFILES
+                         else f"profile {profile!r} ({', '.join(gpu_sized)}: a WideResNet recipe)")
         except RuntimeError as err:
             problems.append(str(err))
-    chapters = [(path.stem, {**literal_defaults(papermill.inspect_notebook(path)), **params}) for path, params in plan]
     if obtain:
         fashion = {"fashion_mnist", "fashion_mnist_cpu"}
         for data_dir in {p.get("data_dir") or None for stem, p in chapters if fashion & set(needed_datasets(p))}:

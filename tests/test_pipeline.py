@@ -94,8 +94,23 @@ def test_gpu_hook_is_train_require_gpu(monkeypatch):
 
     calls = []
     monkeypatch.setattr(train, "require_gpu", lambda purpose: calls.append(purpose))
-    pipeline._require_gpu("paper")
+    pipeline._require_gpu("profile 'paper'")
     assert calls == ["profile 'paper'"]
+
+
+def test_a_cpu_profile_naming_a_wideresnet_recipe_needs_a_gpu_before_anything_runs(monkeypatch):
+    """Found by the hostile tester: lira_recipe (or any recipe) naming cifar_wrn16_8 in a CPU
+    profile passed every check, then trained WideResNets one by one on the CPU for hours."""
+    def no_gpu(purpose):
+        raise RuntimeError(f"{purpose} needs a CUDA GPU, but there is none")
+
+    monkeypatch.setattr(pipeline, "_require_gpu", no_gpu)
+    plan = [(path, {**params, "lira_recipe": "cifar_wrn16_8"} if path.stem == "03_privacy_tables" else params)
+            for path, params in plan_notebooks("smoke")]
+    with pytest.raises(RuntimeError) as err:
+        preflight(plan, "smoke", log=lambda *_: None, obtain=False)
+    assert "nothing was run" in str(err.value) and "03_privacy_tables's lira_recipe='cifar_wrn16_8'" in str(err.value)
+    preflight(plan_notebooks("smoke"), "smoke", log=lambda *_: None, obtain=False)  # CPU recipes: no GPU asked
 
 
 def test_missing_fashion_mnist_is_fetched_before_anything_runs(repo, monkeypatch, tmp_path):
