@@ -30,7 +30,8 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "ground_truth_table",
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
-           "lira_groups", "privacy_sentences"]
+           "lira_groups", "privacy_sentences", "premise_sentence", "premise_sentences", "paper_effects",
+           "paper_effect_note"]
 
 
 BOOK_BUILD_ENV = "SHARPMEM_BOOK_BUILD"  # set by sharpmem_lib.pipeline while the book's notebooks run
@@ -306,8 +307,10 @@ def gain_table(gains: pd.DataFrame, index: str = "sample", holm: Mapping[Any, Ve
     """Readable version of a :func:`~sharpmem_lib.stats.paired_gain` frame: percentage points,
     interval (or why there is none), the test and its p-value, the Holm-adjusted p (from
     ``holm``, verdicts keyed by the ``index`` value, or a ``p_holm`` column), wins."""
-    if holm is not None:
-        gains = gains.assign(p_holm=[holm[k].p_adjusted if k in holm else float("nan") for k in gains[index]])
+    if holm is not None:  # only a confirmatory test has a Holm-adjusted p; exploratory and empty ones show "–"
+        gains = gains.assign(p_holm=["n/a" if k not in holm else _p(holm[k].p_adjusted)
+                                     if getattr(holm[k], "role", "confirmatory") == "confirmatory" else "–"
+                                     for k in gains[index]])
     out = pd.DataFrame(index=gains[index])
     out["gain (points)"] = [f"{100 * g:+.1f}" if math.isfinite(g) else "n/a" for g in gains["gain"]]
     why = {"none": "n/a (fewer than 3 seeds)", "exact sign-flip": "n/a (all differences equal)"}
@@ -316,7 +319,7 @@ def gain_table(gains: pd.DataFrame, index: str = "sample", holm: Mapping[Any, Ve
                       for lo, hi, t in zip(gains["ci95_low"], gains["ci95_high"], tests)]
     out["p"] = [f"{_p(p)} ({_TESTS.get(t, t)})" if math.isfinite(p) else "n/a" for p, t in zip(gains["p_value"], tests)]
     if "p_holm" in gains:
-        out["p (Holm)"] = [_p(p) for p in gains["p_holm"]]
+        out["p (Holm)"] = [p if isinstance(p, str) else _p(p) for p in gains["p_holm"]]
     if holm is not None:  # the smallest difference each test resolves at the level it is held to
         out["detectable (± points, level)"] = [
             f"±{100 * holm[k].half_width:.1f} at {holm[k].level:.2g}"
@@ -1099,7 +1102,109 @@ def lira_groups(sizes: Mapping[int, int]) -> str:
     return out
 
 
+def _ci_text(t) -> str:
+    """'−1.3 points [−2.0, −0.6]' for anything with estimate/ci_low/ci_high (fractions)."""
+    ci = (f" [{100 * t.ci_low:+.1f}, {100 * t.ci_high:+.1f}]"
+          if math.isfinite(t.ci_low) and math.isfinite(t.ci_high) else " (no interval)")
+    return _points(t.estimate) + ci
+
+
+def _ci_sign(t) -> int:
+    """+1 / −1 when the 95 % interval lies on one side of zero, 0 otherwise (or without one)."""
+    if not (math.isfinite(t.ci_low) and math.isfinite(t.ci_high)):
+        return 0
+    return 1 if t.ci_low > 0 else -1 if t.ci_high < 0 else 0
+
+
+PREMISE = "the paper's premise (SAM gains accuracy by memorizing atypical points, §3)"
+
+
+def premise_sentence(acc: Verdict, gap=None, method: str = "sam") -> str:
+    """Chapter 3 and the results page: does the paper's premise hold here? ``acc``: the
+    verdict of ``method`` − SGD in test accuracy, paired by seed (the paper: +, Table 1);
+    ``gap``: the paired test (estimate, ci_low, ci_high) of ``method`` − SGD in the
+    generalization gap (train − test accuracy), or None. Held: the verdict is reproduced;
+    fails: opposite; otherwise not resolved. A smaller gap (interval below zero) predicts a
+    weaker membership attack whatever memorization does, so it is named beside a failed
+    premise."""
+    m = method_label(method)
+    if acc.outcome == "insufficient":
+        return f"Too few seeds to test {PREMISE} here: insufficient data."
+    g = ""
+    if gap is not None:
+        word = {1: "larger than", -1: "smaller than", 0: "not distinguishable from"}[_ci_sign(gap)]
+        g = f" Its generalization gap (train − test accuracy) is {word} SGD's ({_ci_text(gap)})."
+    if acc.outcome == "reproduced":
+        return f"{m} is more accurate than SGD here ({_ci_text(acc)}), as {PREMISE} requires." + g
+    if acc.outcome == "opposite":
+        head = (f"{m} is less accurate than SGD here ({_ci_text(acc)}), so {PREMISE} does not hold at this "
+                "scale")
+        if gap is not None and _ci_sign(gap) < 0:
+            return head + (f"; its smaller generalization gap ({_ci_text(gap)}) alone predicts a lower attack "
+                           "accuracy, whatever memorization does.")
+        return head + "." + g
+    return (f"{m}'s test accuracy is not distinguishable from SGD's here ({_ci_text(acc)}): {PREMISE} is neither "
+            "confirmed nor refuted at this scale." + g)
+
+
+def paper_effects(paper: pd.DataFrame, method: str, metric: str = "single_query",
+                  baseline: str = "sgd") -> dict[str, float]:
+    """``method`` − ``baseline`` in ``metric`` (a fraction) per dataset of the paper's Table 1
+    (:func:`sharpmem_lib.paper.paper_table1`)."""
+    out = {}
+    for dataset in paper.index.get_level_values("dataset").unique():
+        if (dataset, method) in paper.index and (dataset, baseline) in paper.index:
+            out[dataset] = float(paper.loc[(dataset, method), f"{metric}_mean"]
+                                 - paper.loc[(dataset, baseline), f"{metric}_mean"])
+    return out
+
+
+def paper_effect_note(v: Verdict, effects: Mapping[str, float]) -> str:
+    """Beside a *not resolved* verdict: which of the paper's per-dataset effects
+    (:func:`paper_effects`) its 95 % interval excludes. Empty for a resolved or insufficient
+    verdict, or one without an interval. Worded as a bound at this build's scale, not as a
+    refutation of the paper's effects at theirs."""
+    if v.outcome != "not resolved" or not effects or not (math.isfinite(v.ci_low) and math.isfinite(v.ci_high)):
+        return ""
+    on = lambda d: f"{100 * effects[d]:+.2f} points on {d}"  # noqa: E731
+    out = [d for d, e in effects.items() if not v.ci_low <= e <= v.ci_high]
+    inside = [d for d in effects if d not in out]
+    scale = (" This bounds the effect in this build's setting (its data, models and scale), not at the paper's: "
+             "it does not refute the paper's effects, which are measured on other data with larger models.")
+    if not out:
+        return ("The interval includes the paper's effects (" + "; ".join(on(d) for d in effects)
+                + "), so this build can neither confirm nor exclude effects of the paper's size.")
+    smallest = min(out, key=lambda d: abs(effects[d]))
+    if not inside:
+        return (f"The interval excludes an effect as large as the paper's smallest ({on(smallest)}), and so all "
+                f"{len(effects)} of the paper's effects." + scale)
+    return ("The interval excludes the paper's effects " + "; ".join(on(d) for d in out) + " but includes "
+            + "; ".join(on(d) for d in inside) + "." + scale)
+
+
 LIRA_SKIPPED = "n/a (LiRA skipped: lira_dataset is empty)"
+
+
+def premise_sentences(study, dataset: str) -> dict[str, str]:
+    """``<method>_premise`` (:func:`premise_sentence`, honest protocol) and
+    ``<method>_paper_effects`` (:func:`paper_effect_note` for the honest best single-query
+    attack) on ``dataset``, for SAM and SharpReg where they ran."""
+    from sharpmem_lib.stats import paired_test
+
+    out: dict[str, str] = {}
+    targets = study.target_table()
+    for name in ("sam", "sharpreg"):
+        acc = study.verdicts.get(("table2", dataset, name, "test_acc", "honest"))
+        attack = study.verdicts.get(("table2", dataset, name, "single_query", "honest"))
+        if acc is None or attack is None:
+            out[f"{name}_premise"] = out[f"{name}_paper_effects"] = f"n/a ({method_label(name)} did not run)"
+            continue
+        a, b = targets.loc[(dataset, name), "gap"], targets.loc[(dataset, "sgd"), "gap"]
+        common = a.index.intersection(b.index)
+        gap = paired_test(a.loc[common].to_numpy(float), b.loc[common].to_numpy(float))
+        out[f"{name}_premise"] = premise_sentence(acc, gap, name)
+        out[f"{name}_paper_effects"] = paper_effect_note(attack, paper_effects(study.paper, name)) or "–"
+    return out
 
 
 def privacy_sentences(study) -> dict[str, Any]:
@@ -1158,6 +1263,7 @@ def privacy_sentences(study) -> dict[str, Any]:
                                           "lira_sam_q1_diff", "lira_sharpreg_q1_diff", "lira_setup")}
         out["lira_verdict"] = "LiRA was skipped in this run."
     first = next(iter(c.recipes))  # the results page's verdict table: the first dataset's best single-query attack
+    out |= premise_sentences(study, first)
     for name in ("sam", "sharpreg"):
         for protocol, suffix in (("honest", ""), ("selena", "_selena")):
             key = ("table2", first, name, "single_query", protocol)

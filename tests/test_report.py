@@ -540,3 +540,69 @@ def test_an_empty_ceiling_test_is_called_empty_not_insufficient():
     s = report.describe_gain(vs["b5"], "sam", "sgd", "bucket 5")
     assert "every run scores 100 % here" in s and "too few" not in s
     assert report.claim_power(vs["b5"]).startswith("none: the test is empty")
+
+
+def _acc(outcome: str) -> "object":
+    """SAM − SGD in test accuracy (the paper: +) with the given outcome and an interval."""
+    est, p = {"reproduced": (0.013, 0.004), "opposite": (-0.013, 0.004), "not resolved": (0.002, 0.5)}[outcome]
+    out = verdict(est, (est - 0.006, est + 0.006) if outcome != "not resolved" else (-0.01, 0.014), p, 1, 6,
+                  p_value=p, method="t", family_size=6)
+    assert out.outcome == outcome
+    return out
+
+
+def test_premise_sentence_says_when_the_papers_premise_fails():
+    """Referee H2: SAM less accurate than SGD (and a smaller gap) is named beside the attack verdict."""
+    gap_small = paired_test([0.05, 0.06, 0.04, 0.05, 0.06, 0.05], [0.09, 0.10, 0.08, 0.10, 0.09, 0.11])
+    fails = report.premise_sentence(_acc("opposite"), gap_small)
+    assert fails.startswith("SAM is less accurate than SGD here (-1.3 points [-1.9, -0.7])")
+    assert "does not hold at this scale" in fails and "smaller generalization gap" in fails
+    assert f"({100 * gap_small.estimate:+.1f} points" in fails
+    holds = report.premise_sentence(_acc("reproduced"), gap_small)
+    assert holds.startswith("SAM is more accurate than SGD here (+1.3 points") and "does not hold" not in holds
+    assert "is smaller than SGD's" in holds
+    unres = report.premise_sentence(_acc("not resolved"), None)
+    assert "not distinguishable" in unres and "neither confirmed nor refuted" in unres and "gap" not in unres
+    gap_same = paired_test([0.05, 0.09, 0.04, 0.10], [0.06, 0.08, 0.05, 0.09])
+    assert "not distinguishable from SGD's" in report.premise_sentence(_acc("opposite"), gap_same)
+    assert "insufficient" in report.premise_sentence(v("insufficient"))
+
+
+def test_paper_effects_come_from_the_papers_table1():
+    from sharpmem_lib.paper import paper_table1
+
+    e = report.paper_effects(paper_table1(), "sharpreg")
+    assert e["cifar100"] == pytest.approx(0.5964 - 0.7668) and e["texas100"] == pytest.approx(0.6062 - 0.6413)
+    assert set(e) == {"cifar100", "cifar10", "purchase100", "texas100"}
+
+
+def test_paper_effect_note_excludes_all_some_or_none():
+    """Referee H3: a not-resolved interval that excludes the paper's effect sizes says so,
+    as a bound at this scale, not a refutation."""
+    effects = {"cifar100": -0.17, "cifar10": -0.0575, "texas100": -0.0351}
+
+    def nr(lo, hi):
+        out = verdict((lo + hi) / 2, (lo, hi), 0.4, -1, 6, p_value=0.4, method="t", family_size=6)
+        assert out.outcome == "not resolved"
+        return out
+
+    all_ = report.paper_effect_note(nr(-0.010, 0.018), effects)
+    assert "excludes an effect as large as the paper's smallest (-3.51 points on texas100)" in all_
+    assert "all 3" in all_ and "does not refute" in all_
+    some = report.paper_effect_note(nr(-0.04, 0.018), effects)
+    assert "excludes the paper's effects -17.00 points on cifar100; -5.75 points on cifar10 but includes " \
+           "-3.51 points on texas100" in some
+    none = report.paper_effect_note(nr(-0.2, 0.018), effects)
+    assert "includes the paper's effects" in none and "excludes" not in none.replace("nor exclude", "")
+    assert report.paper_effect_note(v("reproduced", -1), effects) == ""
+    assert report.paper_effect_note(v("insufficient", -1), effects) == ""
+
+
+def test_gain_table_shows_no_holm_p_for_exploratory_or_empty_rows():
+    """Referee M4: chapters 1 and 2 printed the unadjusted p under 'p (Holm)' for exploratory rows."""
+    g = pd.DataFrame({"bucket": [1, 2, 5], "gain": [0.1, 0.05, 0.0], "ci95_low": [0.05, 0.01, NAN],
+                      "ci95_high": [0.15, 0.09, NAN], "p_value": [0.01, 0.02, NAN], "test": ["t", "t", "none"],
+                      "wins": [3, 3, 0], "seeds": [3, 3, 3]})
+    holm = {1: v("reproduced"), 2: v("reproduced", role="exploratory"), 5: v("not resolved", role="empty")}
+    out = report.gain_table(g, "bucket", holm=holm)
+    assert out.loc[1, "p (Holm)"] == "0.004" and out.loc[2, "p (Holm)"] == "–" and out.loc[5, "p (Holm)"] == "–"
