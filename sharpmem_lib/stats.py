@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Mapping
 
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["ALPHA", "MIN_N", "EXACT_MAX_N", "OUTCOMES", "PairedTest", "TrendTest", "Correlation", "Verdict",
+__all__ = ["smallest_attainable_p", "ALPHA", "MIN_N", "EXACT_MAX_N", "OUTCOMES", "PairedTest", "TrendTest", "Correlation", "Verdict",
            "constant", "sign_flip_test", "sign_test", "paired_test", "paired_gain", "paired_tests_by", "holm",
            "trend_test", "correlation", "partial_correlation", "verdict", "holm_verdicts", "family_table",
            "seeds_for_half_width", "NO_DIRECTION", "ROLES", "detectable_difference", "difference_test",
@@ -304,10 +304,41 @@ class TrendTest:
     note: str = ""
     ci_low: float = NAN
     ci_high: float = NAN
+    p_min: float = NAN  # the smallest p this design can give (smallest_attainable_p); NaN for "none"
 
     @property
     def sufficient(self) -> bool:
         return self.method != "none"
+
+
+def smallest_attainable_p(x, blocks=None) -> float:
+    """The smallest two-sided p-value :func:`trend_test` can return for settings ``x`` (and
+    ``blocks``), whatever the outcomes: a property of the design, to print beside a trend's p.
+
+    Within each block, outcomes are permuted over the positions; arrangements that differ
+    only by swapping positions with tied x give the same ρ, so a block of k points with tie
+    counts m_1, m_2, ... has k! / (m_1! m_2! ...) distinct classes, and the design has C, the
+    product over blocks. The observed class always counts, so p ≥ 1 / C. When every block's
+    centred x-ranks are symmetric (a balanced sweep: every seed run at every setting, as
+    chapter 4's), reversing the arrangement in every block negates ρ, so the observed class
+    and its mirror both count and p ≥ 2 / C, reached by outcomes sorted alike in every
+    block: then 2 / C is exact. Otherwise 1 / C, a lower bound. E.g. 2 settings × 5 seeds:
+    C = 2⁵ = 32, p ≥ 0.0625. Ranks are global, as in :func:`trend_test`; NaN x are left out."""
+    x = np.asarray(x, float)
+    b = np.zeros(len(x), int) if blocks is None else np.unique(np.asarray(blocks), return_inverse=True)[1]
+    if x.ndim != 1 or len(b) != len(x):
+        raise ValueError(f"x must be 1-D with one block per point; got shape {x.shape} and {len(b)} blocks")
+    ok = np.isfinite(x)
+    x, b = x[ok], b[ok]
+    if len(x) == 0 or constant(x):
+        return 1.0
+    c = _st.rankdata(x) - (len(x) + 1) / 2
+    classes, mirror = 1.0, True
+    for k in np.unique(b):
+        xb, cb = x[b == k], np.sort(c[b == k])
+        classes *= math.factorial(len(xb)) / math.prod(math.factorial(m) for m in np.unique(xb, return_counts=True)[1])
+        mirror &= bool(np.allclose(cb, -cb[::-1]))
+    return float(min(1.0, (2.0 if mirror else 1.0) / classes))
 
 
 def _rank_corr(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
@@ -373,8 +404,11 @@ def trend_test(x, y, blocks=None, *, max_exact: int = 50_000, n_resamples: int =
             done += k
         p = float((1 + hits) / (1 + n_resamples))
         method, resamples = "Monte Carlo permutation", n_resamples
+    floor = smallest_attainable_p(x, b)
+    if method == "Monte Carlo permutation":
+        floor = max(floor, 1 / (1 + n_resamples))
     return TrendTest(n=n, estimate=rho, p_value=min(p, 1.0), method=method, resamples=resamples,
-                     blocks=blocks is not None)
+                     blocks=blocks is not None, p_min=floor)
 
 
 @dataclass(frozen=True)
@@ -484,6 +518,7 @@ class Verdict:
     half_width: float = NAN
     se: float = NAN
     df: float = NAN
+    p_min: float = NAN  # a trend test's smallest attainable p (smallest_attainable_p); NaN for other tests
 
     @property
     def agrees(self) -> bool:
@@ -588,7 +623,7 @@ def holm_verdicts(tests: Mapping[str, PairedTest | TrendTest | Correlation], exp
         out[name] = verdict(t.estimate, ci, p_adj if r == "confirmatory" else p_raw, expected[name], t.n,
                             p_value=p_raw, family_size=size if r == "confirmatory" else 1, note=note, level=level,
                             half_width=hw, **common)
-    return out
+    return {k: replace(v, p_min=float(getattr(tests[k], "p_min", NAN))) for k, v in out.items()}
 
 
 def family_table(verdicts: Mapping[str, Verdict]):

@@ -294,3 +294,44 @@ def test_difference_test_is_welch_on_two_independent_estimates():
     ci = ref.confidence_interval(0.95)
     assert (t.ci_low, t.ci_high) == pytest.approx((ci.low, ci.high))
     assert stats.difference_test(stats.paired_test(x), stats.paired_test([0.1, 0.2])).method == "none"
+
+
+def _brute_min_p(x, blocks):
+    """The smallest trend_test p over every assignment of distinct outcomes to the points."""
+    import itertools as it
+
+    from sharpmem_lib.stats import trend_test
+    return min(trend_test(x, np.array(perm, float), blocks).p_value for perm in it.permutations(range(len(x))))
+
+
+@pytest.mark.parametrize("x, blocks", [
+    ([0.0, 1.0, 2.0, 0.0, 1.0, 2.0], [0, 0, 0, 1, 1, 1]),  # 3 settings x 2 seeds: 2 / 36
+    ([0.0, 1.5] * 3, [0, 0, 1, 1, 2, 2]),  # 2 settings x 3 seeds: 2 / 8
+    ([0.0, 1.0, 2.0, 3.0], None),  # unblocked: 2 / 24
+    ([0.0, 0.0, 1.0, 1.0], None),  # ties: 2 / 6
+])
+def test_smallest_attainable_p_matches_brute_force_enumeration(x, blocks):
+    from sharpmem_lib.stats import smallest_attainable_p
+    assert smallest_attainable_p(x, blocks) == pytest.approx(_brute_min_p(np.array(x), blocks))
+
+
+def test_two_settings_and_five_seeds_cannot_reach_005():
+    """Chapter 4's default sweep: 2 grid values x 5 seeds, 32 arrangements, p >= 2/32."""
+    from sharpmem_lib.stats import smallest_attainable_p, trend_test
+    x, seeds = np.repeat([0.0, 1.5], 5), np.tile(np.arange(5), 2)
+    assert smallest_attainable_p(x, seeds) == pytest.approx(0.0625)
+    best = trend_test(x, x + 10 * seeds, seeds)  # the most extreme outcome possible
+    assert best.p_value == pytest.approx(0.0625) and best.p_min == pytest.approx(0.0625)
+
+
+def test_smallest_attainable_p_is_a_lower_bound_without_symmetry():
+    from sharpmem_lib.stats import smallest_attainable_p
+    x = np.array([0.0, 0.0, 1.0, 2.0, 5.0])
+    assert smallest_attainable_p(x) <= _brute_min_p(x, None) + 1e-12
+
+
+def test_holm_verdicts_carry_a_trends_smallest_attainable_p():
+    from sharpmem_lib.stats import holm_verdicts, trend_test
+    x, seeds = np.repeat([0.0, 1.0, 2.0], 3), np.tile(np.arange(3), 3)
+    v = holm_verdicts({"t": trend_test(x, -x + 0.1 * seeds, seeds)}, {"t": -1})["t"]
+    assert v.p_min == pytest.approx(2 / 216)
