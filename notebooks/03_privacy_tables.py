@@ -137,7 +137,7 @@ display(target_view(study.target_table()))
 # on the first dataset; a target this run does not reach is shown as not met:
 
 # %% tags=["remove-input"]
-display(power_targets(study))
+glue("power_targets_table", power_targets(study), display=True)  # the results page shows it too
 
 # %% [markdown]
 # And the paper's Table 1, quoted from the paper (its datasets and models are the
@@ -174,13 +174,17 @@ display(readable_table(study.directions))
 
 # %% [markdown]
 # Of the {glue:text}`n_directions` effects whose direction the paper reports consistently,
-# {glue:text}`n_agree` have the same sign in this run. Those that do not:
+# {glue:text}`n_agree` the same sign in this run. Those that do not:
 # {glue:text}`disagree_list`. Signs alone overstate what this run shows: of this chapter's
 # {glue:text}`n_tests` confirmatory paired tests against SGD, {glue:text}`n_significant` have
 # a Holm-adjusted p < 0.05 (smallest adjusted p = {glue:text}`min_p`). Under the honest
 # protocol: {glue:text}`resolution_verdict` The default profile's small datasets and models
 # are not the paper's CIFAR WideResNets; the `paper` profile reruns this chapter at the
 # paper's scale on a GPU.
+#
+# Is the paper's premise there to test? {glue:text}`sam_premise` Against the paper's
+# effect sizes (its Table 1, honest-protocol estimates here), SAM:
+# {glue:text}`sam_paper_effects` SharpReg: {glue:text}`sharpreg_paper_effects`
 #
 # ## Honest versus SELENA's protocol
 #

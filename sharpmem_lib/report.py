@@ -30,8 +30,8 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "ground_truth_table",
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
-           "lira_groups", "privacy_sentences", "premise_sentence", "premise_sentences", "paper_effects",
-           "paper_effect_note"]
+           "lira_groups", "privacy_sentences", "toy_many_sentence", "premise_sentence", "premise_sentences",
+           "paper_effects", "paper_effect_note"]
 
 
 BOOK_BUILD_ENV = "SHARPMEM_BOOK_BUILD"  # set by sharpmem_lib.pipeline while the book's notebooks run
@@ -168,7 +168,8 @@ def claim_power(v: Verdict) -> str:
     if not math.isfinite(v.half_width):
         kind = "a rank trend test" if ("permutation" in v.method or v.method.startswith("asymptotic")) else \
             "an exact test without an interval"
-        return f"no interval ({kind}), level {v.level:.2g} ({where}), n = {v.n}"
+        floor = f", smallest attainable p {_p(v.p_min)}" if math.isfinite(getattr(v, "p_min", NAN)) else ""
+        return f"no interval ({kind}{floor}), level {v.level:.2g} ({where}), n = {v.n}"
     return f"±{100 * v.half_width:.1f} points at level {v.level:.2g} ({where}), n = {v.n}"
 
 
@@ -248,9 +249,13 @@ def _evidence(v: Verdict, pairs: str = "seeds", value=_points) -> str:
     if v.outcome != "insufficient" and math.isfinite(v.ci_low) and math.isfinite(v.ci_high):
         parts.append(f"95 % CI [{value(v.ci_low).split()[0]}, {value(v.ci_high).split()[0]}]")
     elif v.note and v.outcome != "insufficient":
-        parts.append(v.note)
+        note = v.note.removeprefix("exploratory: not Holm-adjusted").removeprefix("; ")  # said once, below
+        if note:
+            parts.append(note)
     if v.outcome != "insufficient":
         parts.append(f"{_TESTS.get(v.method, v.method or 'test')} p = {_p(v.p_value)}")
+        if math.isfinite(getattr(v, "p_min", NAN)):  # a rank test's floor: the smallest p its design can give
+            parts.append(f"smallest attainable p = {_p(v.p_min)}")
         if v.role == "exploratory":
             parts.append("exploratory, not Holm-adjusted")
         elif v.family_size > 1:
@@ -382,6 +387,24 @@ def claim_verdict(few: Verdict, many: Verdict) -> str:
             f"are well sampled ({_points(many.estimate)}) is {why} ({sev}).")
 
 
+def toy_many_sentence(v: Verdict, what: str = "atypical test points") -> str:
+    """Chapter 1, panel (c): SAM − SGD with many atypical training points. The paper's
+    Fig. 1(c) draws both methods on the Bayes rule, i.e. no gap: a gap whose unadjusted p is
+    below α (either sign) runs against that picture. Exploratory (the paper gives no number),
+    so it decides no claim."""
+    if getattr(v, "role", "") == "empty" or v.outcome == "insufficient":
+        return describe_gain(v, "sam", "sgd", what)
+    ev = _evidence(v)
+    if math.isfinite(v.p_value) and v.p_value < v.alpha:
+        side = "beats" if v.estimate > 0 else "is worse than"
+        return (f"SAM {side} SGD on {what} even with many atypical training points ({ev}): this runs against the "
+                "paper's Fig. 1(c), which draws both methods on the Bayes rule with no gap between them "
+                "(exploratory: the paper gives no number, so this decides no claim).")
+    return (f"SAM and SGD are not distinguishable on {what} with many atypical training points ({ev}), in line with "
+            "the paper's Fig. 1(c), which draws both on the Bayes rule; an interval around zero does not show that "
+            "they are equal (exploratory).")
+
+
 def pattern_outcome(low: Verdict, pattern: Verdict | None) -> str:
     """The outcome of a bucket-pattern claim ("the change concentrates in bucket 1"), from
     tests, never point estimates: ``low`` is the test in bucket 1, ``pattern`` the paired test
@@ -478,6 +501,10 @@ def trend(v: Verdict, what: str, against: str, claim: str, pairs: str = "runs") 
     ev = _evidence(v, pairs, _rho)
     if v.outcome == NO_DIRECTION:
         return f"{what} against {against}: {ev}; the paper gives no direction here, so this is no verdict."
+    if cannot_resolve(v):
+        return (f"{what} against {against}: {ev}; the smallest p this design can give exceeds the level "
+                f"{v.level:.2g} the test is held to, so it cannot resolve at this design (more seeds or settings "
+                "are needed): not resolved.")
     moves = "rises" if v.estimate > 0 else "falls"
     if v.outcome == "reproduced":
         return f"{what} {moves} as {against} grows ({ev}), as the paper reports."
@@ -489,6 +516,70 @@ def trend(v: Verdict, what: str, against: str, claim: str, pairs: str = "runs") 
         return (f"{what} {moves} as {against} grows{contrary} before the correction for the chapter's {v.family_size} "
                 f"tests, but not after it ({ev}): not resolved.")
     return f"{what} shows no resolved monotone trend with {against} ({ev})."
+
+
+def cannot_resolve(v: Verdict) -> bool:
+    """True when a test's design cannot reach the level it is held to whatever the data: its
+    smallest attainable p (:func:`~sharpmem_lib.stats.smallest_attainable_p`) exceeds
+    ``v.level`` (α/m for a confirmatory test of a Holm family of m, α for an exploratory one)."""
+    p_min, level = getattr(v, "p_min", NAN), getattr(v, "level", NAN)
+    return v.outcome != "insufficient" and math.isfinite(p_min) and math.isfinite(level) and p_min > level
+
+
+def contrast(v: Verdict, what: str, knob: str, low: float, high: float, claim: str, value=_points) -> str:
+    """One sentence on a sweep with only two settings: ``what`` at ``knob`` = ``high`` minus at
+    ``knob`` = ``low``, paired by seed (:func:`sharpmem_lib.mitigation.sweep_test`). Two
+    points show a difference, not a trend, so the sentence names the two settings.
+    ``claim``: the paper's claim, as for :func:`trend`."""
+    head = f"{knob} = {high:g} vs {knob} = {low:g}"
+    if v.outcome == "insufficient":
+        return f"{what}, {head}: {_evidence(v, value=value)}; too few seeds for a test (at least 3 are needed): " \
+               "insufficient data."
+    ev = _evidence(v, value=value)
+    if v.outcome == NO_DIRECTION:
+        return f"{what}, {head}: {ev}; the paper gives no direction here, so this is no verdict."
+    moves = "higher" if v.estimate > 0 else "lower"
+    where = f"at {knob} = {high:g} than at {knob} = {low:g}"
+    if v.outcome == "reproduced":
+        return f"{what} is {moves} {where} ({ev}), the direction the paper reports ({claim})."
+    if v.outcome == "opposite":
+        return f"{what} is {moves} {where} ({ev}): {AGAINST}'s claim that {claim}."
+    if _only_before_correction(v):
+        contrary = f" (the opposite of the paper's claim that {claim})" if (v.estimate > 0) != (v.expected_sign > 0) \
+            else ""
+        return (f"{what} is {moves} {where}{contrary} before the correction for the chapter's {v.family_size} tests, "
+                f"but not after it ({ev}): not resolved.")
+    return f"{what} is not distinguishable between {knob} = {high:g} and {knob} = {low:g} ({ev}): not resolved."
+
+
+def sweep_sentence(v: Verdict, what: str, knob: str, claim: str, grid, value=_points) -> str:
+    """:func:`contrast` when the sweep has exactly two settings (``grid``), else :func:`trend`."""
+    grid = sorted(grid)
+    if len(grid) == 2 and "permutation" not in v.method and not v.method.startswith("asymptotic"):
+        return contrast(v, what, knob, grid[0], grid[1], claim, value)
+    return trend(v, what, knob, claim)
+
+
+def grid_note(knob: str, grid, figure: str) -> str:
+    """Prose under a sweep's figure: with two settings, that the line joins two points and
+    the tests compare them (no trend can be read from two points)."""
+    grid = sorted(grid)
+    if len(grid) == 2:
+        return (f"This sweep has two settings, {knob} = {grid[0]:g} and {knob} = {grid[1]:g}: the lines of Fig. "
+                f"{figure} join two points, and the tests compare the two settings paired by seed; they show a "
+                "difference, not a trend.")
+    return f"The sweep has {len(grid)} settings ({', '.join(f'{x:g}' for x in grid)}); its tests are rank trends."
+
+
+def divergence_sentence(diverged, collapsed, grid) -> str:
+    """Chapter 4's ξ sweep: which ξ diverged or collapsed to chance, and how far the grid goes
+    (a grid that stops early can say nothing about larger ξ)."""
+    top = f"the grid goes up to ξ = {max(grid):g}" if len(grid) else "the grid is empty"
+    values = lambda xs: ", ".join(f"{x:g}" for x in xs)  # noqa: E731
+    said = (f"training diverged at ξ = {values(diverged)}" if len(diverged) else "no run diverged")
+    said += (f"; test accuracy collapsed to near chance at ξ = {values(collapsed)}" if len(collapsed) else
+             "; none collapsed to chance accuracy")
+    return f"{said[0].upper()}{said[1:]} ({top})."
 
 
 def _names(keys) -> str:
@@ -509,15 +600,16 @@ def table2_verdict(verdicts: Mapping[str, Verdict]) -> str:
                 "insufficient data.")
     parts = [f"Of the {n} paired comparisons with SGD whose direction the paper reports consistently "
              "(Holm-adjusted p < 0.05 counts as resolved)"]
-    parts.append(f"{len(by['reproduced'])} reproduce the paper's direction"
+    one = lambda k, singular, plural: f"{len(by[k])} {singular if len(by[k]) == 1 else plural}"  # noqa: E731
+    parts.append(one("reproduced", "reproduces", "reproduce") + " the paper's direction"
                  + (f" ({_names(by['reproduced'])})" if by["reproduced"] else ""))
     if by["opposite"]:
-        parts.append(f"{len(by['opposite'])} go the opposite way ({_names(by['opposite'])}): {AGAINST}")
+        parts.append(one("opposite", "goes", "go") + f" the opposite way ({_names(by['opposite'])}): {AGAINST}")
     else:
         parts.append("none goes significantly against it")
-    parts.append(f"{len(by['not resolved'])} are not resolved")
+    parts.append(one("not resolved", "is", "are") + " not resolved")
     if by["insufficient"]:
-        parts.append(f"{len(by['insufficient'])} have too few seeds")
+        parts.append(one("insufficient", "has", "have") + " too few seeds")
     return parts[0] + ": " + "; ".join(parts[1:]) + "."
 
 
@@ -554,6 +646,13 @@ def lira_verdict(sam: Verdict, sharpreg: Verdict) -> str:
             + " The paper does not run LiRA.")
 
 
+PAPER_DEFENSES = ("SharpReg", "AdvReg", "MemGuard", "SELENA", "DP-SGD")
+"""The methods the paper treats as defenses designed to protect: its SharpReg and Fig. 5c's
+AdvReg, MemGuard, SELENA (§5), and differential privacy (§2: "explicitly designed methods").
+Label smoothing and early stopping are the book's baselines (the paper lists them only as
+regularizers "studied as defenses"), so a result against them is not against the paper."""
+
+
 def defense_verdict(verdicts: Mapping[str, Verdict], what: str = "the honest best single-query attack") -> str:
     """Chapter 4, Fig. 5c: each defense against SGD, paired by seed, in attack accuracy (the
     paper's expectation: lower, sign −1); Holm-adjusted with the rest of the chapter."""
@@ -561,15 +660,21 @@ def defense_verdict(verdicts: Mapping[str, Verdict], what: str = "the honest bes
                                                                             "insufficient")}
     if not verdicts or len(by["insufficient"]) == len(verdicts):
         return "Too few seeds to compare the defenses with SGD (at least 3 per method are needed): insufficient data."
-    short = lambda k: f"{k}: {_points(verdicts[k].estimate)}, Holm-adjusted p = {_p(verdicts[k].p_adjusted)}"  # noqa: E731
+    def short(k: str) -> str:
+        v = verdicts[k]
+        p = (f"Holm-adjusted p = {_p(v.p_adjusted)}" if v.role == "confirmatory"
+             else f"unadjusted p = {_p(v.p_value)} (exploratory)")
+        return f"{k}: {_points(v.estimate)}, {p}"
+
     parts = []
     if by["reproduced"]:
         parts.append("lower it significantly: " + "; ".join(short(k) for k in by["reproduced"]))
     else:
         parts.append("no method lowers it significantly")
     if by["opposite"]:
-        parts.append("raise it significantly (" + "; ".join(short(k) for k in by["opposite"])
-                     + f"): {AGAINST}'s premise that they protect")
+        papers = [k for k in by["opposite"] if k.startswith(PAPER_DEFENSES)]  # not the book's own baselines
+        parts.append("raise it significantly (" + "; ".join(short(k) for k in by["opposite"]) + ")"
+                     + (f": for {_names(papers)}, {AGAINST}'s premise that they protect" if papers else ""))
     if by["not resolved"]:
         parts.append("not distinguishable from SGD: " + _names(by["not resolved"]))
     if by["insufficient"]:
@@ -636,8 +741,11 @@ def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, 
     if by["insufficient"]:
         parts.append("has too few seeds on " + _names(by["insufficient"]))
     free = [k for k, v in verdicts.items() if v.outcome == NO_DIRECTION]
-    if free:
-        parts.append("differs on " + "; ".join(ev(k) for k in free) + " (no paper direction: reported, not a verdict)")
+    for differs, keys in ((True, [k for k in free if verdicts[k].p_adjusted < verdicts[k].alpha]),
+                          (False, [k for k in free if not verdicts[k].p_adjusted < verdicts[k].alpha])):
+        if keys:  # only a significant difference is called one
+            parts.append(("differs on " if differs else "shows no significant difference on ")
+                         + "; ".join(ev(k) for k in keys) + " (no paper direction: reported, not a verdict)")
     tail = ""
     if not by["reproduced"] and not by["opposite"]:
         tail = (f" At this scale {name}'s effect cannot be told apart from the learning-rate rescale that its "
@@ -676,9 +784,20 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
                                                                   "top Hessian eigenvalue per unit training loss")
     short = {"test_acc": "test", "single_query": "attack", "multi_query": "label", "lambda_max": "sharpness",
              "lambda_max/loss": "sharpness_loss"}
-    for (knob, m), args in TREND_CLAIMS.items():  # lam_test_trend, ..., lam_sharpness_loss_trend
-        out[f"{knob.split()[0]}_{short[m]}_trend"] = trend(verdicts[(knob, m)], *args)
+    grids = n.get("grids", {})  # the settings each sweep's tests compare (two: high vs low, not a trend)
+    raw_value = lambda x: f"{x:+.3g}"  # noqa: E731
+    for (knob, m), (what, against, claim) in TREND_CLAIMS.items():  # lam_test_trend, ..., lam_sharpness_loss_trend
+        out[f"{knob.split()[0]}_{short[m]}_trend"] = sweep_sentence(
+            verdicts[(knob, m)], what, against, claim, grids.get(knob.split()[0], ()),
+            raw_value if m in ("lambda_max", "lambda_max/loss") else _points)
+    for knob, symbol, figure in (("lam", "λ", "4b and 4c"), ("xi", "ξ", "5b and S4.3")):
+        out[f"{knob}_grid_note"] = grid_note(symbol, grids.get(knob, ()), figure)
+    lam_grid = sorted(grids.get("lam", ()))
+    out["lam_attack_measure"] = (f"the honest attack accuracy at λ = {lam_grid[1]:g} minus at λ = {lam_grid[0]:g}, "
+                                 "paired by seed" if len(lam_grid) == 2 else
+                                 "rank correlation of the honest attack accuracy with λ, within seeds")
     out["xi_diverged"], out["xi_collapsed"] = values(n["xi_diverged"]), values(n["xi_collapsed"])
+    out["xi_divergence"] = divergence_sentence(n["xi_diverged"], n["xi_collapsed"], n.get("xi_values", ()))
     out["control_scale"] = f"{1 - n['sharpreg_xi']:g}"
     control = {CONTROL_MEASURES[m]: v for (f, m), v in verdicts.items() if f == "lr control"}
     out["control_verdict"] = (control_verdict(control, "sharpreg", f"SGD at lr × {out['control_scale']}",
@@ -816,6 +935,11 @@ def dp_gap_note(selena: float, honest: float, threshold: float = 0.03) -> str:
             "against a private model, so differences of a point or two under that protocol mean little.")
 
 
+EXPLORATORY_STATUS = {"reproduced": "agrees (exploratory)", "opposite": "against (exploratory)",
+                      "not resolved": "not resolved (exploratory)"}
+"""An exploratory test's status words: never "reproduced" or "opposite" (DESIGN.md)."""
+
+
 def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | None = None,
                   no_direction=(), raw=()) -> pd.DataFrame:
     """claim | role | this build's estimate | interval | detectable difference | p | p (Holm)
@@ -850,6 +974,8 @@ def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | N
             status = "empty (every run at 100 %)"
         elif key in set(no_direction) or v.outcome == NO_DIRECTION:
             status = NO_DIRECTION
+        elif role == "exploratory":  # only a confirmatory test reproduces a claim or goes against it
+            status = EXPLORATORY_STATUS.get(v.outcome, v.outcome)
         else:
             status = v.outcome
         if getattr(v, "dropped", 0):  # pairs with a diverged member were not compared: say how many
@@ -1186,7 +1312,7 @@ LIRA_SKIPPED = "n/a (LiRA skipped: lira_dataset is empty)"
 
 
 def premise_sentences(study, dataset: str) -> dict[str, str]:
-    """``<method>_premise`` (:func:`premise_sentence`, honest protocol) and
+    """``sam_premise`` (:func:`premise_sentence`, honest protocol; the premise is SAM's) and
     ``<method>_paper_effects`` (:func:`paper_effect_note` for the honest best single-query
     attack) on ``dataset``, for SAM and SharpReg where they ran."""
     from sharpmem_lib.stats import paired_test
@@ -1197,12 +1323,14 @@ def premise_sentences(study, dataset: str) -> dict[str, str]:
         acc = study.verdicts.get(("table2", dataset, name, "test_acc", "honest"))
         attack = study.verdicts.get(("table2", dataset, name, "single_query", "honest"))
         if acc is None or attack is None:
-            out[f"{name}_premise"] = out[f"{name}_paper_effects"] = f"n/a ({method_label(name)} did not run)"
+            out[f"{name}_paper_effects"] = f"n/a ({method_label(name)} did not run)"
+            out.setdefault("sam_premise", out[f"{name}_paper_effects"])
             continue
-        a, b = targets.loc[(dataset, name), "gap"], targets.loc[(dataset, "sgd"), "gap"]
-        common = a.index.intersection(b.index)
-        gap = paired_test(a.loc[common].to_numpy(float), b.loc[common].to_numpy(float))
-        out[f"{name}_premise"] = premise_sentence(acc, gap, name)
+        if name == "sam":
+            a, b = targets.loc[(dataset, name), "gap"], targets.loc[(dataset, "sgd"), "gap"]
+            common = a.index.intersection(b.index)
+            gap = paired_test(a.loc[common].to_numpy(float), b.loc[common].to_numpy(float))
+            out["sam_premise"] = premise_sentence(acc, gap, name)
         out[f"{name}_paper_effects"] = paper_effect_note(attack, paper_effects(study.paper, name)) or "–"
     return out
 
@@ -1216,8 +1344,9 @@ def privacy_sentences(study) -> dict[str, Any]:
     dirs = study.directions
     settled = dirs[dirs["agrees"].notna()]
     out: dict[str, Any] = {f"table1_{p}": format_table1(study.tables[p]) for p in ("selena", "honest")}
+    agree = int(settled["agrees"].astype(bool).sum())
     out |= {"table1_paper": format_table1(study.paper), "directions": dirs, "n_directions": str(len(settled)),
-            "n_agree": str(int(settled["agrees"].astype(bool).sum())), "disagree_list": disagreement_list(dirs)}
+            "n_agree": f"{agree} {'has' if agree == 1 else 'have'}", "disagree_list": disagreement_list(dirs)}
     gap = study.protocol_gap()
     gaps = {k: v for k, v in verdicts.items() if k[0] == "gap" and math.isfinite(v.estimate)}
     effects = {k: v for k, v in verdicts.items() if k[0] == "table2" and k[3] == "single_query" and k[4] == "honest"

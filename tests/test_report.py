@@ -194,13 +194,13 @@ def test_table2_verdict(outcome):
     s = report.table2_verdict({"SAM test acc on digits": v(outcome), "SharpReg attack on digits": v("not resolved")})
     assert against(s) == (outcome == "opposite")
     if outcome == "reproduced":
-        assert "1 reproduce the paper's direction (SAM test acc on digits)" in s
+        assert "1 reproduces the paper's direction (SAM test acc on digits)" in s
     if outcome == "opposite":
-        assert "1 go the opposite way" in s and "(SAM test acc on digits)" in s
+        assert "1 goes the opposite way" in s and "(SAM test acc on digits)" in s
     if outcome == "not resolved":
         assert "0 reproduce" in s and "2 are not resolved" in s
     if outcome == "insufficient":
-        assert "1 have too few seeds" in s
+        assert "1 has too few seeds" in s
     s = report.table2_verdict({"a": v("insufficient")})
     assert s.startswith("None of the 1 comparisons") and "insufficient data" in s
 
@@ -606,3 +606,34 @@ def test_gain_table_shows_no_holm_p_for_exploratory_or_empty_rows():
     holm = {1: v("reproduced"), 2: v("reproduced", role="exploratory"), 5: v("not resolved", role="empty")}
     out = report.gain_table(g, "bucket", holm=holm)
     assert out.loc[1, "p (Holm)"] == "0.004" and out.loc[2, "p (Holm)"] == "–" and out.loc[5, "p (Holm)"] == "–"
+
+
+def test_toy_many_sentence_says_a_gap_runs_against_fig_1c():
+    """Referee M8: with many atypical points the paper draws no gap; a resolved one runs against it."""
+    base = [0.50, 0.52, 0.49, 0.51, 0.50, 0.53, 0.48, 0.51]
+    shift = [0.03, 0.035, 0.025, 0.032, 0.028, 0.031, 0.033, 0.029]
+
+    def many(sign, noise=0.0):
+        a = [b + sign * d + noise * (-1) ** i for i, (b, d) in enumerate(zip(base, shift))]
+        out = holm_verdicts({"many": paired_test(a, base)}, {"many": 0})["many"]
+        assert out.role == "exploratory"
+        return out
+
+    gap = many(+1)
+    s = report.toy_many_sentence(gap)
+    assert "runs against the paper's Fig. 1(c)" in s and "exploratory" in s and f"{100 * gap.estimate:+.1f} points" in s
+    assert "no direction" not in s
+    assert report.toy_many_sentence(many(-1)).startswith("SAM is worse than SGD")
+    flat = holm_verdicts({"many": paired_test([b + 0.02 * (-1) ** i for i, b in enumerate(base)], base)},
+                         {"many": 0})["many"]
+    s = report.toy_many_sentence(flat)
+    assert "in line with the paper's Fig. 1(c)" in s and "runs against" not in s
+
+
+def test_table2_verdict_agrees_in_number():
+    """Referee L4: '1 go the opposite way' read wrong."""
+    one = report.table2_verdict({"a": v("opposite"), "b": v("reproduced"), "c": v("not resolved")})
+    assert "1 goes the opposite way" in one and "1 reproduces" in one and "1 is not resolved" in one
+    two = report.table2_verdict({"a": v("opposite"), "b": v("opposite"), "c": v("insufficient"),
+                                 "d": v("insufficient")})
+    assert "2 go the opposite way" in two and "0 reproduce " in two and "2 have too few seeds" in two
