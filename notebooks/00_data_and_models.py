@@ -63,7 +63,7 @@ from sharpmem_lib.models import model_table
 from sharpmem_lib.plots import show_figure, training_curves
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.recipes import recipe_settings, recipe_table
-from sharpmem_lib.report import glue, readable_table
+from sharpmem_lib.report import attacker_members, glue, readable_table
 from sharpmem_lib.splits import SPLITS, published_partition, split_table
 
 pd.set_option("display.max_colwidth", None)
@@ -88,15 +88,17 @@ display(dataset_table())
 # ## Membership partitions
 #
 # Each dataset is cut into disjoint sets: the target's training set (members), a
-# validation set for early stopping, and non-members. The attacker knows half of the
-# members and a "reference" share of the non-members; the rest is what attacks are
+# validation set for early stopping, and non-members. The attacker knows
+# {glue:text}`attacker_members`, and a "reference" share of the non-members; the rest is what attacks are
 # evaluated on. Members, validation and the non-member pool are fixed per dataset; a
 # *split seed* redraws only the attacker's share, so one trained target serves the
 # paper's "5 runs with different attack data splits". Sizes, computed by
 # `sharpmem_lib.splits` (from the published dataset sizes where the files are not here):
 
 # %% tags=["remove-input"]
-partitions = split_table([published_partition(name) for name in SPLITS])
+parts = [published_partition(name) for name in SPLITS]
+partitions = split_table(parts)
+glue("attacker_members", attacker_members(parts))  # the methods page quotes it
 display(readable_table(partitions))
 glue("partitions", partitions, display=False)  # shown again in the methods chapter
 

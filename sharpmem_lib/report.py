@@ -31,7 +31,7 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
            "lira_groups", "privacy_sentences", "toy_many_sentence", "premise_sentence", "premise_sentences",
-           "paper_effects", "paper_effect_note"]
+           "paper_effects", "paper_effect_note", "attacker_members"]
 
 
 BOOK_BUILD_ENV = "SHARPMEM_BOOK_BUILD"  # set by sharpmem_lib.pipeline while the book's notebooks run
@@ -529,27 +529,26 @@ def cannot_resolve(v: Verdict) -> bool:
 def contrast(v: Verdict, what: str, knob: str, low: float, high: float, claim: str, value=_points) -> str:
     """One sentence on a sweep with only two settings: ``what`` at ``knob`` = ``high`` minus at
     ``knob`` = ``low``, paired by seed (:func:`sharpmem_lib.mitigation.sweep_test`). Two
-    points show a difference, not a trend, so the sentence names the two settings.
-    ``claim``: the paper's claim, as for :func:`trend`."""
+    points show a difference, not a trend, so the sentence opens with the two settings,
+    'λ = 1.5 vs λ = 0: ...'. ``claim``: the paper's claim, as for :func:`trend`."""
     head = f"{knob} = {high:g} vs {knob} = {low:g}"
-    if v.outcome == "insufficient":
-        return f"{what}, {head}: {_evidence(v, value=value)}; too few seeds for a test (at least 3 are needed): " \
-               "insufficient data."
     ev = _evidence(v, value=value)
+    lower = what[:1].lower() + what[1:]
+    if v.outcome == "insufficient":
+        return f"{head}: {lower}: {ev}; too few seeds for a test (at least 3 are needed): insufficient data."
     if v.outcome == NO_DIRECTION:
-        return f"{what}, {head}: {ev}; the paper gives no direction here, so this is no verdict."
-    moves = "higher" if v.estimate > 0 else "lower"
-    where = f"at {knob} = {high:g} than at {knob} = {low:g}"
+        return f"{head}: {lower}: {ev}; the paper gives no direction here, so this is no verdict."
+    moves = f"is {'higher' if v.estimate > 0 else 'lower'} at {knob} = {high:g}"
     if v.outcome == "reproduced":
-        return f"{what} is {moves} {where} ({ev}), the direction the paper reports ({claim})."
+        return f"{head}: {lower} {moves} ({ev}), the direction the paper reports ({claim})."
     if v.outcome == "opposite":
-        return f"{what} is {moves} {where} ({ev}): {AGAINST}'s claim that {claim}."
+        return f"{head}: {lower} {moves} ({ev}): {AGAINST}'s claim that {claim}."
     if _only_before_correction(v):
         contrary = f" (the opposite of the paper's claim that {claim})" if (v.estimate > 0) != (v.expected_sign > 0) \
             else ""
-        return (f"{what} is {moves} {where}{contrary} before the correction for the chapter's {v.family_size} tests, "
+        return (f"{head}: {lower} {moves}{contrary} before the correction for the chapter's {v.family_size} tests, "
                 f"but not after it ({ev}): not resolved.")
-    return f"{what} is not distinguishable between {knob} = {high:g} and {knob} = {low:g} ({ev}): not resolved."
+    return f"{head}: {lower} is not distinguishable between the two settings ({ev}): not resolved."
 
 
 def sweep_sentence(v: Verdict, what: str, knob: str, claim: str, grid, value=_points) -> str:
@@ -938,6 +937,22 @@ def dp_gap_note(selena: float, honest: float, threshold: float = 0.03) -> str:
 EXPLORATORY_STATUS = {"reproduced": "agrees (exploratory)", "opposite": "against (exploratory)",
                       "not resolved": "not resolved (exploratory)"}
 """An exploratory test's status words: never "reproduced" or "opposite" (DESIGN.md)."""
+
+
+def attacker_members(parts) -> str:
+    """Chapter 0 and the methods page: how many of the members the attacker knows, per
+    dataset, from :class:`sharpmem_lib.splits.Partition` objects (SELENA's datasets: half;
+    a CPU split may give the attacker fewer): 'half of the members (cifar10, ...); 500 of
+    the 2,500 members (20 %) on fashion_mnist_cpu'."""
+    half, other = [], []
+    for p in parts:
+        k, n = len(p.attack_members), len(p.members)
+        if n and abs(k - n / 2) <= 0.5:
+            half.append(p.dataset)
+        else:
+            other.append(f"{k:,} of the {n:,} members ({100 * k / max(n, 1):.0f} %) on {p.dataset}")
+    out = ([f"half of the members ({', '.join(half)})"] if half else []) + other
+    return "; ".join(out) if out else "n/a (no partition)"
 
 
 def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | None = None,
