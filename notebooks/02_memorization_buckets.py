@@ -103,7 +103,7 @@ glue_claim("sam_bucket1", verdicts[("sam", 1)])  # the results page's verdict ta
 #
 # Each influence estimate (eq. 2) is a difference of two means over models, those that
 # trained on the training point and those that did not, so it carries the standard error
-# of two binomial proportions. {glue:text}`influence_se` Per bucket:
+# of two binomial proportions. {glue:text}`influence_se` {glue:text}`bucket_noise` Per bucket:
 
 # %% tags=["remove-input"]
 display(readable_table(influence_precision(mb).round(4)))
@@ -220,7 +220,7 @@ if study.ground_truth is not None:  # a check of the metric, not a claim: Spearm
 # from rare subpopulations. Plain difficulty (the subset models' accuracy) correlates
 # {glue:text}`gt_difficulty` with subpopulation size; entropy's partial correlation with it,
 # difficulty held fixed, is {glue:text}`gt_partial`: what entropy knows about rarity beyond
-# how hard the point is.
+# how hard the point is. {glue:text}`gt_partial_verdict`
 #
 # ## Running the estimates at scale
 #

@@ -31,7 +31,7 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
            "lira_groups", "privacy_sentences", "toy_many_sentence", "premise_sentence", "premise_sentences",
-           "paper_effects", "paper_effect_note", "attacker_members"]
+           "paper_effects", "paper_effect_note", "attacker_members", "bucket_noise_sentence", "partial_sentence"]
 
 
 BOOK_BUILD_ENV = "SHARPMEM_BOOK_BUILD"  # set by sharpmem_lib.pipeline while the book's notebooks run
@@ -861,6 +861,38 @@ def influence_precision_note(precision: Mapping[str, float] | None) -> str:
     return out
 
 
+def bucket_noise_sentence(precision: Mapping[str, float] | None) -> str:
+    """Chapter 2 and the results page, said plainly: on what share of the measured test points
+    does the bucket rest on a resolved influence (the "share resolved from zero" of
+    :func:`sharpmem_lib.buckets.influence_precision`'s "all measured" row)?"""
+    share = (precision or {}).get("share resolved from zero", NAN)
+    if share is None or not math.isfinite(share):
+        return "How much of the bucket assignment rests on noise is not known here (no standard errors)."
+    if share < 0.5:
+        return (f"Most bucket assignments rest on noise: only for {pct(share)} of the measured test points is the "
+                "largest influence resolved from zero, so for the rest the entropy, and the bucket, are mostly "
+                "estimator noise at this number of subset models.")
+    return (f"For {pct(share)} of the measured test points the largest influence is resolved from zero, so most "
+            "bucket assignments rest on a measured influence rather than on noise.")
+
+
+def partial_sentence(partial, alpha: float = 0.05) -> str:
+    """Chapter 2's ground-truth check: what the partial (Spearman) correlation of influence
+    entropy with true subpopulation size, difficulty held fixed, says, by its sign and p
+    (a positive one: entropy knows about rarity beyond difficulty)."""
+    if partial is None or not math.isfinite(partial.estimate) or not math.isfinite(partial.p_value):
+        return "The partial correlation could not be computed here."
+    ev = f"partial ρ = {partial.estimate:.2f}, p = {_p(partial.p_value)}, {partial.n} points"
+    if partial.p_value >= alpha:
+        return (f"Difficulty held fixed, entropy's correlation with subpopulation size is not distinguishable from "
+                f"zero ({ev}): on this data, what entropy says about rarity is what plain difficulty already says.")
+    if partial.estimate > 0:
+        return (f"Difficulty held fixed, entropy still rises with subpopulation size ({ev}): it knows about rarity "
+                "beyond how hard the point is, as the paper's use of it requires.")
+    return (f"Difficulty held fixed, entropy falls as subpopulation size grows ({ev}): beyond difficulty it ranks "
+            "rarity the wrong way round, so its link to rarity comes through difficulty, not from entropy itself.")
+
+
 def bucket_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]) -> dict[str, str]:
     """Every value chapter 2's prose quotes, by glue name, from
     :func:`sharpmem_lib.buckets.bucket_numbers` and the chapter's Holm-adjusted ``verdicts``
@@ -871,6 +903,7 @@ def bucket_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]
     out = {"source": str(n["source"]), "n_test": str(n["n_test"]), "n_unmeasured": str(n["n_unmeasured"]),
            "n_seeds": str(n["seeds"]), "unmeasured_share": unmeasured_share(n["n_unmeasured"], n["n_test"]),
            "influence_se": influence_precision_note(n.get("precision")),
+           "bucket_noise": bucket_noise_sentence(n.get("precision")),
            "entropy_difficulty": (f"Spearman's ρ between influence entropy and the subset models' accuracy over the "
                                   f"{ed.n} measured test points: {ed.estimate:.2f} (p = {_p(ed.p_value)})."
                                   if ed is not None and ed.n and math.isfinite(ed.estimate) else
@@ -893,12 +926,13 @@ def bucket_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]
     check = n["ground_truth"]
     if check is None:
         out |= {k: skipped for k in ("spearman", "spearman_p", "median_b1", "median_b5", "gt_difficulty",
-                                     "gt_partial", "gt_unmeasured")}
+                                     "gt_partial", "gt_unmeasured", "gt_partial_verdict")}
     else:
         partial = check["entropy | difficulty"]
         out |= {"spearman": f"{check['entropy'].estimate:.2f}", "spearman_p": _p(check["entropy"].p_value),
                 "gt_difficulty": f"{check['difficulty'].estimate:.2f}",
                 "gt_partial": f"{partial.estimate:.2f} (p = {_p(partial.p_value)})",
+                "gt_partial_verdict": partial_sentence(partial),
                 "gt_unmeasured": str(n["gt_unmeasured"]), "median_b1": f"{n['median_b1']:.0f}",
                 "median_b5": f"{n['median_b5']:.0f}"}
     return out

@@ -713,3 +713,24 @@ def test_a_two_setting_claim_counts_pairs_not_runs():
     assert report.claim_power(vs["c"]).endswith("n = 5") and report.claim_number(vs["c"]).endswith("n = 5")
     s = report.sweep_sentence(vs["c"], "The attack", "λ", "larger λ lowers attack accuracy", [0.0, 1.5])
     assert s.startswith("λ = 1.5 vs λ = 0: the attack is lower at λ = 1.5") and np.isfinite(vs["c"].half_width)
+
+
+def test_bucket_noise_sentence_says_plainly_when_most_buckets_rest_on_noise():
+    """Referee M2: the share of measured points whose largest influence is resolved, said plainly."""
+    s = report.bucket_noise_sentence({"share resolved from zero": 0.23})
+    assert s.startswith("Most bucket assignments rest on noise: only for 23.0 % of the measured")
+    s = report.bucket_noise_sentence({"share resolved from zero": 0.8})
+    assert "80.0 %" in s and "rather than on noise" in s and not s.startswith("Most bucket assignments rest on noise")
+    assert "not known" in report.bucket_noise_sentence(None)
+
+
+def test_partial_sentence_says_what_the_partial_correlation_says():
+    """Referee M2: the ground-truth partial correlation given difficulty, by its computed sign."""
+    from sharpmem_lib.stats import Correlation
+
+    pos = report.partial_sentence(Correlation(300, 0.21, 0.001, "spearman", 1))
+    assert "still rises with subpopulation size (partial ρ = 0.21, p = 0.001, 300 points)" in pos
+    neg = report.partial_sentence(Correlation(300, -0.18, 0.002, "spearman", 1))
+    assert "falls as subpopulation size grows" in neg and "wrong way round" in neg
+    zero = report.partial_sentence(Correlation(300, 0.04, 0.45, "spearman", 1))
+    assert "not distinguishable from zero" in zero and "what plain difficulty already says" in zero
