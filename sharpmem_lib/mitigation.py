@@ -52,7 +52,8 @@ from sharpmem_lib.validation import check_choice, check_nonnegative, check_posit
 __all__ = ["MitigationConfig", "Evaluated", "MitigationResults", "lr_control", "lam_runs", "xi_runs", "method_runs",
            "control_runs", "defense_runs", "run_mitigation", "buckets_config", "headline_numbers", "bucket_table",
            "bucket_gain", "sharpness_table", "normalised_sharpness", "control_table", "control_tests",
-           "sharpness_tests", "defense_summary", "defense_numbers", "xi_outcomes", "chapter_tests", "CONTROL",
+           "sharpness_tests", "sweep_test",
+           "sweep_grids", "defense_summary", "defense_numbers", "xi_outcomes", "chapter_tests", "CONTROL",
            "CONTROL_MEASURES", "TREND_CLAIMS", "FIGURES", "SHARPNESS_COLUMNS", "defense_table"]
 
 CONTROL = "SGD, lr × (1 − ξ)"
@@ -497,7 +498,7 @@ def chapter_tests(res: MitigationResults) -> tuple[dict, dict[Any, int]]:
             add((family, "pattern"), t, -1)
     per_lam = _per_seed(res.lam.results, "lam", ("test_acc", "single_query", "multi_query"), "honest")
     for m in ("test_acc", "single_query", "multi_query"):
-        add(("lam trend", m), trend_test(per_lam["lam"], per_lam[m], per_lam["seed"]), -1)
+        add(("lam trend", m), sweep_test(per_lam, "lam", m), -1)
     for key, (test, sign) in sharpness_tests(res.sharpness).items():
         add(key, test, sign)
     for b, t in paired_tests_by(m_b, "sharpreg", "sgd", "acc", "bucket").items():
@@ -506,7 +507,7 @@ def chapter_tests(res: MitigationResults) -> tuple[dict, dict[Any, int]]:
     per_xi = _per_seed(res.xi.results, "xi", ("test_acc", "single_query"), "honest")
     per_xi = per_xi[~per_xi["xi"].isin(collapsed)]
     for m in ("test_acc", "single_query"):
-        add(("xi trend", m), trend_test(per_xi["xi"], per_xi[m], per_xi["seed"]), -1)
+        add(("xi trend", m), sweep_test(per_xi, "xi", m), -1)
     d = res.defenses.results
     honest = d[(d.protocol == "honest") & (d.which == "final")].groupby(["method", "seed"])["single_query"].mean()
     honest = honest.reset_index().assign(what="attack")
@@ -551,6 +552,29 @@ def chapter_roles(res: MitigationResults, tests: dict) -> dict[str, list]:
     return {"exploratory": [k for k in tests if not confirmatory(k) and k not in empty], "empty": empty}
 
 
+def sweep_test(frame: pd.DataFrame, knob: str, metric: str):
+    """How ``metric`` moves along the sweep of ``knob`` (columns ``knob``, ``seed``, ``metric``;
+    mean over rows of one (setting, seed)). With exactly two settings a rank trend test
+    within seeds has 2^seeds arrangements (5 seeds: p ≥ 0.0625, never below 0.05), so the
+    two are compared directly: :func:`~sharpmem_lib.stats.paired_test` of high − low, paired
+    by seed (its sign is the trend's). With three or more,
+    :func:`~sharpmem_lib.stats.trend_test` within seeds, which carries its smallest
+    attainable p (``p_min``)."""
+    values = sorted(frame[knob].dropna().unique())
+    if len(values) == 2:
+        wide = frame.pivot_table(index="seed", columns=knob, values=metric, aggfunc="mean", dropna=False)
+        return paired_test(wide[values[1]].to_numpy(float), wide[values[0]].to_numpy(float))
+    return trend_test(frame[knob], frame[metric], frame["seed"])
+
+
+def sweep_grids(res: MitigationResults) -> dict[str, list[float]]:
+    """The settings each sweep's tests compare: ``lam`` (every λ) and ``xi`` (the ξ that did
+    not collapse to chance, as :func:`chapter_tests` uses them)."""
+    collapsed = set(xi_outcomes(res)["collapsed"])
+    return {"lam": sorted(float(x) for x in res.config.lams),
+            "xi": sorted(float(x) for x in res.config.xis if float(x) not in collapsed)}
+
+
 def sharpness_tests(sharp: pd.DataFrame) -> dict[tuple[str, str], tuple[Any, int]]:
     """The sharpness part of the chapter's family, with the paper's sign: SAM (−) and
     SharpReg (+) − SGD, paired by seed, in ``lambda_max`` (key ``("sharpness", name)``) and in
@@ -564,7 +588,7 @@ def sharpness_tests(sharp: pd.DataFrame) -> dict[tuple[str, str], tuple[Any, int
         for name, sign in (("sam", -1), ("sharpreg", 1)):  # the paper's premise: SAM flatter, SharpReg sharper
             tests = paired_tests_by(by_seed.assign(what=column), name, "sgd", column, "what")
             out[(family, name)] = (tests.get(column, paired_test([])), sign)
-        out[("lam trend", column)] = (trend_test(lam_sharp["lam"], lam_sharp[column], lam_sharp["seed"]), 1)
+        out[("lam trend", column)] = (sweep_test(lam_sharp, "lam", column), 1)
     return out
 
 
@@ -625,4 +649,6 @@ def headline_numbers(res: MitigationResults, lam_buckets: pd.DataFrame, method_b
     out["bucket_source"] = res.buckets.source
     outcomes = xi_outcomes(res)
     out["xi_diverged"], out["xi_collapsed"] = outcomes["diverged"], outcomes["collapsed"]
+    out["xi_values"] = sorted(float(x) for x in c.xis)  # the whole ξ grid, for "up to which ξ"
+    out["grids"] = sweep_grids(res)  # the settings the sweep tests compare (two: high vs low, not a trend)
     return out | defense_numbers(res)

@@ -27,7 +27,8 @@ from typing import Mapping
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["smallest_attainable_p", "ALPHA", "MIN_N", "EXACT_MAX_N", "OUTCOMES", "PairedTest", "TrendTest", "Correlation", "Verdict",
+__all__ = ["smallest_attainable_p",
+           "ALPHA", "MIN_N", "EXACT_MAX_N", "OUTCOMES", "PairedTest", "TrendTest", "Correlation", "Verdict",
            "constant", "sign_flip_test", "sign_test", "paired_test", "paired_gain", "paired_tests_by", "holm",
            "trend_test", "correlation", "partial_correlation", "verdict", "holm_verdicts", "family_table",
            "seeds_for_half_width", "NO_DIRECTION", "ROLES", "detectable_difference", "difference_test",

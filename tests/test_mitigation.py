@@ -332,8 +332,8 @@ def test_the_chapters_holm_family_holds_only_the_paper_claims_and_no_ceiling_tes
     assert all(v.role != "empty" or k[1] in set(mit.ceiling_buckets(lam_b)) | {3} for k, v in v2.items())
     # the trend tests read the honest protocol's rows
     per = mit._per_seed(res.lam.results, "lam", ("single_query",), "honest")
-    assert tests[("lam trend", "single_query")].estimate == pytest.approx(
-        mit.trend_test(per["lam"], per["single_query"], per["seed"]).estimate)
+    wide = per.pivot(index="seed", columns="lam", values="single_query")  # two λ: high − low, paired by seed
+    assert tests[("lam trend", "single_query")].estimate == pytest.approx((wide[1.0] - wide[0.0]).mean())
     assert list(mit.defense_table(mit.defense_summary(res), "honest").columns) == [
         "test acc (%)", "single-query (%)", "label-only (%)"]
 
@@ -352,3 +352,41 @@ def test_chapter4_attacks_use_the_nn_attack_the_config_names(monkeypatch):
     assert seen == ["selena"]
     with pytest.raises(ValueError, match="nn_attack='fast' is not valid"):
         mit.MitigationConfig("digits", "smoke_mlp", nn_attack="fast")
+
+
+def _sweep(values, seeds=5, slope=-0.02):
+    rng = np.random.default_rng(0)
+    return pd.DataFrame([{"lam": x, "seed": s, "m": 0.6 + slope * x + 0.1 * s + rng.normal(0, 0.001)}
+                         for x in values for s in range(seeds)])
+
+
+def test_a_two_setting_sweep_is_tested_high_vs_low_paired_by_seed():
+    """Referee H1: with two settings and 5 seeds a within-seed rank trend has p >= 0.0625; a paired
+    t-test of high − low can resolve a consistent difference."""
+    frame = _sweep([0.0, 1.5])
+    t = mit.sweep_test(frame, "lam", "m")
+    wide = frame.pivot(index="seed", columns="lam", values="m")
+    assert t.method == "t" and t.n == 5 and t.estimate == pytest.approx((wide[1.5] - wide[0.0]).mean())
+    assert t.p_value < 0.005 and t.estimate < 0
+    three = mit.sweep_test(_sweep([0.0, 1.0, 2.0]), "lam", "m")
+    assert three.method == "exact permutation" and three.p_min == pytest.approx(2 / 6 ** 5)
+
+
+def test_chapter4_two_setting_sweeps_are_worded_as_two_settings():
+    from sharpmem_lib import report
+    from sharpmem_lib.stats import holm_verdicts
+
+    res = _fake_study()
+    tests, expected = mit.chapter_tests(res)
+    assert all(tests[k].method == "t" for k in tests if k[0] == "lam trend")  # λ in (0, 1): two settings
+    assert all("permutation" in tests[k].method for k in tests if k[0] == "xi trend")  # ξ: three settings
+    lam_b, m_b = mit.bucket_table(res, "lam", "final"), mit.bucket_table(res, "methods", "best")
+    numbers = mit.headline_numbers(res, lam_b, m_b)
+    assert numbers["grids"]["lam"] == [0.0, 1.0] and numbers["xi_values"] == [0.0, 0.5, 2.0]
+    out = report.mitigation_sentences(numbers, holm_verdicts(tests, expected, **mit.chapter_roles(res, tests)))
+    for key in ("lam_test_trend", "lam_attack_trend", "lam_label_trend", "lam_sharpness_trend"):
+        assert out[key].startswith("λ = 1 vs λ = 0: "), out[key]
+        assert "trend" not in out[key] and "monotone" not in out[key]
+    assert "two settings, λ = 0 and λ = 1" in out["lam_grid_note"]
+    assert out["lam_attack_measure"].startswith("the honest attack accuracy at λ = 1 minus at λ = 0")
+    assert out["xi_divergence"].startswith("No run diverged") and "up to ξ = " in out["xi_divergence"]
