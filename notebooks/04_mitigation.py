@@ -66,7 +66,7 @@ sharpreg_rho = 0.01  # the paper's radius for eq. 4 and SharpReg (its footnote 4
 lams = [0.0, 1.5]  # Fig. 4 (lambda 0 is SGD)
 sharpreg_lam = 1.5  # Fig. 5, as the paper: (rho, lambda, xi) of (0.01, 1.5, 0.3)
 sharpreg_xi = 0.3
-xis = [0.0, 0.3]  # Fig. 5b; too large a xi breaks training (see text)
+xis = [0.0, 0.3]  # Fig. 5b; a large enough xi can break training (see text)
 sam_rho = 0.1
 train_seeds = 5  # targets per setting (the paper trains one; issue 16: at least 5 where methods are compared)
 split_seeds = 1  # attack data splits per target
@@ -142,6 +142,8 @@ for which, number in (("final", "4b"), ("best", "4c")):
                              title=f"Fig. {number}:"), number, *FIGURES[number])
 
 # %% [markdown]
+# {glue:text}`lam_grid_note`
+#
 # The paper: larger λ lowers test accuracy and attack accuracy together. Here, last epoch,
 # attacks under the honest protocol (every test of this chapter uses it):
 # {glue:text}`lam_test_trend` {glue:text}`lam_attack_trend`
@@ -217,9 +219,9 @@ show_figure(sweep_figure(summarize(res.controls.results, ["xi", "protocol"]), "x
 display(readable_table(control_table(res)))
 
 # %% [markdown]
-# Diverged (non-finite or rising loss, or chance accuracy) at ξ = {glue:text}`xi_diverged`;
-# collapsed to near-chance test accuracy at ξ = {glue:text}`xi_collapsed`. Over the settings
-# that trained: {glue:text}`xi_test_trend` {glue:text}`xi_attack_trend`
+# {glue:text}`xi_divergence` (A run diverges when its loss turns non-finite or rises, or its
+# accuracy falls to chance.) {glue:text}`xi_grid_note` Over the settings that trained:
+# {glue:text}`xi_test_trend` {glue:text}`xi_attack_trend`
 #
 # At the chapter's ξ, against its control (SGD at lr × {glue:text}`control_scale`):
 # {glue:text}`control_verdict`
@@ -253,9 +255,11 @@ for protocol, title in (("honest", "Honest protocol (the tests use it)"), ("sele
 #
 # {glue:text}`family_note` The family holds only the tests that decide the paper's claims
 # (role "confirmatory": Figs. 4a and 5a in bucket 1 and bucket 1 against the highest open
-# bucket, the λ and ξ trends, SharpReg − SGD in the attack); the other buckets, the
+# bucket, the λ and ξ sweeps, SharpReg − SGD in the attack; a sweep of two settings is a
+# paired test of the two, a longer one a rank trend); the other buckets, the
 # sharpness measurements, the other defenses and the learning-rate control are
-# "exploratory" (p not adjusted, no claim rests on them); a bucket where every run scores
+# "exploratory" (p not adjusted, no claim rests on them, so their status says "agrees",
+# "against" or "not resolved (exploratory)", never "reproduced" or "opposite"); a bucket where every run scores
 # 100 % is "empty" and counts nowhere. "detectable" is the smallest difference each test
 # resolves at the level it is held to (α/m after Holm).
 
