@@ -237,8 +237,8 @@ if study.boundary is not None:
 # %% tags=["remove-input"]
 if study.lira is not None:
     show_figure(roc_figure(study.lira.curves), "S3.1",
-                "LiRA's ROC curves against SGD, SAM and SharpReg (log-log axes; not in the paper). The low "
-                "false-positive end, on the left, is where a membership attack matters.",
+                "LiRA's ROC curves against SGD, SAM and SharpReg (log-log axes; not in the paper), each pooling "
+                "all targets' scores. The low false-positive end, on the left, is where a membership attack matters.",
                 alt="Log-log ROC curves of LiRA against SGD, SAM and SharpReg, with the chance diagonal")
     display((100 * study.lira.summary()).round(2).rename(columns=LIRA_HEADERS))
     show_figure(group_tpr_figure(study.lira.by_quintile), "S3.2",

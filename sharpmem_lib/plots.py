@@ -325,13 +325,15 @@ def ground_truth_figure(entropy: np.ndarray, subpop_size: np.ndarray, bucket: np
 @_book_style
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     """ROC curves on log-log axes (Carlini et al. 2022), where the low-FPR regime that
-    matters for privacy is visible; ``curves``: label -> (membership, scores)."""
+    matters for privacy is visible; ``curves``: label -> (membership, scores), pooled over
+    whatever they hold (all targets' scores in chapter 3). Every threshold is kept
+    (``drop_intermediate=False``): sklearn's default drops points that matter at low FPR."""
     from sklearn.metrics import roc_curve
 
     fig, ax = plt.subplots(figsize=(4.5, 4.0), layout="constrained")
     floor = 1e-4
     for label, (member, scores) in curves.items():
-        fpr, tpr, _ = roc_curve(member, scores)
+        fpr, tpr, _ = roc_curve(np.ravel(member), np.ravel(scores), drop_intermediate=False)  # every threshold
         ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=label)
     ax.plot([floor, 1], [floor, 1], color="gray", ls="--", lw=1, label="chance")
     ax.set_xscale("log")
@@ -357,7 +359,7 @@ def group_tpr_figure(table, value: str = "tpr", group: str = "quintile", method:
         ax.bar(np.arange(len(groups)) + (i - (len(methods) - 1) / 2) * width, stats_["mean"], width,
                yerr=stats_["std"].fillna(0), capsize=2, label=method_label(m))
     ax.set_xticks(np.arange(len(groups)), ["unmeasured" if g == 0 else str(g) for g in groups])
-    ax.set_xlabel("memorization group of the training point (1 = most memorized; unmeasured = score 0)")
+    ax.set_xlabel("memorization group of the training point\n(1 = most memorized; unmeasured = score 0)")
     ax.set_ylabel("LiRA TPR at 1 % FPR")
     ax.legend()
     return fig

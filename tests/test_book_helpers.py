@@ -217,3 +217,26 @@ def test_readable_table_prints_like_a_paper():
     assert out["attack non-members"].tolist() == [3, 4]
     assert report.readable_name("single_query_mean") == "single-query mean"
     assert report.readable_value(-0.25) == "−0.25" and report.readable_value(False) == "no"
+
+
+def test_roc_figure_keeps_every_threshold_and_group_tpr_label_fits():
+    """Referee L1: roc_curve's default drop_intermediate=True dropped the low-FPR points that a
+    log-log ROC is drawn for; Fig. S3.2's one-line x-label ran off the figure."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(0)
+    member = np.repeat([1, 0], 200)
+    scores = rng.normal(member * 0.5, 1.0)
+    fig = plots.roc_figure({"SGD": (member, scores)})
+    line = fig.axes[0].get_lines()[0]
+    assert len(line.get_xdata()) == len(roc_curve(member, scores, drop_intermediate=False)[0])
+    assert len(line.get_xdata()) > len(roc_curve(member, scores)[0])
+    table = pd.DataFrame({"algorithm": ["sgd"] * 4, "quintile": [1, 1, 2, 2], "target": [0, 1, 0, 1],
+                          "tpr": [0.1, 0.2, 0.05, 0.07]})
+    fig = plots.group_tpr_figure(table)
+    fig.canvas.draw()
+    label = fig.axes[0].xaxis.label
+    box = label.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width + 0.5, "the x-label runs off the figure"
