@@ -1380,7 +1380,9 @@ def premise_sentences(study, dataset: str) -> dict[str, str]:
             common = a.index.intersection(b.index)
             gap = paired_test(a.loc[common].to_numpy(float), b.loc[common].to_numpy(float))
             out["sam_premise"] = premise_sentence(acc, gap, name)
-        out[f"{name}_paper_effects"] = paper_effect_note(attack, paper_effects(study.paper, name)) or "–"
+        out[f"{name}_paper_effects"] = (paper_effect_note(attack, paper_effects(study.paper, name))
+                                        or f"n/a (the verdict is {attack.outcome}; the paper's effect sizes are "
+                                           "compared only with a not-resolved interval)")
     return out
 
 
