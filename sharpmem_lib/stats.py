@@ -334,12 +334,12 @@ def smallest_attainable_p(x, blocks=None) -> float:
     if len(x) == 0 or constant(x):
         return 1.0
     c = _st.rankdata(x) - (len(x) + 1) / 2
-    classes, mirror = 1.0, True
+    log_classes, mirror = 0.0, True  # in logs: hundreds of points overflow a float (chapter 2's top-1 trend)
     for k in np.unique(b):
         xb, cb = x[b == k], np.sort(c[b == k])
-        classes *= math.factorial(len(xb)) / math.prod(math.factorial(m) for m in np.unique(xb, return_counts=True)[1])
+        log_classes += math.lgamma(len(xb) + 1) - sum(math.lgamma(m + 1) for m in np.unique(xb, return_counts=True)[1])
         mirror &= bool(np.allclose(cb, -cb[::-1]))
-    return float(min(1.0, (2.0 if mirror else 1.0) / classes))
+    return float(min(1.0, math.exp(math.log(2.0 if mirror else 1.0) - log_classes)))
 
 
 def _rank_corr(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:

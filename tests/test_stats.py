@@ -324,6 +324,17 @@ def test_two_settings_and_five_seeds_cannot_reach_005():
     assert best.p_value == pytest.approx(0.0625) and best.p_min == pytest.approx(0.0625)
 
 
+def test_smallest_attainable_p_of_hundreds_of_points_does_not_overflow():
+    """Chapter 2's top-1 trend runs over hundreds of test points: 400! overflowed a float
+    (OverflowError in the smoke book)."""
+    from sharpmem_lib.stats import smallest_attainable_p, trend_test
+    x = np.arange(400, dtype=float)
+    assert smallest_attainable_p(x) == 0.0  # 2 / 400! underflows to zero: no floor
+    assert smallest_attainable_p(np.repeat([0.0, 1.0], 200)) == pytest.approx(2 / __import__("math").comb(400, 200))
+    t = trend_test(np.repeat(np.arange(5.0), 80), np.arange(400.0))
+    assert t.p_value < 0.05
+
+
 def test_smallest_attainable_p_is_a_lower_bound_without_symmetry():
     from sharpmem_lib.stats import smallest_attainable_p
     x = np.array([0.0, 0.0, 1.0, 2.0, 5.0])
