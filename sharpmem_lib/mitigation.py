@@ -568,11 +568,14 @@ def sweep_test(frame: pd.DataFrame, knob: str, metric: str):
 
 
 def sweep_grids(res: MitigationResults) -> dict[str, list[float]]:
-    """The settings each sweep's tests compare: ``lam`` (every λ) and ``xi`` (the ξ that did
-    not collapse to chance, as :func:`chapter_tests` uses them)."""
+    """The settings each sweep's tests compare, as :func:`chapter_tests` uses them: ``lam``
+    (every λ with a run that trained) and ``xi`` (every ξ with a run that trained and did
+    not collapse to chance); diverged runs are left out of the tests, so a setting where
+    every run diverged is no setting of the comparison."""
     collapsed = set(xi_outcomes(res)["collapsed"])
-    return {"lam": sorted(float(x) for x in res.config.lams),
-            "xi": sorted(float(x) for x in res.config.xis if float(x) not in collapsed)}
+    trained = {knob: set(_per_seed(r, knob, ("test_acc",), "honest")[knob].astype(float))
+               for knob, r in (("lam", res.lam.results), ("xi", res.xi.results))}
+    return {"lam": sorted(trained["lam"]), "xi": sorted(trained["xi"] - collapsed)}
 
 
 def sharpness_tests(sharp: pd.DataFrame) -> dict[tuple[str, str], tuple[Any, int]]:

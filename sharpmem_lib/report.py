@@ -563,8 +563,11 @@ def grid_note(knob: str, grid, figure: str) -> str:
     """Prose under a sweep's figure: with two settings, that the line joins two points and
     the tests compare them (no trend can be read from two points)."""
     grid = sorted(grid)
+    if len(grid) < 2:
+        only = f"one setting ({knob} = {grid[0]:g})" if grid else "no setting"
+        return f"Only {only} of this sweep trained, so its tests have nothing to compare."
     if len(grid) == 2:
-        return (f"This sweep has two settings, {knob} = {grid[0]:g} and {knob} = {grid[1]:g}: the lines of Fig. "
+        return (f"This sweep has two settings, {knob} = {grid[0]:g} and {knob} = {grid[1]:g}: the lines of Figs. "
                 f"{figure} join two points, and the tests compare the two settings paired by seed; they show a "
                 "difference, not a trend.")
     return f"The sweep has {len(grid)} settings ({', '.join(f'{x:g}' for x in grid)}); its tests are rank trends."

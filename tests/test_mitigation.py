@@ -390,3 +390,11 @@ def test_chapter4_two_setting_sweeps_are_worded_as_two_settings():
     assert "two settings, λ = 0 and λ = 1" in out["lam_grid_note"]
     assert out["lam_attack_measure"].startswith("the honest attack accuracy at λ = 1 minus at λ = 0")
     assert out["xi_divergence"].startswith("No run diverged") and "up to ξ = " in out["xi_divergence"]
+
+
+def test_sweep_grids_leave_out_a_setting_where_every_run_diverged():
+    res = _fake_study()
+    assert mit.sweep_grids(res)["xi"] == [0.0, 0.5, 2.0]
+    r = res.xi.results
+    res.xi.results.loc[:, "diverged"] = r["diverged"].astype(bool) | (r["xi"] == 2.0)
+    assert mit.sweep_grids(res)["xi"] == [0.0, 0.5]

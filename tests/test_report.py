@@ -734,3 +734,10 @@ def test_partial_sentence_says_what_the_partial_correlation_says():
     assert "falls as subpopulation size grows" in neg and "wrong way round" in neg
     zero = report.partial_sentence(Correlation(300, 0.04, 0.45, "spearman", 1))
     assert "not distinguishable from zero" in zero and "what plain difficulty already says" in zero
+
+
+def test_grid_note_counts_the_settings_that_trained():
+    assert "two settings, λ = 0 and λ = 1.5" in report.grid_note("λ", [1.5, 0.0], "4b")
+    assert report.grid_note("ξ", [0.0], "5b") == ("Only one setting (ξ = 0) of this sweep trained, so its tests have "
+                                                  "nothing to compare.")
+    assert "rank trends" in report.grid_note("λ", [0.0, 1.0, 2.0], "4b")
