@@ -95,7 +95,7 @@ from IPython.display import Markdown, display
 
 from sharpmem_lib.mitigation import (FIGURES, SHARPNESS_COLUMNS, MitigationConfig, bucket_table, chapter_roles,
                                      chapter_tests, control_table, defense_summary, defense_table, headline_numbers,
-                                     run_mitigation)
+                                     run_mitigation, sweep_grids)
 from sharpmem_lib.plots import bucket_accuracy_figure, sharpness_figure, show_figure, sweep_figure, tradeoff_figure
 from sharpmem_lib.privacy import summarize
 from sharpmem_lib.provenance import provenance_table
@@ -264,7 +264,7 @@ for protocol, title in (("honest", "Honest protocol (the tests use it)"), ("sele
 # resolves at the level it is held to (α/m after Holm).
 
 # %% tags=["remove-input"]
-display(mitigation_table(verdicts))
+display(mitigation_table(verdicts, sweep_grids(res)))
 
 # %% [markdown]
 # ## Provenance

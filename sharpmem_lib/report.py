@@ -755,11 +755,22 @@ def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, 
     return f"{head}: {name} " + "; ".join(parts) + "." + tail
 
 
-def mitigation_table(verdicts: Mapping[Any, Verdict]) -> pd.DataFrame:
+def mitigation_table(verdicts: Mapping[Any, Verdict], grids: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Chapter 4's tests as :func:`verdict_table` shows them: each labelled '<group>: <item>',
-    sharpness measures (λmax, λmax / loss) as they are, the rest in percentage points."""
+    sharpness measures (λmax, λmax / loss) as they are, the rest in percentage points. With
+    ``grids`` (:func:`sharpmem_lib.mitigation.sweep_grids`), a sweep of two settings is
+    labelled by them, 'λ = 1.5 vs λ = 0: single_query', not as a trend."""
     raw = [k for k in verdicts if "sharpness" in k[0] or k[1] in ("lambda_max", "lambda_max/loss")]
-    return verdict_table(verdicts, {k: f"{k[0]}: {k[1]}" for k in verdicts}, raw=raw)
+
+    def label(k) -> str:
+        knob = str(k[0]).removesuffix(" trend")
+        grid = sorted((grids or {}).get(knob, ())) if str(k[0]).endswith(" trend") else []
+        if len(grid) == 2 and "permutation" not in verdicts[k].method:
+            symbol = {"lam": "λ", "xi": "ξ"}.get(knob, knob)
+            return f"{symbol} = {grid[1]:g} vs {symbol} = {grid[0]:g}: {k[1]}"
+        return f"{k[0]}: {k[1]}"
+
+    return verdict_table(verdicts, {k: label(k) for k in verdicts}, raw=raw)
 
 
 def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]) -> dict[str, str]:

@@ -398,3 +398,13 @@ def test_sweep_grids_leave_out_a_setting_where_every_run_diverged():
     r = res.xi.results
     res.xi.results.loc[:, "diverged"] = r["diverged"].astype(bool) | (r["xi"] == 2.0)
     assert mit.sweep_grids(res)["xi"] == [0.0, 0.5]
+
+
+def test_the_verdict_table_names_a_two_setting_sweep_by_its_settings():
+    from sharpmem_lib import report
+    from sharpmem_lib.stats import holm_verdicts
+    res = _fake_study()
+    tests, expected = mit.chapter_tests(res)
+    table = report.mitigation_table(holm_verdicts(tests, expected), mit.sweep_grids(res))
+    assert "λ = 1 vs λ = 0: single_query" in table.index and "lam trend: single_query" not in table.index
+    assert "xi trend: single_query" in table.index  # three ξ: a rank trend
