@@ -130,14 +130,14 @@ for protocol, title in (("selena", "SELENA's protocol (comparable with the paper
 # AUCs near 0.5 leave the attacks little to separate.
 
 # %% tags=["remove-input"]
-display(target_view(study.target_table()))
+display(readable_table(target_view(study.target_table())))
 
 # %% [markdown]
 # The power this run has, beside the targets the default book is sized for (issue 16),
 # on the first dataset; a target this run does not reach is shown as not met:
 
 # %% tags=["remove-input"]
-glue("power_targets_table", power_targets(study), display=True)  # the results page shows it too
+glue("power_targets_table", readable_table(power_targets(study)), display=True)  # the results page shows it too
 
 # %% [markdown]
 # And the paper's Table 1, quoted from the paper (its datasets and models are the
