@@ -1332,6 +1332,11 @@ def premise_sentence(acc: Verdict, gap=None, method: str = "sam") -> str:
             return head + (f"; its smaller generalization gap ({_ci_text(gap)}) alone predicts a lower attack "
                            "accuracy, whatever memorization does.")
         return head + "." + g
+    if _ci_sign(acc) != 0:  # the unadjusted interval excludes 0, but the chapter's Holm correction does not resolve it
+        word = "lower" if _ci_sign(acc) < 0 else "higher"
+        return (f"{m}'s test accuracy is {word} than SGD's here by the unadjusted 95 % interval ({_ci_text(acc)}), "
+                f"but not resolved after the chapter's Holm correction: {PREMISE} is neither confirmed nor refuted "
+                "at this scale." + g)
     return (f"{m}'s test accuracy is not distinguishable from SGD's here ({_ci_text(acc)}): {PREMISE} is neither "
             "confirmed nor refuted at this scale." + g)
 

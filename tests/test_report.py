@@ -565,6 +565,13 @@ def test_premise_sentence_says_when_the_papers_premise_fails():
     assert "not distinguishable" in unres and "neither confirmed nor refuted" in unres and "gap" not in unres
     gap_same = paired_test([0.05, 0.09, 0.04, 0.10], [0.06, 0.08, 0.05, 0.09])
     assert "not distinguishable from SGD's" in report.premise_sentence(_acc("opposite"), gap_same)
+    # the default build's case: the unadjusted interval excludes 0 (-1.3 [-2.4, -0.2]) but Holm does not
+    # resolve it; the sentence must not call an interval that excludes 0 'not distinguishable'
+    holm_only = verdict(-0.013, (-0.024, -0.002), 0.21, 1, 6, p_value=0.026, method="t", family_size=8)
+    assert holm_only.outcome == "not resolved"
+    text = report.premise_sentence(holm_only, None)
+    assert "not distinguishable" not in text and text.startswith("SAM's test accuracy is lower than SGD's here")
+    assert "not resolved after the chapter's Holm correction" in text and "neither confirmed nor refuted" in text
     assert "insufficient" in report.premise_sentence(v("insufficient"))
 
 
