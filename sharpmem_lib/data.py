@@ -947,12 +947,21 @@ def _npz_datasets(data_dir=None) -> dict[str, Path]:
             if path.stem in found or path.stem in BUILTIN_DATASETS or not _NAME.match(path.stem):
                 continue
             try:
-                with np.load(path, allow_pickle=False) as f:
-                    if {"X", "y"} <= set(f.files):
-                        found[path.stem] = path
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+                if {"X", "y"} <= set(_npz_keys(path)):
+                    found[path.stem] = path
+            except DataFileError:
                 continue  # not a dataset (an unreadable one is reported when it is asked for by name)
     return found
+
+
+def _npz_keys(path: Path) -> list[str]:
+    """The array names in the .npz file ``path``, sorted, without loading the arrays;
+    :class:`DataFileError` naming the file if it is no readable .npz."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return sorted(f.files)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataFileError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
 
 
 def _npz_loader(name: str) -> Callable[..., Arrays]:
@@ -1033,9 +1042,8 @@ def _refuse_shadowing_npz(name: str, data_dir: str | Path | None) -> None:
         if not path.is_file():
             continue
         try:
-            with np.load(path, allow_pickle=False) as f:
-                keys = set(f.files)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+            keys = set(_npz_keys(path))
+        except DataFileError:
             continue  # not a dataset file: nothing is shadowed
         if {"X", "y"} <= keys:
             raise DataFileError(f"{path}: holds a dataset named like the built-in dataset {name!r}, which is what "
@@ -1050,11 +1058,7 @@ def _explain_unusable_npz(name: str, data_dir: str | Path | None) -> None:
         path = d / f"{name}.npz"
         if not path.is_file():
             continue
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                keys = sorted(f.files)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-            raise DataFileError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+        keys = _npz_keys(path)  # raises naming an unreadable file
         if {"X", "y"} <= set(keys):  # a dataset, but its file name is not one a dataset can have
             raise DataFileError(f"{path}: holds a dataset, but {name!r} is not a valid dataset name: "
                                 + ("it is a built-in dataset's; rename the file" if name in BUILTIN_DATASETS else
