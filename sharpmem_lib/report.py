@@ -895,7 +895,8 @@ def partial_sentence(partial, alpha: float = 0.05) -> str:
     entropy with true subpopulation size, difficulty held fixed, says, by its sign and p
     (a positive one: entropy knows about rarity beyond difficulty)."""
     if partial is None or not math.isfinite(partial.estimate) or not math.isfinite(partial.p_value):
-        return "The partial correlation could not be computed here."
+        why = getattr(partial, "note", "") if partial is not None else ""
+        return "The partial correlation could not be computed here" + (f" ({why})." if why else ".")
     ev = f"partial ρ = {partial.estimate:.2f}, p = {_p(partial.p_value)}, {partial.n} points"
     if partial.p_value >= alpha:
         return (f"Difficulty held fixed, entropy's correlation with subpopulation size is not distinguishable from "

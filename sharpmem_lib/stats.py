@@ -422,6 +422,7 @@ class Correlation:
     p_value: float
     method: str
     controls: int = 0
+    note: str = ""  # why estimate / p_value are NaN (too few points, too few degrees of freedom), else ""
 
 
 _CORR_METHODS = ("spearman", "pearson")
@@ -453,36 +454,59 @@ def correlation(x, y, method: str = "spearman") -> Correlation:
     return Correlation(len(x), float(res.statistic), float(res.pvalue), method)
 
 
+PARTIAL_SPEARMAN_MIN_DF = EXACT_SPEARMAN_N - 2  # below it a rank correlation's t approximation is unusable
+
+
 def partial_correlation(x, y, z, method: str = "spearman") -> Correlation:
     """Correlation of ``x`` and ``y`` with ``z`` (one variable, or columns of a 2-D array)
     partialled out: both are regressed on z (with an intercept) by least squares and the
     residuals correlated; for "spearman" all variables are ranked first. p from Student's
-    t with n − 2 − k degrees of freedom for k controls, as ``pingouin.partial_corr``. For
-    one control this equals (r_xy − r_xz r_yz) / √((1 − r_xz²)(1 − r_yz²)).
+    t with n − 2 − k degrees of freedom for k controls, as ``pingouin.partial_corr``, where
+    k is the rank of the controls (a constant or repeated control column removes nothing,
+    so it takes no degree of freedom). For one control this equals
+    (r_xy − r_xz r_yz) / √((1 − r_xz²)(1 − r_yz²)).
+
+    Too few points give NaN with the reason in ``note``, not a p-value: fewer than one
+    degree of freedom, and for "spearman" fewer than :data:`PARTIAL_SPEARMAN_MIN_DF` (no exact
+    test exists for a partial rank correlation, and its t approximation gives p ≈ 1e-150 for
+    4 points in order with one control, the trap :func:`correlation` avoids by enumerating).
 
     Used to ask whether influence entropy tracks memorization beyond plain difficulty.
     """
     _check_method(method)
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    z = np.asarray(z, float)
+    x, y, z = np.asarray(x, float), np.asarray(y, float), np.asarray(z, float)
+    if x.ndim != 1 or y.ndim != 1:
+        raise ValueError(f"x and y must be 1-D; got shapes {x.shape} and {y.shape}")
     z = z[:, None] if z.ndim == 1 else z
+    if z.ndim != 2 or z.shape[1] == 0:
+        raise ValueError(f"z must be 1-D (one control) or 2-D (points x controls, at least one column); got shape "
+                         f"{np.shape(z)}")
     if not (len(x) == len(y) == len(z)):
         raise ValueError(f"x, y and z must have one length; got {len(x)}, {len(y)}, {len(z)}")
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(z).all(axis=1)
     x, y, z = x[ok], y[ok], z[ok]
-    n, k = len(x), z.shape[1]
-    if n < k + 3 or constant(x) or constant(y):
-        return Correlation(n, NAN, NAN, method, k)
-    if method == "spearman":
+    n = len(x)
+    if method == "spearman" and n:
         x, y = _st.rankdata(x), _st.rankdata(y)
         z = np.column_stack([_st.rankdata(c) for c in z.T])
     design = np.column_stack([np.ones(n), z])
+    k = int(np.linalg.matrix_rank(design)) - 1 if n else z.shape[1]  # controls that remove something
+    df = n - 2 - k
+    need = 1 if method == "pearson" else PARTIAL_SPEARMAN_MIN_DF
+    if df < need:
+        controls = f"{k} control{'s' if k != 1 else ''}" + (f" (the rank of the {z.shape[1]} columns of z)"
+                                                            if k != z.shape[1] else "")
+        return Correlation(n, NAN, NAN, method, k, note=(
+            f"too few points: {n} with {controls} leave n − 2 − k = {df} degrees of freedom; "
+            f"a partial {method} correlation needs at least {need} ({need + 2 + k} points)"))
+    if constant(x) or constant(y):
+        return Correlation(n, NAN, NAN, method, k, note="x or y is constant: no correlation is defined")
     rx = x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
     ry = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
     if constant(rx) or constant(ry):
-        return Correlation(n, NAN, NAN, method, k)
+        return Correlation(n, NAN, NAN, method, k, note="the controls explain x or y completely: nothing is left "
+                                                         "to correlate")
     r = float(np.clip(np.corrcoef(rx, ry)[0, 1], -1.0, 1.0))
-    df = n - 2 - k
     t = r * math.sqrt(df / max(1e-300, 1.0 - r * r))
     return Correlation(n, r, float(2 * _st.t.sf(abs(t), df)), method, k)
 

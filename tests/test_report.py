@@ -741,6 +741,14 @@ def test_partial_sentence_says_what_the_partial_correlation_says():
     assert "falls as subpopulation size grows" in neg and "wrong way round" in neg
     zero = report.partial_sentence(Correlation(300, 0.04, 0.45, "spearman", 1))
     assert "not distinguishable from zero" in zero and "what plain difficulty already says" in zero
+    few = report.partial_sentence(stats_partial([1, 2, 3, 4], [2, 4, 6, 8.1], [4, 1, 3, 2]))
+    assert few.startswith("The partial correlation could not be computed here (too few points: 4 with 1 control")
+
+
+def stats_partial(*args):
+    from sharpmem_lib.stats import partial_correlation
+
+    return partial_correlation(*args)
 
 
 def test_grid_note_counts_the_settings_that_trained():

@@ -346,3 +346,31 @@ def test_holm_verdicts_carry_a_trends_smallest_attainable_p():
     x, seeds = np.repeat([0.0, 1.0, 2.0], 3), np.tile(np.arange(3), 3)
     v = holm_verdicts({"t": trend_test(x, -x + 0.1 * seeds, seeds)}, {"t": -1})["t"]
     assert v.p_min == pytest.approx(2 / 216)
+
+
+def test_partial_correlation_with_too_few_degrees_of_freedom_is_nan_with_a_reason():
+    # 4 points in order, one control: df = 1; the t approximation gave p ~ 6e-151 for a rank correlation
+    pc = stats.partial_correlation([1, 2, 3, 4], [2, 4, 6, 8.1], [4, 1, 3, 2])
+    assert math.isnan(pc.estimate) and math.isnan(pc.p_value)
+    assert "1 degrees of freedom" in pc.note and "at least 7" in pc.note
+    # a control that is constant or repeated removes nothing and takes no degree of freedom
+    rng = np.random.default_rng(0)
+    x, y, z = rng.normal(size=40), rng.normal(size=40), rng.normal(size=40)
+    for method in ("pearson", "spearman"):
+        one = stats.partial_correlation(x, y, z, method)
+        twice = stats.partial_correlation(x, y, np.column_stack([z, z, np.ones(40)]), method)
+        assert twice.controls == one.controls == 1 and twice.p_value == pytest.approx(one.p_value)
+        assert twice.estimate == pytest.approx(one.estimate) and one.note == ""
+    # Pearson at df = 1 is exact under normality (as scipy.stats.pearsonr at n = 3): kept
+    assert np.isfinite(stats.partial_correlation([1, 2, 3, 4.5], [1, 2, 3.3, 4], [1, 3, 2, 4], "pearson").p_value)
+
+
+@pytest.mark.parametrize("x, y, z, match", [
+    (np.arange(5.0), np.arange(5.0), 3.0, "z must be 1-D"),
+    (np.arange(5.0), np.arange(5.0), np.ones((5, 1, 1)), "z must be 1-D"),
+    (np.arange(5.0), np.arange(5.0), np.ones((5, 0)), "at least one column"),
+    (np.ones((5, 2)), np.arange(5.0), np.arange(5.0), "x and y must be 1-D"),
+])
+def test_partial_correlation_names_a_bad_shape(x, y, z, match):
+    with pytest.raises(ValueError, match=match):
+        stats.partial_correlation(x, y, z)
