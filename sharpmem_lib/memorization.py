@@ -168,18 +168,38 @@ def buckets(entropy: np.ndarray, n_buckets: int = 5, measured: np.ndarray | None
     return out
 
 
+def _check_bucket_ids(bucket: np.ndarray, n_buckets: int) -> None:
+    """Every id in ``bucket`` is :data:`UNMEASURED` (0) or one of 1..``n_buckets``: an id
+    outside (a 10-bucket array read with n_buckets=5, a -1 sentinel, 2.5) would be left out
+    of every bucket without a word."""
+    check_positive("n_buckets", n_buckets, integer=True)
+    ids = np.unique(bucket)
+    bad = ids[~np.isin(ids, np.arange(n_buckets + 1))]
+    if len(bad):
+        shown = ", ".join(f"{b:g}" if isinstance(b, (float, np.floating)) else str(b) for b in bad[:5].tolist())
+        raise ValueError(f"bucket holds id(s) {shown}{', ...' if len(bad) > 5 else ''} outside the valid range: "
+                         f"{UNMEASURED} (unmeasured) or 1..{n_buckets} (n_buckets={n_buckets})")
+
+
 def accuracy_by_bucket(correct: np.ndarray, bucket: np.ndarray, n_buckets: int = 5) -> np.ndarray:
-    """Accuracy in each bucket: ``correct`` (runs, points) bool -> (runs, n_buckets)."""
+    """Accuracy in each bucket: ``correct`` (runs, points) bool -> (runs, n_buckets).
+    ``bucket``: one id per point, :data:`UNMEASURED` or 1..``n_buckets`` (else ValueError)."""
     correct = np.atleast_2d(np.asarray(correct, dtype=float))
     bucket = np.asarray(bucket)
     if bucket.shape != correct.shape[1:]:  # numpy raised a bare IndexError
         raise ValueError(f"bucket must hold one bucket per point; got shape {bucket.shape} for correct of shape "
                          f"{correct.shape} (runs x points)")
+    _check_bucket_ids(bucket, n_buckets)
     return np.stack([correct[:, bucket == b].mean(1) for b in range(1, n_buckets + 1)], axis=1)
 
 
 def mean_by_bucket(values: np.ndarray, bucket: np.ndarray, n_buckets: int = 5) -> list[float]:
-    """Mean of the finite ``values`` in each bucket (NaN for a bucket with none)."""
+    """Mean of the finite ``values`` in each bucket (NaN for a bucket with none).
+    ``bucket``: one id per value, :data:`UNMEASURED` or 1..``n_buckets`` (else ValueError)."""
+    values, bucket = np.asarray(values, float), np.asarray(bucket)
+    if bucket.shape != values.shape:
+        raise ValueError(f"bucket must hold one bucket per value; got shapes {bucket.shape} and {values.shape}")
+    _check_bucket_ids(bucket, n_buckets)
     out = []
     for b in range(1, n_buckets + 1):
         v = values[(bucket == b) & np.isfinite(values)]

@@ -148,6 +148,26 @@ def test_accuracy_by_bucket():
     np.testing.assert_allclose(accuracy_by_bucket(correct, bucket, 3), [[0.5, 1.0, 0.0], [1, 1, 1]])
 
 
+@pytest.mark.parametrize("bucket, shown", [([1, 1, 2, 2, 6, 3], "6"), ([1, 1, 2, -1, 3, 3], "-1"),
+                                           ([1, 1, 2, 2.5, 3, 3], "2.5")])
+def test_bucket_ids_outside_the_range_are_refused(bucket, shown):
+    """Hostile tester: a 6 in a 3-bucket array (or a -1 sentinel, or 2.5) was left out of every
+    bucket silently."""
+    from sharpmem_lib.memorization import accuracy_by_bucket, mean_by_bucket
+    correct = np.ones((2, 6), bool)
+    match = rf"bucket holds id\(s\) {shown} outside the valid range: 0 \(unmeasured\) or 1..3 \(n_buckets=3\)"
+    with pytest.raises(ValueError, match=match):
+        accuracy_by_bucket(correct, np.array(bucket), 3)
+    with pytest.raises(ValueError, match=match):
+        mean_by_bucket(np.ones(6), np.array(bucket), 3)
+    ok = np.array([0, 1, 2, 2, 3, 3])  # 0 = unmeasured: valid, in no bucket
+    assert accuracy_by_bucket(correct, ok, 3).shape == (2, 3) and mean_by_bucket(np.ones(6), ok, 3) == [1.0] * 3
+    with pytest.raises(ValueError, match="n_buckets=0"):
+        mean_by_bucket(np.ones(6), ok, 0)
+    with pytest.raises(ValueError, match="one bucket per value"):
+        mean_by_bucket(np.ones(5), ok, 3)
+
+
 def test_top1_is_undefined_without_positive_influence():
     infl = np.array([[0.0, 0.0, 0.0], [0.2, 0.5, 0.0], [-0.1, 0.0, 0.0]])  # (test, train), one class
     sci = SameClassInfluence.from_dense(infl, np.zeros(3, int), np.zeros(3, int), train_mem=np.array([0.1, 0.7, 0.3]))
