@@ -25,8 +25,8 @@ from sharpmem_lib.validation import (
     check_str,
 )
 
-__all__ = ["RULES", "CHAPTER_CHECKS", "check_parameters", "check_notebook_parameters", "injected_parameters",
-           "literal_defaults", "needed_datasets", "needed_files", "rule_for"]
+__all__ = ["RULES", "COUNT_CAPS", "CHAPTER_CHECKS", "check_parameters", "check_notebook_parameters",
+           "injected_parameters", "literal_defaults", "needed_datasets", "needed_files", "rule_for"]
 
 Rule = Callable[[str, Any, dict], None]  # (name, value, every parameter of the chapter)
 
@@ -34,8 +34,22 @@ Rule = Callable[[str, Any, dict], None]  # (name, value, every parameter of the 
 # ------------------------------------------------------------------------------ rules
 
 
-def _int(minimum: int | None = None) -> Rule:
-    return lambda name, value, _: check_int(name, value, minimum)
+def _int(minimum: int | None = None, cap: int | None = None) -> Rule:
+    """An integer >= ``minimum``; ``cap``: a count above it is refused as a likely typo."""
+    def rule(name, value, _):
+        check_int(name, value, minimum)
+        if cap is not None and value > cap:
+            raise ValueError(f"{name}={value} is not valid; it must be at most {cap:,}, a guard against typos "
+                             f"(the paper's scale needs far less; each unit of {name} costs training or evaluation "
+                             "time). To run more on purpose, raise its cap in sharpmem_lib.parameters.COUNT_CAPS")
+    return rule
+
+
+# Upper bounds on counts: a typo like n_models=2000000 would start days of training before anyone
+# notices. Each cap lies well above the paper profile (notebooks/params/paper.yaml: seeds 300,
+# subset models 2,000, LiRA 256 models, 200 epochs, 500 boundary points, grid 300).
+COUNT_CAPS = {"seeds": 1_000, "models": 20_000, "targets": 10_000, "epochs": 10_000, "points": 100_000,
+              "iters": 100_000, "grid": 5_000, "toy": 1_000_000, "test": 10_000_000, "show": 100}
 
 
 def _number(minimum=None, maximum=None, open_min=False, open_max=False) -> Rule:
@@ -178,11 +192,11 @@ RULES: dict[str, Rule] = {
     "algorithms": _algorithms,
     "hidden": _widths,
     "seed": _int(0),
-    "seeds": _int(1),
-    "seeds_many": _int(1),
-    "train_seeds": _int(1),
-    "split_seeds": _int(1),
-    "epochs": _int(1),
+    "seeds": _int(1, COUNT_CAPS["seeds"]),
+    "seeds_many": _int(1, COUNT_CAPS["seeds"]),
+    "train_seeds": _int(1, COUNT_CAPS["seeds"]),
+    "split_seeds": _int(1, COUNT_CAPS["seeds"]),
+    "epochs": _int(1, COUNT_CAPS["epochs"]),
     "batch_size": _int(1),
     "lr": _positive,
     "swa_lr": _positive,
@@ -200,37 +214,39 @@ RULES: dict[str, Rule] = {
     "sharpreg_xi": _nonnegative,
     "lams": _number_list(0, "[0.0, 1.0, 2.0]"),
     "xis": _number_list(0, "[0.0, 0.3, 1.0]"),
-    "n_few": _int(2),
-    "n_many": _int(2),
-    "n_test": _int(1),
+    "n_few": _int(2, COUNT_CAPS["toy"]),
+    "n_many": _int(2, COUNT_CAPS["toy"]),
+    "n_test": _int(1, COUNT_CAPS["test"]),
     "atypical_weight": _number(0, 1, open_min=True, open_max=True),
-    "grid_resolution": _int(2),
-    "n_models": _int(2),
-    "bucket_models": _int(2),
+    "grid_resolution": _int(2, COUNT_CAPS["grid"]),
+    "n_models": _int(2, COUNT_CAPS["models"]),
+    "bucket_models": _int(2, COUNT_CAPS["models"]),
     "fraction": _number(0, 1, open_min=True, open_max=True),
-    "n_show": _int(1),
+    "n_show": _int(1, COUNT_CAPS["show"]),
     "which": _which,
     "boundary_methods": _boundary_methods,
     "nn_attack": _nn_attack,
-    "boundary_points": _int(1),
-    "boundary_iters": _int(0),
-    "lira_models": _int(2),
-    "lira_targets": _int(1),
-    "lira_memorization_models": _int(2),
+    "boundary_points": _int(1, COUNT_CAPS["points"]),
+    "boundary_iters": _int(0, COUNT_CAPS["iters"]),
+    "lira_models": _int(2, COUNT_CAPS["models"]),
+    "lira_targets": _int(1, COUNT_CAPS["targets"]),
+    "lira_memorization_models": _int(2, COUNT_CAPS["models"]),
     "lira_recipe": _optional_recipe,
     "lira_fraction": _number(0, 1, open_min=True, open_max=True),
     "label_smoothing": _number(0, 1, open_max=True),
     "advreg_alpha": _nonnegative,
-    "selena_models": _int(2),
-    "selena_excluded": _int(1),
+    "selena_models": _int(2, COUNT_CAPS["models"]),
+    "selena_excluded": _int(1, COUNT_CAPS["models"]),
     "dp_noise": _positive,
     "dp_clip": _positive,
-    "sharpness_iters": _int(1),
+    "sharpness_iters": _int(1, COUNT_CAPS["iters"]),
 }
 
 # A knob named like one of these follows the same rule (one name per knob across chapters).
 SUFFIX_RULES: dict[str, Rule] = {
-    "_seeds": _int(1), "_epochs": _int(1), "_models": _int(2), "_iters": _int(0), "_points": _int(1),
+    "_seeds": _int(1, COUNT_CAPS["seeds"]), "_epochs": _int(1, COUNT_CAPS["epochs"]),
+    "_models": _int(2, COUNT_CAPS["models"]), "_iters": _int(0, COUNT_CAPS["iters"]),
+    "_points": _int(1, COUNT_CAPS["points"]),
     "_lr": _positive, "_rho": _positive, "_hidden": _widths,
     "_dataset": lambda n, v, p: _dataset(n, v, p, optional=True),
     "_file": _file, "_batch_size": _int(1), "_recipe": _recipe,

@@ -114,6 +114,26 @@ def test_bad_values_name_the_parameter(chapter, change, message):
         check_parameters(chapter, {**defaults(ipynb), **change})
 
 
+@pytest.mark.parametrize("chapter, name, value", [
+    ("02_memorization_buckets", "n_models", 2_000_000), ("02_memorization_buckets", "ground_truth_models", 100_000),
+    ("03_privacy_tables", "lira_models", 2_000_000), ("03_privacy_tables", "train_seeds", 50_000),
+    ("01_toy_example", "seeds", 1_000_000), ("01_toy_example", "grid_resolution", 200_000),
+    ("04_mitigation", "selena_models", 250_000), ("04_mitigation", "sharpness_iters", 5_000_000),
+])
+def test_a_count_far_above_the_paper_scale_is_refused_as_a_typo(chapter, name, value):
+    """Hostile tester: n_models=2000000 started hours of work; now refused before anything runs
+    (and before the chapter checks that would draw a members x models mask for it)."""
+    from sharpmem_lib.parameters import COUNT_CAPS
+
+    ipynb = REPO_ROOT / "notebooks" / f"{chapter}.ipynb"
+    with pytest.raises(ValueError, match=rf"{name}={value} is not valid; it must be at most [0-9,]+, a guard against "
+                                         r"typos .*COUNT_CAPS"):
+        check_parameters(chapter, {**defaults(ipynb), name: value})
+    cap = {"n_models": "models", "train_seeds": "seeds", "seeds": "seeds"}.get(name)
+    if cap:  # the cap itself passes (the paper profile, far below every cap, passes in the test above)
+        check_parameters(chapter, {**defaults(ipynb), name: COUNT_CAPS[cap]}, files=False)
+
+
 def test_missing_files_are_named_with_where_to_get_them(tmp_path):
     params = {**defaults(REPO_ROOT / "notebooks" / "03_privacy_tables.ipynb"),
               "recipes": {"cifar100": "cifar_wrn16_8", "purchase100": "purchase_fc"}, "boundary_dataset": "",
