@@ -1355,12 +1355,15 @@ def paper_effects(paper: pd.DataFrame, method: str, metric: str = "single_query"
 
 
 def paper_effect_note(v: Verdict, effects: Mapping[str, float]) -> str:
-    """Beside a *not resolved* verdict: which of the paper's per-dataset effects
-    (:func:`paper_effects`) its 95 % interval excludes. Empty for a resolved or insufficient
-    verdict, or one without an interval. Worded as a bound at this build's scale, not as a
-    refutation of the paper's effects at theirs."""
-    if v.outcome != "not resolved" or not effects or not (math.isfinite(v.ci_low) and math.isfinite(v.ci_high)):
+    """Beside a verdict: which of the paper's per-dataset effects (:func:`paper_effects`) its
+    95 % interval excludes, worded as a bound at this build's scale, not as a refutation of
+    the paper's effects at theirs. A verdict without an interval (too few seeds) says that
+    nothing can be compared; one resolved against the paper's direction whose interval
+    excludes every effect says that the difference goes the other way. Empty without effects."""
+    if not effects:
         return ""
+    if v.outcome == "insufficient" or not (math.isfinite(v.ci_low) and math.isfinite(v.ci_high)):
+        return "There is no interval here (too few seeds), so nothing can be set against the paper's effect sizes."
     on = lambda d: f"{100 * effects[d]:+.2f} points on {d}"  # noqa: E731
     out = [d for d, e in effects.items() if not v.ci_low <= e <= v.ci_high]
     inside = [d for d in effects if d not in out]
@@ -1370,6 +1373,10 @@ def paper_effect_note(v: Verdict, effects: Mapping[str, float]) -> str:
         return ("The interval includes the paper's effects (" + "; ".join(on(d) for d in effects)
                 + "), so this build can neither confirm nor exclude effects of the paper's size.")
     smallest = min(out, key=lambda d: abs(effects[d]))
+    ci = f"[{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}] points"
+    if not inside and v.outcome == "opposite":
+        return (f"The difference goes the other way from the paper's, so its interval ({ci}) excludes all "
+                f"{len(effects)} of the paper's effects, even the smallest ({on(smallest)})." + scale)
     if not inside:
         return (f"The interval excludes an effect as large as the paper's smallest ({on(smallest)}), and so all "
                 f"{len(effects)} of the paper's effects." + scale)
@@ -1401,8 +1408,7 @@ def premise_sentences(study, dataset: str) -> dict[str, str]:
             gap = paired_test(a.loc[common].to_numpy(float), b.loc[common].to_numpy(float))
             out["sam_premise"] = premise_sentence(acc, gap, name)
         out[f"{name}_paper_effects"] = (paper_effect_note(attack, paper_effects(study.paper, name))
-                                        or f"n/a (the verdict is {attack.outcome}; the paper's effect sizes are "
-                                           "compared only with a not-resolved interval)")
+                                        or f"The paper's Table 1 gives no effect of {method_label(name)} to compare.")
     return out
 
 

@@ -601,8 +601,25 @@ def test_paper_effect_note_excludes_all_some_or_none():
            "-3.51 points on texas100" in some
     none = report.paper_effect_note(nr(-0.2, 0.018), effects)
     assert "includes the paper's effects" in none and "excludes" not in none.replace("nor exclude", "")
-    assert report.paper_effect_note(v("reproduced", -1), effects) == ""
-    assert report.paper_effect_note(v("insufficient", -1), effects) == ""
+    assert report.paper_effect_note(v("insufficient", -1), effects).startswith("There is no interval here (too few "
+                                                                               "seeds), so nothing can be set against")
+    assert report.paper_effect_note(nr(-0.010, 0.018), {}) == ""
+
+
+def test_paper_effect_note_reads_naturally_for_a_resolved_verdict():
+    """Referee: an opposite verdict read 'n/a (the verdict is opposite; the paper's effect sizes
+    are compared only with a not-resolved interval)'."""
+    effects = {"cifar100": -0.17, "cifar10": -0.0575, "texas100": -0.0351}
+    opposite = verdict(0.02, (0.01, 0.03), 0.004, -1, 6, p_value=0.001, method="t", family_size=6)
+    assert opposite.outcome == "opposite"
+    s = report.paper_effect_note(opposite, effects)
+    assert s.startswith("The difference goes the other way from the paper's, so its interval ([+1.00, +3.00] points) "
+                        "excludes all 3 of the paper's effects, even the smallest (-3.51 points on texas100).")
+    assert "n/a" not in s and "does not refute" in s
+    reproduced = verdict(-0.05, (-0.08, -0.02), 0.004, -1, 6, p_value=0.001, method="t", family_size=6)
+    assert reproduced.outcome == "reproduced"
+    assert report.paper_effect_note(reproduced, effects).startswith("The interval excludes the paper's effects "
+                                                                    "-17.00 points on cifar100 but includes")
 
 
 def test_gain_table_shows_no_holm_p_for_exploratory_or_empty_rows():
