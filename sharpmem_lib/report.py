@@ -283,6 +283,15 @@ def _only_before_correction(v: Verdict) -> bool:
     return v.outcome == "not resolved" and math.isfinite(v.p_value) and v.p_value < v.alpha <= v.p_adjusted
 
 
+def _exploratory(v: Verdict) -> bool:
+    return getattr(v, "role", "") == "exploratory"
+
+
+EXPLORATORY_AGREES = "exploratory, so it confirms no claim"
+"""What a sentence adds where an exploratory test goes the paper's way: such a test agrees
+with the paper's direction, it never confirms the paper (no "as the paper reports")."""
+
+
 def describe_gain(v: Verdict, method: str, baseline: str, what: str, pairs: str = "seeds") -> str:
     """One sentence on a paired gain ``method`` − ``baseline`` and what it says about the
     paper's direction (``v.expected_sign``), from :func:`~sharpmem_lib.stats.holm_verdicts`."""
@@ -297,6 +306,8 @@ def describe_gain(v: Verdict, method: str, baseline: str, what: str, pairs: str 
         return f"{m} − {b} on {what}: {_evidence(v, pairs)}; the paper gives no direction here, so this is no verdict."
     better = "beats" if v.estimate > 0 else "is worse than"
     paper = "better than" if v.expected_sign > 0 else "worse than"
+    if v.outcome == "reproduced" and _exploratory(v):
+        return f"{m} {better} {b} on {what} ({_evidence(v, pairs)}), in the paper's direction; {EXPLORATORY_AGREES}."
     if v.outcome == "reproduced":
         return f"{m} {better} {b} on {what}, as the paper reports ({_evidence(v, pairs)})."
     if v.outcome == "opposite":
@@ -506,6 +517,8 @@ def trend(v: Verdict, what: str, against: str, claim: str, pairs: str = "runs") 
                 f"{v.level:.2g} the test is held to, so it cannot resolve at this design (more seeds or settings "
                 "are needed): not resolved.")
     moves = "rises" if v.estimate > 0 else "falls"
+    if v.outcome == "reproduced" and _exploratory(v):
+        return f"{what} {moves} as {against} grows ({ev}), in the paper's direction; {EXPLORATORY_AGREES}."
     if v.outcome == "reproduced":
         return f"{what} {moves} as {against} grows ({ev}), as the paper reports."
     if v.outcome == "opposite":
@@ -540,7 +553,8 @@ def contrast(v: Verdict, what: str, knob: str, low: float, high: float, claim: s
         return f"{head}: {lower}: {ev}; the paper gives no direction here, so this is no verdict."
     moves = f"is {'higher' if v.estimate > 0 else 'lower'} at {knob} = {high:g}"
     if v.outcome == "reproduced":
-        return f"{head}: {lower} {moves} ({ev}), the direction the paper reports ({claim})."
+        tail = f"; {EXPLORATORY_AGREES}" if _exploratory(v) else ""
+        return f"{head}: {lower} {moves} ({ev}), the direction the paper reports ({claim}){tail}."
     if v.outcome == "opposite":
         return f"{head}: {lower} {moves} ({ev}): {AGAINST}'s claim that {claim}."
     if _only_before_correction(v):
@@ -628,7 +642,7 @@ def _lira_gain(v: Verdict, method: str) -> str:
             f"({'less' if lower else 'more'} exposure)"
     implied = "the direction the paper's Table 1 implies"
     if v.outcome == "reproduced":
-        return f"{moves}, {implied} ({ev})."
+        return f"{moves}, {implied} ({ev})" + (f"; {EXPLORATORY_AGREES}." if _exploratory(v) else ".")
     if v.outcome == "opposite":
         return f"{moves} ({ev}): {AGAINST}'s Table 1, which implies {'more' if lower else 'less'} exposure."
     if _only_before_correction(v):
@@ -692,6 +706,9 @@ def sharpness_verdict(v: Verdict, method: str, measure: str = "top Hessian eigen
     if v.outcome == "insufficient":
         return f"{name} − SGD in {measure}: {_evidence(v, value=value)}; insufficient data."
     word = "higher" if v.estimate > 0 else "lower"
+    if v.outcome == "reproduced" and _exploratory(v):  # chapter 4's sharpness tests: the paper never measures it
+        return (f"{name}'s {measure} is {word} than SGD's ({_evidence(v, value=value)}), the direction the paper "
+                f"assumes; {EXPLORATORY_AGREES}.")
     if v.outcome == "reproduced":
         return f"{name}'s {measure} is {word} than SGD's ({_evidence(v, value=value)}), as the paper assumes."
     if v.outcome == "opposite":

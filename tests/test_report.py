@@ -334,9 +334,11 @@ def _chapter4_inputs():
         numbers[f"lmax_{name}"], numbers[f"lmax_loss_{name}"] = 10.0, 100.0
     verdicts = {("lam", 1): v("reproduced", -1), ("sharpreg", 1): v("not resolved", -1),
                 ("defense", "DP-SGD"): v("reproduced", -1),
-                # SharpReg: higher λmax, but lower λmax per unit loss
-                ("sharpness", "sharpreg"): v("reproduced", 1), ("sharpness/loss", "sharpreg"): v("opposite", 1),
-                ("sharpness", "sam"): v("not resolved", -1), ("sharpness/loss", "sam"): v("not resolved", -1),
+                # SharpReg: higher λmax, but lower λmax per unit loss; exploratory, as chapter_roles makes them
+                ("sharpness", "sharpreg"): v("reproduced", 1, role="exploratory"),
+                ("sharpness/loss", "sharpreg"): v("opposite", 1, role="exploratory"),
+                ("sharpness", "sam"): v("not resolved", -1, role="exploratory"),
+                ("sharpness/loss", "sam"): v("not resolved", -1, role="exploratory"),
                 **{k: v("not resolved", -1) for k in TREND_CLAIMS},
                 **{("lr control", m): v("not resolved", -1) for m in ("test_acc", "single_query", "multi_query")},
                 **{("lr control", m): v("not resolved", 1) for m in ("lambda_max", "lambda_max/loss")}}
@@ -347,7 +349,9 @@ def test_mitigation_sentences_call_a_minimum_sharper_only_per_unit_loss():
     numbers, verdicts = _chapter4_inputs()
     out = report.mitigation_sentences(numbers, verdicts)
     assert out["sharpreg_sharper"] == "significantly lower"  # from λmax / loss, although λmax is higher
-    assert "as the paper assumes" in out["sharpreg_sharpness_verdict"]
+    assert out["sharpreg_sharpness_verdict"].endswith("the direction the paper assumes; exploratory, so it confirms "
+                                                      "no claim.")
+    assert "as the paper" not in out["sharpreg_sharpness_verdict"]
     assert against(out["sharpreg_sharpness_loss_verdict"])
     assert "per unit training loss" in out["sharpreg_sharpness_loss_verdict"]
     assert out["control_scale"] == "0.7" and out["control_verdict"].startswith("SharpReg against SGD at lr × 0.7")
@@ -670,6 +674,20 @@ def test_attacker_members_is_computed_per_dataset():
     parts = [published_partition(name) for name in ("cifar10", "fashion_mnist_cpu")]
     s = report.attacker_members(parts)
     assert s == "half of the members (cifar10); 500 of the 2,500 members (20 %) on fashion_mnist_cpu"
+
+
+def test_exploratory_sentences_never_word_agreement_as_a_confirmation():
+    """Referee: chapter 4's exploratory sharpness test read '..., as the paper assumes.'"""
+    ex = lambda sign=1: v("reproduced", sign, role="exploratory")  # noqa: E731
+    permutation = verdict(-0.6, (NAN, NAN), 0.01, -1, 12, p_value=0.01, method="exact permutation",
+                          role="exploratory")
+    sentences = [report.sharpness_verdict(ex(-1), "sam"), report.describe_gain(ex(), "sam", "sgd", "bucket 2"),
+                 report.trend(permutation, "λmax", "λ", "larger λ sharpens"),
+                 report.contrast(ex(), "λmax", "λ", 0.0, 1.5, "larger λ sharpens"),
+                 report.lira_verdict(ex(), ex(-1))]
+    for s in sentences:
+        assert "as the paper" not in s and "confirms no claim" in s, s
+    assert report.sharpness_verdict(v("reproduced", -1), "sam").endswith("as the paper assumes.")  # confirmatory
 
 
 def test_exploratory_rows_never_say_reproduced_or_opposite():
