@@ -31,7 +31,8 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
            "lira_groups", "privacy_sentences", "toy_many_sentence", "premise_sentence", "premise_sentences",
-           "paper_effects", "paper_effect_note", "attacker_members", "bucket_noise_sentence", "partial_sentence"]
+           "paper_effects", "paper_effect_note", "attacker_members", "bucket_noise_sentence", "partial_sentence",
+           "EXPLORATORY_AGREES", "LIRA_DEPENDENCE", "TOP1_DEPENDENCE"]
 
 
 BOOK_BUILD_ENV = "SHARPMEM_BOOK_BUILD"  # set by sharpmem_lib.pipeline while the book's notebooks run
@@ -484,10 +485,17 @@ def bucket_pattern(gains: pd.DataFrame, v: Verdict, method: str, expect: str = "
             f"{high} ({diff}): not resolved at this scale." + ceiling)
 
 
+TOP1_DEPENDENCE = ("its trend test treats the test points as independent, but their scores come from the same "
+                   "subset models and many share a top influencer, so its p is optimistic (exploratory)")
+"""The caveat beside chapter 2's top-1 memorization trend (:func:`top1_trend`)."""
+
+
 def top1_trend(v: Verdict, means) -> str:
     """How the mean memorization score (eq. 1) of each test point's top-1 influencer moves
     from bucket 1 to the highest bucket where it is defined. ``v``: the verdict of a trend
-    test of top-1 memorization against bucket over test points (paper: falls, sign −1)."""
+    test of top-1 memorization against bucket over test points (paper: falls, sign −1).
+    Test points share the subset models (and often a top influencer), which the test
+    ignores: chapter 2 holds it exploratory and the sentence says why (:data:`TOP1_DEPENDENCE`)."""
     defined = [b for b, m in enumerate(means, start=1) if math.isfinite(m)]
     if v.outcome == "insufficient" or not defined or defined[0] != 1 or len(defined) < 2:
         return "cannot be compared across buckets (too few buckets with a measured influence): insufficient data"
@@ -495,12 +503,15 @@ def top1_trend(v: Verdict, means) -> str:
     where = "bucket 5" if top == 5 else f"bucket {top}, the highest bucket where it is defined"
     span = f"from {means[0]:.2f} in bucket 1 to {means[top - 1]:.2f} in {where}"
     ev = _evidence(v, "test points", _rho)
+    caveat = f"; {TOP1_DEPENDENCE}" if _exploratory(v) else ""
+    if v.outcome == "reproduced" and _exploratory(v):
+        return f"falls {span}, in the paper's direction ({ev}){caveat}, so it confirms no claim"
     if v.outcome == "reproduced":
         return f"falls {span}, as in the paper ({ev})"
     if v.outcome == "opposite":
         return (f"rises {span} ({ev}): {AGAINST}, whose top influencers of the lowest-entropy bucket are its most "
-                "memorized points")
-    return f"goes {span}, with no resolved trend across buckets ({ev})"
+                f"memorized points{caveat}")
+    return f"goes {span}, with no resolved trend across buckets ({ev}){caveat}"
 
 
 def trend(v: Verdict, what: str, against: str, claim: str, pairs: str = "runs") -> str:
@@ -652,14 +663,21 @@ def _lira_gain(v: Verdict, method: str) -> str:
     return f"LiRA's TPR on {what} is not distinguishable under {m} and SGD at this scale ({ev}): not resolved."
 
 
+LIRA_DEPENDENCE = ("the paired tests treat the targets as independent, but each target's shadow models are the "
+                   "other models of the same pool, so the targets share models and these p-values and intervals are "
+                   "optimistic (exploratory)")
+"""The caveat beside every LiRA paired-by-target number: no cheap test respects the shared shadows."""
+
+
 def lira_verdict(sam: Verdict, sharpreg: Verdict) -> str:
     """Chapter 3, LiRA: paired by target, on the most memorized group of the training points
     with a measured memorization score. The paper runs no LiRA; its Table 1 implies that SAM
-    exposes more than SGD (+) and SharpReg less (−)."""
+    exposes more than SGD (+) and SharpReg less (−). Ends with :data:`LIRA_DEPENDENCE`: the
+    targets share shadow models, which the paired tests ignore."""
     both = sam.outcome == sharpreg.outcome == "reproduced"
     lead = "Both directions the paper's Table 1 implies appear with a calibrated attack. " if both else ""
     return (lead + " ".join(_lira_gain(v, name) for v, name in ((sam, "sam"), (sharpreg, "sharpreg")))
-            + " The paper does not run LiRA.")
+            + f" A caveat: {LIRA_DEPENDENCE}. The paper does not run LiRA.")
 
 
 PAPER_DEFENSES = ("SharpReg", "AdvReg", "MemGuard", "SELENA", "DP-SGD")
@@ -942,7 +960,8 @@ def bucket_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]
                                   "The difficulty proxy is not available for these estimates (they hold no per-model "
                                   "correctness)."),
            "top1_verdict": top1_trend(verdicts["top1"], n["top1_means"]),
-           "family_note": family_note(verdicts["top1"].family_size)}
+           "family_note": family_note(max((v.family_size for v in verdicts.values() if v.role == "confirmatory"),
+                                          default=0))}
     for m in ("sam", "swa"):
         out[f"{m}_b1"] = describe_gain(verdicts[(m, 1)], m, "sgd", "bucket 1") if (m, 1) in verdicts else "n/a"
         out[f"{m}_b5"] = describe_gain(verdicts[(m, 5)], m, "sgd", "bucket 5") if (m, 5) in verdicts else "n/a"
@@ -1263,7 +1282,8 @@ def lira_gain_views(lira) -> list:
     out = []
     for name in ("sam", "sharpreg"):
         out.append(Markdown(f"**{method_label(name)} − SGD, LiRA TPR at 1 % FPR per memorization group** (group 1 = "
-                            "most memorized; paired by target; exploratory: p not Holm-adjusted)"))
+                            "most memorized; paired by target; exploratory: p not Holm-adjusted, and optimistic: the targets "
+                            "share shadow models, which the paired tests treat as independent)"))
         out.append(gain_table(lira.gains(name), index="quintile").rename(columns={"wins / seeds": "wins / targets"})
                    .rename_axis("memorization group"))
     return out
@@ -1480,11 +1500,12 @@ def privacy_sentences(study) -> dict[str, Any]:
         if lira.group_sizes:
             out["lira_setup"] += "; " + lira_groups(lira.group_sizes)
         out |= {f"lira_{m}_q1_diff": evidence(verdicts[("lira", m, 1)], "targets") for m in ("sam", "sharpreg")}
+        out["lira_caveat"] = f"A caveat: {LIRA_DEPENDENCE}."
         out["lira_verdict"] = lira_verdict(verdicts[("lira", "sam", 1)], verdicts[("lira", "sharpreg", 1)])
     else:
         out |= {k: LIRA_SKIPPED for k in ("lira_sgd_q1", "lira_sgd_q5", "lira_sam_q1", "lira_sharpreg_q1",
                                           "lira_sam_q1_diff", "lira_sharpreg_q1_diff", "lira_setup")}
-        out["lira_verdict"] = "LiRA was skipped in this run."
+        out["lira_verdict"] = out["lira_caveat"] = "LiRA was skipped in this run."
     first = next(iter(c.recipes))  # the results page's verdict table: the first dataset's best single-query attack
     out |= premise_sentences(study, first)
     for name in ("sam", "sharpreg"):

@@ -174,6 +174,26 @@ def test_top1_trend(outcome, start):
         assert "ρ = " in s and "test points" in s
 
 
+def test_an_exploratory_top1_trend_says_its_p_is_optimistic_and_confirms_nothing():
+    """Referee: the top-1 trend's test treats test points as independent although they share the
+    subset models; chapter 2 holds it exploratory and the sentence says why, next to the number."""
+    means = [0.25, 0.12, 0.0, 0.0, NAN]
+    s = report.top1_trend(v("reproduced", expected=-1, role="exploratory"), means)
+    assert s.startswith("falls from 0.25 in bucket 1 to 0.00 in bucket 4") and "as in the paper" not in s
+    assert report.TOP1_DEPENDENCE in s and "optimistic" in s and s.endswith("so it confirms no claim")
+    for outcome in ("opposite", "not resolved"):
+        assert report.TOP1_DEPENDENCE in report.top1_trend(v(outcome, expected=-1, role="exploratory"), means)
+    assert report.TOP1_DEPENDENCE not in report.top1_trend(v("reproduced", expected=-1), means)
+
+
+def test_lira_verdict_says_the_targets_share_shadow_models():
+    """Referee: LiRA's paired-by-target tests treat targets as independent although they share
+    shadow models; the caveat stands next to the numbers."""
+    s = report.lira_verdict(v("reproduced", role="exploratory"), v("not resolved", -1, role="exploratory"))
+    assert report.LIRA_DEPENDENCE in s and "share shadow models" not in s.split("A caveat")[0]
+    assert "targets share models" in s and "optimistic" in s
+
+
 def test_top1_trend_needs_bucket_1():
     assert report.top1_trend(v("reproduced", expected=-1), [NAN] * 5).startswith("cannot be compared")
 
@@ -495,6 +515,9 @@ def test_bucket_sentences_and_tables():
     assert against(out["swa_b1"]) and "nothing to compare with" in out["sam_pattern"]
     assert out["swa_pattern"].startswith("+16.7 points against bucket 5") and "not Holm-adjusted" in out["swa_pattern"]
     assert out["median_b1"] == "3" and out["gt_unmeasured"] == "12"
+    explored = {**verdicts, "top1": v("reproduced", expected=-1, role="exploratory")}
+    out = report.bucket_sentences(numbers, explored)  # the family is the confirmatory tests', not top1's size 1
+    assert "Holm-adjusted over all 3" in out["family_note"] and "optimistic" in out["top1_verdict"]
     skipped = report.bucket_sentences({**numbers, "ground_truth": None, "entropy_difficulty": None}, verdicts)
     assert skipped["spearman"].startswith("n/a (skipped") and "not available" in skipped["entropy_difficulty"]
     table = report.ground_truth_table(numbers["ground_truth"])
