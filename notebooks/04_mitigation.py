@@ -96,7 +96,8 @@ from IPython.display import Markdown, display
 from sharpmem_lib.mitigation import (FIGURES, SHARPNESS_COLUMNS, MitigationConfig, bucket_table, chapter_roles,
                                      chapter_tests, control_table, defense_summary, defense_table, headline_numbers,
                                      run_mitigation, sweep_grids)
-from sharpmem_lib.plots import bucket_accuracy_figure, sharpness_figure, show_figure, sweep_figure, tradeoff_figure
+from sharpmem_lib.plots import (bucket_accuracy_figure, sharpness_figure, show_figure, sweep_caption, sweep_figure,
+                                tradeoff_figure)
 from sharpmem_lib.privacy import summarize
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.recipes import recipe_settings
@@ -132,14 +133,14 @@ show_figure(bucket_accuracy_figure(lam_buckets, baseline="λ = 0"), "4a", *FIGUR
 #
 # ## Figures 4b, 4c: λ as a knob, without and with early stopping
 #
-# Test accuracy and best attack accuracy against λ, for the last epoch's weights (4b) and
-# for the best-validation weights (4c).
+# Test accuracy and best attack accuracy at each λ of the sweep, for the last epoch's
+# weights (4b) and for the best-validation weights (4c).
 
 # %% tags=["remove-input"]
 lam_summary = summarize(res.lam.results, ["lam", "which", "protocol"])
 for which, number in (("final", "4b"), ("best", "4c")):
     show_figure(sweep_figure(lam_summary[lam_summary.which == which], "lam", f"λ (eq. 4), ρ = {sharpreg_rho:g}",
-                             title=f"Fig. {number}:"), number, *FIGURES[number])
+                             title=f"Fig. {number}:"), number, *sweep_caption(FIGURES[number], lams, "λ", "lambda"))
 
 # %% [markdown]
 # {glue:text}`lam_grid_note`
@@ -186,7 +187,7 @@ display(readable_table(res.sharpness.groupby("method", sort=False)[["train_loss"
 # SGD, SAM and SharpReg (eq. 6) per bucket, best-validation weights as in chapter 3's
 # Table 1. SharpReg runs at (ρ, λ, ξ) = {glue:text}`sr_params`. We keep the paper's values
 # rather than tune them here: tuning on these data would need a protocol of its own, and
-# the sweeps of Figs. 4 and 5b show how the results move with λ and ξ.
+# the sweeps of Figs. 4 and 5b compare the results at the settings of λ and ξ they hold.
 
 # %% tags=["remove-input"]
 show_figure(bucket_accuracy_figure(method_buckets), "5a", *FIGURES["5a"])
@@ -198,7 +199,7 @@ show_figure(bucket_accuracy_figure(method_buckets), "5a", *FIGURES["5a"])
 #
 # ## Figure 5b: the ξ knob, and what a smaller learning rate alone does
 #
-# SharpReg at (ρ, λ) = (0.01, {glue:text}`sr_lam`) against ξ, last-epoch weights. The
+# SharpReg at (ρ, λ) = (0.01, {glue:text}`sr_lam`) at each ξ of the sweep, last-epoch weights. The
 # update direction is (1 + λ − ξ) g(w) − λ g(w + ε), whose coefficients sum to 1 − ξ: at
 # ξ = 1 only the sharpness term's gradient is left, and beyond it the step climbs the
 # loss. The paper warns that too large a ξ breaks training. Runs that diverge are marked in
@@ -211,11 +212,10 @@ show_figure(bucket_accuracy_figure(method_buckets), "5a", *FIGURES["5a"])
 
 # %% tags=["remove-input"]
 xi_summary = summarize(res.xi.results, ["xi", "which", "protocol"])
-show_figure(sweep_figure(xi_summary[xi_summary.which == "final"], "xi",
-                         f"ξ (eq. 6), ρ = {sharpreg_rho:g}, λ = {sharpreg_lam:g}", title="Fig. 5b:"),
-            "5b", *FIGURES["5b"])
+show_figure(sweep_figure(xi_summary[xi_summary.which == "final"], "xi", f"ξ (eq. 6), ρ = {sharpreg_rho:g}, λ = "
+                         f"{sharpreg_lam:g}", title="Fig. 5b:"), "5b", *sweep_caption(FIGURES["5b"], xis, "ξ", "xi"))
 show_figure(sweep_figure(summarize(res.controls.results, ["xi", "protocol"]), "xi", "ξ (SGD at lr × (1 − ξ))",
-                         title="Control:"), "S4.3", *FIGURES["S4.3"])
+                         title="Control:"), "S4.3", *sweep_caption(FIGURES["S4.3"], res.controls.results.xi, "ξ", "xi"))
 display(readable_table(control_table(res)))
 
 # %% [markdown]

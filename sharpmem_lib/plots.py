@@ -23,7 +23,7 @@ from sharpmem_lib.report import method_label
 
 __all__ = ["BOOK_STYLE", "figure_html", "show_figure", "toy_figure", "paired_seeds_figure", "training_curves",
            "influencers_figure", "bucket_accuracy_figure", "top1_memorization_figure", "ground_truth_figure",
-           "roc_figure", "group_tpr_figure", "sweep_figure", "tradeoff_figure", "sharpness_figure"]
+           "roc_figure", "group_tpr_figure", "sweep_figure", "sweep_caption", "tradeoff_figure", "sharpness_figure"]
 
 # Sizes in points; a figure of width w inches is shown w * 96 CSS pixels wide (at most the
 # column), so 9-10 pt text reads like the page's own small print.
@@ -375,7 +375,9 @@ def sweep_figure(summary, x: str, xlabel: str, title: str = "") -> Figure:
     protocols, single- and multi-query) against a hyperparameter, mean ± std over training
     and split seeds. ``summary``: rows of :func:`~sharpmem_lib.privacy.summarize` grouped by
     ``[x, "protocol"]``. Settings where some training run diverged are marked with a red
-    cross and the number of diverged seeds, never dropped."""
+    cross and the number of diverged seeds, never dropped. The x ticks are the settings
+    themselves, so a sweep of two settings reads as two points joined by a line (its
+    caption says so: :func:`sweep_caption`)."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
     honest = summary[summary.protocol == "honest"].sort_values(x)
     ax1.errorbar(honest[x], 100 * honest["test_acc_mean"], yerr=100 * honest["test_acc_std"].fillna(0), marker="o",
@@ -394,6 +396,8 @@ def sweep_figure(summary, x: str, xlabel: str, title: str = "") -> Figure:
     for ax in (ax1, ax2):
         ax.set_xlabel(xlabel)
         ax.set_xlim(xs[0] - pad, xs[-1] + pad)  # diverged settings (NaN means) stay on the axis
+        if len(xs) <= 8:  # ticks only where a setting ran: no in-between value reads as measured
+            ax.set_xticks(xs, [f"{v:g}" for v in xs])
         for _, row in honest[honest["diverged"] > 0].iterrows():
             ax.plot([row[x]], [0.03], marker="x", color="tab:red", ms=9, mew=2, transform=ax.get_xaxis_transform())
             ax.annotate(f"diverged\n({int(row['diverged'])} seeds)", (row[x], 0.07), xycoords=("data", "axes fraction"),
@@ -401,6 +405,23 @@ def sweep_figure(summary, x: str, xlabel: str, title: str = "") -> Figure:
     ax1.set_title(f"{title} test accuracy".strip())
     ax2.set_title(f"{title} best attack accuracy".strip())
     return fig
+
+
+def sweep_caption(figure: tuple[str, str], settings, symbol: str, name: str) -> tuple[str, str]:
+    """Caption and alt text of a sweep figure (``figure``: the chapter's (caption, alt)) for
+    the ``settings`` it shows (``symbol``: 'λ' for the caption, ``name``: 'lambda' for the
+    alt text). With two settings each line joins two points, which shows a difference, not a
+    trend or a curve, and both texts say so; with one, that it shows no change."""
+    caption, alt = figure
+    xs = sorted({float(v) for v in settings})
+    if len(xs) == 2:
+        caption += (f" The sweep has two settings, {symbol} = {xs[0]:g} and {symbol} = {xs[1]:g}: each line joins two "
+                    "points, which shows the difference between them, not a trend.")
+        alt += f"; only two settings, {name} = {xs[0]:g} and {xs[1]:g}, each pair of points joined by a straight line"
+    elif len(xs) == 1:
+        caption += f" Only one setting ({symbol} = {xs[0]:g}) is shown, so the figure shows no change with {symbol}."
+        alt += f"; only one setting, {name} = {xs[0]:g}"
+    return caption, alt
 
 
 @_book_style

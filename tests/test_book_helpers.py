@@ -240,3 +240,27 @@ def test_roc_figure_keeps_every_threshold_and_group_tpr_label_fits():
     label = fig.axes[0].xaxis.label
     box = label.get_window_extent(fig.canvas.get_renderer())
     assert box.x0 >= 0 and box.x1 <= fig.bbox.width + 0.5, "the x-label runs off the figure"
+
+
+def _sweep_summary(xs):
+    rows = [{"lam": x, "protocol": p, "diverged": 0, **{f"{m}_{s}": 0.6 + 0.01 * i for m in
+                                                         ("test_acc", "single_query", "multi_query")
+                                                         for s in ("mean", "std")}}
+            for i, x in enumerate(xs) for p in ("honest", "selena")]
+    return pd.DataFrame(rows)
+
+
+def test_a_sweep_of_two_settings_is_drawn_and_captioned_as_two_points():
+    """Referee: Figs. 4b/5b's captions read as a curve over a grid of two settings."""
+    fig = plots.sweep_figure(_sweep_summary([0.0, 1.5]), "lam", "λ")
+    for ax in fig.axes:
+        assert list(ax.get_xticks()) == [0.0, 1.5] and [t.get_text() for t in ax.get_xticklabels()] == ["0", "1.5"]
+    plt.close(fig)
+    caption, alt = plots.sweep_caption(("Test accuracy against λ.", "Two line charts against lambda"), [1.5, 0.0, 1.5],
+                                       "λ", "lambda")
+    assert caption.endswith("The sweep has two settings, λ = 0 and λ = 1.5: each line joins two points, which shows "
+                            "the difference between them, not a trend.")
+    assert alt.endswith("only two settings, lambda = 0 and 1.5, each pair of points joined by a straight line")
+    three = plots.sweep_caption(("c.", "a"), [0.0, 1.0, 2.0], "λ", "lambda")
+    assert three == ("c.", "a")  # a real grid is a trend: unchanged
+    assert "Only one setting (ξ = 0.3) is shown" in plots.sweep_caption(("c.", "a"), [0.3], "ξ", "xi")[0]
