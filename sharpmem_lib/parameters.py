@@ -14,6 +14,7 @@ executes the first one.
 from __future__ import annotations
 
 import ast
+import os
 from typing import Any, Callable
 
 from sharpmem_lib.validation import (
@@ -26,7 +27,7 @@ from sharpmem_lib.validation import (
 )
 
 __all__ = ["RULES", "COUNT_CAPS", "CHAPTER_CHECKS", "check_parameters", "check_notebook_parameters",
-           "injected_parameters", "literal_defaults", "needed_datasets", "needed_files", "rule_for"]
+           "injected_parameters", "literal_defaults", "papermill_yaml", "check_papermill_yaml", "needed_datasets", "needed_files", "rule_for"]
 
 Rule = Callable[[str, Any, dict], None]  # (name, value, every parameter of the chapter)
 
@@ -558,13 +559,73 @@ def injected_parameters(history: list[str]) -> tuple[list[str], list[str]] | Non
     return None
 
 
+_YAML_OPTIONS = {"-y": "yaml", "--parameters_yaml": "yaml", "-f": "file", "--parameters_file": "file"}
+
+
+def papermill_yaml(argv: list[str]) -> list[tuple[str, str]]:
+    """The YAML that papermill's command line ``argv`` passes as parameters: ``("-y", text)``
+    for each ``-y``/``--parameters_yaml`` and ``("-f", path)`` for each
+    ``-f``/``--parameters_file`` (also in their ``--opt=value`` and ``-yvalue`` forms)."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        name, _, attached = arg.partition("=") if arg.startswith("--") else (arg[:2], "", arg[2:])
+        kind = _YAML_OPTIONS.get(name if arg.startswith("--") else arg[:2])
+        if kind is not None and (attached or arg in _YAML_OPTIONS):
+            value = attached if attached else (argv[i + 1] if i + 1 < len(argv) else "")
+            out.append(("-y" if kind == "yaml" else "-f", value))
+            i += 1 if attached else 2
+            continue
+        i += 1
+    return out
+
+
+def check_papermill_yaml(argv: list[str]) -> None:
+    """papermill parses ``-y`` and ``-f`` YAML itself with a plain loader, which keeps the last
+    of a key given twice without a word (``-y 'lams: [0, 1], lams: [0, 2]'`` runs [0, 2]).
+    Re-read each with :mod:`sharpmem_lib.profiles`' loader and raise ``ValueError`` naming a
+    repeated key. ``argv``: papermill's command line (nothing to do if it is not papermill's)."""
+    import yaml
+
+    from sharpmem_lib.profiles import _UniqueKeyLoader
+
+    if not any(a == "papermill" or a.endswith("/papermill") for a in argv):
+        return
+    for option, value in papermill_yaml(argv):
+        where = f"papermill {option} {value!r}"
+        try:
+            text = open(value).read() if option == "-f" else value
+        except OSError:
+            continue  # papermill names a missing file itself
+        try:
+            yaml.load(text, Loader=_UniqueKeyLoader)
+        except yaml.constructor.ConstructorError as err:
+            raise ValueError(f"{where}: {err.problem}; papermill would keep the last value silently, so give each "
+                             "parameter once") from None
+        except yaml.YAMLError:
+            continue  # papermill reports its own syntax errors
+
+
+def _papermill_argv() -> list[str]:
+    """The command line of this kernel's parent process (papermill's when papermill runs the
+    notebook); empty where /proc is not there (not Linux) or unreadable."""
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
 def check_notebook_parameters(namespace: dict, chapter: str) -> dict:
     """Call in a notebook's first code cell after its parameters, with ``globals()``.
 
-    Stops on a parameter papermill injected that the parameters cell does not define
-    (papermill itself only warns), then checks every parameter's value
-    (:func:`check_parameters`). Returns the parameters checked.
+    Stops on a key given twice in papermill's ``-y``/``-f`` YAML (:func:`check_papermill_yaml`,
+    read from the parent process's command line on Linux), on a parameter papermill injected
+    that the parameters cell does not define (papermill itself only warns), then checks
+    every parameter's value (:func:`check_parameters`). Returns the parameters checked.
     """
+    if "In" in namespace:  # a kernel (papermill, Jupyter): its parent may be papermill's command line
+        check_papermill_yaml(_papermill_argv())
     found = injected_parameters(list(namespace.get("In", [])))
     known = None
     if found is not None:

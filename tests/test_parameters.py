@@ -192,6 +192,32 @@ def test_unknown_injected_parameter_stops_the_notebook():
         check_notebook_parameters(namespace, "01_toy_example")
 
 
+def test_papermill_yaml_with_a_repeated_key_is_refused_naming_it(tmp_path, monkeypatch):
+    """Hostile tester: papermill -y 'lams: [0, 1]\nlams: [0, 2]' ran lams = [0, 2] without a word
+    (papermill's loader keeps the last); the notebook's check now re-reads papermill's YAML."""
+    from sharpmem_lib import parameters
+    from sharpmem_lib.parameters import check_papermill_yaml, papermill_yaml
+
+    argv = ["/venv/bin/python", "/venv/bin/papermill", "in.ipynb", "out.ipynb", "-y", "lams: [0, 1]\nlams: [0, 2]",
+            "-p", "seeds", "3", "--parameters_yaml={xis: [0], xis: [1]}", "-yseeds: 2", "-f", str(tmp_path / "p.yaml")]
+    assert [o for o, _ in papermill_yaml(argv)] == ["-y", "-y", "-y", "-f"]
+    assert papermill_yaml(argv)[1] == ("-y", "{xis: [0], xis: [1]}")
+    with pytest.raises(ValueError, match=r"papermill -y 'lams: \[0, 1\]\\nlams: \[0, 2\]': 'lams' is given twice in the "
+                                         r"same mapping; papermill would keep the last value silently"):
+        check_papermill_yaml(argv)
+    with pytest.raises(ValueError, match=r"'xis' is given twice"):  # the flow form, in --opt=value
+        check_papermill_yaml(argv[:4] + argv[6:10])
+    (tmp_path / "p.yaml").write_text("train_seeds: 5\nsplit_seeds: 1\ntrain_seeds: 6\n")
+    with pytest.raises(ValueError, match=r"papermill -f '.*p.yaml': 'train_seeds' is given twice"):
+        check_papermill_yaml(argv[:4] + argv[-2:])
+    check_papermill_yaml(argv[:4] + ["-y", "lams: [0, 1]\nxis: [0]", "-p", "seeds", "3"])  # each key once: fine
+    check_papermill_yaml(["python", "-m", "sharpmem_lib.pipeline", "-y", "a: 1\na: 2"])  # not papermill: not ours
+    namespace = {"In": ["", PARAMS_CELL], "profile": "default", "seeds": 3, "sam_rho": 0.1}
+    monkeypatch.setattr(parameters, "_papermill_argv", lambda: argv[:6])
+    with pytest.raises(ValueError, match=r"'lams' is given twice"):
+        check_notebook_parameters(namespace, "01_toy_example")
+
+
 def test_notebook_check_uses_the_current_values():
     namespace = {"In": ["", PARAMS_CELL, "# Parameters\nseeds = '3'\n"], "profile": "default", "seeds": "3",
                  "sam_rho": 0.1}
