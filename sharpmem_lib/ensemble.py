@@ -20,6 +20,7 @@ workload it trains about three times as fast as vmap (``benchmarks/ensemble_thro
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -30,8 +31,8 @@ from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
 from sharpmem_lib.tensors import as_tensor, seed_everything, to_float
-from sharpmem_lib.train import (PRECISIONS, Schedule, TrainConfig, _autocast, build_optimizer, coefficients,
-                                precision_context, training_precision)
+from sharpmem_lib.train import (PRECISIONS, BestValidation, Schedule, TrainConfig, _autocast, build_optimizer,
+                                coefficients, precision_context, training_precision)
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
 __all__ = ["BACKENDS", "Ensemble", "cannot_stack", "initial_parameters", "subset_masks", "subset_size",
@@ -165,11 +166,22 @@ class _Stack(nn.Module):
 @dataclass
 class Ensemble:
     """K trained models: ``template`` (the architecture, on the meta device) and ``params``
-    (name -> tensor with a leading model axis)."""
+    (name -> tensor with a leading model axis; the SWA average when ``config.swa``).
+
+    ``history``: one record per epoch, the models' mean training loss and accuracy.
+    ``histories[k]``: model k's own records, as :func:`~sharpmem_lib.train.train_classifier`
+    writes them (``epoch``, ``train_loss``, ``train_acc``, ``lr``, and ``val_acc`` with
+    validation data). With validation data, ``best_states[k]`` and ``best_epochs[k]`` are
+    model k's best-validation weights and epoch (else None). ``diverged[k]`` is None, or
+    why model k stopped (``keep_diverged=True``: train_classifier's error message)."""
 
     template: nn.Module
     params: dict[str, torch.Tensor]
     history: list[dict] = field(default_factory=list)
+    histories: list[list[dict]] = field(default_factory=list)
+    best_states: list[dict[str, torch.Tensor] | None] = field(default_factory=list)
+    best_epochs: list[int | None] = field(default_factory=list)
+    diverged: list[str | None] = field(default_factory=list)
 
     @property
     def n_models(self) -> int:
@@ -205,6 +217,9 @@ def train_ensemble(
     progress: bool = True,
     desc: str = "ensemble",
     precision: str | None = None,
+    X_val=None,
+    y_val=None,
+    keep_diverged: bool = False,
 ) -> Ensemble:
     """Train one model per row of ``masks`` on the rows of ``(X, y)`` it selects.
 
@@ -218,6 +233,15 @@ def train_ensemble(
     floating-point summation order). ``precision`` defaults to
     :func:`~sharpmem_lib.train.training_precision`, the one ``train_classifier`` uses for the
     same config and device, so that stacked and one-by-one models of a study agree.
+
+    With ``X_val, y_val`` every model selects its own best-validation weights after each
+    epoch exactly as ``train_classifier`` does (:class:`~sharpmem_lib.train.BestValidation`
+    on an ordinary module carrying model k's weights, so the same accuracy computation; SWA
+    runs choose among the averaged weights only). A model whose mean training loss turns
+    non-finite raises ``FloatingPointError`` (default), or with ``keep_diverged=True`` is
+    recorded in ``diverged`` with ``train_classifier``'s message and left out of the history
+    from that epoch on, while the others train on: every update is per model, so a NaN in
+    one model never reaches another.
     """
     check_choice("backend", backend, BACKENDS)
     masks = np.asarray(masks, dtype=bool)
@@ -273,6 +297,10 @@ def train_ensemble(
         param_grads = list(zip(stack.parameters(),
                                [g for pair in zip(gradients.grad_weights, gradients.grad_biases) for g in pair]))
     history: list[dict] = []
+    histories: list[list[dict]] = [[] for _ in range(n_models)]
+    diverged: list[str | None] = [None] * n_models
+    bests = None if X_val is None else [BestValidation(X_val, y_val, device) for _ in range(n_models)]
+    probe = copy.deepcopy(template).to_empty(device=device) if bests is not None else None  # model k's weights, in turn
     bar = tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False)
     with blas:
         for epoch in bar:
@@ -307,15 +335,39 @@ def train_ensemble(
                 total_loss += first[0] * idx.shape[1]
                 correct += first[1]
             mean_loss = (total_loss / n_sub).cpu()
-            if not torch.isfinite(mean_loss).all():
-                bad = int((~torch.isfinite(mean_loss)).sum())
-                raise FloatingPointError(f"{bad} of {n_models} ensemble models diverged in epoch {epoch + 1} with "
+            totals, hits = total_loss.cpu().tolist(), correct.cpu().tolist()
+            alive = [k for k in range(n_models) if diverged[k] is None]
+            bad = [k for k in alive if not math.isfinite(totals[k] / n_sub)]
+            if bad and not keep_diverged:
+                raise FloatingPointError(f"{len(bad)} of {n_models} ensemble models diverged in epoch {epoch + 1} with "
                                          f"{config.describe()}, lr={config.lr}; try a smaller lr or xi")
+            for k in bad:  # train_classifier's message, as its run would have raised it
+                diverged[k] = (f"training diverged (mean loss {totals[k] / n_sub}) in epoch {epoch + 1} with "
+                               f"{config.describe()}, lr={config.lr}; try a smaller lr or xi")
+            alive = [k for k in alive if diverged[k] is None]
+            lr_now = optimizer.param_groups[0]["lr"]
             schedule.step(epoch, stack)
-            history.append({"epoch": epoch + 1, "train_loss": float(mean_loss.mean()),
-                            "train_acc": float((correct / n_sub).mean())})
+            # as train_classifier: the loss as a Python float of the float32 sum, over n
+            records = {k: {"epoch": epoch + 1, "train_loss": totals[k] / n_sub, "train_acc": int(hits[k]) / n_sub,
+                           "lr": lr_now} for k in alive}
+            if bests is not None:
+                averaged = schedule.averaged_so_far(epoch)
+                source = (stack if averaged is None else averaged).as_dict()
+                for k in alive:
+                    with torch.no_grad():
+                        for name, p in probe.named_parameters():
+                            p.copy_(source[name][k])
+                    # SWA runs validate (and may keep) only the averaged weights, as train_classifier
+                    bests[k].update(probe, epoch + 1, records[k],
+                                    eligible=averaged is not None or schedule.swa_model is None)
+            for k in alive:
+                histories[k].append(records[k])
+            history.append({"epoch": epoch + 1, "train_loss": float(mean_loss[alive].mean()) if alive else math.nan,
+                            "train_acc": float((correct.cpu()[alive] / n_sub).mean()) if alive else math.nan})
             bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", acc=f"{history[-1]['train_acc']:.3f}")
 
     averaged = schedule.averaged()
     final = stack if averaged is None else averaged
-    return Ensemble(template, {n: t.detach() for n, t in final.as_dict().items()}, history)
+    return Ensemble(template, {n: t.detach() for n, t in final.as_dict().items()}, history, histories,
+                    [b.state for b in bests] if bests is not None else [None] * n_models,
+                    [b.epoch for b in bests] if bests is not None else [None] * n_models, diverged)

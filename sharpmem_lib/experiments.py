@@ -32,7 +32,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from sharpmem_lib import store
 from sharpmem_lib._io import atomic_write, from_json, save_npz, to_json
 from sharpmem_lib.data import DATASETS, dataset_fingerprint, load_dataset
 from sharpmem_lib.defenses import check_defense, train_with_defense
+from sharpmem_lib.ensemble import _kernel_applies, cannot_stack, train_ensemble
 from sharpmem_lib.models import MODELS, build_model
 from sharpmem_lib.recipes import Recipe, get_recipe, train_config
 from sharpmem_lib.splits import SPLITS, make_partition, partitioned_datasets
@@ -52,7 +53,7 @@ from sharpmem_lib.validation import check_choice
 
 __all__ = ["ExperimentConfig", "Artifact", "CorruptArtifactWarning", "DivergedError", "accuracy_table", "divergence",
            "derived_precision", "diverged_runs", "diverged_table", "experiment_config", "results_root",
-           "run_experiment", "train_targets", "try_run_experiment"]
+           "run_experiment", "stack_refusal", "train_stacked", "train_targets", "try_run_experiment"]
 
 FILES = ("weights.pt", "outputs.npz", "history.json")
 OUTPUTS = ("logits_final", "logits_best", "member", "validation")
@@ -230,6 +231,36 @@ def _load_artifact(config: ExperimentConfig, entry: store.Entry) -> Artifact:
     return Artifact(config, entry.path, history, status)
 
 
+def _write_run(staging: Path, config: ExperimentConfig, data, part, final: torch.nn.Module,
+               best: Callable[[], torch.nn.Module], best_state: dict, best_epoch: int | None, history: list[dict], wall_time_s: float,
+               device: torch.device, precision: str, **meta) -> dict:
+    """Write a finished run's files into ``staging`` and return its manifest metadata, or
+    raise :class:`DivergedError` if it diverged (:func:`divergence`). One writer for the
+    one-by-one and the stacked trainers, so that their entries hold the same things.
+    ``best()`` returns the best-validation model (called only for a run that did not diverge)."""
+    member = np.zeros(len(data), bool)
+    member[part.members] = True
+    validation = np.zeros(len(data), bool)
+    validation[part.validation] = True
+    logits_final = predict_logits(final, data.X).numpy()
+    y_members = np.asarray(data.y)[part.members]
+    chance = float(np.bincount(y_members).max() / len(y_members))
+    train_accuracy = float((logits_final[part.members].argmax(1) == y_members).mean())
+    reason = divergence(history, train_accuracy, chance, len(y_members))
+    if reason is not None:
+        raise DivergedError(f"{reason}; {config.describe()}, lr={config.train.lr}")
+    weights = {"final": {k: v.cpu() for k, v in final.state_dict().items()}, "best": best_state}
+    atomic_write(staging / "weights.pt", lambda p: torch.save(weights, p))
+    outputs = {"logits_final": logits_final, "logits_best": predict_logits(best(), data.X).numpy(),
+               "member": member, "validation": validation}
+    save_npz(staging / "outputs.npz", outputs)
+    _write_json(staging / "history.json", history)
+    return {"best_epoch": best_epoch, "wall_time_s": wall_time_s, "device": str(device),
+            "precision": precision, "torch": torch.__version__, "library_version": sharpmem_lib.__version__,
+            "input_shape": list(data.X.shape[1:]), "num_classes": data.num_classes,
+            "train_accuracy": train_accuracy, **meta}
+
+
 def run_experiment(
     config: ExperimentConfig,
     results_dir: str | Path | None = None,
@@ -274,27 +305,8 @@ def run_experiment(
             progress=progress, desc=f"{config.dataset}/{config.model} {config.describe()}",
             **extra, **config.defense_kwargs,
         )
-        member = np.zeros(len(data), bool)
-        member[part.members] = True
-        validation = np.zeros(len(data), bool)
-        validation[part.validation] = True
-        logits_final = predict_logits(result.model, data.X).numpy()
-        y_members = np.asarray(data.y)[part.members]
-        chance = float(np.bincount(y_members).max() / len(y_members))
-        train_accuracy = float((logits_final[part.members].argmax(1) == y_members).mean())
-        reason = divergence(result.history, train_accuracy, chance, len(y_members))
-        if reason is not None:
-            raise DivergedError(f"{reason}; {config.describe()}, lr={config.train.lr}")
-        weights = {"final": {k: v.cpu() for k, v in result.model.state_dict().items()}, "best": result.best_state}
-        atomic_write(staging / "weights.pt", lambda p: torch.save(weights, p))
-        outputs = {"logits_final": logits_final, "logits_best": predict_logits(result.best_model(), data.X).numpy(),
-                   "member": member, "validation": validation}
-        save_npz(staging / "outputs.npz", outputs)
-        _write_json(staging / "history.json", result.history)
-        return {"best_epoch": result.best_epoch, "wall_time_s": time.perf_counter() - start, "device": str(device),
-                "precision": precision, "torch": torch.__version__, "library_version": sharpmem_lib.__version__,
-                "input_shape": list(data.X.shape[1:]), "num_classes": data.num_classes,
-                "train_accuracy": train_accuracy}
+        return _write_run(staging, config, data, part, result.model, result.best_model, result.best_state,
+                          result.best_epoch, result.history, time.perf_counter() - start, device, precision)
 
     return store.get_or_compute(KIND, config.key_config(), compute, lambda entry: _load_artifact(config, entry),
                                 root=results_root(results_dir), namespace=config.dataset, precision=precision,
@@ -312,12 +324,130 @@ def try_run_experiment(config: ExperimentConfig, results_dir: str | Path | None 
         return err
 
 
-def train_targets(configs: Mapping[Any, ExperimentConfig], results_dir: str | Path | None = None,
-                  **kwargs) -> dict[Any, Artifact | DivergedError]:
+#: The fewest missing targets of one recipe (equal but for the seed) that :func:`train_stacked`
+#: trains as one ensemble; a lone missing target trains one by one, as before.
+MIN_STACK = 2
+
+
+def stack_refusal(config: ExperimentConfig) -> str | None:
+    """None if ``config``'s target may train stacked with targets that differ from it only by
+    the seed (:func:`train_stacked`), else why it trains one by one. The architecture is
+    checked later, on the built model (a ReLU MLP without buffers: the numba kernel of
+    :mod:`sharpmem_lib.mlp_kernel`)."""
+    if config.defense != "none":
+        return f"defense={config.defense!r} trains through its own trainer"
+    device = select_device(config.device)
+    if device.type != "cpu":
+        return f"on {device} targets train one by one (the stacked path is the CPU's numba kernel)"
+    if os.environ.get("SHARPMEM_COMPILE") == "1":
+        return "SHARPMEM_COMPILE=1 asks for torch.compile'd one-by-one runs"
+    if config.train.augment:
+        return "augment=True is not supported by the ensemble trainer"
+    return None
+
+
+def _group_key(config: ExperimentConfig) -> str:
+    """What targets trained as one ensemble share: the whole key config but the seed."""
+    content = config.key_config()
+    content["train"] = {k: v for k, v in content["train"].items() if k != "seed"}
+    return json.dumps(content, sort_keys=True)
+
+
+def train_stacked(configs: Iterable[ExperimentConfig], results_dir: str | Path | None = None, *,
+                  data_dir: str | Path | None = None, progress: bool = True, retry_diverged: bool = False,
+                  on_epoch_end: Callable[[int], None] | None = None) -> list[list[ExperimentConfig]]:
+    """Train the targets of ``configs`` that the store lacks, those that differ only by their
+    seed as one ensemble (:func:`~sharpmem_lib.ensemble.train_ensemble`, the numba kernel),
+    and store each as its own ordinary target run under its own key (:meth:`ExperimentConfig.key`),
+    so that :func:`run_experiment` then reads it like a run it trained itself.
+
+    Model k of the ensemble is the run ``train_classifier`` makes of its config: the same
+    initialisation, data order, optimizer, SWA average, per-epoch history, best-validation
+    weights and epoch, divergence rule (:func:`divergence`; a model whose loss turns
+    non-finite is recorded as diverged with ``train_classifier``'s message, the others train
+    on), and the same files written by the same code. Its numbers equal the one-by-one run's
+    up to float32 summation order (the kernel's BLAS products against torch's; the tests bound
+    it on small runs, ``benchmarks/ensemble_throughput.py`` on chapter 3's targets).
+
+    Only what may stack is stacked (:func:`stack_refusal`: no defense, the CPU, no
+    augmentation; a ReLU MLP without buffers; at least :data:`MIN_STACK` missing targets of
+    one recipe). Targets with an interrupted one-by-one run (a ``.partial`` checkpoint) are
+    left to resume it; ``on_epoch_end`` (a per-run hook) turns stacking off. Returns the
+    groups trained; everything else is left for :func:`run_experiment`.
+    """
+    if on_epoch_end is not None:
+        return []
+    root = results_root(results_dir)
+    groups: dict[str, dict[str, ExperimentConfig]] = {}
+    for config in configs:
+        if stack_refusal(config) is not None:
+            continue
+        key = config.key()
+        folder = root / config.dataset / key
+        if (folder / store.MANIFEST).exists() or folder.with_name(f"{key}.partial").exists():
+            continue  # stored (run_experiment reads and verifies it), or an interrupted run to resume
+        groups.setdefault(_group_key(config), {})[key] = config
+    trained = []
+    for members in groups.values():
+        batch = list(members.values())
+        if len(batch) >= MIN_STACK and _train_group(batch, root, data_dir, progress, retry_diverged):
+            trained.append(batch)
+    return trained
+
+
+def _train_group(configs: list[ExperimentConfig], root: Path, data_dir, progress: bool, retry_diverged: bool) -> bool:
+    """Train ``configs`` (equal but for the seed) as one ensemble and store each model; False
+    (nothing trained) if the model cannot take the numba kernel."""
+    first = configs[0]
+    data = load_dataset(first.dataset, data_dir=data_dir, **first.dataset_kwargs)
+    part = make_partition(first.dataset, data)
+    build = lambda: build_model(first.model, data.X.shape[1:], data.num_classes, **first.model_kwargs)  # noqa: E731
+    device = torch.device("cpu")
+    probe = build()
+    if cannot_stack(probe, first.train) or _kernel_applies(probe, device):
+        return False
+    precision = training_precision(first.train, device, first.defense)
+    y_members = data.y[part.members]
+    start = time.perf_counter()
+    ensemble = train_ensemble(build, data.X[part.members], y_members, np.ones((len(configs), len(y_members)), bool),
+                              first.train, seeds=[c.train.seed for c in configs], device=device, backend="numba",
+                              progress=progress, precision=precision, X_val=data.X[part.validation],
+                              y_val=data.y[part.validation], keep_diverged=True,
+                              desc=f"{first.dataset}/{first.model} {first.describe()} x{len(configs)} seeds")
+    wall = (time.perf_counter() - start) / len(configs)  # the ensemble's time, shared equally
+    for k, config in enumerate(configs):
+        def compute(staging: Path, work: Path, k: int = k, config: ExperimentConfig = config) -> dict:
+            if ensemble.diverged[k] is not None:
+                raise FloatingPointError(ensemble.diverged[k])  # recorded as train_classifier's run would be
+
+            def best() -> torch.nn.Module:
+                model = ensemble.model(k)
+                model.load_state_dict(ensemble.best_states[k])
+                return model
+
+            return _write_run(staging, config, data, part, ensemble.model(k), best, ensemble.best_states[k],
+                              ensemble.best_epochs[k], ensemble.histories[k], wall, device, precision,
+                              ensemble_size=len(configs))
+
+        try:  # another process may have stored it meanwhile: then that entry is kept
+            store.get_or_compute(KIND, config.key_config(), compute,
+                                 lambda entry, config=config: _load_artifact(config, entry), root=root,
+                                 namespace=config.dataset, precision=precision, retry_diverged=retry_diverged)
+        except DivergedError:
+            pass  # recorded; the caller reads it back as any diverged run
+    return True
+
+
+def train_targets(configs: Mapping[Any, ExperimentConfig], results_dir: str | Path | None = None, *,
+                  stack: bool = True, **kwargs) -> dict[Any, Artifact | DivergedError]:
     """Every target of a chapter, key -> its :class:`Artifact` or, for a run that diverged,
     its :class:`~sharpmem_lib.store.DivergedError` (:func:`try_run_experiment`): one diverged
     target never stops a chapter; it is shown with its status and left out of the paired
-    tests (:func:`diverged_runs`)."""
+    tests (:func:`diverged_runs`). Missing targets that differ only by their seed train as
+    one ensemble first (:func:`train_stacked`; ``stack=False``: all one by one); the store
+    keys are the same either way."""
+    if stack:
+        train_stacked(configs.values(), results_dir, **kwargs)
     return {key: try_run_experiment(config, results_dir, **kwargs) for key, config in configs.items()}
 
 

@@ -304,11 +304,13 @@ def evaluate_runs(runs: list[dict], data, split_seeds: list[int], whiches: tuple
     """
     from tqdm.auto import tqdm
 
-    from sharpmem_lib.experiments import run_experiment
+    from sharpmem_lib.experiments import run_experiment, train_stacked
 
     for which in [*whiches, *(w for run in runs for w in run.get("whiches", ()))]:
         check_choice("which", which, ["best", "final"])
     check_choice("nn", nn, NN_OPTIONS)
+    # missing targets that differ only by their seed train as one ensemble each; run_experiment reads them
+    train_stacked([run["config"] for run in runs], results_dir, data_dir=data_dir, progress=progress)
     frames, artifacts = [], {}
     for i, run in enumerate(tqdm(runs, desc="targets", disable=not progress, leave=False)):
         labels = {k: v for k, v in run.items() if k not in ("config", "output_defense", "whiches")}
@@ -726,7 +728,7 @@ def privacy_study(config: PrivacyConfig, paper: pd.DataFrame, results_dir=None, 
     (:func:`evaluate_privacy` per target and split seed), the boundary-distance attacks
     (:func:`boundary_attack`) and LiRA (:func:`lira_study`). ``paper``: the paper's Table 1."""
     from sharpmem_lib.data import load_dataset
-    from sharpmem_lib.experiments import try_run_experiment
+    from sharpmem_lib.experiments import train_targets
 
     nn = config.nn_attack if nn is None else nn  # the paper profile: SELENA's NN attack (nn_attack: selena)
     check_choice("nn", nn, NN_OPTIONS)
@@ -734,9 +736,11 @@ def privacy_study(config: PrivacyConfig, paper: pd.DataFrame, results_dir=None, 
     frames, loaded, arts = [], {}, {}
     for d in config.recipes:
         loaded[d] = load_dataset(d, data_dir=data_dir)
+        # the dataset's missing targets that differ only by their seed train as one ensemble each
+        trained = train_targets({k: c for k, c in targets.items() if k[0] == d}, results_dir, **opts)
         for (dataset, method, seed), cfg in targets.items():
             if dataset == d:
-                art = arts[(dataset, method, seed)] = try_run_experiment(cfg, results_dir, **opts)
+                art = arts[(dataset, method, seed)] = trained[(dataset, method, seed)]
                 labels = dict(dataset=d, algorithm=method, train_seed=seed)
                 if hasattr(art, "reason"):  # diverged: shown with NaN metrics, left out of the paired tests
                     frames.append(pd.DataFrame([{"split_seed": s, "protocol": p, **labels,

@@ -68,7 +68,10 @@ __all__ = ["CACHE_VERSION", "CorruptArtifactWarning", "DivergedError", "Entry", 
 #:    recipes, Fashion-MNIST's CPU sample): nothing computed by intermediate code is reused.
 #: 3: the manifest carries a checksum of itself (``manifest_sha256``), so that a hand-edited
 #:    ``meta`` or ``status`` is detected like an edited file; version-2 manifests have none.
-CACHE_VERSION = 3
+#: 4: missing plain targets that differ only by their seed train as one ensemble (the numba
+#:    kernel, issue 16): their numbers equal the one-by-one runs' up to float32 summation
+#:    order, not bit for bit, so a cold build's targets are new numbers.
+CACHE_VERSION = 4
 
 MANIFEST = "manifest.json"
 T = TypeVar("T")

@@ -192,6 +192,7 @@ def test_privacy_study_assembles_every_target_and_the_chapters_family(tmp_path, 
     monkeypatch.setattr(privacy, "evaluate_privacy", fake_evaluate)
     monkeypatch.setattr("sharpmem_lib.experiments.run_experiment",
                         lambda config, *args, **kwargs: SimpleNamespace(config=config))  # configs only: no training
+    monkeypatch.setattr("sharpmem_lib.experiments.train_stacked", lambda *args, **kwargs: [])  # nor stacked
     config = privacy.PrivacyConfig({"digits": "smoke_mlp", "longtail": "smoke_mlp"}, train_seeds=3, split_seeds=2)
     study = privacy.privacy_study(config, paper_table1(), results_dir=tmp_path)
     assert calls == [(d, a, s) for d in ("digits", "longtail") for a in ("sgd", "sam", "sharpreg") for s in range(3)]
@@ -279,6 +280,7 @@ def test_privacy_study_runs_the_nn_attack_the_config_names(tmp_path, monkeypatch
     monkeypatch.setattr(privacy, "evaluate_privacy", fake_evaluate)
     monkeypatch.setattr("sharpmem_lib.experiments.run_experiment",
                         lambda config, *args, **kwargs: SimpleNamespace(config=config))
+    monkeypatch.setattr("sharpmem_lib.experiments.train_stacked", lambda *args, **kwargs: [])  # nor stacked
     config = privacy.PrivacyConfig({"digits": "smoke_mlp"}, train_seeds=1, split_seeds=1, nn_attack="selena")
     privacy.privacy_study(config, paper_table1(), results_dir=tmp_path)
     assert seen == {"selena"}
@@ -335,6 +337,7 @@ def test_evaluate_runs_attacks_each_run_with_its_own_weight_choices(monkeypatch)
                              for p in ("honest", "selena")])
 
     monkeypatch.setattr(experiments, "run_experiment", fake_run)
+    monkeypatch.setattr(experiments, "train_stacked", lambda *args, **kwargs: [])  # fake configs: nothing to stack
     monkeypatch.setattr(privacy, "evaluate_privacy", fake_evaluate)
     runs = [{"config": "a", "method": "a"}, {"config": "b", "method": "b", "whiches": ("final",)},
             {"config": "c", "method": "c", "whiches": ()}, {"config": "bad", "method": "d", "whiches": ("final",)}]
