@@ -27,7 +27,8 @@ from sharpmem_lib.validation import (
 )
 
 __all__ = ["RULES", "COUNT_CAPS", "CHAPTER_CHECKS", "check_parameters", "check_notebook_parameters",
-           "injected_parameters", "literal_defaults", "papermill_yaml", "check_papermill_yaml", "needed_datasets", "needed_files", "rule_for"]
+           "injected_parameters", "literal_defaults", "papermill_yaml", "check_papermill_yaml", "needed_datasets",
+           "needed_files", "rule_for"]
 
 Rule = Callable[[str, Any, dict], None]  # (name, value, every parameter of the chapter)
 

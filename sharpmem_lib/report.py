@@ -1282,8 +1282,8 @@ def lira_gain_views(lira) -> list:
     out = []
     for name in ("sam", "sharpreg"):
         out.append(Markdown(f"**{method_label(name)} − SGD, LiRA TPR at 1 % FPR per memorization group** (group 1 = "
-                            "most memorized; paired by target; exploratory: p not Holm-adjusted, and optimistic: the targets "
-                            "share shadow models, which the paired tests treat as independent)"))
+                            "most memorized; paired by target; exploratory: p not Holm-adjusted, and optimistic: the "
+                            "targets share shadow models, which the paired tests treat as independent)"))
         out.append(gain_table(lira.gains(name), index="quintile").rename(columns={"wins / seeds": "wins / targets"})
                    .rename_axis("memorization group"))
     return out

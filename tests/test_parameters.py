@@ -202,8 +202,8 @@ def test_papermill_yaml_with_a_repeated_key_is_refused_naming_it(tmp_path, monke
             "-p", "seeds", "3", "--parameters_yaml={xis: [0], xis: [1]}", "-yseeds: 2", "-f", str(tmp_path / "p.yaml")]
     assert [o for o, _ in papermill_yaml(argv)] == ["-y", "-y", "-y", "-f"]
     assert papermill_yaml(argv)[1] == ("-y", "{xis: [0], xis: [1]}")
-    with pytest.raises(ValueError, match=r"papermill -y 'lams: \[0, 1\]\\nlams: \[0, 2\]': 'lams' is given twice in the "
-                                         r"same mapping; papermill would keep the last value silently"):
+    with pytest.raises(ValueError, match=r"papermill -y 'lams: \[0, 1\]\\nlams: \[0, 2\]': 'lams' is given twice "
+                                         r"in the same mapping; papermill would keep the last value silently"):
         check_papermill_yaml(argv)
     with pytest.raises(ValueError, match=r"'xis' is given twice"):  # the flow form, in --opt=value
         check_papermill_yaml(argv[:4] + argv[6:10])
