@@ -15,6 +15,10 @@ gradients, :mod:`sharpmem_lib.mlp_kernel`: a numba kernel that works through the
 per thread with each model's activations in cache. The optimizer, the data order and the
 tests are shared; only the closure that fills the gradients differs. On chapter 2's
 workload it trains about three times as fast as vmap (``benchmarks/ensemble_throughput.py``).
+
+Chapter targets that differ only by their seed train here too
+(:func:`sharpmem_lib.experiments.train_stacked`): with validation data each model keeps its own
+per-epoch history, best-validation weights and epoch, as ``train_classifier`` does.
 """
 
 from __future__ import annotations

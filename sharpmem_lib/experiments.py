@@ -21,6 +21,11 @@ epoch's, or final training accuracy at chance: :func:`divergence`) is recorded a
 now and on every later call. Every entry is verified on every read; anything unreadable
 or malformed is reported with a warning and recomputed, never used. Notebooks ask for
 results; they train only when the store lacks them.
+
+A chapter asks for its targets together (:func:`train_targets`): the missing ones that differ
+only by their seed then train as one ensemble on the CPU (:func:`train_stacked`, the numba
+kernel of :mod:`sharpmem_lib.mlp_kernel`, issue 16) and are stored one entry per target, under
+the same keys and with the same files as :func:`run_experiment` writes.
 """
 
 from __future__ import annotations

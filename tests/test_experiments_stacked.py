@@ -165,3 +165,15 @@ def test_a_diverging_model_does_not_stop_the_others():
             assert h == pytest.approx(g, rel=RTOL, abs=ATOL)
         for name in clean.params:
             torch.testing.assert_close(ens.params[name][k], clean.params[name][j], atol=ATOL, rtol=RTOL)
+
+
+def test_stacked_targets_benchmark_quick(capsys):
+    """benchmarks/stacked_targets.py runs end to end on tiny sizes and finds the two ways equal."""
+    import runpy
+    from pathlib import Path
+
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "stacked_targets.py"))
+    report = bench["main"](["--quick", "--methods", "sgd"])
+    assert "one by one" in capsys.readouterr().out
+    assert report["sgd"]["max_logit_diff"] < 1e-4 and report["sgd"]["max_flip_share"] == 0
+    assert report["sgd"]["same_best_epoch"] == 2 and report["sgd"]["stacked_s"] > 0
