@@ -237,8 +237,8 @@ def _load_artifact(config: ExperimentConfig, entry: store.Entry) -> Artifact:
 
 
 def _write_run(staging: Path, config: ExperimentConfig, data, part, final: torch.nn.Module,
-               best: Callable[[], torch.nn.Module], best_state: dict, best_epoch: int | None, history: list[dict], wall_time_s: float,
-               device: torch.device, precision: str, **meta) -> dict:
+               best: Callable[[], torch.nn.Module], best_state: dict, best_epoch: int | None, history: list[dict],
+               wall_time_s: float, device: torch.device, precision: str, **meta) -> dict:
     """Write a finished run's files into ``staging`` and return its manifest metadata, or
     raise :class:`DivergedError` if it diverged (:func:`divergence`). One writer for the
     one-by-one and the stacked trainers, so that their entries hold the same things.

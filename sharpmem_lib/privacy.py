@@ -738,7 +738,7 @@ def privacy_study(config: PrivacyConfig, paper: pd.DataFrame, results_dir=None, 
         loaded[d] = load_dataset(d, data_dir=data_dir)
         # the dataset's missing targets that differ only by their seed train as one ensemble each
         trained = train_targets({k: c for k, c in targets.items() if k[0] == d}, results_dir, **opts)
-        for (dataset, method, seed), cfg in targets.items():
+        for dataset, method, seed in trained:
             if dataset == d:
                 art = arts[(dataset, method, seed)] = trained[(dataset, method, seed)]
                 labels = dict(dataset=d, algorithm=method, train_seed=seed)
