@@ -127,3 +127,81 @@ def test_nn_attack_with_foreach_adam_gives_the_per_tensor_loops_numbers(monkeypa
     old = nn_attack(outputs, labels, 10, **opts)
     pd.testing.assert_frame_equal(new, old, check_exact=True)
     assert new["auc"].max() > 0.6  # it learned something: not the equality of two untrained networks
+
+
+def _reference_nn_attack(outputs, labels, num_classes, epochs, batch_size, lr, scale, init_std, seed, holdout=0.2):
+    """The NN attack as it was before the fast path (commit 51ffb6e): module calls, the
+    batch as cat([members[bm], non-members[bn]]), and every watched set scored after every
+    epoch; the epoch picked by np.argmax over the per-epoch accuracies."""
+    from torch import nn
+
+    from sharpmem_lib.attacks.single_query import probabilities
+    from sharpmem_lib.attacks.thresholds import balanced_accuracy, membership_metrics
+
+    def train(fit_m, fit_n, watch):
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        model = InferenceAttack(num_classes, scale, init_std)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+        n = min(len(fit_m[0]), len(fit_n[0]))
+        history = {k: {"acc": [], "scores": []} for k in watch}
+        for _ in range(epochs):
+            model.train()
+            perm_m, perm_n = torch.randperm(len(fit_m[0]), generator=gen), torch.randperm(len(fit_n[0]), generator=gen)
+            for i in range(0, n, batch_size):
+                bm, bn = perm_m[i:min(i + batch_size, n)], perm_n[i:min(i + batch_size, n)]
+                out = model(torch.cat([fit_m[0][bm], fit_n[0][bn]]), torch.cat([fit_m[1][bm], fit_n[1][bn]]))
+                loss = nn.functional.mse_loss(out, torch.cat([torch.ones(len(bm)), torch.zeros(len(bn))]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                for k, (m, nm) in watch.items():
+                    sm, sn = model(*m).numpy(), model(*nm).numpy()
+                    history[k]["acc"].append(balanced_accuracy(sm > 0.5, sn > 0.5))
+                    history[k]["scores"].append(np.r_[sm, sn])
+        return history
+
+    f = {k: (torch.as_tensor(probabilities(np.asarray(getattr(outputs, k))), dtype=torch.float32),
+             torch.as_tensor(np.eye(num_classes)[np.asarray(getattr(labels, k))], dtype=torch.float32))
+         for k, _ in outputs.items()}
+    evaluation = (f["eval_member"], f["eval_nonmember"])
+    y_true = np.r_[np.ones(len(labels.eval_member), bool), np.zeros(len(labels.eval_nonmember), bool)]
+    rows = {}
+    h = train(f["attack_member"], f["attack_nonmember"], {"eval": evaluation})
+    epoch = int(np.argmax(h["eval"]["acc"]))
+    rows["selena"] = (epoch, float("nan"), h["eval"]["scores"][epoch])
+    rng = np.random.default_rng(seed)
+    split = {}
+    for k in ("attack_member", "attack_nonmember"):
+        perm = rng.permutation(len(f[k][0]))
+        cut = int(round(holdout * len(perm)))
+        split[k] = tuple(tuple(t[idx] for t in f[k]) for idx in (perm[cut:], perm[:cut]))
+    halves = {k: tuple(tuple(t[i::2] for t in split[k][1]) for i in (0, 1)) for k in split}
+    h = train(split["attack_member"][0], split["attack_nonmember"][0],
+              {"choose": (halves["attack_member"][0], halves["attack_nonmember"][0]),
+               "check": (halves["attack_member"][1], halves["attack_nonmember"][1]), "eval": evaluation})
+    epoch = int(np.argmax(h["choose"]["acc"]))
+    rows["honest"] = (epoch, float(h["check"]["acc"][epoch]), h["eval"]["scores"][epoch])
+    return {p: {**membership_metrics(y_true, s, s > 0.5), "attacker_acc": a, "epoch": e + 1}
+            for p, (e, a, s) in rows.items()}
+
+
+@pytest.mark.parametrize("seed, member_conf", [(0, 0.9), (3, 0.6)])
+def test_nn_attack_fast_path_gives_the_old_loops_numbers(seed, member_conf):
+    """The fast NN attack (functional forward, one gather per batch, the report sets scored
+    only at a new best epoch) must give exactly the old loop's rows, cached attacks included."""
+    rng = np.random.default_rng(seed)
+    outputs, labels = make_data(rng, 150, 10, member_conf, 0.5)
+    opts = dict(epochs=12, batch_size=32, lr=1e-3, scale=0.125, init_std=None, seed=seed)
+    new = nn_attack(outputs, labels, 10, **opts)
+    ref = _reference_nn_attack(outputs, labels, 10, **opts)
+    for protocol, expected in ref.items():
+        got = new.loc[(protocol, "nn")]
+        for key, value in expected.items():
+            if isinstance(value, float) and np.isnan(value):
+                assert np.isnan(got[key]), (protocol, key)
+            else:
+                assert got[key] == value, (protocol, key, got[key], value)
+    assert 1 < new.loc[("honest", "nn"), "epoch"] or 1 < new.loc[("selena", "nn"), "epoch"]  # a choice was made
