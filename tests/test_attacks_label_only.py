@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sharpmem_lib.attacks import AttackSets, label_only_attack, perturbed_queries, robustness_scores, translate
+from sharpmem_lib.attacks import label_only
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -123,3 +124,48 @@ def test_boundary_distance_attack_rejects_bad_method():
 
     with pytest.raises(ValueError, match="method='pgd' is not valid"):
         boundary_distances(None, np.zeros((1, 2)), np.zeros(1, int), "pgd")
+
+
+class CountingLinear(torch.nn.Module):
+    """A linear classifier on flattened images that counts its forward passes."""
+
+    def __init__(self, d, classes, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.lin = torch.nn.Linear(d, classes)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.lin(x.flatten(1))
+
+
+def test_robustness_scores_are_remembered_for_the_same_weights_and_points_only():
+    """Chapter 4's MemGuard rows query the same SGD weights on the same points as its
+    undefended rows: the second call must read the scores (no forward pass), equal to a fresh
+    computation; other weights, points or settings must be computed anew."""
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 1, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    model = CountingLinear(36, 3)
+    first = robustness_scores(model, X, y, "translations", 1)
+    calls = model.calls
+    assert calls == 18  # (2s+1)^2 x 2 queries, one batch each
+    first[:] = -1  # the caller's copy: mutating it must not touch what is remembered
+    again = robustness_scores(model, X, y, "translations", 1)
+    assert model.calls == calls  # read, not recomputed
+    twin = CountingLinear(36, 3)  # the same weights (same seed) in another object: remembered too
+    np.testing.assert_array_equal(robustness_scores(twin, X, y, "translations", 1), again)
+    assert twin.calls == 0
+    label_only._MEMO.clear()
+    fresh = robustness_scores(twin, X, y, "translations", 1)  # computed from scratch
+    assert twin.calls == calls
+    np.testing.assert_array_equal(again, fresh)
+    assert (again >= 0).all()
+    with torch.no_grad():
+        model.lin.weight[0, 0] += 1e-3  # one changed weight: computed anew
+    robustness_scores(model, X, y, "translations", 1)
+    assert model.calls == 2 * calls
+    robustness_scores(model, X[:-1], y[:-1], "translations", 1)  # other points
+    robustness_scores(model, X, y, "noise", 0.1, repeats=2)  # other settings
+    assert model.calls == 2 * calls + 18 + 2

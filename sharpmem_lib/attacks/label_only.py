@@ -22,6 +22,9 @@ the best accuracy cross-validated on the attacker's own sets.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 import pandas as pd
 import torch
@@ -71,20 +74,54 @@ def perturbed_queries(X: torch.Tensor, kind: str, strength: float, repeats: int,
             yield flipped.reshape(X.shape)
 
 
+_MEMO: OrderedDict[str, np.ndarray] = OrderedDict()
+_MEMO_SIZE = 32  # a few MB at most: one float per attacked point per entry
+
+
+def _memo_key(model, X: np.ndarray, y: np.ndarray, *settings) -> str:
+    """A digest of everything :func:`robustness_scores` depends on: the model's class,
+    layers (``repr``) and every parameter and buffer bit for bit, the inputs, the labels
+    and the query settings."""
+    h = hashlib.sha256(repr((type(model).__qualname__, repr(model), settings)).encode())
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{t.numel()}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    for a in (X, y):
+        h.update(f"{a.dtype}:{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def robustness_scores(model, X, y, kind: str, strength: float, repeats: int = 10, seed: int = 0,
                       batch_size: int = 4096) -> np.ndarray:
-    """Fraction of perturbed queries of each example that ``model`` still labels ``y``."""
+    """Fraction of perturbed queries of each example that ``model`` still labels ``y``.
+
+    Remembered for the process's last few calls, keyed by the model's weights bit for bit,
+    the inputs and the settings: an evaluation that queries the same weights on the same
+    points again (chapter 4's MemGuard rows attack the SGD targets already attacked
+    undefended: MemGuard keeps every label) reads the scores instead of re-running, on
+    Fashion-MNIST, 162 forward passes over 6,500 images (~4 CPU-s per target)."""
     from sharpmem_lib.tensors import to_float
     from sharpmem_lib.train import predict_logits
 
-    X = to_float(torch.as_tensor(np.asarray(X)))
-    y = torch.as_tensor(np.asarray(y))
-    hits = torch.zeros(len(X))
+    X, y = np.asarray(X), np.asarray(y)
+    key = _memo_key(model, X, y, kind, float(strength), repeats, seed, batch_size)
+    if key in _MEMO:
+        _MEMO.move_to_end(key)
+        return _MEMO[key].copy()
+    Xt = to_float(torch.as_tensor(X))
+    yt = torch.as_tensor(y)
+    hits = torch.zeros(len(Xt))
     n = 0
-    for query in perturbed_queries(X, kind, strength, repeats, seed):
-        hits += (predict_logits(model, query, batch_size).argmax(1) == y).float()
+    for query in perturbed_queries(Xt, kind, strength, repeats, seed):
+        hits += (predict_logits(model, query, batch_size).argmax(1) == yt).float()
         n += 1
-    return (hits / n).numpy()
+    scores = (hits / n).numpy()
+    _MEMO[key] = scores.copy()
+    while len(_MEMO) > _MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return scores
 
 
 def label_only_attack(model, X: AttackSets, y: AttackSets, kind: str, strengths: list[float],
