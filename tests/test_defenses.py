@@ -1,5 +1,7 @@
 """Defenses: each core mechanism against an independent check (paper §5.2, Fig. 5c)."""
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -312,3 +314,30 @@ def test_memguard_evaluation_is_kept_in_the_store_under_its_settings(tmp_path, m
     evaluate_privacy(art, data, [0], which="final", output_defense=MemGuard(seed=0, steps=21))
     assert fits == [20, 21]  # another setting is another entry
     assert MemGuard(seed=3).cache_config() != MemGuard(seed=0).cache_config()
+
+
+def test_memguard_runs_on_one_thread_with_the_same_logits_and_restores_the_thread_count(monkeypatch):
+    """MemGuard's fit and transform run on one torch thread (faster: element-wise steps on
+    small tensors); the defended logits must be those of the old multi-threaded run, and the
+    caller's thread count must come back."""
+    from sharpmem_lib import defenses
+
+    rng = np.random.default_rng(3)
+    member, nonmember = rng.normal(0, 3, (300, 10)), rng.normal(0, 1, (300, 10))
+    z = rng.normal(0, 2, (500, 10))
+    seen = []
+    real = defenses.MemGuard._transform
+    monkeypatch.setattr(defenses.MemGuard, "_transform", lambda self, x: seen.append(torch.get_num_threads())
+                        or real(self, x))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fast = MemGuard(seed=0, steps=40, epochs=40).fit(member, nonmember).transform(z)
+        assert seen == [1] and torch.get_num_threads() == 2
+        with monkeypatch.context() as m:  # the old path: no thread limit
+            m.setattr(defenses, "_one_cpu_thread", contextlib.nullcontext)
+            old = MemGuard(seed=0, steps=40, epochs=40).fit(member, nonmember).transform(z)
+        assert seen[-1] == 2
+    finally:
+        torch.set_num_threads(previous)
+    np.testing.assert_array_equal(fast, old)
