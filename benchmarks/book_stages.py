@@ -14,6 +14,17 @@ used (this process and its children), which the load inflates far less.
     python benchmarks/book_stages.py --profile smoke    # seconds; what the tests run
     python benchmarks/book_stages.py --fresh-clone      # issue 16's budget: `make book` in a fresh clone
 
+``--units`` times, instead, each non-training step that the cold default book repeats per
+target, on one Fashion-MNIST ``fashion_mlp`` SGD target trained into a scratch cache (CPU
+seconds on one torch thread, which the machine's load inflates least; wall seconds beside
+them): the label-only translation scores (162 queries x the 6,500 attacked points), the NN
+attack and the threshold attacks of one split, MemGuard's fit and transform, and the
+sharpness measurement (20 power iterations). Multiply by the counts it prints (chapter 3:
+train_seeds x 3 targets, x split_seeds for the per-split steps; chapter 4: about 50
+attacked (target, weights) pairs, 5 MemGuard, 25 sharpness rows) for a chapter's share.
+
+    python benchmarks/book_stages.py --units            # ~1 min
+
 ``--fresh-clone`` measures what issue 16 budgets (cold <= 15 min including the venv, warm
 <= 2 min, peak memory < 8 GiB): it clones the repository's committed HEAD into a scratch
 folder and times, there, ``make .venv/.installed`` (the venv: pip installs requirements.txt),
@@ -88,12 +99,71 @@ def fresh_clone(profile: str, root: Path) -> dict[str, float]:
     return times
 
 
+def unit_costs(dataset: str = "fashion_mnist_cpu", recipe: str = "fashion_mlp") -> dict[str, tuple[float, float]]:
+    """(CPU seconds, wall seconds) of each per-target step of chapters 3 and 4, on one torch
+    thread, for one SGD target of ``recipe`` trained into a scratch results cache."""
+    import numpy as np
+    import torch
+
+    from sharpmem_lib.attacks import attack_sets, robustness_scores, run_attacks
+    from sharpmem_lib.attacks.label_only import _MEMO
+    from sharpmem_lib.data import load_dataset
+    from sharpmem_lib.defenses import MemGuard
+    from sharpmem_lib.experiments import experiment_config, run_experiment
+    from sharpmem_lib.mitigation import SHARPNESS_RHOS
+    from sharpmem_lib.privacy import NN_OPTIONS, default_label_only
+    from sharpmem_lib.sharpness import model_sharpness
+    from sharpmem_lib.splits import make_partition
+
+    torch.set_num_threads(1)
+    data = load_dataset(dataset)
+    with tempfile.TemporaryDirectory(prefix="sharpmem-units-") as tmp:
+        artifact = run_experiment(experiment_config(recipe, dataset, "sgd", 0), tmp, progress=False)
+        model, out = artifact.model("final"), artifact.outputs()
+    logits = out["logits_final"]
+    sets = attack_sets(make_partition(dataset, data, 0), seed=0)
+    used = np.unique(np.concatenate([np.asarray(v) for _, v in sets.items()]))
+    kind, strengths, repeats = default_label_only(data.X)
+    members = np.flatnonzero(out["member"])
+    steps = {
+        f"label-only {kind} {strengths[0]:g} ({len(used)} points)":
+            lambda: (_MEMO.clear(), robustness_scores(model, data.X[used], data.y[used], kind, strengths[0], repeats)),
+        "NN attack, one split (both protocols)":
+            lambda: run_attacks(sets.take(logits), sets.take(data.y), seed=0, num_classes=data.num_classes,
+                                attacks=("nn",), nn_options=NN_OPTIONS["cpu"]),
+        "threshold attacks, one split":
+            lambda: run_attacks(sets.take(logits), sets.take(data.y), seed=0, num_classes=data.num_classes,
+                                attacks=("correctness", "confidence", "entropy", "mentr")),
+        "MemGuard fit + transform":
+            lambda: MemGuard(seed=0).fit(logits[out["member"]], logits[out["validation"]]).transform(logits),
+        f"sharpness, 20 iterations ({len(members)} members)":
+            lambda: model_sharpness(model, data.X[members], data.y[members], rhos=SHARPNESS_RHOS, iters=20),
+    }
+    results = {}
+    load_before = os.getloadavg()[0]
+    for name, step in steps.items():
+        step()  # once untimed: imports and first-call set-up are paid once per build, not per target
+        cpu, wall = time.process_time(), time.perf_counter()
+        step()
+        results[name] = (time.process_time() - cpu, time.perf_counter() - wall)
+    print(f"{dataset} / {recipe}, one torch thread; load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after; {os.cpu_count()} CPUs")
+    print(f"{'step (per target or split)':50s} {'CPU s':>7s} {'wall s':>7s}")
+    for name, (cpu, wall) in results.items():
+        print(f"{name:50s} {cpu:7.2f} {wall:7.2f}")
+    return results
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="default")
     parser.add_argument("--fresh-clone", action="store_true",
                         help="time the venv and make book (cold, warm) in a fresh clone of HEAD")
+    parser.add_argument("--units", action="store_true",
+                        help="CPU seconds per target of each non-training step (label-only, NN attack, ...)")
     args = parser.parse_args(argv)
+    if args.units:
+        return unit_costs()
     if args.fresh_clone:
         load_before = os.getloadavg()[0]
         with tempfile.TemporaryDirectory(prefix="sharpmem-clone-") as tmp:
