@@ -15,7 +15,8 @@ check them on a quadratic whose Hessian is known.
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -137,15 +138,34 @@ def model_loss(model: nn.Module, X, y, batch_size: int | None = None) -> tuple[L
             for i in range(0, len(X), batch_size)], params
 
 
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Torch on one CPU thread inside (nothing changes on a GPU). The Hessian-vector products
+    of a small MLP are many small operations: on the 2-core machine two threads took 4-11 s
+    wall (4-8 CPU-s) per Fashion-MNIST target under load, one thread 1.1-1.8 s (1.1 CPU-s). It
+    also makes the value independent of the machine's core count (two threads moved
+    lambda_max in the 7th digit)."""
+    if device.type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def model_sharpness(model: nn.Module, X, y, rhos: tuple[float, ...] = (0.01, 0.1), iters: int = 50,
                     batch_size: int | None = 1024) -> dict[str, float]:
     """Training loss, ``lambda_max`` and SAM sharpness at each radius in ``rhos`` of ``model``
     on ``(X, y)`` (typically its whole training set), on the model's device, in batches of
-    ``batch_size`` (``None``: one batch)."""
+    ``batch_size`` (``None``: one batch); on a CPU, on one thread."""
     loss, params = model_loss(model, X, y, batch_size)
-    out = {"train_loss": _value(loss, params), "lambda_max": hessian_top_eigenvalue(loss, params, iters=iters)}
-    for rho in rhos:
-        out[f"sam_sharpness@{rho:g}"] = sam_sharpness(loss, params, rho)
+    with _one_cpu_thread(next(model.parameters()).device):
+        out = {"train_loss": _value(loss, params), "lambda_max": hessian_top_eigenvalue(loss, params, iters=iters)}
+        for rho in rhos:
+            out[f"sam_sharpness@{rho:g}"] = sam_sharpness(loss, params, rho)
     return out
 
 
@@ -168,5 +188,7 @@ def artifact_sharpness(artifact, data, which: str = "final", rhos: tuple[float, 
         return model_sharpness(model, data.X[members], data.y[members], rhos=rhos, iters=iters, batch_size=batch_size)
 
     rho_names = "-".join(f"{rho:g}" for rho in rhos)
-    name = f"sharpness-{which}-rho{rho_names}-it{iters}-n{max_points or 0}-seed{seed}-b{batch_size or 0}.json"
+    # "-t1": measured on one CPU thread (model_sharpness), not the machine's thread count: values cached before
+    # differ in the 7th digit, and are not read back
+    name = f"sharpness-{which}-rho{rho_names}-it{iters}-n{max_points or 0}-seed{seed}-b{batch_size or 0}-t1.json"
     return artifact.cached_json(name, compute, device=device)

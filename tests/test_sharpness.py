@@ -101,3 +101,33 @@ def test_batched_measures_equal_the_full_batch_ones():
         assert batched[key] == pytest.approx(full[key], rel=1e-8, abs=1e-12), key
     loss, _ = model_loss(model, X, y, batch_size=16)
     assert [round(w * 50) for w, _ in loss] == [16, 16, 16, 2]
+
+
+def test_model_sharpness_runs_on_one_cpu_thread_and_restores_the_count(monkeypatch):
+    """On a CPU the measurement runs on one thread (a second one only slowed the small
+    products; it also made the value depend on the core count); the values are those of the
+    unrestricted run up to rounding, and the caller's thread count comes back."""
+    import contextlib
+
+    from sharpmem_lib import sharpness
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    X, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
+    seen = []
+    real = sharpness.hessian_top_eigenvalue
+    monkeypatch.setattr(sharpness, "hessian_top_eigenvalue",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fast = model_sharpness(model, X, y, iters=30, batch_size=16)
+        assert seen == [1] and torch.get_num_threads() == 2
+        monkeypatch.setattr(sharpness, "_one_cpu_thread", lambda device: contextlib.nullcontext())
+        old = model_sharpness(model, X, y, iters=30, batch_size=16)
+        assert seen[-1] == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert fast.keys() == old.keys()
+    for key in fast:
+        assert fast[key] == pytest.approx(old[key], rel=1e-9, abs=1e-12), key
