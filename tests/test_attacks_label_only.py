@@ -169,3 +169,27 @@ def test_robustness_scores_are_remembered_for_the_same_weights_and_points_only()
     robustness_scores(model, X[:-1], y[:-1], "translations", 1)  # other points
     robustness_scores(model, X, y, "noise", 0.1, repeats=2)  # other settings
     assert model.calls == 2 * calls + 18 + 2
+
+
+def test_robustness_memo_keeps_chapter_4s_span_and_evicts_the_oldest_beyond_its_budget(monkeypatch):
+    """Chapter 4 scores ~50 other (target, weights) pairs between an SGD target's undefended
+    rows and its MemGuard rows: 60 entries must all be kept; past the byte budget the least
+    recently used entry goes first."""
+    rng = np.random.default_rng(1)
+    X = rng.random((4000, 1, 2, 2)).astype(np.float32)  # one batch of predict_logits: one forward per query
+    y = rng.integers(0, 3, len(X))
+    label_only._MEMO.clear()
+    models = [CountingLinear(4, 3, seed=s) for s in range(60)]
+    for m in models:
+        robustness_scores(m, X, y, "noise", 0.1, repeats=1)
+    robustness_scores(models[0], X, y, "noise", 0.1, repeats=1)
+    assert models[0].calls == 1 and len(label_only._MEMO) == 60
+    monkeypatch.setattr(label_only, "_MEMO_BYTES", 3 * label_only._MEMO[next(iter(label_only._MEMO))].nbytes)  # 3 fit
+    robustness_scores(models[1], X, y, "noise", 0.1, repeats=1)  # still remembered, now the newest
+    assert models[1].calls == 1
+    extra = CountingLinear(4, 3, seed=99)
+    robustness_scores(extra, X, y, "noise", 0.1, repeats=1)
+    assert len(label_only._MEMO) == 3  # the three most recently used: models[0], models[1], extra
+    robustness_scores(models[0], X, y, "noise", 0.1, repeats=1)
+    robustness_scores(models[2], X, y, "noise", 0.1, repeats=1)
+    assert models[0].calls == 1 and models[2].calls == 2
