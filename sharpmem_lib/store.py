@@ -69,8 +69,9 @@ __all__ = ["CACHE_VERSION", "CorruptArtifactWarning", "DivergedError", "Entry", 
 #: 3: the manifest carries a checksum of itself (``manifest_sha256``), so that a hand-edited
 #:    ``meta`` or ``status`` is detected like an edited file; version-2 manifests have none.
 #: 4: missing plain targets that differ only by their seed train as one ensemble (the numba
-#:    kernel, issue 16): their numbers equal the one-by-one runs' up to float32 summation
-#:    order, not bit for bit, so a cold build's targets are new numbers.
+#:    kernel, issue 16): the same seeded procedure in another float32 summation order, which
+#:    long runs amplify (fashion_mlp: up to ~10 % of examples change class), so a cold
+#:    build's targets are new numbers.
 CACHE_VERSION = 4
 
 MANIFEST = "manifest.json"

@@ -106,6 +106,10 @@ def test_what_cannot_stack_trains_one_by_one(tmp_path, monkeypatch):
                                     defense_kwargs={"alpha": 1.0})
                 for s, c in configs(TrainConfig(epochs=3, batch_size=32, lr=0.05, momentum=0.9), seeds=(0, 1)).items()}
     assert "defense='advreg'" in experiments.stack_refusal(defended[0])
+    monkeypatch.setenv("SHARPMEM_STACK", "0")
+    assert "SHARPMEM_STACK=0" in experiments.stack_refusal(configs(TrainConfig())[0])
+    monkeypatch.delenv("SHARPMEM_STACK")
+    assert experiments.stack_refusal(configs(TrainConfig())[0]) is None
     tanh = {s: ExperimentConfig("digits", "mlp", c.train, model_kwargs={"hidden": (8,), "activation": "tanh"})
             for s, c in configs(TrainConfig(epochs=3, batch_size=32, lr=0.05, momentum=0.9), seeds=(0, 1)).items()}
     runs = {**{("advreg", s): r for s, r in train_targets(defended, tmp_path, progress=False).items()},
