@@ -74,21 +74,42 @@ class FCNet(MLP):
 
 
 class SmallCNN(nn.Module):
-    """Two conv blocks and a linear head, for 8x8 digits and 28x28 Fashion-MNIST on a CPU."""
+    """Two conv blocks, each conv3x3-BN-ReLU-maxpool2, and a linear head on the flattened
+    feature map (adaptively pooled to ``pool`` x ``pool``), for 8x8 digits and 28x28
+    Fashion-MNIST on a CPU.
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 32) -> None:
+    The head sees every position (2 * width * 7 * 7 = 1,568 features at width 16 on 28x28),
+    so that the net can fit its training set the way the paper's CIFAR models do; the
+    earlier version (three convs, the last two at full and half resolution, then a global
+    average over positions into 2 * width features) cost about 5x the multiply-adds per
+    image and still stopped near 78 % training accuracy on fashion_mnist_cpu's 2,500
+    members (recipes.py, fashion_cnn's pilot). ``hidden`` > 0 puts one fully connected
+    ReLU layer of that width before the output.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, width: int = 32, hidden: int = 0, pool: int = 7) -> None:
         super().__init__()
+        check_positive("in_channels", in_channels, integer=True)
+        check_positive("num_classes", num_classes, integer=True)
         check_positive("width", width, integer=True)
+        check_positive("pool", pool, integer=True)
+        if not (isinstance(hidden, int) and hidden >= 0):
+            raise ValueError(f"hidden={hidden!r} is not valid; it must be a non-negative integer (0: no hidden layer)")
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
+            # 28x28 -> 7x7 already (identity); larger maps are averaged down to pool x pool, smaller ones repeated up
+            nn.AdaptiveAvgPool2d(pool),
         )
-        self.head = nn.Linear(2 * width, num_classes)
+        flat = 2 * width * pool * pool
+        self.head = (nn.Linear(flat, num_classes) if hidden == 0 else
+                     nn.Sequential(nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)))
+        # channels-last weights and inputs: on one CPU thread a training epoch on 2,500 28x28 images
+        # takes 0.49 s instead of 0.86 s, and inference 2-5x less (measured with width 16)
+        self.features.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
         return self.head(self.features(x).flatten(1))
 
 

@@ -46,6 +46,41 @@ def test_small_cnn_shapes(shape):
     assert build_model("cnn", shape, 10)(torch.zeros(4, *shape)).shape == (4, 10)
 
 
+def test_small_cnn_head_sees_every_position():
+    """SmallCNN's parameters counted by hand: conv3x3 (+bias) and BN per block, a linear head on
+    2w x 7 x 7 features (the old global-average head had 2w inputs and a third conv), and one
+    optional hidden layer. The head keeps positions apart: with only the top-left 4 x 4 cells'
+    head weights, a change in the bottom-right 4 x 4 pixels (outside their receptive field,
+    pixels 0-18) does not reach the logits; with only the bottom-right cell's, it does."""
+    from sharpmem_lib.models import SmallCNN
+
+    for w, hidden in ((16, 0), (8, 32)):
+        convs = (1 * 9 + 1) * w + 2 * w + (w * 9 + 1) * 2 * w + 2 * 2 * w
+        flat = 2 * w * 7 * 7
+        head = flat * 10 + 10 if hidden == 0 else flat * hidden + hidden + hidden * 10 + 10
+        assert count_parameters(SmallCNN(1, 10, w, hidden)) == convs + head
+    torch.manual_seed(0)
+    model = SmallCNN(1, 10, width=4).eval()
+    assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(1, 1, 28, 28)
+    corner = x.clone()
+    corner[..., 24:, 24:] = 1.0 - corner[..., 24:, 24:]
+    cells = [(c, r, k) for c in range(8) for r in range(7) for k in range(7)]
+    weights = model.head.weight.detach().clone()
+    with torch.no_grad():
+        model.head.weight.copy_(weights)
+        model.head.weight[:, [c * 49 + r * 7 + k for c, r, k in cells if r > 3 or k > 3]] = 0.0
+        torch.testing.assert_close(model(corner), model(x), rtol=0, atol=0)
+        model.head.weight.copy_(weights)
+        model.head.weight[:, [c * 49 + r * 7 + k for c, r, k in cells if (r, k) != (6, 6)]] = 0.0
+        assert not torch.allclose(model(corner), model(x))
+    clone = SmallCNN(1, 10, width=4).eval()
+    clone.load_state_dict(model.state_dict())
+    torch.testing.assert_close(clone(x), model(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="hidden=-1 is not valid"):
+        SmallCNN(1, 10, hidden=-1)
+
+
 def test_bad_model_arguments():
     with pytest.raises(ValueError,
                        match=r"model='resnet50' is not valid; choose one of \['mlp', 'fc', 'cnn', 'wrn16_8'\]"):
