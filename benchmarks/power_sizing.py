@@ -20,6 +20,8 @@ single-query attack, chosen on the attacker's data), and a few subset models thr
     python benchmarks/power_sizing.py                       # the fashion_mlp recipe, 3 pilot seeds
     python benchmarks/power_sizing.py --hidden 512 --epochs 60 --seeds 3
     python benchmarks/power_sizing.py --quick               # digits, seconds; a smoke run
+    python benchmarks/power_sizing.py --recipe fashion_cnn --width 32 --methods sgd --seeds 1 --subset-models 0 \
+        --cheap-label-only                                  # a CNN pilot without the 162-query label-only attack
 
 Figures, not a timed test. Timings depend on the machine's load (print ``uptime`` beside them).
 """
@@ -46,8 +48,10 @@ from sharpmem_lib.train import TrainConfig
 
 
 def pilot_targets(recipe: Recipe, dataset: str, methods: list[str], seeds: int, results_dir: str,
-                  knobs: dict, which: str = "best") -> pd.DataFrame:
-    """One row per (method, seed): honest best single-query attack (accuracy, AUC), accuracies, seconds."""
+                  knobs: dict, which: str = "best", label_only: tuple | None = None) -> pd.DataFrame:
+    """One row per (method, seed): honest best single-query attack (accuracy, AUC), accuracies, seconds.
+    ``label_only``: :func:`~sharpmem_lib.privacy.evaluate_privacy`'s (perturbation, strengths, repeats);
+    the single-query columns do not depend on it."""
     data = load_dataset(dataset)
     rows = []
     for method in methods:
@@ -56,7 +60,7 @@ def pilot_targets(recipe: Recipe, dataset: str, methods: list[str], seeds: int, 
             art = run_experiment(experiment_config(recipe, dataset, method, seed, **knobs), results_dir, progress=False)
             trained = time.perf_counter() - start
             start = time.perf_counter()
-            res = evaluate_privacy(art, data, [0], which=which)
+            res = evaluate_privacy(art, data, [0], label_only=label_only, which=which)
             attacked = time.perf_counter() - start
             honest = res[res.protocol == "honest"].iloc[0]
             rows.append({"method": method, "seed": seed, "train_acc": honest.train_acc, "test_acc": honest.test_acc,
@@ -117,7 +121,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fashion_mnist_cpu")
     parser.add_argument("--recipe", default="fashion_mlp", help="a recipe name; --hidden/--epochs/... override it")
-    parser.add_argument("--hidden", type=int, nargs="+")
+    parser.add_argument("--hidden", type=int, nargs="+", help="MLP: hidden widths; cnn: one hidden FC width (0: none)")
+    parser.add_argument("--width", type=int, help="cnn: SmallCNN's width")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
@@ -135,6 +140,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--which", default="best", choices=["best", "final"],
                         help="the checkpoint attacked: best validation accuracy or the last epoch")
     parser.add_argument("--quick", action="store_true", help="digits, tiny sizes: seconds")
+    parser.add_argument("--cheap-label-only", action="store_true",
+                        help="images: the label-only attack with 0-pixel shifts (2 queries per image, not 162), "
+                             "for pilots of the single-query attacks (their figures do not change)")
     args = parser.parse_args(argv)
     if args.quick:
         args.dataset, args.recipe, args.seeds, args.chosen_seeds = "digits", "smoke_mlp", 3, 5
@@ -144,12 +152,20 @@ def main(argv=None) -> dict:
     changes = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                                  ("lr_milestones", None if args.milestones is None else tuple(args.milestones)))
                if v is not None}
-    recipe = replace(recipe, name=f"{recipe.name}_pilot" if changes or args.hidden else recipe.name,
-                     train=replace(recipe.train, **changes),
-                     model_kwargs={"hidden": tuple(args.hidden)} if args.hidden else dict(recipe.model_kwargs))
+    model_kwargs = dict(recipe.model_kwargs)
+    if args.hidden is not None:
+        model_kwargs["hidden"] = int(args.hidden[0]) if recipe.model == "cnn" else tuple(args.hidden)
+    if args.width is not None:
+        if recipe.model != "cnn":
+            parser.error(f"--width is SmallCNN's; recipe {recipe.name!r} builds model {recipe.model!r}")
+        model_kwargs["width"] = args.width
+    recipe = replace(recipe, name=f"{recipe.name}_pilot" if changes or model_kwargs != recipe.model_kwargs
+                     else recipe.name, train=replace(recipe.train, **changes), model_kwargs=model_kwargs)
+    label_only = ("translations", [0], 1) if args.cheap_label_only else None
     with tempfile.TemporaryDirectory(prefix="sharpmem-power-") as tmp:
         results_dir = args.results_dir or tmp
-        rows = pilot_targets(recipe, args.dataset, args.methods, args.seeds, results_dir, {}, which=args.which)
+        rows = pilot_targets(recipe, args.dataset, args.methods, args.seeds, results_dir, {}, which=args.which,
+                            label_only=label_only)
         subsets = (pilot_subsets(args.dataset, tuple(args.subset_hidden), args.subset_epochs, args.subset_batch_size,
                                  args.subset_lr, args.subset_models, args.chosen_models, results_dir)
                    if args.subset_models else None)
