@@ -176,7 +176,7 @@ def test_robustness_memo_keeps_chapter_4s_span_and_evicts_the_oldest_beyond_its_
     rows and its MemGuard rows: 60 entries must all be kept; past the byte budget the least
     recently used entry goes first."""
     rng = np.random.default_rng(1)
-    X = rng.random((4000, 1, 2, 2)).astype(np.float32)  # one batch of predict_logits: one forward per query
+    X = rng.random((500, 1, 2, 2)).astype(np.float32)  # one batch of robustness_scores (512): one forward per query
     y = rng.integers(0, 3, len(X))
     label_only._MEMO.clear()
     models = [CountingLinear(4, 3, seed=s) for s in range(60)]
