@@ -98,15 +98,18 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("texas_fc", "fc", TrainConfig(base="adam", lr=1e-3, momentum=0.0, weight_decay=0.0, epochs=20,
                                          batch_size=128), {},
            "SELENA texas/Undefend/train.py: Adam 1e-3, 20 epochs, batch 128; models/texas.py's network"),
-    # CPU (default profile): the values the chapters used before recipes, so cached results stay valid
-    _mlp("digits_mlp", (128,), "CPU: chapters 3 and 4's targets on digits", lr=0.05, epochs=60, batch_size=32),
-    _mlp("longtail_mlp", (128,), "CPU: chapter 3's targets on longtail (digits_mlp's settings)",
+    # CPU on digits and longtail (the default profile's datasets before Fashion-MNIST; reruns and the laptop
+    # profile name them): the values the chapters used before recipes, so cached results stay valid
+    _mlp("digits_mlp", (128,), "CPU: chapter 3's digits targets (laptop profile; reruns naming digits)", lr=0.05,
+         epochs=60, batch_size=32),
+    _mlp("longtail_mlp", (128,), "CPU: targets on longtail (digits_mlp's settings), for reruns that name it",
          lr=0.05, epochs=60, batch_size=32),
-    _mlp("digits_mlp_buckets", (64,), "CPU: chapter 2's SGD/SAM/SWA targets", lr=0.05, epochs=40, batch_size=32),
-    _mlp("digits_mlp_subset", (64,), "CPU: chapter 2's subset models (Feldman-Zhang estimates), also chapter "
-         "4's buckets and chapter 2's longtail ground truth", lr=0.05, epochs=10, batch_size=32),
-    _mlp("digits_mlp_demo", None, "CPU: chapter 0's demo (MLP's default widths)", lr=0.05, epochs=40,
-         batch_size=64),
+    _mlp("digits_mlp_buckets", (64,), "CPU: chapter 2's SGD/SAM/SWA targets on digits (reruns with dataset digits)",
+         lr=0.05, epochs=40, batch_size=32),
+    _mlp("digits_mlp_subset", (64,), "CPU: subset models on digits and chapter 2's longtail ground-truth check "
+         "(the default's Fashion-MNIST subset models are fashion_mlp_subset)", lr=0.05, epochs=10, batch_size=32),
+    _mlp("digits_mlp_demo", None, "CPU: chapter 0's demo on digits (MLP's default widths; the default profile's "
+         "chapter 0 uses fashion_mlp)", lr=0.05, epochs=40, batch_size=64),
     # CPU (default profile) on Fashion-MNIST (fashion_mnist_cpu's 2,500 members): an over-parameterised MLP
     # trained to ~100 % training accuracy, so that targets overfit (issue 16; benchmarks/power_sizing.py)
     # (pilots, benchmarks/power_sizing.py, SGD, final weights unless said, OMP_NUM_THREADS=1, load 1-5: the honest
