@@ -180,10 +180,8 @@ if study.strata_table is not None:
 
 # %% [markdown]
 # **SAM.** {glue:text}`sam_b1` {glue:text}`sam_b5` {glue:text}`sam_shape`
-# Gain in bucket 1 minus gain in the comparison bucket: {glue:text}`sam_pattern`.
 #
 # **SWA.** {glue:text}`swa_b1` {glue:text}`swa_b5` {glue:text}`swa_shape`
-# Gain in bucket 1 minus gain in the comparison bucket: {glue:text}`swa_pattern`.
 #
 # Influence entropy may track difficulty (the correlation above), so a gain in bucket 1 may
 # be a gain on hard points.

@@ -148,7 +148,7 @@ for which, number in (("final", "4b"), ("best", "4c")):
 # The paper: larger λ lowers test accuracy and attack accuracy together. Here, last epoch,
 # attacks under the honest protocol (every test of this chapter uses it):
 # {glue:text}`lam_test_trend` {glue:text}`lam_attack_trend`
-# {glue:text}`lam_label_trend`
+# {glue:text}`lam_sharpness_caveat` {glue:text}`lam_label_trend`
 #
 # ## Is the minimum actually sharper? Measured sharpness
 #
@@ -174,8 +174,8 @@ display(readable_table(res.sharpness.groupby("method", sort=False)[["train_loss"
 # {glue:text}`lam_sharpness_trend`
 #
 # Per unit training loss: SGD {glue:text}`lmax_loss_sgd`, SAM {glue:text}`lmax_loss_sam`
-# ({glue:text}`sam_flatter` than SGD), SharpReg {glue:text}`lmax_loss_sharpreg`
-# ({glue:text}`sharpreg_sharper` than SGD), and SGD at the learning rate scaled by 1 − ξ
+# ({glue:text}`sam_flatter`), SharpReg {glue:text}`lmax_loss_sharpreg`
+# ({glue:text}`sharpreg_sharper`), and SGD at the learning rate scaled by 1 − ξ
 # {glue:text}`lmax_loss_control`. {glue:text}`sam_sharpness_loss_verdict`
 # {glue:text}`sharpreg_sharpness_loss_verdict` {glue:text}`lam_sharpness_loss_trend`
 # Sharpness measured by the top eigenvalue also depends on the parametrization
@@ -225,6 +225,9 @@ display(readable_table(control_table(res)))
 #
 # At the chapter's ξ, against its control (SGD at lr × {glue:text}`control_scale`):
 # {glue:text}`control_verdict`
+#
+# What this says about SharpReg's difference from SGD in attack accuracy:
+# {glue:text}`control_conclusion`
 #
 # ## Figure 5c: SharpReg against defenses
 #

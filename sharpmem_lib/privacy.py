@@ -778,6 +778,8 @@ def power_targets(study: PrivacyStudy, targets: Mapping[str, float] = POWER_TARG
     method's paired difference to SGD in honest attack accuracy (points, :func:`paired_tests`),
     the training seeds, the evaluation members and non-members per split, and LiRA's targets
     and non-members per target (the fewest). ``met``: whether the value reaches its target."""
+    from sharpmem_lib.recipes import METHODS
+
     c = study.config
     dataset = next(iter(c.recipes))
     honest = study.results[(study.results["protocol"] == "honest") & (study.results["dataset"] == dataset)]
@@ -787,7 +789,7 @@ def power_targets(study: PrivacyStudy, targets: Mapping[str, float] = POWER_TARG
     for method in c.methods[1:]:
         t = tests.get((dataset, method, "single_query"))
         half = 100 * (t.ci_high - t.ci_low) / 2 if t is not None else float("nan")
-        rows.append((f"95 % CI half-width, {method} − SGD honest attack accuracy (points)",
+        rows.append((f"95 % CI half-width, {METHODS[method].label} − SGD honest attack accuracy (points)",
                      f"<= {targets['half_width']:.1f}", half, lambda v: v <= targets["half_width"]))
     rows.append(("training seeds per method", f">= {targets['seeds']}", c.train_seeds,
                  lambda v: v >= targets["seeds"]))

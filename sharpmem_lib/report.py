@@ -26,12 +26,14 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "unmeasured_share", "influence_precision_note",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
            "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
-           "control_verdict", "mitigation_sentences", "bucket_sentences", "strata_view",
+           "control_verdict", "control_conclusion", "sharpness_caveat", "defense_test_sentence",
+           "mitigation_sentences", "mitigation_label", "bucket_sentences", "strata_view",
            "ground_truth_table",
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
            "lira_groups", "privacy_sentences", "toy_many_sentence", "premise_sentence", "premise_sentences",
-           "paper_effects", "paper_effect_note", "attacker_members", "bucket_noise_sentence", "partial_sentence",
+           "paper_effects", "paper_effect_note", "gap_sentence", "weights_note",
+           "attacker_members", "bucket_noise_sentence", "partial_sentence",
            "EXPLORATORY_AGREES", "LIRA_DEPENDENCE", "TOP1_DEPENDENCE"]
 
 
@@ -169,7 +171,7 @@ def claim_power(v: Verdict) -> str:
     if not math.isfinite(v.half_width):
         kind = "a rank trend test" if ("permutation" in v.method or v.method.startswith("asymptotic")) else \
             "an exact test without an interval"
-        floor = f", smallest attainable p {_p(v.p_min)}" if math.isfinite(getattr(v, "p_min", NAN)) else ""
+        floor = f", smallest attainable p {_p(v.p_min)}" if _floor_shown(v) else ""
         return f"no interval ({kind}{floor}), level {v.level:.2g} ({where}), n = {v.n}"
     return f"±{100 * v.half_width:.1f} points at level {v.level:.2g} ({where}), n = {v.n}"
 
@@ -237,6 +239,14 @@ def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
 
+def _floor_shown(v: Verdict) -> bool:
+    """Whether a test's smallest attainable p (``p_min``) is worth printing: a permutation
+    test's floor, finite and not below 1e-300 (a floor that underflows, as for thousands of
+    test points, would print as "0.0e+00"). An asymptotic test has no floor that matters."""
+    floor = getattr(v, "p_min", NAN)
+    return (math.isfinite(floor) and floor >= 1e-300 and not str(getattr(v, "method", "")).startswith("asymptotic"))
+
+
 def _points(x: float) -> str:
     if not math.isfinite(x):  # no pair left to compare (e.g. every pair had a diverged member): not "+nan points"
         return "no estimate"
@@ -255,7 +265,7 @@ def _evidence(v: Verdict, pairs: str = "seeds", value=_points) -> str:
             parts.append(note)
     if v.outcome != "insufficient":
         parts.append(f"{_TESTS.get(v.method, v.method or 'test')} p = {_p(v.p_value)}")
-        if math.isfinite(getattr(v, "p_min", NAN)):  # a rank test's floor: the smallest p its design can give
+        if _floor_shown(v):  # a rank test's floor: the smallest p its design can give
             parts.append(f"smallest attainable p = {_p(v.p_min)}")
         if v.role == "exploratory":
             parts.append("exploratory, not Holm-adjusted")
@@ -486,7 +496,7 @@ def bucket_pattern(gains: pd.DataFrame, v: Verdict, method: str, expect: str = "
 
 
 TOP1_DEPENDENCE = ("its trend test treats the test points as independent, but their scores come from the same "
-                   "subset models and many share a top influencer, so its p is optimistic (exploratory)")
+                   "subset models and many share a top influencer, so its p is optimistic")
 """The caveat beside chapter 2's top-1 memorization trend (:func:`top1_trend`)."""
 
 
@@ -505,7 +515,7 @@ def top1_trend(v: Verdict, means) -> str:
     ev = _evidence(v, "test points", _rho)
     caveat = f"; {TOP1_DEPENDENCE}" if _exploratory(v) else ""
     if v.outcome == "reproduced" and _exploratory(v):
-        return f"falls {span}, in the paper's direction ({ev}){caveat}, so it confirms no claim"
+        return f"falls {span}, in the paper's direction ({ev}){caveat}; exploratory, it confirms no claim"
     if v.outcome == "reproduced":
         return f"falls {span}, as in the paper ({ev})"
     if v.outcome == "opposite":
@@ -689,31 +699,121 @@ regularizers "studied as defenses"), so a result against them is not against the
 
 def defense_verdict(verdicts: Mapping[str, Verdict], what: str = "the honest best single-query attack") -> str:
     """Chapter 4, Fig. 5c: each defense against SGD, paired by seed, in attack accuracy (the
-    paper's expectation: lower, sign −1); Holm-adjusted with the rest of the chapter."""
+    paper's expectation: lower, sign −1). The confirmatory tests (in the chapter's Holm family:
+    SharpReg) come first, each with its Holm-adjusted p; then the exploratory ones, with their
+    unadjusted p and labelled so: they are "lower" or "higher" at an unadjusted p < α, never
+    "significant", and no claim rests on them."""
     by = {o: [k for k, v in verdicts.items() if v.outcome == o] for o in ("reproduced", "opposite", "not resolved",
                                                                             "insufficient")}
     if not verdicts or len(by["insufficient"]) == len(verdicts):
         return "Too few seeds to compare the defenses with SGD (at least 3 per method are needed): insufficient data."
-    def short(k: str) -> str:
-        v = verdicts[k]
-        p = (f"Holm-adjusted p = {_p(v.p_adjusted)}" if v.role == "confirmatory"
-             else f"unadjusted p = {_p(v.p_value)} (exploratory)")
-        return f"{k}: {_points(v.estimate)}, {p}"
 
-    parts = []
-    if by["reproduced"]:
-        parts.append("lower it significantly: " + "; ".join(short(k) for k in by["reproduced"]))
-    else:
-        parts.append("no method lowers it significantly")
-    if by["opposite"]:
-        papers = [k for k in by["opposite"] if k.startswith(PAPER_DEFENSES)]  # not the book's own baselines
-        parts.append("raise it significantly (" + "; ".join(short(k) for k in by["opposite"]) + ")"
-                     + (f": for {_names(papers)}, {AGAINST}'s premise that they protect" if papers else ""))
-    if by["not resolved"]:
-        parts.append("not distinguishable from SGD: " + _names(by["not resolved"]))
-    if by["insufficient"]:
-        parts.append("too few seeds: " + _names(by["insufficient"]))
-    return f"Against SGD, paired by seed, on {what}: " + "; ".join(parts) + "."
+    def premise(keys: list[str]) -> str:
+        papers = [k for k in keys if k.startswith(PAPER_DEFENSES)]  # not the book's own baselines
+        if not papers:
+            return ""
+        return f"for {_names(papers)}, {AGAINST}'s premise that {'it protects' if len(papers) == 1 else 'they protect'}"
+
+    out = [f"Against SGD, paired by seed, on {what}."]
+    confirmatory = [k for k, v in verdicts.items() if v.role == "confirmatory"]
+    for k in confirmatory:
+        v = verdicts[k]
+        ev = f"{_ci_text(v)}, Holm-adjusted p = {_p(v.p_adjusted)} over {v.family_size} tests, n = {v.n}"
+        if v.outcome == "reproduced":
+            out.append(f"Confirmatory: {k} lowers it significantly ({ev}), as the paper reports.")
+        elif v.outcome == "opposite":
+            why = premise([k])
+            out.append(f"Confirmatory: {k} raises it significantly ({ev})" + (f": {why}." if why else "."))
+        elif v.outcome == "insufficient":
+            out.append(f"Confirmatory: {k} has too few seeds for a test (n = {v.n}): insufficient data.")
+        else:
+            out.append(f"Confirmatory: {k} is not distinguishable from SGD ({ev}): not resolved.")
+    rest = {k: v for k, v in verdicts.items() if k not in confirmatory}
+    if rest:
+        item = lambda k: f"{k}: {_ci_text(rest[k])}, unadjusted p = {_p(rest[k].p_value)}"  # noqa: E731
+        keys = {o: [k for k in by[o] if k in rest] for o in by}
+        parts = []
+        if keys["reproduced"]:
+            parts.append("lower than SGD at unadjusted p < 0.05: " + "; ".join(item(k) for k in keys["reproduced"]))
+        if keys["opposite"]:
+            why = premise(keys["opposite"])
+            parts.append("higher than SGD at unadjusted p < 0.05: " + "; ".join(item(k) for k in keys["opposite"])
+                         + (f" ({why}, exploratory)" if why else ""))
+        if keys["not resolved"]:
+            parts.append("not distinguishable from SGD: " + _names(keys["not resolved"]))
+        if keys["insufficient"]:
+            parts.append("too few seeds: " + _names(keys["insufficient"]))
+        out.append("Exploratory (unadjusted p, so no claim rests on them): " + "; ".join(parts) + ".")
+    return " ".join(out)
+
+
+def defense_test_sentence(v: Verdict, method: str = "SharpReg", what: str = "the honest best single-query attack",
+                          weights: str = "last-epoch weights") -> str:
+    """The results page, Claim 3: chapter 4's test of ``method`` − SGD in attack accuracy
+    (Fig. 5c; the paper: lower, sign −1), with the weights it uses and n, its interval and
+    Holm-adjusted p, and its status in the paper's terms."""
+    head = f"{method} − SGD in {what} ({weights}, n = {v.n}"
+    if v.outcome == "insufficient":
+        return head + "): too few seeds for a test (at least 3 are needed): insufficient data."
+    role = ("chapter 4's confirmatory test" if v.role == "confirmatory" else "exploratory, not Holm-adjusted")
+    p = (f"Holm-adjusted p = {_p(v.p_adjusted)} over {v.family_size} tests" if v.role == "confirmatory"
+         else f"unadjusted p = {_p(v.p_value)}")
+    head += f", {role}): {_ci_text(v)}, {p}"
+    if v.outcome == "opposite":
+        return head + f": opposite, {method} raises attack accuracy: {AGAINST}, which reports that {method} lowers it."
+    if v.outcome == "reproduced":
+        tail = f"; {EXPLORATORY_AGREES}" if _exploratory(v) else ", as the paper reports"
+        return head + f": {method} lowers attack accuracy{tail}."
+    return head + ": not resolved."
+
+
+def control_conclusion(control: Verdict, method_vs_sgd: Verdict, control_name: str, method: str = "sharpreg",
+                       what: str = "the honest best single-query attack") -> str:
+    """Chapter 4 and the results page, issue 18 §6: what the learning-rate control says about
+    ``method``'s difference from SGD in ``what``. ``control``: ``method`` − the control run
+    (SGD at lr × (1 − ξ)), exploratory; ``method_vs_sgd``: ``method`` − SGD at the full
+    learning rate, same weights. When the method differs from SGD but not from its control,
+    and the control difference is less than half the difference from SGD, most of that
+    difference is what the smaller step does. Labelled exploratory, with n."""
+    m = method_label(method)
+    if "insufficient" in (control.outcome, method_vs_sgd.outcome):
+        return f"Too few seeds to say what the smaller step does to {m}'s {what} (exploratory)."
+    tag = f"(exploratory, {control.n} seeds)"
+    versus_sgd = f"{m} − SGD: {_ci_text(method_vs_sgd)}"
+    versus_control = f"{m} − {control_name}: {_ci_text(control)}"
+    if method_vs_sgd.outcome not in ("reproduced", "opposite"):
+        return (f"{m} is not resolved from SGD on {what} ({versus_sgd}), so the control has no difference to explain "
+                f"{tag}.")
+    if math.isfinite(control.p_value) and control.p_value < control.alpha:
+        return (f"{m} differs from {control_name} on {what} ({versus_control}), so the smaller step alone does not "
+                f"account for its difference from SGD ({versus_sgd}) {tag}.")
+    if abs(control.estimate) < abs(method_vs_sgd.estimate) / 2:
+        return (f"{m} is not distinguishable from {control_name} on {what} ({versus_control}), while it differs "
+                f"from SGD ({versus_sgd}): most of {m}'s difference from SGD is what the smaller step does {tag}.")
+    return (f"{m} is not distinguishable from {control_name} on {what} ({versus_control}), but that difference is "
+            f"not small against its difference from SGD ({versus_sgd}): how much of it the smaller step does is not "
+            f"resolved {tag}.")
+
+
+def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str) -> str:
+    """Chapter 4 and the results page, beside the λ test of attack accuracy: the claim is
+    about *sharper* minima, so the test bears on it only when the larger λ (``knob``, e.g.
+    'λ = 1.5') made the minimum measurably sharper, judged per unit training loss (the
+    book's rule for calling a minimum sharper). ``lmax``, ``per_loss``: the same λ contrast
+    in the top Hessian eigenvalue and in it per unit training loss (expected sign +)."""
+    raw = lambda v: (f"{v.estimate:+.3g} [{v.ci_low:+.3g}, {v.ci_high:+.3g}]"  # noqa: E731
+                     if math.isfinite(v.ci_low) and math.isfinite(v.ci_high) else f"{v.estimate:+.3g} (no interval)")
+    numbers = (f"paired by seed: top Hessian eigenvalue {raw(lmax)}, per unit training loss {raw(per_loss)}; "
+               f"exploratory, {per_loss.n} seeds")
+    resolved = math.isfinite(per_loss.p_value) and per_loss.p_value < per_loss.alpha and per_loss.outcome != \
+        "insufficient"
+    if resolved and per_loss.estimate > 0:
+        return f"{knob} made the minimum measurably sharper here, so this test bears on the claim ({numbers})."
+    if resolved:
+        return (f"{knob} made the minimum flatter, not sharper, here, so this test cannot bear on the claim "
+                f"({numbers}).")
+    return (f"{knob} did not make the minimum measurably sharper here, so this test cannot bear on the claim "
+            f"({numbers}).")
 
 
 def sharpness_verdict(v: Verdict, method: str, measure: str = "top Hessian eigenvalue") -> str:
@@ -737,12 +837,16 @@ def sharpness_verdict(v: Verdict, method: str, measure: str = "top Hessian eigen
 
 
 def sharpness_word(v: Verdict) -> str:
-    """The comparison word for '… ({word} than SGD)': what a sharpness verdict allows one to say."""
+    """The comparison for '… ({word})', e.g. 'significantly lower than SGD (exploratory,
+    unadjusted p = 0.0062)': what a sharpness verdict allows one to say, with the p it rests on
+    (unadjusted and labelled so for an exploratory test)."""
     if v.outcome == "insufficient":
-        return "not testably lower or higher (too few seeds)"
+        return "not testably lower or higher than SGD (too few seeds)"
     if v.outcome == "not resolved":
-        return "neither significantly lower nor higher"
-    return "significantly " + ("higher" if v.estimate > 0 else "lower")
+        return "neither significantly lower nor higher than SGD"
+    p = (f"exploratory, unadjusted p = {_p(v.p_value)}" if _exploratory(v)
+         else f"Holm-adjusted p = {_p(v.p_adjusted)}")
+    return "significantly " + ("higher" if v.estimate > 0 else "lower") + f" than SGD ({p})"
 
 
 def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, raw=()) -> str:
@@ -790,20 +894,56 @@ def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, 
     return f"{head}: {name} " + "; ".join(parts) + "." + tail
 
 
+_MEASURES = {"test_acc": "test accuracy", "single_query": "honest best single-query attack",
+             "multi_query": "honest label-only attack", "lambda_max": "top Hessian eigenvalue",
+             "lambda_max/loss": "top Hessian eigenvalue per unit training loss"}
+"""Chapter 4's measures as its test table names them (:func:`mitigation_table`)."""
+
+
+def mitigation_label(key, grids: Mapping[str, Any] | None = None) -> str:
+    """A readable label for one of chapter 4's tests (a key of
+    :func:`sharpmem_lib.mitigation.chapter_tests`), as chapter 3's table names its tests:
+    ``("lam", 1)`` -> 'λ = 1.5 − λ = 0: test accuracy in bucket 1', ``("lam trend",
+    "single_query")`` -> 'λ = 1.5 vs λ = 0: honest best single-query attack' with two settings
+    in ``grids`` (else 'trend with λ: …'), ``("lr control", "test_acc")`` -> 'SharpReg − SGD
+    at lr × (1 − ξ): test accuracy'. Keys it does not know are shown as 'group: item'."""
+    group, item = str(key[0]), key[1]
+    symbol = {"lam": "λ", "xi": "ξ"}
+    grid = lambda knob: sorted((grids or {}).get(knob, ()))  # noqa: E731
+    measure = _MEASURES.get(item, str(item))
+    if group in ("lam", "sharpreg"):  # Figs. 4a, 5a: per bucket, and bucket 1 against the highest open bucket
+        g = grid("lam")
+        who = ("SharpReg − SGD" if group == "sharpreg" else
+               f"λ = {g[-1]:g} − λ = 0" if g else "largest λ − λ = 0")
+        where = ("bucket 1 − highest open bucket" if item == "pattern" else f"bucket {item}")
+        return f"{who}: test accuracy in {where}"
+    if group.endswith(" trend") and group.removesuffix(" trend") in symbol:
+        knob = group.removesuffix(" trend")
+        g, sym = grid(knob), symbol[knob]
+        return f"{sym} = {g[1]:g} vs {sym} = {g[0]:g}: {measure}" if len(g) == 2 else f"trend with {sym}: {measure}"
+    if group in ("sharpness", "sharpness/loss"):
+        what = _MEASURES["lambda_max" if group == "sharpness" else "lambda_max/loss"]
+        return f"{method_label(item)} − SGD: {what}"
+    if group == "defense":
+        return f"{item} − SGD: {_MEASURES['single_query']}"
+    if group == "lr control":
+        return f"SharpReg − SGD at lr × (1 − ξ): {measure}"
+    return f"{group}: {item}"
+
+
 def mitigation_table(verdicts: Mapping[Any, Verdict], grids: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Chapter 4's tests as :func:`verdict_table` shows them: each labelled '<group>: <item>',
-    sharpness measures (λmax, λmax / loss) as they are, the rest in percentage points. With
-    ``grids`` (:func:`sharpmem_lib.mitigation.sweep_grids`), a sweep of two settings is
-    labelled by them, 'λ = 1.5 vs λ = 0: single_query', not as a trend."""
+    """Chapter 4's tests as :func:`verdict_table` shows them, each labelled in words by
+    :func:`mitigation_label`; sharpness measures (λmax, λmax / loss) as they are, the rest in
+    percentage points. With ``grids`` (:func:`sharpmem_lib.mitigation.sweep_grids`), a sweep
+    of two settings is labelled by them ('λ = 1.5 vs λ = 0: honest best single-query
+    attack'), not as a trend. A two-setting label is used only for a paired test, never for a
+    rank trend."""
     raw = [k for k in verdicts if "sharpness" in k[0] or k[1] in ("lambda_max", "lambda_max/loss")]
 
     def label(k) -> str:
-        knob = str(k[0]).removesuffix(" trend")
-        grid = sorted((grids or {}).get(knob, ())) if str(k[0]).endswith(" trend") else []
-        if len(grid) == 2 and "permutation" not in verdicts[k].method:
-            symbol = {"lam": "λ", "xi": "ξ"}.get(knob, knob)
-            return f"{symbol} = {grid[1]:g} vs {symbol} = {grid[0]:g}: {k[1]}"
-        return f"{k[0]}: {k[1]}"
+        if str(k[0]).endswith(" trend") and "permutation" in verdicts[k].method:  # a rank trend: no "vs"
+            return mitigation_label(k, {})
+        return mitigation_label(k, grids)
 
     return verdict_table(verdicts, {k: label(k) for k in verdicts}, raw=raw)
 
@@ -844,6 +984,13 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     out["lam_attack_measure"] = (f"the honest attack accuracy at λ = {lam_grid[1]:g} minus at λ = {lam_grid[0]:g}, "
                                  "paired by seed" if len(lam_grid) == 2 else
                                  "rank correlation of the honest attack accuracy with λ, within seeds")
+    lam_knob = f"λ = {lam_grid[1]:g}" if len(lam_grid) == 2 else "A larger λ"
+    if ("lam trend", "lambda_max") in verdicts and ("lam trend", "lambda_max/loss") in verdicts:
+        out["lam_sharpness_caveat"] = sharpness_caveat(verdicts[("lam trend", "lambda_max")],
+                                                       verdicts[("lam trend", "lambda_max/loss")], lam_knob)
+    else:
+        out["lam_sharpness_caveat"] = ("The λ sweep's sharpness was not measured, so whether it made minima sharper "
+                                       "is unknown.")
     out["xi_diverged"], out["xi_collapsed"] = values(n["xi_diverged"]), values(n["xi_collapsed"])
     out["xi_divergence"] = divergence_sentence(n["xi_diverged"], n["xi_collapsed"], n.get("xi_values", ()))
     out["control_scale"] = f"{1 - n['sharpreg_xi']:g}"
@@ -851,6 +998,13 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     out["control_verdict"] = (control_verdict(control, "sharpreg", f"SGD at lr × {out['control_scale']}",
                                               raw=[CONTROL_MEASURES["lambda_max"], CONTROL_MEASURES["lambda_max/loss"]])
                               if control else "No control run: ξ ≥ 1 leaves lr × (1 − ξ) no positive value.")
+    sharpreg_test = verdicts.get(("defense", "SharpReg"))
+    out["sharpreg_defense_test"] = (defense_test_sentence(sharpreg_test) if sharpreg_test is not None
+                                    else "SharpReg did not run against SGD in this chapter.")
+    out["control_conclusion"] = (control_conclusion(verdicts[("lr control", "single_query")], sharpreg_test,
+                                                    f"SGD at lr × {out['control_scale']}")
+                                 if ("lr control", "single_query") in verdicts and sharpreg_test is not None
+                                 else "No control run, so nothing says what the smaller step does.")
     for key in ("sgd_attack", "sharpreg_attack", "sgd_acc", "sharpreg_acc", "dp_selena", "dp_honest"):
         out[key] = pct(n[key])
     out["lowest_attack"] = f"{n['lowest_method']} ({pct(n['lowest_attack'])})"
@@ -1346,30 +1500,50 @@ def _ci_sign(t) -> int:
 PREMISE = "the paper's premise (SAM gains accuracy by memorizing atypical points, §3)"
 
 
-def premise_sentence(acc: Verdict, gap=None, method: str = "sam") -> str:
+def gap_sentence(method: str, train=None, gap=None) -> str:
+    """Chapter 3 and the results page: ``method`` − SGD in train accuracy (``train``) and in
+    the generalization gap, train − test accuracy (``gap``), each a paired test (estimate,
+    ci_low, ci_high; fractions) or None. Each difference whose 95 % interval excludes 0 is
+    stated with its interval; a resolved gap difference comes with what it predicts on its
+    own: a threshold attack feeds on the gap, so a smaller gap alone predicts a lower attack
+    accuracy (a larger one a higher), whatever memorization does. Empty when neither
+    interval excludes 0."""
+    m = method_label(method)
+    parts = []
+    if train is not None and _ci_sign(train):
+        parts.append(f"its train accuracy is {'higher' if _ci_sign(train) > 0 else 'lower'} than SGD's "
+                     f"({_ci_text(train)})")
+    if gap is not None and _ci_sign(gap):
+        parts.append(f"its generalization gap (train − test accuracy) is {'larger' if _ci_sign(gap) > 0 else 'smaller'}"
+                     f" than SGD's ({_ci_text(gap)})")
+    if not parts:
+        return ""
+    head = f"Paired by seed, {m}'s " + " and ".join(parts).removeprefix("its ")
+    if gap is not None and _ci_sign(gap):
+        word = "smaller" if _ci_sign(gap) < 0 else "larger"
+        lower = "lower" if _ci_sign(gap) < 0 else "higher"
+        head += (f": a {word} gap alone predicts a {lower} attack accuracy than SGD's, whatever memorization does")
+    return head + "."
+
+
+def premise_sentence(acc: Verdict, gap=None, method: str = "sam", train=None) -> str:
     """Chapter 3 and the results page: does the paper's premise hold here? ``acc``: the
     verdict of ``method`` − SGD in test accuracy, paired by seed (the paper: +, Table 1);
-    ``gap``: the paired test (estimate, ci_low, ci_high) of ``method`` − SGD in the
-    generalization gap (train − test accuracy), or None. Held: the verdict is reproduced;
-    fails: opposite; otherwise not resolved. A smaller gap (interval below zero) predicts a
-    weaker membership attack whatever memorization does, so it is named beside a failed
-    premise."""
+    ``gap`` and ``train``: the paired tests (estimate, ci_low, ci_high) of ``method`` − SGD
+    in the generalization gap (train − test accuracy) and in train accuracy, or None. Held:
+    the verdict is reproduced; fails: opposite; otherwise not resolved. In every branch, a
+    train-accuracy or gap difference whose interval excludes 0 follows (:func:`gap_sentence`),
+    with what a smaller (larger) gap alone predicts for the attack."""
     m = method_label(method)
     if acc.outcome == "insufficient":
         return f"Too few seeds to test {PREMISE} here: insufficient data."
-    g = ""
-    if gap is not None:
-        word = {1: "larger than", -1: "smaller than", 0: "not distinguishable from"}[_ci_sign(gap)]
-        g = f" Its generalization gap (train − test accuracy) is {word} SGD's ({_ci_text(gap)})."
+    g = gap_sentence(method, train, gap)
+    g = f" {g}" if g else ""
     if acc.outcome == "reproduced":
         return f"{m} is more accurate than SGD here ({_ci_text(acc)}), as {PREMISE} requires." + g
     if acc.outcome == "opposite":
-        head = (f"{m} is less accurate than SGD here ({_ci_text(acc)}), so {PREMISE} does not hold at this "
-                "scale")
-        if gap is not None and _ci_sign(gap) < 0:
-            return head + (f"; its smaller generalization gap ({_ci_text(gap)}) alone predicts a lower attack "
-                           "accuracy, whatever memorization does.")
-        return head + "." + g
+        return (f"{m} is less accurate than SGD here ({_ci_text(acc)}), so {PREMISE} does not hold at this "
+                "scale." + g)
     if _ci_sign(acc) != 0:  # the unadjusted interval excludes 0, but the chapter's Holm correction does not resolve it
         word = "lower" if _ci_sign(acc) < 0 else "higher"
         return (f"{m}'s test accuracy is {word} than SGD's here by the unadjusted 95 % interval ({_ci_text(acc)}), "
@@ -1421,29 +1595,49 @@ def paper_effect_note(v: Verdict, effects: Mapping[str, float]) -> str:
             + "; ".join(on(d) for d in inside) + "." + scale)
 
 
+def weights_note(which: str) -> str:
+    """Which weights chapter 3's targets are attacked at (its ``which`` parameter), said
+    beside Table 1: 'best-validation weights, as in the paper §4', or the last epoch's, with
+    what the paper uses."""
+    notes = {"best": "best-validation weights, as in the paper §4",
+             "final": "last-epoch weights (the paper uses best-validation weights, §4)"}
+    if which not in notes:
+        raise ValueError(f"which={which!r} is not valid; choose from {list(notes)}")
+    return notes[which]
+
+
 LIRA_SKIPPED = "n/a (LiRA skipped: lira_dataset is empty)"
 
 
 def premise_sentences(study, dataset: str) -> dict[str, str]:
-    """``sam_premise`` (:func:`premise_sentence`, honest protocol; the premise is SAM's) and
-    ``<method>_paper_effects`` (:func:`paper_effect_note` for the honest best single-query
+    """``sam_premise`` (:func:`premise_sentence`, honest protocol; the premise is SAM's),
+    ``<method>_gap`` (:func:`gap_sentence`: train accuracy and generalization gap against
+    SGD, paired by seed) and ``<method>_paper_effects`` (:func:`paper_effect_note` for the honest best single-query
     attack) on ``dataset``, for SAM and SharpReg where they ran."""
     from sharpmem_lib.stats import paired_test
 
     out: dict[str, str] = {}
     targets = study.target_table()
+
+    def paired(name: str, column: str):
+        a, b = targets.loc[(dataset, name), column], targets.loc[(dataset, "sgd"), column]
+        common = a.index.intersection(b.index)
+        return paired_test(a.loc[common].to_numpy(float), b.loc[common].to_numpy(float))
+
     for name in ("sam", "sharpreg"):
         acc = study.verdicts.get(("table2", dataset, name, "test_acc", "honest"))
         attack = study.verdicts.get(("table2", dataset, name, "single_query", "honest"))
         if acc is None or attack is None:
             out[f"{name}_paper_effects"] = f"n/a ({method_label(name)} did not run)"
             out.setdefault("sam_premise", out[f"{name}_paper_effects"])
+            out[f"{name}_gap"] = out[f"{name}_paper_effects"]
             continue
+        train, gap = paired(name, "train_acc"), paired(name, "gap")
+        out[f"{name}_gap"] = gap_sentence(name, train, gap) or (
+            f"{method_label(name)}'s train accuracy ({_ci_text(train)}) and generalization gap ({_ci_text(gap)}) are "
+            "not distinguishable from SGD's here, paired by seed.")
         if name == "sam":
-            a, b = targets.loc[(dataset, name), "gap"], targets.loc[(dataset, "sgd"), "gap"]
-            common = a.index.intersection(b.index)
-            gap = paired_test(a.loc[common].to_numpy(float), b.loc[common].to_numpy(float))
-            out["sam_premise"] = premise_sentence(acc, gap, name)
+            out["sam_premise"] = premise_sentence(acc, gap, name, train)
         out[f"{name}_paper_effects"] = (paper_effect_note(attack, paper_effects(study.paper, name))
                                         or f"The paper's Table 1 gives no effect of {method_label(name)} to compare.")
     return out
@@ -1458,6 +1652,7 @@ def privacy_sentences(study) -> dict[str, Any]:
     dirs = study.directions
     settled = dirs[dirs["agrees"].notna()]
     out: dict[str, Any] = {f"table1_{p}": format_table1(study.tables[p]) for p in ("selena", "honest")}
+    out["table1_weights"] = weights_note(study.config.which)
     agree = int(settled["agrees"].astype(bool).sum())
     out |= {"table1_paper": format_table1(study.paper), "directions": dirs, "n_directions": str(len(settled)),
             "n_agree": f"{agree} {'has' if agree == 1 else 'have'}", "disagree_list": disagreement_list(dirs)}

@@ -406,5 +406,10 @@ def test_the_verdict_table_names_a_two_setting_sweep_by_its_settings():
     res = _fake_study()
     tests, expected = mit.chapter_tests(res)
     table = report.mitigation_table(holm_verdicts(tests, expected), mit.sweep_grids(res))
-    assert "λ = 1 vs λ = 0: single_query" in table.index and "lam trend: single_query" not in table.index
-    assert "xi trend: single_query" in table.index  # three ξ: a rank trend
+    assert "λ = 1 vs λ = 0: honest best single-query attack" in table.index
+    assert "lam trend: single_query" not in table.index
+    assert "trend with ξ: honest best single-query attack" in table.index  # three ξ: a rank trend
+    # referee L9: no code identifiers (lam: 1, test_acc, single_query, lambda_max/loss) in the labels
+    for label in table.index:
+        assert not any(code in label for code in ("lam:", "test_acc", "single_query", "multi_query", "lambda_max",
+                                                  "lr control", "sharpness/loss")), label

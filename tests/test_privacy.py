@@ -307,11 +307,12 @@ def test_power_targets_put_each_measured_value_beside_issue_16s_target():
     config = PrivacyConfig(recipes={"digits": "digits_mlp"}, train_seeds=5, split_seeds=2)
     table = power_targets(PrivacyStudy(config, pd.DataFrame(rows), paper_table1()))
     assert table.loc["honest best single-query attack AUC against SGD", "measured"] == pytest.approx(0.62)
-    for method, d in diffs.items():
+    for method, d in diffs.items():  # the paper's names of the methods (SAM, SharpReg), not the code's
         half = 100 * st.t.ppf(0.975, 4) * np.std(d, ddof=1) / np.sqrt(5)
-        row = table.loc[f"95 % CI half-width, {method} − SGD honest attack accuracy (points)"]
+        row = table.loc[f"95 % CI half-width, {dict(sam='SAM', sharpreg='SharpReg')[method]} − SGD honest attack "
+                        "accuracy (points)"]
         assert row["measured"] == pytest.approx(half, abs=5e-4) and row["met"] == (half <= 1.0)
-    assert table.loc["95 % CI half-width, sam − SGD honest attack accuracy (points)", "met"] == False  # noqa: E712
+    assert table.loc["95 % CI half-width, SAM − SGD honest attack accuracy (points)", "met"] == False  # noqa: E712
     assert table.loc["training seeds per method", "measured"] == 5 and table["met"].loc["training seeds per method"]
     evaluated = table.loc["evaluation members = non-members per split"]
     assert 0 < evaluated["measured"] < 2_000 and not evaluated["met"]  # digits: a few hundred

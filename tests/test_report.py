@@ -180,7 +180,8 @@ def test_an_exploratory_top1_trend_says_its_p_is_optimistic_and_confirms_nothing
     means = [0.25, 0.12, 0.0, 0.0, NAN]
     s = report.top1_trend(v("reproduced", expected=-1, role="exploratory"), means)
     assert s.startswith("falls from 0.25 in bucket 1 to 0.00 in bucket 4") and "as in the paper" not in s
-    assert report.TOP1_DEPENDENCE in s and "optimistic" in s and s.endswith("so it confirms no claim")
+    assert report.TOP1_DEPENDENCE in s and "optimistic" in s and s.endswith("; exploratory, it confirms no claim")
+    assert "so it confirms" not in s and "(exploratory), so" not in s  # referee M1: one clause, not two "so"s
     for outcome in ("opposite", "not resolved"):
         assert report.TOP1_DEPENDENCE in report.top1_trend(v(outcome, expected=-1, role="exploratory"), means)
     assert report.TOP1_DEPENDENCE not in report.top1_trend(v("reproduced", expected=-1), means)
@@ -240,16 +241,50 @@ def test_lira_verdict(outcome, phrase):
     assert "as the paper reports" not in s and "beats" not in s and "worse than" not in s
 
 
-@pytest.mark.parametrize("outcome, phrase", [("reproduced", "lower it significantly: DP-SGD: -3.0 points"),
-                                             ("opposite", "raise it significantly (DP-SGD: +3.0 points"),
-                                             ("not resolved", "not distinguishable from SGD: DP-SGD"),
-                                             ("insufficient", "too few seeds: DP-SGD")])
+@pytest.mark.parametrize("outcome, phrase", [("reproduced", "Confirmatory: DP-SGD lowers it significantly (-3.0 "
+                                                           "points [-4.0, -2.0], Holm-adjusted p = 0.004 over 3 tests"),
+                                             ("opposite", "Confirmatory: DP-SGD raises it significantly (+3.0 points"),
+                                             ("not resolved", "Confirmatory: DP-SGD is not distinguishable from SGD"),
+                                             ("insufficient", "Confirmatory: DP-SGD has too few seeds")])
 def test_defense_verdict_is_pairwise_against_sgd(outcome, phrase):
     s = report.defense_verdict({"DP-SGD": v(outcome, expected=-1), "SharpReg": v("not resolved", expected=-1)})
-    assert phrase in s
-    assert ("no method lowers it significantly" in s) == (outcome != "reproduced")
+    assert phrase in s and s.startswith("Against SGD, paired by seed, on the honest best single-query attack.")
     assert against(s) == (outcome == "opposite")
     assert report.defense_verdict({"x": v("insufficient", expected=-1)}).startswith("Too few seeds")
+
+
+def test_defense_verdict_splits_confirmatory_from_exploratory_and_calls_no_exploratory_test_significant():
+    """Referee M6: '...: for MemGuard; SharpReg, this runs against ...' mixed the confirmatory
+    SharpReg test with exploratory ones and called MemGuard's [+0.0, +0.9] significant."""
+    memguard = verdict(0.004, (0.00005, 0.009), 0.049, -1, 5, p_value=0.049, method="t", role="exploratory")
+    assert memguard.outcome == "opposite"
+    s = report.defense_verdict({"MemGuard": memguard, "SharpReg": v("opposite", expected=-1),
+                                "DP-SGD": v("reproduced", -1, role="exploratory"),
+                                "AdvReg α=1": v("not resolved", -1, role="exploratory")})
+    confirmatory, exploratory = s.split(" Exploratory (unadjusted p, so no claim rests on them): ")
+    assert "Confirmatory: SharpReg raises it significantly" in confirmatory
+    assert "Holm-adjusted p = 0.004" in confirmatory
+    assert f"{report.AGAINST}'s premise that it protects" in confirmatory and "MemGuard" not in confirmatory
+    assert "significant" not in exploratory and "Holm" not in exploratory
+    assert "higher than SGD at unadjusted p < 0.05: MemGuard: +0.4 points [+0.0, +0.9], unadjusted p = 0.049" in s
+    assert "(for MemGuard, this runs against the paper's premise that it protects, exploratory)" in exploratory
+    assert "lower than SGD at unadjusted p < 0.05: DP-SGD" in exploratory
+    assert exploratory.endswith("not distinguishable from SGD: AdvReg α=1.")
+    assert "; SharpReg, this runs" not in s and ": for MemGuard; SharpReg" not in s
+
+
+@pytest.mark.parametrize("outcome, tail", [("opposite", "opposite, SharpReg raises attack accuracy"),
+                                           ("reproduced", "SharpReg lowers attack accuracy, as the paper reports."),
+                                           ("not resolved", "not resolved."),
+                                           ("insufficient", "insufficient data.")])
+def test_defense_test_sentence_names_the_weights_and_n(outcome, tail):
+    """Referee H3: chapter 4's confirmatory SharpReg test, on the results page, with its weights and n."""
+    s = report.defense_test_sentence(v(outcome, expected=-1))
+    n = 2 if outcome == "insufficient" else 5
+    assert s.startswith(f"SharpReg − SGD in the honest best single-query attack (last-epoch weights, n = {n}")
+    assert tail in s and against(s) == (outcome == "opposite")
+    if outcome != "insufficient":
+        assert "chapter 4's confirmatory test" in s and "Holm-adjusted p = " in s
 
 
 @pytest.mark.parametrize("outcome, start", [("reproduced", "SAM's top Hessian eigenvalue is lower than SGD's"),
@@ -259,9 +294,17 @@ def test_defense_verdict_is_pairwise_against_sgd(outcome, phrase):
 def test_sharpness_verdict(outcome, start):
     s = report.sharpness_verdict(v(outcome, expected=-1), "sam")
     assert s.startswith(start) and against(s) == (outcome == "opposite")
-    word = {"reproduced": "significantly lower", "opposite": "significantly higher",
+    word = {"reproduced": "significantly lower than SGD (Holm-adjusted p = 0.004)",
+            "opposite": "significantly higher than SGD (Holm-adjusted p = 0.004)",
             "not resolved": "neither significantly lower nor higher", "insufficient": "not testably"}[outcome]
     assert report.sharpness_word(v(outcome, expected=-1)).startswith(word)
+
+
+def test_sharpness_word_says_exploratory_and_unadjusted():
+    """Referee M6: 'SAM is significantly lower than SGD' rested on an exploratory, unadjusted test."""
+    w = report.sharpness_word(verdict(-27.4, (-41.8, -13.0), 0.0062, -1, 5, p_value=0.0062, method="t",
+                                      role="exploratory"))
+    assert w == "significantly lower than SGD (exploratory, unadjusted p = 0.0062)"
 
 
 def test_dp_gap_note_and_family_note():
@@ -368,7 +411,7 @@ def _chapter4_inputs():
 def test_mitigation_sentences_call_a_minimum_sharper_only_per_unit_loss():
     numbers, verdicts = _chapter4_inputs()
     out = report.mitigation_sentences(numbers, verdicts)
-    assert out["sharpreg_sharper"] == "significantly lower"  # from λmax / loss, although λmax is higher
+    assert out["sharpreg_sharper"].startswith("significantly lower than SGD (exploratory, unadjusted p = ")
     assert out["sharpreg_sharpness_verdict"].endswith("the direction the paper assumes; exploratory, so it confirms "
                                                       "no claim.")
     assert "as the paper" not in out["sharpreg_sharpness_verdict"]
@@ -583,7 +626,7 @@ def test_premise_sentence_says_when_the_papers_premise_fails():
     gap_small = paired_test([0.05, 0.06, 0.04, 0.05, 0.06, 0.05], [0.09, 0.10, 0.08, 0.10, 0.09, 0.11])
     fails = report.premise_sentence(_acc("opposite"), gap_small)
     assert fails.startswith("SAM is less accurate than SGD here (-1.3 points [-1.9, -0.7])")
-    assert "does not hold at this scale" in fails and "smaller generalization gap" in fails
+    assert "does not hold at this scale" in fails and "generalization gap (train − test accuracy) is smaller" in fails
     assert f"({100 * gap_small.estimate:+.1f} points" in fails
     holds = report.premise_sentence(_acc("reproduced"), gap_small)
     assert holds.startswith("SAM is more accurate than SGD here (+1.3 points") and "does not hold" not in holds
@@ -591,7 +634,7 @@ def test_premise_sentence_says_when_the_papers_premise_fails():
     unres = report.premise_sentence(_acc("not resolved"), None)
     assert "not distinguishable" in unres and "neither confirmed nor refuted" in unres and "gap" not in unres
     gap_same = paired_test([0.05, 0.09, 0.04, 0.10], [0.06, 0.08, 0.05, 0.09])
-    assert "not distinguishable from SGD's" in report.premise_sentence(_acc("opposite"), gap_same)
+    assert "gap" not in report.premise_sentence(_acc("opposite"), gap_same)  # an interval around 0: not said
     # the default build's case: the unadjusted interval excludes 0 (-1.3 [-2.4, -0.2]) but Holm does not
     # resolve it; the sentence must not call an interval that excludes 0 'not distinguishable'
     holm_only = verdict(-0.013, (-0.024, -0.002), 0.21, 1, 6, p_value=0.026, method="t", family_size=8)
@@ -724,7 +767,7 @@ def test_exploratory_rows_never_say_reproduced_or_opposite():
 
 def test_defense_verdict_says_unadjusted_for_exploratory_and_spares_the_books_baselines():
     s = report.defense_verdict({"label smoothing 0.1": v("opposite", -1, role="exploratory")})
-    assert "unadjusted p = " in s and "(exploratory)" in s and "Holm-adjusted" not in s
+    assert "unadjusted p = " in s and "Exploratory (unadjusted p" in s and "Holm-adjusted" not in s
     assert not against(s)  # label smoothing is the book's baseline, not a defense the paper names
     s = report.defense_verdict({"AdvReg α=1": v("opposite", -1, role="exploratory")})
     assert against(s) and "AdvReg α=1" in s
@@ -814,3 +857,132 @@ def test_grid_note_counts_the_settings_that_trained():
     assert report.grid_note("ξ", [0.0], "5b") == ("Only one setting (ξ = 0) of this sweep trained, so its tests have "
                                                   "nothing to compare.")
     assert "rank trends" in report.grid_note("λ", [0.0, 1.0, 2.0], "4b")
+
+
+# ------------------------------------------------ the referee's wording findings (H1-H3, M1, M3, L9)
+
+
+def test_a_floor_that_underflows_or_belongs_to_an_asymptotic_test_is_not_printed():
+    """Referee M1: chapter 2's top-1 trend printed 'smallest attainable p = 0.0e+00'."""
+    from dataclasses import replace
+
+    base = verdict(-0.21, (NAN, NAN), 5e-34, -1, 3335, p_value=5e-34, method="Monte Carlo permutation",
+                   role="exploratory")
+    for floor, method in ((0.0, "Monte Carlo permutation"), (1e-320, "exact permutation"),
+                          (0.001, "asymptotic (t approximation)")):
+        w = replace(base, p_min=floor, method=method)
+        assert "smallest attainable p" not in report.evidence(w, "test points"), (floor, method)
+        assert "smallest attainable p" not in report.claim_power(w)
+    shown = replace(base, p_min=0.0625, method="exact permutation")
+    assert "smallest attainable p = 0.062" in report.evidence(shown)
+
+
+def test_premise_and_gap_sentences_give_train_accuracy_and_gap_in_every_branch():
+    """Referee H2: the gap clause came only in some branches, and only for SAM; a smaller
+    (larger) gap alone predicts a lower (higher) attack accuracy, whatever memorization does."""
+    smaller = paired_test([0.05, 0.06, 0.04, 0.05, 0.06, 0.05], [0.09, 0.10, 0.08, 0.10, 0.09, 0.11])
+    higher_train = paired_test([0.99, 0.98, 0.99, 0.99, 0.98, 0.99], [0.95, 0.96, 0.95, 0.94, 0.95, 0.96])
+    holm_only = verdict(-0.013, (-0.024, -0.002), 0.21, 1, 6, p_value=0.026, method="t", family_size=8)
+    for acc in (_acc("reproduced"), _acc("opposite"), _acc("not resolved"), holm_only):
+        s = report.premise_sentence(acc, smaller, "sam", higher_train)
+        assert "Paired by seed, SAM's train accuracy is higher than SGD's (+" in s, s
+        assert f"its generalization gap (train − test accuracy) is smaller than SGD's ({100 * smaller.estimate:+.1f} " \
+            "points" in s
+        assert s.endswith("a smaller gap alone predicts a lower attack accuracy than SGD's, whatever memorization "
+                          "does.")
+    larger = paired_test([0.09, 0.10, 0.08, 0.10, 0.09, 0.11], [0.05, 0.06, 0.04, 0.05, 0.06, 0.05])
+    s = report.gap_sentence("sharpreg", None, larger)
+    assert s.startswith("Paired by seed, SharpReg's generalization gap (train − test accuracy) is larger than SGD's")
+    assert "a larger gap alone predicts a higher attack accuracy than SGD's" in s
+    flat = paired_test([0.05, 0.09, 0.04, 0.10], [0.06, 0.08, 0.05, 0.09])
+    assert report.gap_sentence("sharpreg", flat, flat) == ""
+    train_only = report.gap_sentence("sam", higher_train, flat)
+    assert "train accuracy is higher" in train_only and "gap" not in train_only and "predicts" not in train_only
+
+
+def test_premise_sentences_give_sharpregs_gap_too():
+    """Referee H2: the results page glues SharpReg's train-accuracy and gap differences under Claim 3."""
+    from types import SimpleNamespace
+
+    from sharpmem_lib.paper import paper_table1
+
+    seeds = range(5)
+    rows = []
+    for m, train, gap, k in (("sgd", 0.95, 0.10, 3), ("sam", 0.93, 0.07, 1), ("sharpreg", 0.97, 0.14, 1)):
+        for s in seeds:  # per-seed noise that differs by method: paired differences with an interval
+            rows.append({"dataset": "d", "algorithm": m, "train_seed": s, "train_acc": train + 0.001 * (s % k),
+                         "gap": gap + 0.001 * (s % (k + 1))})
+    targets = pd.DataFrame(rows).set_index(["dataset", "algorithm", "train_seed"])
+    verdicts = {("table2", "d", m, k, "honest"): v("not resolved", 1 if m == "sam" else -1)
+                for m in ("sam", "sharpreg") for k in ("test_acc", "single_query")}
+    study = SimpleNamespace(target_table=lambda: targets, verdicts=verdicts, paper=paper_table1())
+    out = report.premise_sentences(study, "d")
+    assert out["sharpreg_gap"].startswith("Paired by seed, SharpReg's train accuracy is higher than SGD's (+1.9 points")
+    assert "generalization gap (train − test accuracy) is larger than SGD's (+3.9 points" in out["sharpreg_gap"]
+    assert "a larger gap alone predicts a higher attack accuracy" in out["sharpreg_gap"]
+    assert "SAM's train accuracy is lower than SGD's (-2.1 points" in out["sam_premise"]
+    assert "a smaller gap alone predicts a lower attack accuracy" in out["sam_premise"]
+
+
+def test_the_lambda_attack_test_says_when_lambda_did_not_make_the_minimum_sharper():
+    """Referee H1: the λ test of attack accuracy cannot bear on 'sharper minima' when the
+    sharpness contrast itself is not resolved; the sentence follows the test, not a constant."""
+    numbers, verdicts = _chapter4_inputs()
+    numbers = {**numbers, "grids": {"lam": [0.0, 1.5]}}
+    out = report.mitigation_sentences(numbers, verdicts)  # both sharpness contrasts: not resolved
+    assert out["lam_sharpness_caveat"].startswith(
+        "λ = 1.5 did not make the minimum measurably sharper here, so this test cannot bear on the claim (")
+    assert "exploratory, 5 seeds" in out["lam_sharpness_caveat"]
+    sharper = {**verdicts, ("lam trend", "lambda_max/loss"): v("reproduced", 1, role="exploratory")}
+    s = report.mitigation_sentences(numbers, sharper)["lam_sharpness_caveat"]
+    assert s.startswith("λ = 1.5 made the minimum measurably sharper here, so this test bears on the claim")
+    flatter = {**verdicts, ("lam trend", "lambda_max/loss"): v("opposite", 1, role="exploratory")}
+    assert "flatter, not sharper" in report.mitigation_sentences(numbers, flatter)["lam_sharpness_caveat"]
+    three = {**numbers, "grids": {"lam": [0.0, 1.0, 2.0]}}
+    assert report.mitigation_sentences(three, verdicts)["lam_sharpness_caveat"].startswith("A larger λ did not")
+
+
+def test_control_conclusion_says_what_the_smaller_step_does():
+    """Referee H2: SharpReg vs SGD at lr × 0.7 not distinguishable in attack accuracy, while
+    SharpReg − SGD is +1.7 points: most of that difference is what the smaller step does."""
+    control = verdict(0.004, (-0.003, 0.011), 0.17, -1, 5, p_value=0.17, method="t", role="exploratory")
+    sr = verdict(0.017, (0.013, 0.022), 0.0048, -1, 5, p_value=0.00048, method="t", family_size=10)
+    s = report.control_conclusion(control, sr, "SGD at lr × 0.7")
+    assert s.startswith("SharpReg is not distinguishable from SGD at lr × 0.7 on the honest best single-query attack "
+                        "(SharpReg − SGD at lr × 0.7: +0.4 points [-0.3, +1.1]), while it differs from SGD "
+                        "(SharpReg − SGD: +1.7 points [+1.3, +2.2])")
+    assert "most of SharpReg's difference from SGD is what the smaller step does (exploratory, 5 seeds)." in s
+    differs = verdict(0.012, (0.005, 0.019), 0.01, -1, 5, p_value=0.01, method="t", role="exploratory")
+    assert "the smaller step alone does not account" in report.control_conclusion(differs, sr, "SGD at lr × 0.7")
+    unresolved = verdict(0.002, (-0.01, 0.014), 0.6, -1, 5, p_value=0.6, method="t", family_size=10)
+    assert "no difference to explain" in report.control_conclusion(control, unresolved, "SGD at lr × 0.7")
+    numbers, verdicts = _chapter4_inputs()
+    out = report.mitigation_sentences(numbers, {**verdicts, ("defense", "SharpReg"): sr,
+                                                ("lr control", "single_query"): control})
+    assert "what the smaller step does" in out["control_conclusion"]
+    assert out["sharpreg_defense_test"].startswith("SharpReg − SGD in the honest best single-query attack "
+                                                   "(last-epoch weights, n = 5, chapter 4's confirmatory test)")
+
+
+def test_weights_note_follows_the_which_parameter():
+    """Referee M3: Table 1's weights are said beside it, from chapter 3's `which`."""
+    assert report.weights_note("best") == "best-validation weights, as in the paper §4"
+    assert report.weights_note("final").startswith("last-epoch weights")
+    with pytest.raises(ValueError, match="which='last' is not valid"):
+        report.weights_note("last")
+
+
+def test_mitigation_labels_are_words_not_code():
+    """Referee L9: chapter 4's test table said 'lam: 1', 'test_acc', 'lambda_max/loss'."""
+    grids = {"lam": [0.0, 1.5], "xi": [0.0, 0.3]}
+    label = lambda k: report.mitigation_label(k, grids)  # noqa: E731
+    assert label(("lam", 1)) == "λ = 1.5 − λ = 0: test accuracy in bucket 1"
+    assert label(("lam", "pattern")) == "λ = 1.5 − λ = 0: test accuracy in bucket 1 − highest open bucket"
+    assert label(("sharpreg", 3)) == "SharpReg − SGD: test accuracy in bucket 3"
+    assert label(("lam trend", "lambda_max/loss")) == "λ = 1.5 vs λ = 0: top Hessian eigenvalue per unit training loss"
+    assert label(("xi trend", "test_acc")) == "ξ = 0.3 vs ξ = 0: test accuracy"
+    assert label(("sharpness/loss", "sam")) == "SAM − SGD: top Hessian eigenvalue per unit training loss"
+    assert label(("defense", "MemGuard")) == "MemGuard − SGD: honest best single-query attack"
+    assert label(("lr control", "test_acc")) == "SharpReg − SGD at lr × (1 − ξ): test accuracy"
+    assert report.mitigation_label(("xi trend", "single_query"), {"xi": [0, 1, 2]}) == \
+        "trend with ξ: honest best single-query attack"
