@@ -173,9 +173,9 @@ display(readable_table(res.sharpness.groupby("method", sort=False)[["train_loss"
 # {glue:text}`sam_sharpness_verdict` {glue:text}`sharpreg_sharpness_verdict`
 # {glue:text}`lam_sharpness_trend`
 #
-# Per unit training loss: SGD {glue:text}`lmax_loss_sgd`, SAM {glue:text}`lmax_loss_sam`
-# ({glue:text}`sam_flatter`), SharpReg {glue:text}`lmax_loss_sharpreg`
-# ({glue:text}`sharpreg_sharper`), and SGD at the learning rate scaled by 1 − ξ
+# Per unit training loss: SGD {glue:text}`lmax_loss_sgd`; SAM {glue:text}`lmax_loss_sam`,
+# {glue:text}`sam_flatter`; SharpReg {glue:text}`lmax_loss_sharpreg`,
+# {glue:text}`sharpreg_sharper`; and SGD at the learning rate scaled by 1 − ξ
 # {glue:text}`lmax_loss_control`. {glue:text}`sam_sharpness_loss_verdict`
 # {glue:text}`sharpreg_sharpness_loss_verdict` {glue:text}`lam_sharpness_loss_trend`
 # Sharpness measured by the top eigenvalue also depends on the parametrization

@@ -722,8 +722,8 @@ def defense_verdict(verdicts: Mapping[str, Verdict], what: str = "the honest bes
         if v.outcome == "reproduced":
             out.append(f"Confirmatory: {k} lowers it significantly ({ev}), as the paper reports.")
         elif v.outcome == "opposite":
-            why = premise([k])
-            out.append(f"Confirmatory: {k} raises it significantly ({ev})" + (f": {why}." if why else "."))
+            why = f": {AGAINST}'s premise that {k} protects." if k.startswith(PAPER_DEFENSES) else "."
+            out.append(f"Confirmatory: {k} raises it significantly ({ev}){why}")
         elif v.outcome == "insufficient":
             out.append(f"Confirmatory: {k} has too few seeds for a test (n = {v.n}): insufficient data.")
         else:
@@ -760,7 +760,7 @@ def defense_test_sentence(v: Verdict, method: str = "SharpReg", what: str = "the
          else f"unadjusted p = {_p(v.p_value)}")
     head += f", {role}): {_ci_text(v)}, {p}"
     if v.outcome == "opposite":
-        return head + f": opposite, {method} raises attack accuracy: {AGAINST}, which reports that {method} lowers it."
+        return head + f": opposite. {method} raises attack accuracy; {AGAINST}, which reports that {method} lowers it."
     if v.outcome == "reproduced":
         tail = f"; {EXPLORATORY_AGREES}" if _exploratory(v) else ", as the paper reports"
         return head + f": {method} lowers attack accuracy{tail}."

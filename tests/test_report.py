@@ -264,7 +264,7 @@ def test_defense_verdict_splits_confirmatory_from_exploratory_and_calls_no_explo
     confirmatory, exploratory = s.split(" Exploratory (unadjusted p, so no claim rests on them): ")
     assert "Confirmatory: SharpReg raises it significantly" in confirmatory
     assert "Holm-adjusted p = 0.004" in confirmatory
-    assert f"{report.AGAINST}'s premise that it protects" in confirmatory and "MemGuard" not in confirmatory
+    assert f"{report.AGAINST}'s premise that SharpReg protects." in confirmatory and "MemGuard" not in confirmatory
     assert "significant" not in exploratory and "Holm" not in exploratory
     assert "higher than SGD at unadjusted p < 0.05: MemGuard: +0.4 points [+0.0, +0.9], unadjusted p = 0.049" in s
     assert "(for MemGuard, this runs against the paper's premise that it protects, exploratory)" in exploratory
@@ -273,7 +273,7 @@ def test_defense_verdict_splits_confirmatory_from_exploratory_and_calls_no_explo
     assert "; SharpReg, this runs" not in s and ": for MemGuard; SharpReg" not in s
 
 
-@pytest.mark.parametrize("outcome, tail", [("opposite", "opposite, SharpReg raises attack accuracy"),
+@pytest.mark.parametrize("outcome, tail", [("opposite", "opposite. SharpReg raises attack accuracy; this runs"),
                                            ("reproduced", "SharpReg lowers attack accuracy, as the paper reports."),
                                            ("not resolved", "not resolved."),
                                            ("insufficient", "insufficient data.")])
