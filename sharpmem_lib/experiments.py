@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -44,7 +45,7 @@ import torch
 
 import sharpmem_lib
 from sharpmem_lib import store
-from sharpmem_lib._io import atomic_write, from_json, save_npz, to_json
+from sharpmem_lib._io import atomic_write, from_json, named_os_error, save_npz, to_json
 from sharpmem_lib.data import DATASETS, dataset_fingerprint, load_dataset
 from sharpmem_lib.defenses import check_defense, train_with_defense
 from sharpmem_lib.ensemble import _kernel_applies, cannot_stack, train_ensemble
@@ -339,8 +340,8 @@ def stack_refusal(config: ExperimentConfig) -> str | None:
     the seed (:func:`train_stacked`), else why it trains one by one. The architecture is
     checked later, on the built model (a ReLU MLP without buffers: the numba kernel of
     :mod:`sharpmem_lib.mlp_kernel`)."""
-    if os.environ.get("SHARPMEM_STACK") == "0":
-        return "SHARPMEM_STACK=0 turns stacking off"
+    if os.environ.get("SHARPMEM_STACK", "").strip().lower() in ("0", "false", "off", "no"):
+        return "SHARPMEM_STACK turns stacking off"
     if config.defense != "none":
         return f"defense={config.defense!r} trains through its own trainer"
     device = select_device(config.device)
@@ -410,6 +411,16 @@ def train_stacked(configs: Iterable[ExperimentConfig], results_dir: str | Path |
     return trained
 
 
+def _check_writable(folder: Path) -> None:
+    """Raise a named ``OSError`` unless files can be created in ``folder`` (made if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise named_os_error(err, folder) from err
+
+
 def _train_group(configs: list[ExperimentConfig], root: Path, data_dir, progress: bool, retry_diverged: bool) -> bool:
     """Train ``configs`` (equal but for the seed) as one ensemble and store each model; False
     (nothing trained) if the model cannot take the numba kernel."""
@@ -422,6 +433,7 @@ def _train_group(configs: list[ExperimentConfig], root: Path, data_dir, progress
     if cannot_stack(probe, first.train) or _kernel_applies(probe, device):
         return False
     precision = training_precision(first.train, device, first.defense)
+    _check_writable(root / first.dataset)  # its models are stored only once all have trained: fail first
     y_members = data.y[part.members]
     start = time.perf_counter()
     ensemble = train_ensemble(build, data.X[part.members], y_members, np.ones((len(configs), len(y_members)), bool),

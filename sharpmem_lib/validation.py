@@ -7,6 +7,7 @@ loaded or any model trained, so a typo in a papermill parameter costs seconds, n
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable, Iterable
 
 __all__ = ["check_bool", "check_choice", "check_fraction", "check_int", "check_list", "check_nonnegative",
@@ -59,12 +60,23 @@ def _bad(name: str, value: Any, what: str) -> ValueError:
     return ValueError(f"{name}={value!r} is not valid; it must be {what}")
 
 
+def _quoted_hint(value: Any) -> str:
+    """What to say about a string where a number was meant: YAML 1.1 (PyYAML, papermill) reads
+    ``5e-2`` and ``1e3`` as strings, since its floats need a dot (``5.0e-2``)."""
+    if not isinstance(value, str):
+        return ""
+    if not re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+\s*", value):
+        return " (without quotes)"
+    return (" (YAML reads exponent notation without a dot, such as 5e-2, as a string: write 0.05 or 5.0e-2; "
+            "and no quotes)")
+
+
 def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> None:
     """Raise ``ValueError`` unless ``value`` is an int (not a bool, not a string) in range."""
     what = "an integer" + (f" >= {minimum}" if minimum is not None else "") + (
         f" <= {maximum}" if maximum is not None else "")
     if not _is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise _bad(name, value, what + (" (without quotes)" if isinstance(value, str) else ""))
+        raise _bad(name, value, what + _quoted_hint(value))
 
 
 def check_number(name: str, value: Any, minimum: float | None = None, maximum: float | None = None, *,
@@ -77,7 +89,7 @@ def check_number(name: str, value: Any, minimum: float | None = None, maximum: f
         maximum is None or (value < maximum if open_max else value <= maximum))
     if not ok:
         what = "a finite number" + low + (" and" if low and high else "") + high
-        raise _bad(name, value, what + (" (without quotes)" if isinstance(value, str) else ""))
+        raise _bad(name, value, what + _quoted_hint(value))
 
 
 def check_bool(name: str, value: Any) -> None:

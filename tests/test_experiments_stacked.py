@@ -106,8 +106,11 @@ def test_what_cannot_stack_trains_one_by_one(tmp_path, monkeypatch):
                                     defense_kwargs={"alpha": 1.0})
                 for s, c in configs(TrainConfig(epochs=3, batch_size=32, lr=0.05, momentum=0.9), seeds=(0, 1)).items()}
     assert "defense='advreg'" in experiments.stack_refusal(defended[0])
-    monkeypatch.setenv("SHARPMEM_STACK", "0")
-    assert "SHARPMEM_STACK=0" in experiments.stack_refusal(configs(TrainConfig())[0])
+    for off in ("0", "false", "Off", " no "):
+        monkeypatch.setenv("SHARPMEM_STACK", off)
+        assert "SHARPMEM_STACK turns stacking off" in experiments.stack_refusal(configs(TrainConfig())[0])
+    monkeypatch.setenv("SHARPMEM_STACK", "1")
+    assert experiments.stack_refusal(configs(TrainConfig())[0]) is None
     monkeypatch.delenv("SHARPMEM_STACK")
     assert experiments.stack_refusal(configs(TrainConfig())[0]) is None
     tanh = {s: ExperimentConfig("digits", "mlp", c.train, model_kwargs={"hidden": (8,), "activation": "tanh"})
@@ -117,6 +120,21 @@ def test_what_cannot_stack_trains_one_by_one(tmp_path, monkeypatch):
     assert calls == []  # AdvReg has its own trainer; the numba kernel is ReLU-only
     assert not [(k, r) for k, r in runs.items() if isinstance(r, DivergedError)]
     assert all("ensemble_size" not in r.status for r in runs.values())
+
+
+def test_an_unwritable_results_folder_stops_a_stacked_group_before_it_trains(tmp_path, monkeypatch):
+    """A stacked group's models are stored only once all have trained: an unwritable results
+    folder is named before the training, not after it (hostile tester, session 8)."""
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking that its results can be written")
+
+    monkeypatch.setattr(experiments, "train_ensemble", no_training)
+    blocker = tmp_path / "results" / "digits"
+    blocker.parent.mkdir()
+    blocker.write_text("a file where the dataset's folder should be")
+    with pytest.raises(OSError, match=r"could not write .*digits.*check that it is writable"):
+        experiments.train_stacked(configs(TrainConfig(epochs=2, batch_size=64)).values(), tmp_path / "results",
+                                  progress=False)
 
 
 def test_stacked_divergence_is_recorded_as_the_one_by_one_run_records_it(tmp_path, monkeypatch):

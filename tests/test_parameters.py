@@ -56,6 +56,8 @@ def test_every_profile_passes_the_checks(profile, ipynb):
 
 @pytest.mark.parametrize("chapter, change, message", [
     ("00_data_and_models", {"seed": "0"}, r"seed='0' is not valid; it must be an integer >= 0 \(without quotes\)"),
+    ("01_toy_example", {"sam_rho": "5e-2"}, r"sam_rho='5e-2' is not valid; .*YAML reads exponent notation without a "
+     r"dot, such as 5e-2, as a string: write 0.05 or 5.0e-2"),
     ("00_data_and_models", {"seed": True}, r"seed=True is not valid; it must be an integer"),
     ("00_data_and_models", {"epochs": 2.5}, r"epochs=2.5 is not valid; it must be an integer >= 1"),
     ("00_data_and_models", {"algorithms": []}, r"algorithms=\[\] is not valid; it must be a non-empty list"),
