@@ -189,8 +189,9 @@ class SharpnessAware(torch.optim.Optimizer):
                 squares.extend(n.square() for n in torch._foreach_norm(grads))
             elif self.model_axis is None:
                 squares.extend(g.pow(2).sum() for g in grads)
-            else:
-                squares.extend(g.pow(2).flatten(1).sum(1) for g in grads)
+            else:  # per model; one model is summed as a row of two, so that K = 1 takes the rows' reduction
+                squares.extend(g.pow(2).flatten(1).sum(1) if len(g) > 1 else
+                               g.pow(2).flatten(1).expand(2, -1).sum(1)[:1] for g in grads)
         if not squares:
             raise RuntimeError("SharpnessAware.first_step: no parameter has a gradient")
         return torch.stack(squares).sum(0).sqrt()
@@ -300,10 +301,11 @@ def make_optimizer(
 
     ``model`` is a module (whose BatchNorm statistics the second pass then leaves alone) or
     an iterable of parameters (e.g. stacked ensemble parameters, with ``model_axis=0``).
-    With ``base="sgd"`` on CPU or CUDA parameters, torch's fused SGD does the update (unless
-    ``fused`` is passed): the same update bit for bit (a test checks), in one pass over
-    parameters, gradients and momentum instead of several, which matters when the
-    parameters are thousands of stacked models.
+    With ``base="sgd"`` on CPU or CUDA parameters of one model, torch's fused SGD does the
+    update (unless ``fused`` or ``foreach`` is passed), in one pass over parameters, gradients
+    and momentum instead of several. Stacked parameters (``model_axis=0``) take foreach SGD
+    instead: the fused CPU kernel updates a tensor's last (numel mod vector width) elements
+    apart, so model k's update would depend on how many models share the tensor and where k is.
 
     Examples
     --------
@@ -318,8 +320,14 @@ def make_optimizer(
     check_nonnegative("lr", lr)
     module = model if isinstance(model, nn.Module) else None
     params = list(model.parameters() if module is not None else model)
-    if base == "sgd" and "fused" not in base_kwargs and _fused_sgd_applies(params):
-        base_kwargs["fused"] = True
+    if base == "sgd" and "fused" not in base_kwargs and "foreach" not in base_kwargs and _fused_sgd_applies(params):
+        # Stacked models (model_axis=0) take foreach SGD: torch's fused CPU kernel treats a tensor's last
+        # (numel mod vector width) elements apart, so model k's update would depend on how many models share
+        # the tensor and on k's place among them; foreach updates each element the same way wherever it is
+        if model_axis is None:
+            base_kwargs["fused"] = True
+        else:
+            base_kwargs["foreach"] = True
     return SharpnessAware(
         params,
         BASE_OPTIMIZERS[base],

@@ -72,7 +72,11 @@ __all__ = ["CACHE_VERSION", "CorruptArtifactWarning", "DivergedError", "Entry", 
 #:    kernel, issue 16): the same seeded procedure in another float32 summation order, which
 #:    long runs amplify (fashion_mlp: up to ~10 % of examples change class), so a cold
 #:    build's targets are new numbers.
-CACHE_VERSION = 4
+#: 5: stacked models take foreach SGD instead of torch's fused kernel (which updated a tensor's
+#:    last elements apart, so a model's numbers depended on its stack) and every stackable target
+#:    trains through the kernel, lone ones too: subset models, LiRA models and targets change in
+#:    float32 rounding, and each stackable target is now a function of its config alone.
+CACHE_VERSION = 5
 
 MANIFEST = "manifest.json"
 T = TypeVar("T")
