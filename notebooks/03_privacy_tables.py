@@ -113,8 +113,9 @@ study = privacy_study(config, paper_table1(), results_dir=results_dir or None, d
 # %% [markdown]
 # ## Table 1
 #
-# Every target is attacked at its {glue:text}`table1_weights`. Mean over training seeds and split seeds; "±" is the standard deviation over the attack
-# data splits (what the paper's ± measures), "[± ...]" the standard deviation over
+# Every target is attacked at its {glue:text}`table1_weights`. Mean over training seeds and
+# split seeds; "±" is the standard deviation over the attack data splits (what the paper's ±
+# measures), "[± ...]" the standard deviation over
 # training seeds, which the paper does not vary. In percent. A target whose training diverged
 # is counted in a "diverged targets" column (shown only when one did), left out of the means,
 # and its pairs are left out of the paired tests (each verdict says how many).
