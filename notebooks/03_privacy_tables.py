@@ -187,8 +187,8 @@ display(readable_table(study.directions))
 # are not the paper's CIFAR WideResNets; the `paper` profile reruns this chapter at the
 # paper's scale on a GPU.
 #
-# Is the paper's premise there to test? {glue:text}`sam_premise` The same comparison for
-# SharpReg. {glue:text}`sharpreg_gap` Against the paper's
+# Is the paper's premise there to test? {glue:text}`sam_premise` We make the same comparison
+# for SharpReg. {glue:text}`sharpreg_gap` Against the paper's
 # effect sizes (its Table 1, honest-protocol estimates here), SAM:
 # {glue:text}`sam_paper_effects` SharpReg: {glue:text}`sharpreg_paper_effects`
 #

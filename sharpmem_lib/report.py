@@ -795,25 +795,30 @@ def control_conclusion(control: Verdict, method_vs_sgd: Verdict, control_name: s
             f"resolved {tag}.")
 
 
-def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str) -> str:
+def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str, attack: Verdict | None = None) -> str:
     """Chapter 4 and the results page, beside the λ test of attack accuracy: the claim is
     about *sharper* minima, so the test bears on it only when the larger λ (``knob``, e.g.
     'λ = 1.5') made the minimum measurably sharper, judged per unit training loss (the
     book's rule for calling a minimum sharper). ``lmax``, ``per_loss``: the same λ contrast
-    in the top Hessian eigenvalue and in it per unit training loss (expected sign +)."""
+    in the top Hessian eigenvalue and in it per unit training loss (expected sign +).
+    ``attack``: the λ test of attack accuracy (Fig. 4b, expected sign −); when it is resolved
+    (reproduced or opposite) and the minimum is not measurably sharper, the sentence says
+    which way the attack moved and that this says nothing about sharper minima."""
     raw = lambda v: (f"{v.estimate:+.3g} [{v.ci_low:+.3g}, {v.ci_high:+.3g}]"  # noqa: E731
                      if math.isfinite(v.ci_low) and math.isfinite(v.ci_high) else f"{v.estimate:+.3g} (no interval)")
     numbers = (f"paired by seed: top Hessian eigenvalue {raw(lmax)}, per unit training loss {raw(per_loss)}; "
-               f"exploratory, {per_loss.n} seeds")
+               f"exploratory, {per_loss.n} seeds").replace("-", "−")
     resolved = math.isfinite(per_loss.p_value) and per_loss.p_value < per_loss.alpha and per_loss.outcome != \
         "insufficient"
     if resolved and per_loss.estimate > 0:
         return f"{knob} made the minimum measurably sharper here, so this test bears on the claim ({numbers})."
-    if resolved:
-        return (f"{knob} made the minimum flatter, not sharper, here, so this test cannot bear on the claim "
-                f"({numbers}).")
-    return (f"{knob} did not make the minimum measurably sharper here, so this test cannot bear on the claim "
-            f"({numbers}).")
+    shape = "made the minimum flatter, not sharper," if resolved else "did not make the minimum measurably sharper"
+    if attack is not None and attack.outcome in ("reproduced", "opposite"):
+        moved = ("raised attack accuracy, against Fig. 4b" if attack.estimate > 0
+                 else "lowered attack accuracy, as in Fig. 4b")
+        return (f"{knob} {moved}, but {shape} here ({numbers}), so this says nothing about whether sharper minima "
+                "lower attack accuracy.")
+    return f"{knob} {shape} here, so this test cannot bear on the claim ({numbers})."
 
 
 def sharpness_verdict(v: Verdict, method: str, measure: str = "top Hessian eigenvalue") -> str:
@@ -980,14 +985,17 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
             raw_value if m in ("lambda_max", "lambda_max/loss") else _points)
     for knob, symbol, figure in (("lam", "λ", "4b and 4c"), ("xi", "ξ", "5b and S4.3")):
         out[f"{knob}_grid_note"] = grid_note(symbol, grids.get(knob, ()), figure)
+    for knob, symbol in (("lam", "λ"), ("xi", "ξ")):  # the results page's verdict rows name what they measure
+        g = sorted(grids.get(knob, ()))
+        out[f"{knob}_attack_measure"] = (f"the honest attack accuracy at {symbol} = {g[1]:g} minus at {symbol} = "
+                                         f"{g[0]:g}, paired by seed" if len(g) == 2 else
+                                         f"rank correlation of the honest attack accuracy with {symbol}, within seeds")
     lam_grid = sorted(grids.get("lam", ()))
-    out["lam_attack_measure"] = (f"the honest attack accuracy at λ = {lam_grid[1]:g} minus at λ = {lam_grid[0]:g}, "
-                                 "paired by seed" if len(lam_grid) == 2 else
-                                 "rank correlation of the honest attack accuracy with λ, within seeds")
     lam_knob = f"λ = {lam_grid[1]:g}" if len(lam_grid) == 2 else "A larger λ"
     if ("lam trend", "lambda_max") in verdicts and ("lam trend", "lambda_max/loss") in verdicts:
         out["lam_sharpness_caveat"] = sharpness_caveat(verdicts[("lam trend", "lambda_max")],
-                                                       verdicts[("lam trend", "lambda_max/loss")], lam_knob)
+                                                       verdicts[("lam trend", "lambda_max/loss")], lam_knob,
+                                                       verdicts.get(("lam trend", "single_query")))
     else:
         out["lam_sharpness_caveat"] = ("The λ sweep's sharpness was not measured, so whether it made minima sharper "
                                        "is unknown.")
@@ -1014,6 +1022,10 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     out["dp_gap_note"] = dp_gap_note(n["dp_selena"], n["dp_honest"])
     out["defense_verdict"] = defense_verdict({k[1]: v for k, v in verdicts.items() if k[0] == "defense"})
     out["family_note"] = family_note(max((v.family_size for v in verdicts.values()), default=0))
+    for key, test in (("lam_attack", ("lam trend", "single_query")), ("xi_attack", ("xi trend", "single_query")),
+                      ("sharpreg_defense", ("defense", "SharpReg"))):  # the results page's verdict table
+        out |= (claim_values(key, verdicts[test]) if test in verdicts else  # a sweep or method that did not run
+                {f"claim_{key}_{part}": "n/a (not run)" for part in ("number", "power", "status")})
     for key, family, method in (("lam", "lam", n["top_lam"]), ("sr", "sharpreg", "sharpreg")):
         pattern = _pattern_verdict(verdicts, (family, "pattern"), n.get(f"{key}_pattern"), -1)
         out[f"{key}_bucket_pattern"] = bucket_pattern(n[f"{key}_gain"], verdicts[(family, 1)], method, expect="loss",
@@ -1500,22 +1512,32 @@ def _ci_sign(t) -> int:
 PREMISE = "the paper's premise (SAM gains accuracy by memorizing atypical points, §3)"
 
 
+def _ci_text_fine(t) -> str:
+    """:func:`_ci_text`, with two decimals when a bound would print as ±0.0 without being 0
+    ('+1.8 points [+0.04, +3.52]', not '[+0.0, +3.5]' beside the word 'higher')."""
+    bounds = (t.ci_low, t.ci_high)
+    if not all(math.isfinite(b) for b in bounds) or not any(b != 0 and round(100 * b, 1) == 0 for b in bounds):
+        return _ci_text(t)
+    return f"{100 * t.estimate:+.2f} points [{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}]"
+
+
 def gap_sentence(method: str, train=None, gap=None) -> str:
     """Chapter 3 and the results page: ``method`` − SGD in train accuracy (``train``) and in
     the generalization gap, train − test accuracy (``gap``), each a paired test (estimate,
-    ci_low, ci_high; fractions) or None. Each difference whose 95 % interval excludes 0 is
-    stated with its interval; a resolved gap difference comes with what it predicts on its
-    own: a threshold attack feeds on the gap, so a smaller gap alone predicts a lower attack
-    accuracy (a larger one a higher), whatever memorization does. Empty when neither
-    interval excludes 0."""
+    ci_low, ci_high; fractions) or None. A train-accuracy difference whose 95 % interval
+    excludes 0 is stated with its interval, and then the gap difference always follows with
+    its own (a resolved gap difference on its own too). A resolved gap difference comes with
+    what it predicts on its own: a threshold attack feeds on the gap, so a smaller gap alone
+    predicts a lower attack accuracy (a larger one a higher), whatever memorization does.
+    Empty when neither interval excludes 0."""
     m = method_label(method)
     parts = []
     if train is not None and _ci_sign(train):
         parts.append(f"its train accuracy is {'higher' if _ci_sign(train) > 0 else 'lower'} than SGD's "
-                     f"({_ci_text(train)})")
-    if gap is not None and _ci_sign(gap):
-        parts.append(f"its generalization gap (train − test accuracy) is {'larger' if _ci_sign(gap) > 0 else 'smaller'}"
-                     f" than SGD's ({_ci_text(gap)})")
+                     f"({_ci_text_fine(train)})")
+    if gap is not None and (_ci_sign(gap) or parts):
+        how = ({1: "larger than", -1: "smaller than"}.get(_ci_sign(gap), "not distinguishable from"))
+        parts.append(f"its generalization gap (train − test accuracy) is {how} SGD's ({_ci_text_fine(gap)})")
     if not parts:
         return ""
     head = f"Paired by seed, {m}'s " + " and ".join(parts).removeprefix("its ")
@@ -1524,6 +1546,30 @@ def gap_sentence(method: str, train=None, gap=None) -> str:
         lower = "lower" if _ci_sign(gap) < 0 else "higher"
         head += (f": a {word} gap alone predicts a {lower} attack accuracy than SGD's, whatever memorization does")
     return head + "."
+
+
+def table1_attack_note(v: Verdict, weights: str, paper_effect: float | None = None, method: str = "SharpReg") -> str:
+    """The results page, beside chapter 4's confirmatory SharpReg − SGD attack test: what
+    chapter 3's Table 1 rows say about the same difference (``v``: its honest best
+    single-query attack verdict, at ``weights``), whether the paper's own effect
+    (``paper_effect``, a fraction: CIFAR-100's) lies outside its interval, and that the two
+    chapters' models differ in their weights."""
+    head = f"Chapter 3's Table 1 models ({weights}, n = {v.n}) give {method} − SGD {_ci_text(v)}"
+    if v.outcome == "insufficient":
+        return head + ": too few seeds for a test, insufficient data."
+    p = f"Holm-adjusted p = {_p(v.p_adjusted)} over {v.family_size} tests"
+    if v.outcome in ("reproduced", "opposite"):
+        head += f" ({p}): {v.outcome}"
+    elif _ci_sign(v):
+        moves = "raises" if _ci_sign(v) > 0 else "lowers"
+        head += (f": by the unadjusted interval {method} {moves} attack accuracy there, but short of its Holm level "
+                 f"({p}): not resolved")
+    else:
+        head += f" ({p}): not resolved"
+    if paper_effect is not None and math.isfinite(v.ci_low) and not v.ci_low <= paper_effect <= v.ci_high:
+        head += f"; its interval excludes the paper's {100 * paper_effect:+.1f}".replace("-", "−") + \
+            " points on CIFAR-100"
+    return head + ". The two chapters' models differ in the weights attacked, so their numbers differ."
 
 
 def premise_sentence(acc: Verdict, gap=None, method: str = "sam", train=None) -> str:
@@ -1539,6 +1585,17 @@ def premise_sentence(acc: Verdict, gap=None, method: str = "sam", train=None) ->
         return f"Too few seeds to test {PREMISE} here: insufficient data."
     g = gap_sentence(method, train, gap)
     g = f" {g}" if g else ""
+    if _exploratory(acc):  # outside the Holm family: its unadjusted interval and p, said as such
+        why = ("the paper's datasets disagree on this sign, so it is outside the Holm family"
+               if acc.expected_sign == 0 else "outside the Holm family")
+        ev = f"{_ci_text(acc)}, p = {_p(acc.p_value)}, exploratory: {why}"
+        if _ci_sign(acc) < 0:
+            return (f"{m} is less accurate than SGD here ({ev}): the accuracy gain the paper's mechanism starts from "
+                    "is absent at this scale." + g)
+        if _ci_sign(acc) > 0:
+            return f"{m} is more accurate than SGD here ({ev}), as {PREMISE} requires." + g
+        return (f"{m}'s test accuracy is not distinguishable from SGD's here ({ev}): {PREMISE} is neither confirmed "
+                "nor refuted at this scale." + g)
     if acc.outcome == "reproduced":
         return f"{m} is more accurate than SGD here ({_ci_text(acc)}), as {PREMISE} requires." + g
     if acc.outcome == "opposite":
@@ -1631,6 +1688,8 @@ def premise_sentences(study, dataset: str) -> dict[str, str]:
             out[f"{name}_paper_effects"] = f"n/a ({method_label(name)} did not run)"
             out.setdefault("sam_premise", out[f"{name}_paper_effects"])
             out[f"{name}_gap"] = out[f"{name}_paper_effects"]
+            if name == "sharpreg":
+                out["sharpreg_table1_note"] = out[f"{name}_paper_effects"]
             continue
         train, gap = paired(name, "train_acc"), paired(name, "gap")
         out[f"{name}_gap"] = gap_sentence(name, train, gap) or (
@@ -1638,6 +1697,11 @@ def premise_sentences(study, dataset: str) -> dict[str, str]:
             "not distinguishable from SGD's here, paired by seed.")
         if name == "sam":
             out["sam_premise"] = premise_sentence(acc, gap, name, train)
+        else:
+            weights = {"best": "best-validation weights", "final": "last-epoch weights"}.get(
+                getattr(getattr(study, "config", None), "which", "best"), "best-validation weights")
+            out["sharpreg_table1_note"] = table1_attack_note(
+                attack, weights, paper_effects(study.paper, name).get("cifar100"))
         out[f"{name}_paper_effects"] = (paper_effect_note(attack, paper_effects(study.paper, name))
                                         or f"The paper's Table 1 gives no effect of {method_label(name)} to compare.")
     return out

@@ -897,7 +897,8 @@ def test_premise_and_gap_sentences_give_train_accuracy_and_gap_in_every_branch()
     flat = paired_test([0.05, 0.09, 0.04, 0.10], [0.06, 0.08, 0.05, 0.09])
     assert report.gap_sentence("sharpreg", flat, flat) == ""
     train_only = report.gap_sentence("sam", higher_train, flat)
-    assert "train accuracy is higher" in train_only and "gap" not in train_only and "predicts" not in train_only
+    assert "train accuracy is higher" in train_only and "predicts" not in train_only  # the gap follows, unresolved
+    assert "generalization gap (train − test accuracy) is not distinguishable from SGD's (" in train_only
 
 
 def test_premise_sentences_give_sharpregs_gap_too():
@@ -986,3 +987,88 @@ def test_mitigation_labels_are_words_not_code():
     assert label(("lr control", "test_acc")) == "SharpReg − SGD at lr × (1 − ξ): test accuracy"
     assert report.mitigation_label(("xi trend", "single_query"), {"xi": [0, 1, 2]}) == \
         "trend with ξ: honest best single-query attack"
+
+
+def test_results_page_rows_for_the_xi_sweep_and_the_sharpreg_defense_name_what_they_measure():
+    """Referee H7 (1): the ξ sweep and chapter 4's SharpReg defense test get rows in the results
+    page's verdict table; the ξ row names its contrast as the λ row does."""
+    numbers, verdicts = _chapter4_inputs()
+    out = report.mitigation_sentences({**numbers, "grids": {"lam": [0.0, 1.5], "xi": [0.0, 0.3]}}, verdicts)
+    assert out["xi_attack_measure"] == "the honest attack accuracy at ξ = 0.3 minus at ξ = 0, paired by seed"
+    assert out["lam_attack_measure"].startswith("the honest attack accuracy at λ = 1.5 minus at λ = 0")
+    three = report.mitigation_sentences({**numbers, "grids": {"lam": [0.0, 1.5], "xi": [0.0, 0.3, 0.5]}}, verdicts)
+    assert three["xi_attack_measure"] == "rank correlation of the honest attack accuracy with ξ, within seeds"
+    from pathlib import Path
+
+    page = (Path(__file__).parents[1] / "book" / "results.md").read_text()
+    book = (Path(__file__).parents[1] / "notebooks" / "04_mitigation.py").read_text()
+    for key in ("xi_attack", "sharpreg_defense", "lam_attack"):
+        assert f"04_mitigation.ipynb::claim_{key}_status:s" in page
+        assert out[f"claim_{key}_status"] in ("reproduced", "opposite", "not resolved", "insufficient", "n/a (not run)")
+    assert "mitigation_sentences(" in book
+    assert out["claim_lam_attack_number"] == report.claim_number(verdicts[("lam trend", "single_query")])
+    assert out["claim_sharpreg_defense_status"] == "n/a (not run)"  # _chapter4_inputs has no SharpReg defense test
+    assert "04_mitigation.ipynb::xi_attack_trend:s" in page.split("## Claim 3")[1]
+    assert "03_privacy_tables.ipynb::sharpreg_table1_note:s" in page
+
+
+def test_an_exploratory_accuracy_premise_is_not_called_unresolved_after_holm():
+    """Referee H7 (2): SAM − SGD in test accuracy is exploratory (the paper's datasets disagree
+    on its sign), so no Holm correction applies to it."""
+    lower = paired_test([0.80, 0.81, 0.79, 0.80, 0.80, 0.81], [0.81, 0.82, 0.80, 0.81, 0.82, 0.82])
+    acc = holm_verdicts({"acc": lower}, {"acc": 0})["acc"]
+    assert acc.role == "exploratory"
+    s = report.premise_sentence(acc, None)
+    assert "Holm correction" not in s
+    assert s.startswith(f"SAM is less accurate than SGD here ({report._ci_text(acc)}, p = ")
+    assert ("exploratory: the paper's datasets disagree on this sign, so it is outside the Holm family): the "
+            "accuracy gain the paper's mechanism starts from is absent at this scale.") in s
+    flat = holm_verdicts({"acc": paired_test([0.80, 0.82, 0.79, 0.81], [0.81, 0.81, 0.80, 0.80])}, {"acc": 0})["acc"]
+    assert "not distinguishable" in report.premise_sentence(flat, None)
+
+
+def test_the_lambda_caveat_agrees_with_a_resolved_attack_test():
+    """Referee H7 (3): a resolved λ attack test ('opposite') must not be said to 'not bear on
+    the claim'; the numbers use the typographic minus."""
+    numbers, verdicts = _chapter4_inputs()
+    numbers = {**numbers, "grids": {"lam": [0.0, 1.5]}}
+    verdicts = {**verdicts, ("lam trend", "single_query"): v("opposite", -1),
+                ("lam trend", "lambda_max"): v("not resolved", 1, estimate=-0.01)}
+    s = report.mitigation_sentences(numbers, verdicts)["lam_sharpness_caveat"]
+    assert s.startswith("λ = 1.5 raised attack accuracy, against Fig. 4b, but did not make the minimum measurably "
+                        "sharper here (paired by seed: top Hessian eigenvalue −0.01")
+    assert s.endswith("so this says nothing about whether sharper minima lower attack accuracy.")
+    assert "cannot bear" not in s and "-" not in s
+
+
+def test_table1_attack_note_reconciles_chapter3_with_chapter4():
+    """Referee H7 (4): chapter 3's SharpReg row (best-validation weights) beside chapter 4's test."""
+    t1 = verdict(0.009, (0.002, 0.017), 0.06, -1, 14, p_value=0.015, method="t", family_size=8)
+    assert t1.outcome == "not resolved"
+    s = report.table1_attack_note(t1, "best-validation weights", -0.17)
+    assert s.startswith("Chapter 3's Table 1 models (best-validation weights, n = 14) give SharpReg − SGD +0.9 points "
+                        "[+0.2, +1.7]: by the unadjusted interval SharpReg raises attack accuracy there, but short of "
+                        "its Holm level (Holm-adjusted p = 0.06 over 8 tests): not resolved")
+    assert "excludes the paper's −17.0 points on CIFAR-100" in s
+    flat = verdict(0.001, (-0.005, 0.007), 0.9, -1, 14, p_value=0.7, method="t", family_size=8)
+    assert ": not resolved" in report.table1_attack_note(flat, "w") and "raises" not in \
+        report.table1_attack_note(flat, "w")
+
+
+def test_sharpregs_gap_comes_with_its_train_accuracy():
+    """Referee H7 (5): SharpReg's train accuracy was printed alone, with '[+0.0, ...]' under
+    'higher'; the gap difference always follows, and a bound near 0 gets two decimals."""
+    from types import SimpleNamespace
+
+    train = SimpleNamespace(estimate=0.018, ci_low=0.0004, ci_high=0.035)
+    gap = SimpleNamespace(estimate=0.009, ci_low=-0.003, ci_high=0.021)
+    s = report.gap_sentence("sharpreg", train, gap)
+    assert s == ("Paired by seed, SharpReg's train accuracy is higher than SGD's (+1.80 points [+0.04, +3.50]) and "
+                 "its generalization gap (train − test accuracy) is not distinguishable from SGD's (+0.9 points "
+                 "[-0.3, +2.1]).")
+    larger = SimpleNamespace(estimate=0.02, ci_low=0.01, ci_high=0.03)
+    assert report.gap_sentence("sharpreg", train, larger).endswith(
+        "is larger than SGD's (+2.0 points [+1.0, +3.0]): a larger gap alone predicts a higher attack accuracy than "
+        "SGD's, whatever memorization does.")
+    assert "We make the same comparison\n# for SharpReg." in (
+        __import__("pathlib").Path(__file__).parents[1] / "notebooks" / "03_privacy_tables.py").read_text()
