@@ -25,7 +25,6 @@ attacker, :mod:`sharpmem_lib.splits`): AdvReg's reference set and MemGuard's non
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import inspect
@@ -44,7 +43,7 @@ from tqdm.auto import tqdm
 from sharpmem_lib import store
 from sharpmem_lib._io import atomic_write, save_npz
 from sharpmem_lib.models import MLP
-from sharpmem_lib.tensors import as_tensor, cpu_state, seed_everything, to_float
+from sharpmem_lib.tensors import as_tensor, cpu_state, one_cpu_thread, seed_everything, to_float
 from sharpmem_lib.train import (BestValidation, Regularizer, TrainConfig, TrainResult, _rng_states, _set_rng_states,
                                 _to_device, load_checkpoint, precision_context, predict_logits, train_classifier)
 from sharpmem_lib.validation import check_choice, check_nonnegative, check_positive
@@ -410,20 +409,6 @@ def train_dp_sgd(model: nn.Module, X, y, config: TrainConfig, *, noise_multiplie
 # ---------------------------------------------------------------------------- MemGuard
 
 
-@contextlib.contextmanager
-def _one_cpu_thread():
-    """Torch on one CPU thread inside: MemGuard's steps are element-wise operations on
-    (queries, classes) tensors and a 64-unit network, which a second thread only slows (on
-    the 2-core machine under load: 33 s on two threads, 5-7 s on one, the same logits bit for
-    bit, measured on a Fashion-MNIST target)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _sorted_probs(logits: torch.Tensor) -> torch.Tensor:
     """MemGuard's defense classifier reads the confidence vector sorted in decreasing order."""
     return logits.softmax(1).sort(1, descending=True).values
@@ -460,7 +445,7 @@ class MemGuard:
 
     def fit(self, member_logits: np.ndarray, nonmember_logits: np.ndarray) -> "MemGuard":
         """Train the defense classifier (members 1, non-members 0, balanced by weighting)."""
-        with _one_cpu_thread():
+        with one_cpu_thread():
             return self._fit(member_logits, nonmember_logits)
 
     def _fit(self, member_logits: np.ndarray, nonmember_logits: np.ndarray) -> "MemGuard":
@@ -492,7 +477,7 @@ class MemGuard:
         """Defended logits (log-probabilities of the noised confidence vectors)."""
         if self.classifier is None:
             raise RuntimeError("MemGuard is not fitted; call fit(member_logits, nonmember_logits) first")
-        with _one_cpu_thread():
+        with one_cpu_thread():
             return self._transform(logits)
 
     def _transform(self, logits: np.ndarray) -> np.ndarray:

@@ -15,15 +15,14 @@ check them on a quadratic whose Hessian is known.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, grad, jvp
 
-from sharpmem_lib.tensors import as_tensor, select_device, to_float
+from sharpmem_lib.tensors import as_tensor, one_cpu_thread, select_device, to_float
 from sharpmem_lib.validation import check_nonnegative, check_positive
 
 __all__ = ["artifact_sharpness", "hessian_top_eigenvalue", "model_loss", "model_sharpness", "sam_sharpness"]
@@ -138,31 +137,13 @@ def model_loss(model: nn.Module, X, y, batch_size: int | None = None) -> tuple[L
             for i in range(0, len(X), batch_size)], params
 
 
-@contextlib.contextmanager
-def _one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Torch on one CPU thread inside (nothing changes on a GPU). The Hessian-vector products
-    of a small MLP are many small operations: on the 2-core machine two threads took 4-11 s
-    wall (4-8 CPU-s) per Fashion-MNIST target under load, one thread 1.1-1.8 s (1.1 CPU-s). It
-    also makes the value independent of the machine's core count (two threads moved
-    lambda_max in the 7th digit)."""
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def model_sharpness(model: nn.Module, X, y, rhos: tuple[float, ...] = (0.01, 0.1), iters: int = 50,
                     batch_size: int | None = 1024) -> dict[str, float]:
     """Training loss, ``lambda_max`` and SAM sharpness at each radius in ``rhos`` of ``model``
     on ``(X, y)`` (typically its whole training set), on the model's device, in batches of
     ``batch_size`` (``None``: one batch); on a CPU, on one thread."""
     loss, params = model_loss(model, X, y, batch_size)
-    with _one_cpu_thread(next(model.parameters()).device):
+    with one_cpu_thread(next(model.parameters()).device):
         out = {"train_loss": _value(loss, params), "lambda_max": hessian_top_eigenvalue(loss, params, iters=iters)}
         for rho in rhos:
             out[f"sam_sharpness@{rho:g}"] = sam_sharpness(loss, params, rho)

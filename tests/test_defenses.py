@@ -335,7 +335,7 @@ def test_memguard_runs_on_one_thread_with_the_same_logits_and_restores_the_threa
         fast = MemGuard(seed=0, steps=40, epochs=40).fit(member, nonmember).transform(z)
         assert seen == [1] and torch.get_num_threads() == 2
         with monkeypatch.context() as m:  # the old path: no thread limit
-            m.setattr(defenses, "_one_cpu_thread", contextlib.nullcontext)
+            m.setattr(defenses, "one_cpu_thread", contextlib.nullcontext)
             old = MemGuard(seed=0, steps=40, epochs=40).fit(member, nonmember).transform(z)
         assert seen[-1] == 2
     finally:

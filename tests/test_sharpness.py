@@ -123,7 +123,7 @@ def test_model_sharpness_runs_on_one_cpu_thread_and_restores_the_count(monkeypat
     try:
         fast = model_sharpness(model, X, y, iters=30, batch_size=16)
         assert seen == [1] and torch.get_num_threads() == 2
-        monkeypatch.setattr(sharpness, "_one_cpu_thread", lambda device: contextlib.nullcontext())
+        monkeypatch.setattr(sharpness, "one_cpu_thread", lambda device: contextlib.nullcontext())
         old = model_sharpness(model, X, y, iters=30, batch_size=16)
         assert seen[-1] == 2
     finally:
