@@ -738,17 +738,16 @@ def privacy_study(config: PrivacyConfig, paper: pd.DataFrame, results_dir=None, 
         loaded[d] = load_dataset(d, data_dir=data_dir)
         # the dataset's missing targets that differ only by their seed train as one ensemble each
         trained = train_targets({k: c for k, c in targets.items() if k[0] == d}, results_dir, **opts)
-        for dataset, method, seed in trained:
-            if dataset == d:
-                art = arts[(dataset, method, seed)] = trained[(dataset, method, seed)]
-                labels = dict(dataset=d, algorithm=method, train_seed=seed)
-                if hasattr(art, "reason"):  # diverged: shown with NaN metrics, left out of the paired tests
-                    frames.append(pd.DataFrame([{"split_seed": s, "protocol": p, **labels,
-                                                 "status": f"diverged: {art.reason}"}
-                                                for s in range(config.split_seeds) for p in PROTOCOLS]))
-                    continue
-                rows = evaluate_privacy(art, loaded[d], list(range(config.split_seeds)), which=config.which, nn=nn)
-                frames.append(rows.assign(**labels, status="complete"))
+        for (_, method, seed), art in trained.items():
+            arts[(d, method, seed)] = art
+            labels = dict(dataset=d, algorithm=method, train_seed=seed)
+            if hasattr(art, "reason"):  # diverged: shown with NaN metrics, left out of the paired tests
+                frames.append(pd.DataFrame([{"split_seed": s, "protocol": p, **labels,
+                                             "status": f"diverged: {art.reason}"}
+                                            for s in range(config.split_seeds) for p in PROTOCOLS]))
+                continue
+            rows = evaluate_privacy(art, loaded[d], list(range(config.split_seeds)), which=config.which, nn=nn)
+            frames.append(rows.assign(**labels, status="complete"))
     boundary = None
     if config.boundary_dataset:
         rows = []
