@@ -403,17 +403,25 @@ def train_stacked(configs: Iterable[ExperimentConfig], results_dir: str | Path |
     for config in configs:
         if stack_refusal(config) is not None:
             continue
-        key = config.key()
-        folder = root / config.dataset / key
-        if (folder / store.MANIFEST).exists() or folder.with_name(f"{key}.partial").exists():
+        if not _needs_training(config, root):
             continue  # stored (run_experiment reads and verifies it), or an interrupted run to resume
-        groups.setdefault(_group_key(config), {})[key] = config
+        groups.setdefault(_group_key(config), {})[config.key()] = config
     trained = []
     for members in groups.values():
         batch = list(members.values())
-        if len(batch) >= MIN_STACK and _train_group(batch, root, data_dir, progress, retry_diverged):
-            trained.append(batch)
+        if len(batch) >= MIN_STACK:
+            done = _train_group(batch, root, data_dir, progress, retry_diverged)
+            if done:
+                trained.append(done)
     return trained
+
+
+def _needs_training(config: ExperimentConfig, root: Path) -> bool:
+    """Neither stored (a manifest: :func:`run_experiment` reads and verifies it) nor an
+    interrupted one-by-one run (a ``.partial`` checkpoint: left to resume)."""
+    key = config.key()
+    folder = root / config.dataset / key
+    return not ((folder / store.MANIFEST).exists() or folder.with_name(f"{key}.partial").exists())
 
 
 def _check_writable(folder: Path) -> None:
@@ -426,9 +434,19 @@ def _check_writable(folder: Path) -> None:
         raise named_os_error(err, folder) from err
 
 
-def _train_group(configs: list[ExperimentConfig], root: Path, data_dir, progress: bool, retry_diverged: bool) -> bool:
-    """Train ``configs`` (equal but for the seed) as one ensemble and store each model; False
-    (nothing trained) if the model cannot take the numba kernel."""
+def _train_group(configs: list[ExperimentConfig], root: Path, data_dir, progress: bool,
+                 retry_diverged: bool) -> list[ExperimentConfig]:
+    """Train ``configs`` (equal but for the seed) as one ensemble and store each model; returns
+    the configs it trained: none if the model cannot take the numba kernel, or if another
+    process stored them all meanwhile.
+
+    The group holds the store's lock ``.group-<hash>.lock`` (:func:`sharpmem_lib.store.lock`)
+    from before its training until its last model is stored, and looks again, under the lock,
+    at which of its targets are still missing: a second process (two notebooks against one
+    results folder) that needs the same group waits, then trains only what is still missing
+    (nothing, usually) and reads the rest. A model's numbers do not depend on the stack it
+    trains in (tested), so a smaller stack gives the same models.
+    """
     first = configs[0]
     data = load_dataset(first.dataset, data_dir=data_dir, **first.dataset_kwargs)
     part = make_partition(first.dataset, data)
@@ -436,9 +454,21 @@ def _train_group(configs: list[ExperimentConfig], root: Path, data_dir, progress
     device = torch.device("cpu")
     probe = build()
     if cannot_stack(probe, first.train) or _kernel_applies(probe, device):
-        return False
+        return []
     precision = training_precision(first.train, device, first.defense)
     _check_writable(root / first.dataset)  # its models are stored only once all have trained: fail first
+    group = "group-" + store.entry_key("target-group", json.loads(_group_key(first)), precision)
+    with store.lock(group, root=root, namespace=first.dataset):
+        configs = [c for c in configs if _needs_training(c, root)]  # another process may have stored them
+        if configs:
+            _train_and_store(configs, root, data, part, build, device, precision, progress, retry_diverged)
+    return configs
+
+
+def _train_and_store(configs: list[ExperimentConfig], root: Path, data, part, build: Callable[[], torch.nn.Module],
+                     device: torch.device, precision: str, progress: bool, retry_diverged: bool) -> None:
+    """:func:`_train_group`'s work under its lock: one ensemble, then one store entry per model."""
+    first = configs[0]
     y_members = data.y[part.members]
     start = time.perf_counter()
     ensemble = train_ensemble(build, data.X[part.members], y_members, np.ones((len(configs), len(y_members)), bool),
@@ -467,7 +497,6 @@ def _train_group(configs: list[ExperimentConfig], root: Path, data_dir, progress
                                  namespace=config.dataset, precision=precision, retry_diverged=retry_diverged)
         except DivergedError:
             pass  # recorded; the caller reads it back as any diverged run
-    return True
 
 
 def train_targets(configs: Mapping[Any, ExperimentConfig], results_dir: str | Path | None = None, *,

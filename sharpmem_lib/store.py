@@ -6,6 +6,7 @@ the toy example, the subset models, SELENA's sub-models) is an *entry* of this s
     <root>/<namespace>/<key>/             the entry: its files and manifest.json
     <root>/<namespace>/<key>.partial/     resumable state of an interrupted computation
     <root>/<namespace>/.<key>.lock        held while the entry is computed (removed after)
+    <root>/<namespace>/.<name>.lock       held while several entries are computed together (:func:`lock`)
 
 ``key`` is a hash of what determines the result (:func:`entry_key`): the kind of entry, its
 configuration, the precision it is computed in (``fp32`` on a CPU, a GPU's mixed precision is
@@ -56,7 +57,7 @@ import sharpmem_lib
 from sharpmem_lib._io import atomic_write, from_json, named_os_error, save_npz, to_json
 
 __all__ = ["CACHE_VERSION", "CorruptArtifactWarning", "DivergedError", "Entry", "cached_arrays", "cached_json",
-           "clear_entries_used", "code_commit", "entries_used", "entry_key", "get_or_compute", "results_root"]
+           "clear_entries_used", "code_commit", "entries_used", "entry_key", "get_or_compute", "lock", "results_root"]
 
 #: Bump whenever a code change alters what any cached entry would contain (numbers, files,
 #: formats). It is part of every key, so old entries are then simply not found.
@@ -302,6 +303,23 @@ def _key_lock(path: Path) -> Iterator[None]:
             os.unlink(path)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def lock(name: str, *, root: str | Path | None = None, namespace: str = "") -> Iterator[None]:
+    """Hold the store's inter-process lock ``<root>/<namespace>/.<name>.lock`` (the same
+    ``fcntl.flock`` mechanism as each entry's key lock), for a computation that stores several
+    entries at once: a second process asking for it waits, then finds the entries stored.
+    ``name``: a file-name-safe identifier, e.g. an :func:`entry_key` with a prefix."""
+    if not isinstance(name, str) or not name or Path(name).name != name or name.startswith("."):
+        raise ValueError(f"name={name!r} is not valid; it must be a file name (no folders, not starting with '.')")
+    folder = results_root(root) / namespace
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise named_os_error(err, folder) from err
+    with _key_lock(folder / f".{name}.lock"):
+        yield
 
 
 def _msvcrt_lock(path: Path):  # pragma: no cover - exercised on Windows only

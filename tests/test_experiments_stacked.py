@@ -2,6 +2,7 @@
 ordinary target runs: each equals run_experiment's run of its own config, under its own key."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -219,3 +220,72 @@ def test_stacked_targets_benchmark_quick(capsys):
     assert "one by one" in capsys.readouterr().out
     assert report["sgd"]["max_logit_diff"] < 1e-4 and report["sgd"]["max_flip_share"] == 0
     assert report["sgd"]["same_best_epoch"] == 2 and report["sgd"]["stacked_s"] > 0
+
+
+# ----------------------------------------------------------------------------- two processes, one group
+
+
+def _stacked_in_a_process(results: str, markers: str, role: str) -> None:
+    """One process (a notebook) that needs the seeds 0-2 of a tiny recipe. Each ensemble it
+    trains leaves a file ``<role>-trained``. The first process, once training, waits for the
+    second to reach the group; so the second has looked for the targets before any was stored."""
+    from pathlib import Path
+
+    import sharpmem_lib.experiments as experiments
+
+    markers = Path(markers)
+    real_train, real_group = experiments.train_ensemble, experiments._train_group
+
+    def wait_for(path: Path) -> None:
+        for _ in range(1200):  # 120 s at most: a marker the other process writes
+            if path.exists():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{path} never appeared")
+
+    def training(*args, seeds=None, **kwargs):
+        (markers / f"{role}-trained").write_text(str(list(seeds)))
+        if role == "first":
+            (markers / "first-training").touch()
+            wait_for(markers / "second-in-group")
+        return real_train(*args, seeds=seeds, **kwargs)
+
+    def group(*args, **kwargs):
+        if role == "second":
+            (markers / "second-in-group").touch()  # it found the targets missing
+        return real_group(*args, **kwargs)
+
+    experiments.train_ensemble, experiments._train_group = training, group
+    train = TrainConfig(epochs=2, batch_size=64, lr=0.05, momentum=0.9)
+    targets = {s: ExperimentConfig("digits", "mlp", TrainConfig(**{**train.__dict__, "seed": s}),
+                                   model_kwargs={"hidden": (8,)}, device="cpu") for s in (0, 1, 2)}
+    runs = experiments.train_targets(targets, results, progress=False)
+    assert all(run.status["ensemble_size"] == 3 for run in runs.values())
+
+
+def test_a_second_process_waits_for_a_stacked_group_then_reads_it(tmp_path):
+    """Two notebooks run at once against one results folder both need a stacked group: the
+    second waits for the first's lock on the group, then reads its targets instead of training
+    them again (hostile tester, session 8: both trained it). The first process trains only
+    after the second has found the targets missing, so without the lock both would train."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    markers, results = tmp_path / "markers", tmp_path / "results"
+    markers.mkdir()
+    first = ctx.Process(target=_stacked_in_a_process, args=(str(results), str(markers), "first"))
+    first.start()
+    for _ in range(1200):
+        if (markers / "first-training").exists() or not first.is_alive():
+            break
+        time.sleep(0.1)
+    assert (markers / "first-training").exists(), "the first process never started training"
+    second = ctx.Process(target=_stacked_in_a_process, args=(str(results), str(markers), "second"))
+    second.start()
+    for process in (first, second):
+        process.join(timeout=300)
+    assert (first.exitcode, second.exitcode) == (0, 0)
+    assert (markers / "second-in-group").exists()  # the second looked before anything was stored
+    assert (markers / "first-trained").read_text() == "[0, 1, 2]"
+    assert not (markers / "second-trained").exists()  # it waited and read them
+    assert not list((results / "digits").glob(".group-*.lock"))  # the lock file is removed after use
