@@ -19,19 +19,35 @@ def available_profiles(params_dir: Path) -> list[str]:
     return sorted(p.stem for p in Path(params_dir).glob("*.yaml"))
 
 
+_MERGE = "tag:yaml.org,2002:merge"  # the ``<<`` of a YAML merge key
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe loader that refuses a key given twice in one mapping (plain YAML keeps the last,
-    so a repeated chapter or parameter would silently drop the first)."""
+    so a repeated chapter or parameter would silently drop the first).
 
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"{key!r} is given twice in the same mapping", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    Merge keys work as in ``yaml.safe_load`` (``<<: *common`` copies an anchored mapping's
+    keys; a key written beside it overrides the copy): only the keys written in the mapping
+    itself are checked for repeats, once, before the merge adds the copied ones."""
+
+    def flatten_mapping(self, node):
+        checked = self.__dict__.setdefault("_checked_mappings", set())
+        if id(node) not in checked:  # a merge flattens a node in place: later calls see the copied keys
+            checked.add(id(node))
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE:
+                    continue
+                key = self.construct_object(key_node)
+                try:
+                    repeated = key in seen
+                except TypeError:  # an unhashable key: SafeLoader names it
+                    continue
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"{key!r} is given twice in the same mapping", key_node.start_mark)
+                seen.add(key)
+        super().flatten_mapping(node)
 
 
 def _read_yaml(path: Path):

@@ -48,3 +48,24 @@ def test_unknown_parameter_in_a_profile(tmp_path):
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['seedz'\] for notebook '01_toy_example'; "
                                          r"valid parameters are \['rho', 'seeds'\]"):
         profile_parameters("p", tmp_path, "01_toy_example", {"seeds": {}, "rho": {}}, ["01_toy_example"])
+
+
+def test_yaml_merge_keys_work_and_a_repeat_beside_them_is_still_refused(tmp_path):
+    """Hostile tester, session 8: `<<: *anchor` in a profile failed with 'could not determine a
+    constructor for the tag ...merge' (the repeated-key loader built the '<<' key itself). A
+    merge copies the anchored keys and a key written beside it overrides the copy, as in
+    yaml.safe_load; a key written twice is still refused."""
+    import yaml
+
+    text = ("01_toy_example: &toy\n  seeds: 3\n  sam_rho: 0.1\n"
+            "00_data_and_models:\n  <<: *toy\n  seeds: 2\n  dataset: digits\n")
+    (tmp_path / "merged.yaml").write_text(text)
+    profile = load_profile("merged", tmp_path, chapter_names(PARAMS_DIR))
+    assert profile == yaml.safe_load(text) == {"01_toy_example": {"seeds": 3, "sam_rho": 0.1},
+                                                "00_data_and_models": {"seeds": 2, "sam_rho": 0.1, "dataset": "digits"}}
+    lists = "01_toy_example: &a {seeds: 3}\n00_data_and_models:\n  <<: [*a, {sam_rho: 0.2, seeds: 9}]\n"
+    (tmp_path / "lists.yaml").write_text(lists)  # a list of merges: whichever wins, as in safe_load (papermill's)
+    assert load_profile("lists", tmp_path, chapter_names(PARAMS_DIR)) == yaml.safe_load(lists)
+    (tmp_path / "twice.yaml").write_text(text + "  seeds: 4\n")
+    with pytest.raises(ValueError, match=r"twice.yaml: YAML syntax error at line 8, column 3: 'seeds' is given twice"):
+        load_profile("twice", tmp_path, chapter_names(PARAMS_DIR))
