@@ -27,8 +27,8 @@ from sharpmem_lib.validation import (
 )
 
 __all__ = ["RULES", "COUNT_CAPS", "CHAPTER_CHECKS", "check_parameters", "check_notebook_parameters",
-           "injected_parameters", "literal_defaults", "papermill_yaml", "check_papermill_yaml", "needed_datasets",
-           "needed_files", "rule_for"]
+           "injected_parameters", "literal_defaults", "papermill_options", "papermill_yaml", "check_papermill_yaml",
+           "needed_datasets", "needed_files", "rule_for"]
 
 Rule = Callable[[str, Any, dict], None]  # (name, value, every parameter of the chapter)
 
@@ -560,51 +560,104 @@ def injected_parameters(history: list[str]) -> tuple[list[str], list[str]] | Non
     return None
 
 
-_YAML_OPTIONS = {"-y": "yaml", "--parameters_yaml": "yaml", "-f": "file", "--parameters_file": "file"}
+# papermill's parameter options: short form, long form, how many values each takes. papermill
+# applies them in this order (-b, then -f, -y, -p, -r: papermill/cli.py), a later one's key
+# replacing an earlier one's without a word.
+_PAPERMILL_OPTIONS = {"-b": ("--parameters_base64", 1), "-f": ("--parameters_file", 1),
+                      "-y": ("--parameters_yaml", 1), "-p": ("--parameters", 2), "-r": ("--parameters_raw", 2)}
+_BY_NAME = {**{short: short for short in _PAPERMILL_OPTIONS},
+            **{long: short for short, (long, _) in _PAPERMILL_OPTIONS.items()}}
+
+
+def papermill_options(argv: list[str]) -> list[tuple[str, list[str]]]:
+    """The parameter options of papermill's command line ``argv``, in order: ``(option,
+    values)`` with ``option`` the short form (``-b``, ``-f``, ``-y``: one value; ``-p``, ``-r``:
+    name and value), also from their long forms and ``--opt=value`` / ``-yvalue`` forms."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        name, _, attached = arg.partition("=") if arg.startswith("--") else (arg[:2], "", arg[2:])
+        option = _BY_NAME.get(name)
+        if option is not None and (attached or arg == name):
+            nargs = _PAPERMILL_OPTIONS[option][1]
+            given = [attached] if attached else []
+            values = given + argv[i + 1:i + 1 + nargs - len(given)]
+            out.append((option, values + [""] * (nargs - len(values))))
+            i += 1 + nargs - len(given)
+            continue
+        i += 1
+    return out
 
 
 def papermill_yaml(argv: list[str]) -> list[tuple[str, str]]:
     """The YAML that papermill's command line ``argv`` passes as parameters: ``("-y", text)``
     for each ``-y``/``--parameters_yaml`` and ``("-f", path)`` for each
     ``-f``/``--parameters_file`` (also in their ``--opt=value`` and ``-yvalue`` forms)."""
-    out, i = [], 0
-    while i < len(argv):
-        arg = argv[i]
-        name, _, attached = arg.partition("=") if arg.startswith("--") else (arg[:2], "", arg[2:])
-        kind = _YAML_OPTIONS.get(name if arg.startswith("--") else arg[:2])
-        if kind is not None and (attached or arg in _YAML_OPTIONS):
-            value = attached if attached else (argv[i + 1] if i + 1 < len(argv) else "")
-            out.append(("-y" if kind == "yaml" else "-f", value))
-            i += 1 if attached else 2
-            continue
-        i += 1
-    return out
+    return [(option, values[0]) for option, values in papermill_options(argv) if option in ("-y", "-f")]
+
+
+def _papermill_value(text: str):
+    """A ``-p`` value as papermill reads it (``papermill.cli._resolve_type``)."""
+    if text in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def check_papermill_yaml(argv: list[str]) -> None:
-    """papermill parses ``-y`` and ``-f`` YAML itself with a plain loader, which keeps the last
-    of a key given twice without a word (``-y 'lams: [0, 1], lams: [0, 2]'`` runs [0, 2]).
-    Re-read each with :mod:`sharpmem_lib.profiles`' loader and raise ``ValueError`` naming a
-    repeated key. ``argv``: papermill's command line (nothing to do if it is not papermill's)."""
+    """Refuse, naming it, a parameter that papermill's command line ``argv`` gives twice with
+    different values: papermill keeps the last without a word.
+
+    Within one ``-y``/``-f``/``-b`` YAML document (papermill's plain loader keeps the last of a
+    repeated key: ``-y 'lams: [0, 1], lams: [0, 2]'`` runs [0, 2]): re-read with
+    :mod:`sharpmem_lib.profiles`' loader. Across options (``-y 'seeds: 3' -y 'seeds: 5'``,
+    ``-p lr 0.1 -p lr 0.2``, ``-f p.yaml -p seeds 2``): the same key with another value. The
+    same value given twice is harmless and passes. Raises ``ValueError``; nothing to do if
+    ``argv`` is not papermill's command line."""
+    import base64
+    import binascii
+
     import yaml
 
     from sharpmem_lib.profiles import _UniqueKeyLoader
 
     if not any(a == "papermill" or a.endswith("/papermill") for a in argv):
         return
-    for option, value in papermill_yaml(argv):
-        where = f"papermill {option} {value!r}"
-        try:
-            text = open(value).read() if option == "-f" else value
-        except OSError:
-            continue  # papermill names a missing file itself
-        try:
-            yaml.load(text, Loader=_UniqueKeyLoader)
-        except yaml.constructor.ConstructorError as err:
-            raise ValueError(f"{where}: {err.problem}; papermill would keep the last value silently, so give each "
-                             "parameter once") from None
-        except yaml.YAMLError:
-            continue  # papermill reports its own syntax errors
+    given: dict[str, list[tuple[str, Any]]] = {}  # key -> (where, value) in papermill's order
+    options = papermill_options(argv)
+    for option in _PAPERMILL_OPTIONS:  # papermill's order of application
+        for values in (v for o, v in options if o == option):
+            if option in ("-p", "-r"):
+                name, text = values
+                where = f"papermill {option} {name} {text}"
+                given.setdefault(name, []).append((where, _papermill_value(text) if option == "-p" else text))
+                continue
+            value = values[0]
+            where = f"papermill {option} {value!r}"
+            try:
+                text = (open(value).read() if option == "-f" else
+                        base64.b64decode(value).decode() if option == "-b" else value)
+            except (OSError, ValueError, binascii.Error):
+                continue  # papermill names a missing file or bad base64 itself
+            try:
+                document = yaml.load(text, Loader=_UniqueKeyLoader)
+            except yaml.constructor.ConstructorError as err:
+                raise ValueError(f"{where}: {err.problem}; papermill would keep the last value silently, so give "
+                                 "each parameter once") from None
+            except yaml.YAMLError:
+                continue  # papermill reports its own syntax errors
+            for name, v in (document.items() if isinstance(document, dict) else []):
+                given.setdefault(str(name), []).append((where, v))
+    for name, sources in given.items():
+        values = [v for _, v in sources]
+        if any(v != values[0] or isinstance(v, bool) != isinstance(values[0], bool) for v in values[1:]):
+            listed = "; ".join(f"{where} gives {v!r}" for where, v in sources)
+            raise ValueError(f"parameter {name!r} is given {len(sources)} times with different values ({listed}); "
+                             f"papermill would keep {values[-1]!r} silently, so give each parameter once")
 
 
 def _papermill_argv() -> list[str]:

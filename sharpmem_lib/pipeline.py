@@ -403,15 +403,28 @@ def write_repository_url(repo_root: Path = REPO_ROOT) -> list[Path]:
     return changed
 
 
+class _Once(argparse.Action):
+    """An option that may be given once, or again with the same value: argparse keeps the last
+    of ``--profile smoke --profile paper`` without a word, which would build the paper profile."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = namespace.__dict__.setdefault("_given_once", {})
+        if self.dest in seen and seen[self.dest] != values:
+            parser.error(f"{option_string} is given twice with different values ({seen[self.dest]} and {values}); "
+                         "give it once")
+        seen[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sharpmem_lib.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["check", "plan", "execute", "build"],
                         help="check: parameters, data and GPU, running nothing; plan: every chapter's recipes and "
                              "training settings, running nothing; execute: notebooks; build: the book")
-    parser.add_argument("--profile", default="default", help="a file stem in notebooks/params/")
+    parser.add_argument("--profile", default="default", action=_Once, help="a file stem in notebooks/params/")
     parser.add_argument("--notebook", action="append", help="check/execute only this notebook (stem); repeatable")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT,
+    parser.add_argument("--out", type=Path, default=REPO_ROOT, action=_Once,
                         help="write under OUT/_build (default: the repository)")
     args = parser.parse_args(argv)
     try:

@@ -263,3 +263,39 @@ def test_paper_profile_gives_paired_verdicts_and_runs_selenas_nn_attack():
     assert rule_for("nn_attack") is not None
     with pytest.raises(ValueError, match="nn_attack='fast' is not valid"):
         check_parameters("03_privacy_tables", {"nn_attack": "fast"}, files=False)
+
+
+def test_a_parameter_papermill_gets_twice_with_different_values_is_refused(tmp_path, monkeypatch):
+    """Hostile tester, session 8: papermill -y 'seeds: 3' -y 'seeds: 5' (or -p twice, or -f and
+    -p) ran the last value without a word. Every parameter option is read: -b, -f, -y, -p, -r."""
+    import base64
+
+    from sharpmem_lib import parameters
+    from sharpmem_lib.parameters import check_papermill_yaml, papermill_options
+
+    pm = ["/venv/bin/python", "/venv/bin/papermill", "in.ipynb", "out.ipynb"]
+    assert papermill_options(pm + ["-p", "lr", "0.1", "--parameters=seeds", "2", "-rdataset", "digits", "-b", "e30="]) \
+        == [("-p", ["lr", "0.1"]), ("-p", ["seeds", "2"]), ("-r", ["dataset", "digits"]), ("-b", ["e30="])]
+    with pytest.raises(ValueError, match=r"parameter 'seeds' is given 2 times with different values \(papermill -y "
+                                         r"'seeds: 3' gives 3; papermill -y 'seeds: 5' gives 5\); papermill would "
+                                         r"keep 5 silently"):
+        check_papermill_yaml(pm + ["-y", "seeds: 3", "-y", "seeds: 5"])
+    with pytest.raises(ValueError, match=r"'sam_rho' is given 2 times .*-p sam_rho 0.1 gives 0.1; .*-p sam_rho 0.2"):
+        check_papermill_yaml(pm + ["-p", "sam_rho", "0.1", "--parameters", "sam_rho", "0.2"])
+    (tmp_path / "p.yaml").write_text("train_seeds: 5\n")
+    with pytest.raises(ValueError, match=r"'train_seeds' is given 2 times .*p.yaml' gives 5; papermill -p train_seeds "
+                                         r"6 gives 6\); papermill would keep 6"):
+        check_papermill_yaml(pm + ["-p", "train_seeds", "6", "-f", str(tmp_path / "p.yaml")])  # -p applies last
+    encoded = base64.b64encode(b"lams: [0, 1]").decode()
+    with pytest.raises(ValueError, match=r"'lams' is given 2 times .*papermill -b '.*' gives \[0, 1\]"):
+        check_papermill_yaml(pm + [f"--parameters_base64={encoded}", "-y", "lams: [0, 2]"])
+    with pytest.raises(ValueError, match=r"'augment' is given 2 times"):  # True is not 1
+        check_papermill_yaml(pm + ["-p", "augment", "True", "-y", "augment: 1"])
+    # the same value twice, in any spelling papermill reads alike, is harmless
+    check_papermill_yaml(pm + ["-y", "seeds: 3", "-p", "seeds", "3", "-f", str(tmp_path / "p.yaml"), "-y",
+                               "{train_seeds: 5, lr: 0.1}", "-p", "lr", "0.1", "-r", "dataset", "digits", "-y",
+                               "dataset: digits", f"-b{encoded}"])
+    namespace = {"In": ["", PARAMS_CELL], "profile": "default", "seeds": 3, "sam_rho": 0.1}
+    monkeypatch.setattr(parameters, "_papermill_argv", lambda: pm + ["-p", "seeds", "3", "-p", "seeds", "4"])
+    with pytest.raises(ValueError, match=r"'seeds' is given 2 times"):  # the notebook's own check
+        check_notebook_parameters(namespace, "01_toy_example")

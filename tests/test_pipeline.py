@@ -145,6 +145,25 @@ def test_cli_check_runs_nothing(capsys, monkeypatch):
     assert "every parameter valid, every file there" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("argv, option", [
+    (["check", "--profile", "smoke", "--profile", "paper"], r"--profile is given twice with different values "
+                                                           r"\(smoke and paper\); give it once"),
+    (["execute", "--profile=smoke", "--out", "a", "--out", "b"], r"--out is given twice with different values"),
+])
+def test_a_pipeline_option_given_twice_with_different_values_is_refused(argv, option, capsys, monkeypatch):
+    """Hostile tester, session 8: argparse kept the last of '--profile smoke --profile paper'
+    without a word (it checked and would have built the paper profile)."""
+    monkeypatch.setattr(pipeline, "plan_notebooks", lambda *a, **k: pytest.fail("planned"))
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and re.search(option, capsys.readouterr().err)
+
+
+def test_a_pipeline_option_given_twice_with_the_same_value_is_harmless(capsys):
+    assert main(["check", "--profile", "smoke", "--profile=smoke", "--notebook", "01_toy_example"]) == 0
+    assert "profile 'smoke': 1 notebook(s)" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------ every documented command parses
 
 
