@@ -53,7 +53,7 @@ __all__ = ["MemorizationBuckets", "bucket_accuracy_table", "memorization_buckets
            "top_influence_precision", "influence_precision", "class_names", "FASHION_MNIST_CLASSES",
            "normalized_entropy", "class_sizes",
            "BucketStudy", "run_bucket_study", "top1_table", "subpopulation_table", "bucket_tests", "bucket_roles",
-           "bucket_family", "bucket_numbers",
+           "bucket_family", "bucket_numbers", "near_unmeasured_share", "NEAR_UNMEASURED_AGREE",
            "FIGURES"]
 
 
@@ -213,6 +213,29 @@ def influence_precision(mb: MemorizationBuckets, n_buckets: int = 5, alpha: floa
                      "its median SE": float(np.median(mb.top1_se[have])) if have.any() else np.nan,
                      "share resolved from zero": float(resolved[have].mean()) if have.any() else np.nan})
     return pd.DataFrame(rows).set_index("bucket")
+
+
+NEAR_UNMEASURED_AGREE = 0.99
+"""A measured test point is *nearly unmeasured* when the subset models agree on whether they
+classify it correctly in at least this share of cases (:func:`near_unmeasured_share`)."""
+
+
+def near_unmeasured_share(mb: MemorizationBuckets, n_buckets: int = 5,
+                          agree: float = NEAR_UNMEASURED_AGREE) -> dict[int, float]:
+    """Per bucket 1..``n_buckets``, the share of its test points that are nearly unmeasured:
+    the subset models' accuracy on the point (``mb.subset_acc``) is at least ``agree`` or at
+    most 1 − ``agree``, so at most a share 1 − ``agree`` of the models disagree with the rest
+    and every influence estimate (eq. 2) of the point rests on those few. An unmeasured point
+    (all models agree) is the limit, and is in no bucket. NaN where the estimates hold no
+    per-model correctness (published files) or the bucket is empty."""
+    acc = np.asarray(mb.subset_acc, float)
+    with np.errstate(invalid="ignore"):
+        near = np.minimum(acc, 1 - acc) <= 1 - agree + 1e-12
+    out = {}
+    for b in range(1, n_buckets + 1):
+        inside = (np.asarray(mb.bucket) == b) & np.isfinite(acc)
+        out[b] = float(near[inside].mean()) if inside.any() else float("nan")
+    return out
 
 
 def bucket_accuracy_table(artifacts: dict[tuple[str, int], Artifact], test_ids: np.ndarray, labels: np.ndarray,
@@ -567,7 +590,8 @@ def bucket_numbers(study: BucketStudy) -> dict:
     out = {"source": mb.source, "n_test": len(mb.test_ids), "n_unmeasured": mb.n_unmeasured,
            "entropy_difficulty": ed, "top1_means": mean_by_bucket(mb.top1, mb.bucket), "seeds": study.config.seeds,
            "ceiling": ceiling_buckets(table), "diverged": study.diverged,
-           "precision": influence_precision(mb).loc["all measured"].to_dict()}
+           "precision": influence_precision(mb).loc["all measured"].to_dict(),
+           "near_unmeasured": near_unmeasured_share(mb), "near_unmeasured_agree": NEAR_UNMEASURED_AGREE}
     for m in ("sam", "swa"):
         out[f"{m}_gain"] = paired_gain(table, m, "sgd", "acc", by="bucket")
         out[f"{m}_pattern"] = pattern_test(table, m)

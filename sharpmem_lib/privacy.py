@@ -488,6 +488,7 @@ class LiraStudy:
     per_target: pd.DataFrame  # lira_evaluation's rows with an 'algorithm' column
     by_quintile: pd.DataFrame  # algorithm, target, quintile (1 = most memorized; 0 = unmeasured), tpr at 1 % FPR
     groups: np.ndarray | None = None  # memorization group of each training point (attacks.memorization_groups)
+    accuracy: pd.DataFrame | None = None  # per (algorithm, target): train_acc on its subset, test_acc held out
 
     @property
     def group_sizes(self) -> dict[int, int]:
@@ -549,18 +550,24 @@ def lira_study(config: PrivacyConfig, results_dir=None, data_dir=None) -> LiraSt
     from sharpmem_lib.subsampling import run_subsampling_experiment
 
     split = split_models(config.lira_models, config.lira_targets, config.lira_memorization_models)
-    curves, summaries, rows, quintile = {}, [], [], None
+    curves, summaries, rows, quintile, accuracy = {}, [], [], None, []
     for name in config.methods:  # SGD first: its memorization models define the quintiles
         runs, _, _ = run_subsampling_experiment(config.lira_config(name), results_dir=results_dir, data_dir=data_dir)
         if quintile is None:  # 1 = most memorized fifth
             quintile = memorization_groups(runs.masks, runs.correct_train, split.memorization)
         per_target, scores, member = lira_evaluation(runs.confidence_train, runs.masks, split, group=quintile)
         curves[name.upper()] = (member, scores)
+        for t in split.targets:  # how overfit the targets are: accuracy on their own subset and on held-out points
+            trained = np.asarray(runs.masks[t], bool)
+            accuracy.append({"algorithm": name, "target": int(t),
+                             "train_acc": float(np.asarray(runs.correct_train[t], float)[trained].mean()),
+                             "test_acc": float(np.asarray(runs.correct_test[t], float).mean())})
         summaries.append(per_target.assign(algorithm=name))
         rows += [{"algorithm": name, "target": t, "quintile": q,
                   "tpr": per_target[f"tpr@1%fpr_g{q}"].get(t, np.nan) if f"tpr@1%fpr_g{q}" in per_target else np.nan}
                  for q in range(int(quintile.max()) + 1) for t in per_target.index]
-    return LiraStudy(config.lira_dataset, split, curves, pd.concat(summaries), pd.DataFrame(rows), quintile)
+    return LiraStudy(config.lira_dataset, split, curves, pd.concat(summaries), pd.DataFrame(rows), quintile,
+                     pd.DataFrame(accuracy))
 
 
 @dataclass

@@ -33,7 +33,8 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
            "lira_groups", "privacy_sentences", "toy_many_sentence", "premise_sentence", "premise_sentences",
            "paper_effects", "paper_effect_note", "gap_sentence", "weights_note",
-           "attacker_members", "bucket_noise_sentence", "partial_sentence",
+           "attacker_members", "bucket_noise_sentence", "partial_sentence", "near_unmeasured_sentence",
+           "dataset_name", "lira_accuracy_sentence", "table2_label",
            "EXPLORATORY_AGREES", "LIRA_DEPENDENCE", "TOP1_DEPENDENCE"]
 
 
@@ -247,10 +248,21 @@ def _floor_shown(v: Verdict) -> bool:
     return (math.isfinite(floor) and floor >= 1e-300 and not str(getattr(v, "method", "")).startswith("asymptotic"))
 
 
+def _minus(text: str) -> str:
+    """``text`` with the typographic minus (−) for the ASCII hyphen of its negative numbers:
+    prose writes '−0.8 points', not '-0.8 points'. For numbers only, never for words."""
+    return text.replace("-", "−")
+
+
+def _signed(x: float, spec: str = "+.3g") -> str:
+    """A signed raw value for prose, with the typographic minus: '+0.928', '−3.23'."""
+    return _minus(format(x, spec))
+
+
 def _points(x: float) -> str:
     if not math.isfinite(x):  # no pair left to compare (e.g. every pair had a diverged member): not "+nan points"
         return "no estimate"
-    return f"{100 * x:+.1f} points"
+    return _minus(f"{100 * x:+.1f}") + " points"
 
 
 def _evidence(v: Verdict, pairs: str = "seeds", value=_points) -> str:
@@ -286,7 +298,7 @@ def evidence(v: Verdict, pairs: str = "seeds") -> str:
 
 
 def _rho(x: float) -> str:
-    return f"ρ = {x:+.2f}"
+    return "ρ = " + _minus(f"{x:+.2f}")
 
 
 def _only_before_correction(v: Verdict) -> bool:
@@ -447,18 +459,27 @@ def pattern_outcome(low: Verdict, pattern: Verdict | None) -> str:
 
 
 def bucket_pattern(gains: pd.DataFrame, v: Verdict, method: str, expect: str = "gain", low: int = 1,
-                   at_ceiling=(), pattern: Verdict | None = None) -> str:
+                   at_ceiling=(), pattern: Verdict | None = None, baseline: str = "SGD") -> str:
     """Does ``method``'s change against the baseline concentrate in bucket ``low``, as the paper
     says? ``expect="gain"`` (Fig. 3a: SAM gains most in bucket 1) or ``"loss"`` (Figs. 4a, 5a:
     sharper minima lose most in bucket 1). ``v``: the verdict of the test in bucket ``low``;
     ``pattern``: the verdict of the paired test of (change in ``low``) − (change in the
     comparison bucket), the highest bucket not in ``at_ceiling`` (buckets where every
     method scores 100 %, which cannot show a difference). Decided by :func:`pattern_outcome`;
-    ``gains`` (:func:`~sharpmem_lib.stats.paired_gain` by bucket) only supplies the numbers."""
+    ``gains`` (:func:`~sharpmem_lib.stats.paired_gain` by bucket) only supplies the numbers.
+    ``baseline``: what the change is measured against (SGD, or 'λ = 0' for Fig. 4a); a loss
+    is worded as the accuracy lost from ``baseline`` to ``method`` ('the change in test
+    accuracy from λ = 0 to λ = 1.5 in bucket 1'), never as "λ = 1.5's loss"."""
     if expect not in ("gain", "loss"):
         raise ValueError(f"expect={expect!r} is not valid; choose 'gain' or 'loss'")
     g = gains.set_index("bucket")["gain"]
     name = method_label(method)
+    if expect == "gain":
+        change = amount = f"{name}'s gain"
+    else:  # "λ = 1.5's loss" reads badly: say what changed, and from what to what
+        change = f"the change in test accuracy from {baseline} to {name}"
+        amount = f"the accuracy lost from {baseline} to {name}"
+    cap = lambda text: text[:1].upper() + text[1:]  # noqa: E731
     open_buckets = [b for b in g.index if b > low and b not in set(at_ceiling)]
     high = max(open_buckets) if open_buckets else None
     ceiling = ""
@@ -475,23 +496,25 @@ def bucket_pattern(gains: pd.DataFrame, v: Verdict, method: str, expect: str = "
     diff = "" if pattern is None or high is None else \
         f"bucket {low} − bucket {high}: {_evidence(pattern)}"
     if outcome == "insufficient":
-        return (f"{name}'s {expect} in bucket {low} is {v.outcome} ({_evidence(v)}), but the comparison with a higher "
+        return (f"{cap(change)} in bucket {low} is {v.outcome} ({_evidence(v)}), but the comparison with a higher "
                 "bucket " + (f"has too few seeds ({diff})" if diff else "is not available")
                 + ": the pattern is insufficiently tested." + ceiling)
     if outcome == "reproduced":
-        return (f"{name}'s {expect} is significantly larger in bucket {low} than in bucket {high} ({diff}), and "
+        return (f"{cap(amount)} is significantly larger in bucket {low} than in bucket {high} ({diff}), and "
                 f"significant in bucket {low} ({_evidence(v)}): the paper's pattern." + ceiling)
     if outcome == "opposite":
         if v.outcome == "opposite":
-            other = "gains" if expect == "loss" else "loses"
-            return (f"{name} {other} accuracy in bucket {low} ({_evidence(v)}): {AGAINST}'s claim that {name}'s "
-                    f"{expect} concentrates in the low-entropy buckets." + ceiling)
-        return (f"{name}'s {expect} is significantly smaller in bucket {low} than in bucket {high} ({diff}): "
+            if expect == "loss":
+                return (f"From {baseline} to {name}, test accuracy in bucket {low} rises ({_evidence(v)}): {AGAINST}'s "
+                        f"claim that the accuracy lost concentrates in the low-entropy buckets." + ceiling)
+            return (f"{name} loses accuracy in bucket {low} ({_evidence(v)}): {AGAINST}'s claim that {name}'s "
+                    f"gain concentrates in the low-entropy buckets." + ceiling)
+        return (f"{cap(amount)} is significantly smaller in bucket {low} than in bucket {high} ({diff}): "
                 f"{AGAINST}'s claim that it concentrates in the low-entropy buckets." + ceiling)
     if v.outcome == "reproduced":
-        return (f"{name}'s {expect} in bucket {low} is significant ({_evidence(v)}), but whether it is larger than in "
+        return (f"{cap(amount)} in bucket {low} is significant ({_evidence(v)}), but whether it is larger than in "
                 f"bucket {high} is not resolved ({diff}): only part of the paper's pattern." + ceiling)
-    return (f"{name}'s {expect} in bucket {low} is not resolved ({_evidence(v)}), nor is the difference from bucket "
+    return (f"{cap(change)} in bucket {low} is not resolved ({_evidence(v)}), nor is the difference from bucket "
             f"{high} ({diff}): not resolved at this scale." + ceiling)
 
 
@@ -769,30 +792,31 @@ def defense_test_sentence(v: Verdict, method: str = "SharpReg", what: str = "the
 
 def control_conclusion(control: Verdict, method_vs_sgd: Verdict, control_name: str, method: str = "sharpreg",
                        what: str = "the honest best single-query attack") -> str:
-    """Chapter 4 and the results page, issue 18 §6: what the learning-rate control says about
-    ``method``'s difference from SGD in ``what``. ``control``: ``method`` − the control run
-    (SGD at lr × (1 − ξ)), exploratory; ``method_vs_sgd``: ``method`` − SGD at the full
-    learning rate, same weights. When the method differs from SGD but not from its control,
-    and the control difference is less than half the difference from SGD, most of that
-    difference is what the smaller step does. Labelled exploratory, with n."""
+    """Chapter 4 and the results page: what the learning-rate control says about
+    ``method``'s difference from SGD in ``what``, in short sentences. ``control``: ``method``
+    − the control run (SGD at lr × (1 − ξ)), exploratory; ``method_vs_sgd``: ``method`` − SGD
+    at the full learning rate, same weights. When the method differs from SGD but not from its
+    control, and the control difference is less than half the difference from SGD, most of
+    that difference is what the smaller step does. Labelled exploratory, with n."""
     m = method_label(method)
     if "insufficient" in (control.outcome, method_vs_sgd.outcome):
         return f"Too few seeds to say what the smaller step does to {m}'s {what} (exploratory)."
     tag = f"(exploratory, {control.n} seeds)"
-    versus_sgd = f"{m} − SGD: {_ci_text(method_vs_sgd)}"
-    versus_control = f"{m} − {control_name}: {_ci_text(control)}"
+    versus_sgd = f"{m} − SGD is {_ci_text(method_vs_sgd)}"
+    versus_control = f"{m} − {control_name} is {_ci_text(control)}"
     if method_vs_sgd.outcome not in ("reproduced", "opposite"):
-        return (f"{m} is not resolved from SGD on {what} ({versus_sgd}), so the control has no difference to explain "
-                f"{tag}.")
+        return (f"On {what}, {versus_sgd}: {m} is not resolved from SGD, so the control has no difference to "
+                f"explain {tag}.")
+    head = f"On {what}, {versus_sgd}, and {versus_control}."
     if math.isfinite(control.p_value) and control.p_value < control.alpha:
-        return (f"{m} differs from {control_name} on {what} ({versus_control}), so the smaller step alone does not "
-                f"account for its difference from SGD ({versus_sgd}) {tag}.")
+        return (head + f" {m} also differs from {control_name}, so the smaller step alone does not account for its "
+                f"difference from SGD {tag}.")
     if abs(control.estimate) < abs(method_vs_sgd.estimate) / 2:
-        return (f"{m} is not distinguishable from {control_name} on {what} ({versus_control}), while it differs "
-                f"from SGD ({versus_sgd}): most of {m}'s difference from SGD is what the smaller step does {tag}.")
-    return (f"{m} is not distinguishable from {control_name} on {what} ({versus_control}), but that difference is "
-            f"not small against its difference from SGD ({versus_sgd}): how much of it the smaller step does is not "
-            f"resolved {tag}.")
+        return (head + f" {m} is not distinguishable from {control_name}, and its difference from it is less than "
+                f"half its difference from SGD. So most of {m}'s difference from SGD is what the smaller step does "
+                f"{tag}.")
+    return (head + f" {m} is not distinguishable from {control_name}, but that difference is not small against its "
+            f"difference from SGD, so how much of it the smaller step does is not resolved {tag}.")
 
 
 def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str, attack: Verdict | None = None) -> str:
@@ -804,8 +828,9 @@ def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str, attack: Verdic
     ``attack``: the λ test of attack accuracy (Fig. 4b, expected sign −); when it is resolved
     (reproduced or opposite) and the minimum is not measurably sharper, the sentence says
     which way the attack moved and that this says nothing about sharper minima."""
-    raw = lambda v: (f"{v.estimate:+.3g} [{v.ci_low:+.3g}, {v.ci_high:+.3g}]"  # noqa: E731
-                     if math.isfinite(v.ci_low) and math.isfinite(v.ci_high) else f"{v.estimate:+.3g} (no interval)")
+    raw = lambda v: (f"{_signed(v.estimate)} [{_signed(v.ci_low)}, {_signed(v.ci_high)}]"  # noqa: E731
+                     if math.isfinite(v.ci_low) and math.isfinite(v.ci_high)
+                     else f"{_signed(v.estimate)} (no interval)")
     numbers = (f"paired by seed: top Hessian eigenvalue {raw(lmax)}, per unit training loss {raw(per_loss)}; "
                f"exploratory, {per_loss.n} seeds").replace("-", "−")
     resolved = math.isfinite(per_loss.p_value) and per_loss.p_value < per_loss.alpha and per_loss.outcome != \
@@ -825,7 +850,7 @@ def sharpness_verdict(v: Verdict, method: str, measure: str = "top Hessian eigen
     """Is ``method``'s minimum flatter (paper's premise for SAM: sign −1) or sharper
     (SharpReg: +1) than SGD's, paired by seed?"""
     name = method_label(method)
-    value = lambda x: f"{x:+.3g}"  # noqa: E731
+    value = _signed
     if v.outcome == "insufficient":
         return f"{name} − SGD in {measure}: {_evidence(v, value=value)}; insufficient data."
     word = "higher" if v.estimate > 0 else "lower"
@@ -855,48 +880,56 @@ def sharpness_word(v: Verdict) -> str:
 
 
 def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, raw=()) -> str:
-    """Issue 18 §6: ``method`` against a control run that differs from it only in what the
-    control isolates (SharpReg against SGD at lr × (1 − ξ): the part of ξ that is a
-    learning-rate rescale), paired by seed. ``verdicts`` maps a readable measure ('the
-    honest best single-query attack') to its verdict, whose expected sign is the paper's
-    mechanism's (lower attack, sharper minimum); measures in ``raw`` are shown as they are,
-    the others in percentage points. When no measure differs significantly, the sentence
-    says that ``method`` is not distinguishable from the control at this scale."""
+    """``method`` against a control run that differs from it only in what the control
+    isolates (SharpReg against SGD at lr × (1 − ξ): the part of ξ that is a learning-rate
+    rescale), paired by seed, in short sentences: what was compared, then one sentence per
+    measure with its estimate, 95 % interval and p, and what it means. ``verdicts`` maps a
+    readable measure ('the honest best single-query attack') to its verdict, whose expected
+    sign is the paper's mechanism's (lower attack, sharper minimum); measures in ``raw`` are
+    shown as they are, the others in percentage points. When no measure differs
+    significantly, a last sentence says that ``method`` is not distinguishable from the
+    control at this scale."""
     if not verdicts:
         raise ValueError(f"verdicts is empty; give at least one measure of {method} against {control}")
     name = method_label(method)
-    head = f"{name} against {control}, paired by seed"
+    n = max(v.n for v in verdicts.values())
+    head = (f"{name} against {control}, paired by seed: the same training with only the step scaled, exploratory "
+            f"(p not Holm-adjusted), {n} seeds.")
     if all(v.outcome == "insufficient" for v in verdicts.values()):
-        return f"{head}: too few seeds for a test (at least 3 are needed): insufficient data."
+        return f"{name} against {control}, paired by seed: too few seeds for a test (at least 3 are needed): " \
+               "insufficient data."
 
-    def ev(k: str) -> str:
-        value = (lambda x: f"{x:+.3g}") if k in set(raw) else _points  # noqa: E731
-        return f"{k}: {_evidence(verdicts[k], value=value)}"
+    def short(k: str) -> str:
+        v = verdicts[k]
+        value = _signed if k in set(raw) else _points
+        if not (math.isfinite(v.ci_low) and math.isfinite(v.ci_high)):
+            return f"{value(v.estimate)} (no interval, p = {_p(v.p_value)})"
+        lo, hi = value(v.ci_low).split()[0], value(v.ci_high).split()[0]
+        return f"{value(v.estimate)} (95 % CI [{lo}, {hi}], p = {_p(v.p_value)})"
 
-    by = {o: [k for k, v in verdicts.items() if v.outcome == o] for o in ("reproduced", "opposite", "not resolved",
-                                                                            "insufficient")}
-    parts = []
-    if by["reproduced"]:
-        parts.append("differs in the direction of the paper's mechanism on "
-                     + "; ".join(ev(k) for k in by["reproduced"]))
-    if by["opposite"]:
-        parts.append("differs the other way on " + "; ".join(ev(k) for k in by["opposite"]) + f": {AGAINST}'s "
-                     f"account that {name} works through sharpness rather than a smaller step")
-    if by["not resolved"]:
-        parts.append("is not distinguishable from it on " + "; ".join(ev(k) for k in by["not resolved"]))
-    if by["insufficient"]:
-        parts.append("has too few seeds on " + _names(by["insufficient"]))
-    free = [k for k, v in verdicts.items() if v.outcome == NO_DIRECTION]
-    for differs, keys in ((True, [k for k in free if verdicts[k].p_adjusted < verdicts[k].alpha]),
-                          (False, [k for k in free if not verdicts[k].p_adjusted < verdicts[k].alpha])):
-        if keys:  # only a significant difference is called one
-            parts.append(("differs on " if differs else "shows no significant difference on ")
-                         + "; ".join(ev(k) for k in keys) + " (no paper direction: reported, not a verdict)")
-    tail = ""
-    if not by["reproduced"] and not by["opposite"]:
-        tail = (f" At this scale {name}'s effect cannot be told apart from the learning-rate rescale that its "
-                "coefficients imply.")
-    return f"{head}: {name} " + "; ".join(parts) + "." + tail
+    out = [head]
+    for k, v in verdicts.items():
+        lead = f"On {k}, {name} − control is"
+        if v.outcome == "insufficient":
+            out.append(f"On {k}: too few seeds for a test.")
+        elif v.outcome == NO_DIRECTION:
+            if v.p_adjusted < v.alpha:  # only a significant difference is called one
+                word = "higher" if v.estimate > 0 else "lower"
+                out.append(f"{lead} {short(k)}: {word} than the control; the paper gives no direction here, so "
+                           "this is reported, not a verdict.")
+            else:
+                out.append(f"{lead} {short(k)}: no significant difference (the paper gives no direction here).")
+        elif v.outcome == "reproduced":
+            out.append(f"{lead} {short(k)}: a difference in the direction of the paper's mechanism.")
+        elif v.outcome == "opposite":
+            out.append(f"{lead} {short(k)}: a difference the other way, {AGAINST}'s account that {name} works "
+                       "through sharpness rather than a smaller step.")
+        else:
+            out.append(f"{lead} {short(k)}: not distinguishable from the control.")
+    if not any(v.outcome in ("reproduced", "opposite") for v in verdicts.values()):
+        out.append(f"At this scale {name}'s effect cannot be told apart from the learning-rate rescale that its "
+                   "coefficients imply.")
+    return " ".join(out)
 
 
 _MEASURES = {"test_acc": "test accuracy", "single_query": "honest best single-query attack",
@@ -962,7 +995,7 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     from sharpmem_lib.mitigation import CONTROL_MEASURES, TREND_CLAIMS
 
     n = numbers
-    signed = lambda x: "n/a" if not math.isfinite(x) else f"{100 * x:+.1f}"  # noqa: E731
+    signed = lambda x: "n/a" if not math.isfinite(x) else _signed(100 * x, "+.1f")  # noqa: E731
     values = lambda xs: ", ".join(f"{x:g}" for x in xs) or "none"  # noqa: E731
     out = {f"{k}_bucket{b}": signed(n[f"{k}_bucket{b}"]) for k in ("lam", "sr") for b in (1, 5)}
     out["bucket_source"] = str(n.get("bucket_source", "n/a"))
@@ -978,7 +1011,7 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     short = {"test_acc": "test", "single_query": "attack", "multi_query": "label", "lambda_max": "sharpness",
              "lambda_max/loss": "sharpness_loss"}
     grids = n.get("grids", {})  # the settings each sweep's tests compare (two: high vs low, not a trend)
-    raw_value = lambda x: f"{x:+.3g}"  # noqa: E731
+    raw_value = _signed
     for (knob, m), (what, against, claim) in TREND_CLAIMS.items():  # lam_test_trend, ..., lam_sharpness_loss_trend
         out[f"{knob.split()[0]}_{short[m]}_trend"] = sweep_sentence(
             verdicts[(knob, m)], what, against, claim, grids.get(knob.split()[0], ()),
@@ -987,9 +1020,10 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
         out[f"{knob}_grid_note"] = grid_note(symbol, grids.get(knob, ()), figure)
     for knob, symbol in (("lam", "λ"), ("xi", "ξ")):  # the results page's verdict rows name what they measure
         g = sorted(grids.get(knob, ()))
-        out[f"{knob}_attack_measure"] = (f"the honest attack accuracy at {symbol} = {g[1]:g} minus at {symbol} = "
-                                         f"{g[0]:g}, paired by seed" if len(g) == 2 else
-                                         f"rank correlation of the honest attack accuracy with {symbol}, within seeds")
+        out[f"{knob}_attack_measure"] = (f"the accuracy of the honest best single-query attack at {symbol} = "
+                                         f"{g[1]:g} minus at {symbol} = {g[0]:g}, paired by seed" if len(g) == 2 else
+                                         "rank correlation of the honest best single-query attack's accuracy with "
+                                         f"{symbol}, within seeds")
     lam_grid = sorted(grids.get("lam", ()))
     lam_knob = f"λ = {lam_grid[1]:g}" if len(lam_grid) == 2 else "A larger λ"
     if ("lam trend", "lambda_max") in verdicts and ("lam trend", "lambda_max/loss") in verdicts:
@@ -1029,7 +1063,8 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     for key, family, method in (("lam", "lam", n["top_lam"]), ("sr", "sharpreg", "sharpreg")):
         pattern = _pattern_verdict(verdicts, (family, "pattern"), n.get(f"{key}_pattern"), -1)
         out[f"{key}_bucket_pattern"] = bucket_pattern(n[f"{key}_gain"], verdicts[(family, 1)], method, expect="loss",
-                                                      at_ceiling=n[f"{key}_ceiling"], pattern=pattern)
+                                                      at_ceiling=n[f"{key}_ceiling"], pattern=pattern,
+                                                      baseline="λ = 0" if key == "lam" else "SGD")
     return out
 
 
@@ -1060,35 +1095,52 @@ def unmeasured_share(n_unmeasured: int, n_test: int, target: float = 0.20) -> st
 
 def influence_precision_note(precision: Mapping[str, float] | None) -> str:
     """Chapter 2: how precise the influence estimates are, from the "all measured" row of
-    :func:`sharpmem_lib.buckets.influence_precision`; says so when most test points have no
-    influence resolved from zero (their entropy then ranks mostly noise)."""
+    :func:`sharpmem_lib.buckets.influence_precision`: the median standard error of one
+    estimate and the median largest influence with its own. What share of the test points
+    has a largest influence resolved from zero is said once, by :func:`bucket_noise_sentence`,
+    which the chapter and the results page print right after it."""
     if not precision or not math.isfinite(precision.get("median SE of an estimate", float("nan"))):
         return "These estimates come without standard errors (the file holds no per-model results)."
-    resolved = precision["share resolved from zero"]
-    out = (f"One influence estimate (eq. 2) has a standard error of {precision['median SE of an estimate']:.3f} "
-           f"(median over the measured test points); the median test point's largest influence is "
-           f"{precision['median largest influence']:.3f} ± {precision['its median SE']:.3f}, and for {pct(resolved)} "
-           "of the measured test points the largest influence is resolved from zero (one-sided z-test, Bonferroni "
-           "over the class's training points, α = 0.05).")
-    if resolved < 0.5:
-        out += (" For the others no single training point's influence stands out from the estimator's noise at this "
-                "number of models, so their entropy, and their bucket, rest largely on noise.")
-    return out
+    return (f"One influence estimate (eq. 2) has a standard error of {precision['median SE of an estimate']:.3f} "
+            f"(median over the measured test points); the median test point's largest influence is "
+            f"{precision['median largest influence']:.3f} ± {precision['its median SE']:.3f}.")
 
 
 def bucket_noise_sentence(precision: Mapping[str, float] | None) -> str:
-    """Chapter 2 and the results page, said plainly: on what share of the measured test points
-    does the bucket rest on a resolved influence (the "share resolved from zero" of
-    :func:`sharpmem_lib.buckets.influence_precision`'s "all measured" row)?"""
+    """Chapter 2 and the results page, said plainly and once: on what share of the measured
+    test points does the bucket rest on a resolved influence (the "share resolved from zero"
+    of :func:`sharpmem_lib.buckets.influence_precision`'s "all measured" row: a one-sided
+    z-test, Bonferroni over the class's training points)?"""
     share = (precision or {}).get("share resolved from zero", NAN)
     if share is None or not math.isfinite(share):
         return "How much of the bucket assignment rests on noise is not known here (no standard errors)."
+    test = "one-sided z-test, Bonferroni over the class's training points, α = 0.05"
     if share < 0.5:
         return (f"Most bucket assignments rest on noise: only for {pct(share)} of the measured test points is the "
-                "largest influence resolved from zero, so for the rest the entropy, and the bucket, are mostly "
-                "estimator noise at this number of subset models.")
-    return (f"For {pct(share)} of the measured test points the largest influence is resolved from zero, so most "
-            "bucket assignments rest on a measured influence rather than on noise.")
+                f"largest influence resolved from zero ({test}). For the rest no single training point's influence "
+                "stands out from the estimator's noise at this number of subset models, so their entropy, and "
+                "their bucket, are mostly noise.")
+    return (f"For {pct(share)} of the measured test points the largest influence is resolved from zero ({test}), so "
+            "most bucket assignments rest on a measured influence rather than on noise.")
+
+
+def near_unmeasured_sentence(shares: Mapping[Any, float] | None, agree: float, bucket: int = 5,
+                             low: int = 1) -> str:
+    """Chapter 2 and the results page, beside the bucket results: the share of bucket
+    ``bucket``'s test points that are nearly unmeasured (the subset models agree on whether
+    they classify the point correctly in at least ``agree`` of cases, so each influence
+    estimate rests on the few models that disagree), against bucket ``low``'s; ``shares``:
+    :func:`sharpmem_lib.buckets.near_unmeasured_share` by bucket."""
+    top, bottom = (shares or {}).get(bucket, NAN), (shares or {}).get(low, NAN)
+    if top is None or not math.isfinite(top):
+        return "How many of the bucketed test points are nearly unmeasured is not known here (no per-model results)."
+    few = f"at most {pct(1 - agree, 0)} of the subset models disagree with the rest on whether they get it right"
+    lead = f"In bucket {bucket}, {pct(top)} of the test points are nearly unmeasured ({few})"
+    against = f", against {pct(bottom)} in bucket {low}" if bottom is not None and math.isfinite(bottom) else ""
+    tail = (": for most of this bucket the influence estimates rest on a handful of models, so a high entropy "
+            "there reflects little measured influence rather than influence shown to be spread over many training "
+            "points." if top > 0.5 else ": their influence estimates rest on a handful of models.")
+    return lead + against + tail
 
 
 def partial_sentence(partial, alpha: float = 0.05) -> str:
@@ -1098,7 +1150,7 @@ def partial_sentence(partial, alpha: float = 0.05) -> str:
     if partial is None or not math.isfinite(partial.estimate) or not math.isfinite(partial.p_value):
         why = getattr(partial, "note", "") if partial is not None else ""
         return "The partial correlation could not be computed here" + (f" ({why})." if why else ".")
-    ev = f"partial ρ = {partial.estimate:.2f}, p = {_p(partial.p_value)}, {partial.n} points"
+    ev = f"partial ρ = {_signed(partial.estimate, '.2f')}, p = {_p(partial.p_value)}, {partial.n} points"
     if partial.p_value >= alpha:
         return (f"Difficulty held fixed, entropy's correlation with subpopulation size is not distinguishable from "
                 f"zero ({ev}): on this data, what entropy says about rarity is what plain difficulty already says.")
@@ -1114,14 +1166,15 @@ def bucket_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]
     :func:`sharpmem_lib.buckets.bucket_numbers` and the chapter's Holm-adjusted ``verdicts``
     (keys of :func:`sharpmem_lib.buckets.bucket_tests`)."""
     n = numbers
-    skipped = "n/a (skipped: ground_truth_dataset is empty)"
+    skipped = "n/a (the ground-truth check was not run in this profile)"
     ed = n["entropy_difficulty"]
     out = {"source": str(n["source"]), "n_test": str(n["n_test"]), "n_unmeasured": str(n["n_unmeasured"]),
            "n_seeds": str(n["seeds"]), "unmeasured_share": unmeasured_share(n["n_unmeasured"], n["n_test"]),
            "influence_se": influence_precision_note(n.get("precision")),
            "bucket_noise": bucket_noise_sentence(n.get("precision")),
+           "near_unmeasured": near_unmeasured_sentence(n.get("near_unmeasured"), n.get("near_unmeasured_agree", 0.99)),
            "entropy_difficulty": (f"Spearman's ρ between influence entropy and the subset models' accuracy over the "
-                                  f"{ed.n} measured test points: {ed.estimate:.2f} (p = {_p(ed.p_value)})."
+                                  f"{ed.n} measured test points: {_signed(ed.estimate, '.2f')} (p = {_p(ed.p_value)})."
                                   if ed is not None and ed.n and math.isfinite(ed.estimate) else
                                   "The difficulty proxy is not available for these estimates (they hold no per-model "
                                   "correctness)."),
@@ -1146,9 +1199,9 @@ def bucket_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verdict]
                                      "gt_partial", "gt_unmeasured", "gt_partial_verdict")}
     else:
         partial = check["entropy | difficulty"]
-        out |= {"spearman": f"{check['entropy'].estimate:.2f}", "spearman_p": _p(check["entropy"].p_value),
-                "gt_difficulty": f"{check['difficulty'].estimate:.2f}",
-                "gt_partial": f"{partial.estimate:.2f} (p = {_p(partial.p_value)})",
+        out |= {"spearman": _signed(check["entropy"].estimate, ".2f"), "spearman_p": _p(check["entropy"].p_value),
+                "gt_difficulty": _signed(check["difficulty"].estimate, ".2f"),
+                "gt_partial": f"{_signed(partial.estimate, '.2f')} (p = {_p(partial.p_value)})",
                 "gt_partial_verdict": partial_sentence(partial),
                 "gt_unmeasured": str(n["gt_unmeasured"]), "median_b1": f"{n['median_b1']:.0f}",
                 "median_b5": f"{n['median_b5']:.0f}"}
@@ -1201,8 +1254,8 @@ def attacker_members(parts) -> str:
         if n and abs(k - n / 2) <= 0.5:
             half.append(p.dataset)
         else:
-            other.append(f"{k:,} of the {n:,} members ({100 * k / max(n, 1):.0f} %) on {p.dataset}")
-    out = ([f"half of the members ({', '.join(half)})"] if half else []) + other
+            other.append(f"{k:,} of the {n:,} members ({100 * k / max(n, 1):.0f} %) on {dataset_name(p.dataset)}")
+    out = ([f"half of the members ({', '.join(dataset_name(d) for d in half)})"] if half else []) + other
     return "; ".join(out) if out else "n/a (no partition)"
 
 
@@ -1220,14 +1273,14 @@ def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | N
     rows = []
     for key, v in verdicts.items():
         finite = math.isfinite(v.ci_low) and math.isfinite(v.ci_high)
-        ci = "n/a" if not finite else (f"[{v.ci_low:+.3g}, {v.ci_high:+.3g}]" if key in set(raw)
-                                       else f"[{100 * v.ci_low:+.1f}, {100 * v.ci_high:+.1f}]")
+        ci = "n/a" if not finite else _minus(f"[{v.ci_low:+.3g}, {v.ci_high:+.3g}]" if key in set(raw)
+                                              else f"[{100 * v.ci_low:+.1f}, {100 * v.ci_high:+.1f}]")
         if not math.isfinite(v.estimate):
             est = "n/a"
         elif "permutation" in v.method or v.method.startswith("asymptotic"):
             est = _rho(v.estimate)
         elif key in set(raw):
-            est = f"{v.estimate:+.3g}"
+            est = _signed(v.estimate)
         else:
             est = _points(v.estimate)
         hw = getattr(v, "half_width", NAN)
@@ -1353,8 +1406,10 @@ def protocol_vs_optimizer(gap: Verdict, effect: Verdict, gap_where: str = "", ef
     attack over the honest protocol (``gap``: the largest such paired difference, exploratory)
     against the largest optimizer − SGD difference under the honest protocol (``effect``,
     from the chapter's Holm family), each with its interval. The two are compared only when
-    both are resolved (p, Holm-adjusted where it is in the family, below α), and their order
-    only when the intervals of their sizes do not overlap."""
+    both are resolved (p, Holm-adjusted where it is in the family, below α). No test of one
+    size against the other is computed, so an order is stated only when every size in one
+    interval exceeds every size in the other (a conservative reading of the two intervals),
+    and otherwise the sentence says that their order was not tested."""
     g_at = f" ({gap_where})" if gap_where else ""
     e_at = f" ({effect_where})" if effect_where else ""
     head = (f"SELENA's choices on the evaluation sets move the best single-query attack, against the honest "
@@ -1368,11 +1423,15 @@ def protocol_vs_optimizer(gap: Verdict, effect: Verdict, gap_where: str = "", ef
     hi = lambda v: max(abs(v.ci_low), abs(v.ci_high))  # noqa: E731
     if not all(math.isfinite(x) for x in (gap.ci_low, gap.ci_high, effect.ci_low, effect.ci_high)):
         return head + " Both are resolved, but one has no interval, so their sizes are not compared."
+    disjoint = (" Both are resolved, and every size in the {0}'s interval exceeds every size in the {1}'s: the "
+                "{0} moves the attack more than the {1} does (read from the two intervals; no test of one against "
+                "the other was run).")
     if lo(gap) > hi(effect):
-        return head + " Both are resolved, and the protocol moves the attack more than the optimizer does."
+        return head + disjoint.format("protocol", "optimizer")
     if lo(effect) > hi(gap):
-        return head + " Both are resolved, and the optimizer moves the attack more than the protocol does."
-    return head + " Both are resolved, but their intervals overlap: which is larger is not resolved."
+        return head + disjoint.format("optimizer", "protocol")
+    return head + (" Both are resolved. Which of the two moves the attack more was not tested: no test of one "
+                   "against the other was run, so this page does not rank them.")
 
 
 def boundary_setup(dataset: str, points: int, n_eval: int) -> str:
@@ -1474,7 +1533,7 @@ def lira_setup(n_models: int, dataset: str, n_targets: int, pool: int, n_memoriz
     lo, hi = n_nonmembers
     return (f"{n_models} models per algorithm on {dataset}: {n_targets} targets, each with the other {pool - 1} "
             f"models of its pool as shadows, and {n_memorization} further models that only estimate memorization; "
-            f"{lo}{'' if lo == hi else f'-{hi}'} non-members per target, so the smallest resolvable false-positive "
+            f"{lo}{'' if lo == hi else f'–{hi}'} non-members per target, so the smallest resolvable false-positive "
             f"rate is {100 * min_fpr:.2g} %"
             + ("" if low_metric == "tpr@0.1%fpr" else ", too coarse for 0.1 %: the table reports TPR at zero false "
                "positives instead"))
@@ -1497,7 +1556,7 @@ def lira_groups(sizes: Mapping[int, int]) -> str:
 
 def _ci_text(t) -> str:
     """'−1.3 points [−2.0, −0.6]' for anything with estimate/ci_low/ci_high (fractions)."""
-    ci = (f" [{100 * t.ci_low:+.1f}, {100 * t.ci_high:+.1f}]"
+    ci = (_minus(f" [{100 * t.ci_low:+.1f}, {100 * t.ci_high:+.1f}]")
           if math.isfinite(t.ci_low) and math.isfinite(t.ci_high) else " (no interval)")
     return _points(t.estimate) + ci
 
@@ -1518,7 +1577,7 @@ def _ci_text_fine(t) -> str:
     bounds = (t.ci_low, t.ci_high)
     if not all(math.isfinite(b) for b in bounds) or not any(b != 0 and round(100 * b, 1) == 0 for b in bounds):
         return _ci_text(t)
-    return f"{100 * t.estimate:+.2f} points [{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}]"
+    return _minus(f"{100 * t.estimate:+.2f} points [{100 * t.ci_low:+.2f}, {100 * t.ci_high:+.2f}]")
 
 
 def gap_sentence(method: str, train=None, gap=None) -> str:
@@ -1632,7 +1691,7 @@ def paper_effect_note(v: Verdict, effects: Mapping[str, float]) -> str:
         return ""
     if v.outcome == "insufficient" or not (math.isfinite(v.ci_low) and math.isfinite(v.ci_high)):
         return "There is no interval here (too few seeds), so nothing can be set against the paper's effect sizes."
-    on = lambda d: f"{100 * effects[d]:+.2f} points on {d}"  # noqa: E731
+    on = lambda d: f"{_signed(100 * effects[d], '+.2f')} points on {dataset_name(d)}"  # noqa: E731
     out = [d for d, e in effects.items() if not v.ci_low <= e <= v.ci_high]
     inside = [d for d in effects if d not in out]
     scale = (" This bounds the effect in this build's setting (its data, models and scale), not at the paper's: "
@@ -1641,7 +1700,7 @@ def paper_effect_note(v: Verdict, effects: Mapping[str, float]) -> str:
         return ("The interval includes the paper's effects (" + "; ".join(on(d) for d in effects)
                 + "), so this build can neither confirm nor exclude effects of the paper's size.")
     smallest = min(out, key=lambda d: abs(effects[d]))
-    ci = f"[{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}] points"
+    ci = _minus(f"[{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}]") + " points"
     if not inside and v.outcome == "opposite":
         return (f"The difference goes the other way from the paper's, so its interval ({ci}) excludes all "
                 f"{len(effects)} of the paper's effects, even the smallest ({on(smallest)})." + scale)
@@ -1663,7 +1722,50 @@ def weights_note(which: str) -> str:
     return notes[which]
 
 
-LIRA_SKIPPED = "n/a (LiRA skipped: lira_dataset is empty)"
+LIRA_SKIPPED = "n/a (LiRA was not run in this profile)"
+
+_DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+                  "purchase100": "Purchase-100", "texas100": "Texas-100", "digits": "scikit-learn's 8×8 digits",
+                  "longtail": "the synthetic long-tailed data", "toy2d": "the 2-D toy mixture"}
+
+
+def dataset_name(key: str) -> str:
+    """A dataset as a reader names it in prose: 'cifar100' -> 'CIFAR-100', 'fashion_mnist_cpu'
+    -> 'Fashion-MNIST (7,000-image sample)' (its size from :data:`sharpmem_lib.data.FASHION_CPU_SIZE`);
+    a dataset the book does not know (a user's) keeps its key."""
+    if key == "fashion_mnist_cpu":
+        from sharpmem_lib.data import FASHION_CPU_SIZE
+
+        return f"Fashion-MNIST ({FASHION_CPU_SIZE:,}-image sample)"
+    return _DATASET_NAMES.get(str(key), str(key))
+
+
+_TABLE2_MEASURES = {"test_acc": "test accuracy", "single_query": "the best single-query attack",
+                    "multi_query": "the label-only attack"}
+
+
+def table2_label(key) -> str:
+    """A chapter 3 paired test against SGD, key ``("table2", dataset, algorithm, metric,
+    protocol)``, named in words for a sentence: 'SAM − SGD in the best single-query attack on
+    Fashion-MNIST (7,000-image sample), honest protocol'."""
+    from sharpmem_lib.privacy import PROTOCOL_NAMES
+
+    _, d, a, m, protocol = key
+    return (f"{method_label(a)} − SGD in {_TABLE2_MEASURES.get(m, m)} on {dataset_name(d)}, "
+            f"{PROTOCOL_NAMES.get(protocol, protocol)}")
+
+
+def lira_accuracy_sentence(accuracy: pd.DataFrame | None) -> str:
+    """Chapter 3, beside LiRA's results: how overfit LiRA's target models are, from
+    :attr:`sharpmem_lib.privacy.LiraStudy.accuracy` (per algorithm and target: accuracy on the
+    target's own training subset and on the held-out non-members), as means over targets."""
+    if accuracy is None or not len(accuracy):
+        return "The LiRA targets' accuracies are not available here."
+    means = accuracy.groupby("algorithm", sort=False)[["train_acc", "test_acc"]].mean()
+    n = int(accuracy.groupby("algorithm", sort=False)["target"].nunique().max())
+    parts = [f"{method_label(a)} {pct(r.train_acc)} on its training subset and {pct(r.test_acc)} on held-out "
+             f"points (a gap of {100 * (r.train_acc - r.test_acc):.1f} points)" for a, r in means.iterrows()]
+    return f"LiRA's target models, mean over {n} targets per algorithm: " + "; ".join(parts) + "."
 
 
 def premise_sentences(study, dataset: str) -> dict[str, str]:
@@ -1712,7 +1814,7 @@ def privacy_sentences(study) -> dict[str, Any]:
     a :class:`sharpmem_lib.privacy.PrivacyStudy` (numbers as text; the tables as frames)."""
     from sharpmem_lib.privacy import format_table1
 
-    verdicts, labels, sign = study.verdicts, study.labels, study.paper_sign
+    verdicts, sign = study.verdicts, study.paper_sign
     dirs = study.directions
     settled = dirs[dirs["agrees"].notna()]
     out: dict[str, Any] = {f"table1_{p}": format_table1(study.tables[p]) for p in ("selena", "honest")}
@@ -1729,20 +1831,21 @@ def privacy_sentences(study) -> dict[str, Any]:
         kg = max(gaps, key=lambda k: abs(gaps[k].estimate))
         ke = max(effects, key=lambda k: abs(effects[k].estimate))
         out["protocol_vs_optimizer"] = protocol_vs_optimizer(
-            gaps[kg], effects[ke], f"{method_label(kg[2])} on {kg[1]}, exploratory",
-            f"{method_label(ke[2])} on {ke[1]}, in the chapter's Holm family")
+            gaps[kg], effects[ke], f"{method_label(kg[2])} on {dataset_name(kg[1])}, exploratory",
+            f"{method_label(ke[2])} on {dataset_name(ke[1])}, in the chapter's Holm family")
     else:
         out["protocol_vs_optimizer"] = "No paired comparison of the protocols and the optimizers could be made."
     family = {k: v for k, v in verdicts.items() if v.role == "confirmatory"}
     out |= significance_counts(family)
     out["family_note"] = family_note(int(out["n_tests"]))
     for protocol, key in (("honest", "resolution_verdict"), ("selena", "resolution_verdict_selena")):
-        out[key] = table2_verdict({labels[k]: v for k, v in family.items()
+        out[key] = table2_verdict({table2_label(k): v for k, v in family.items()
                                    if k[0] == "table2" and k[4] == protocol and (k[2], k[3]) in sign})
     c = study.config
     if study.boundary is not None:
         b = study.boundary
-        out["boundary_setup"] = boundary_setup(c.boundary_dataset, c.boundary_points, int(b["n_eval"].iloc[0]))
+        out["boundary_setup"] = boundary_setup(dataset_name(c.boundary_dataset), c.boundary_points,
+                                               int(b["n_eval"].iloc[0]))
         out["boundary_best"], out["boundary_best_selena"] = boundary_best(b), boundary_best_selena(b)
     else:
         out |= {"boundary_setup": "skipped in this run", "boundary_best": "n/a (skipped)",
@@ -1753,17 +1856,19 @@ def privacy_sentences(study) -> dict[str, Any]:
         out |= {f"lira_{m}_q{k}": f"{100 * q[(m, g)]:.1f} %" for m, k, g in (("sgd", 1, 1), ("sgd", 5, last),
                                                                                ("sam", 1, 1), ("sharpreg", 1, 1))}
         n_non = lira.per_target["n_nonmembers"]
-        out["lira_setup"] = lira_setup(c.lira_models, lira.dataset, c.lira_targets, len(lira.split.pool),
+        out["lira_setup"] = lira_setup(c.lira_models, dataset_name(lira.dataset), c.lira_targets, len(lira.split.pool),
                                        c.lira_memorization_models, (n_non.min(), n_non.max()),
                                        lira.per_target["min_fpr"].max(), lira.low_metric)
         if lira.group_sizes:
             out["lira_setup"] += "; " + lira_groups(lira.group_sizes)
         out |= {f"lira_{m}_q1_diff": evidence(verdicts[("lira", m, 1)], "targets") for m in ("sam", "sharpreg")}
         out["lira_caveat"] = f"A caveat: {LIRA_DEPENDENCE}."
+        out["lira_accuracy"] = lira_accuracy_sentence(getattr(lira, "accuracy", None))
         out["lira_verdict"] = lira_verdict(verdicts[("lira", "sam", 1)], verdicts[("lira", "sharpreg", 1)])
     else:
         out |= {k: LIRA_SKIPPED for k in ("lira_sgd_q1", "lira_sgd_q5", "lira_sam_q1", "lira_sharpreg_q1",
-                                          "lira_sam_q1_diff", "lira_sharpreg_q1_diff", "lira_setup")}
+                                          "lira_sam_q1_diff", "lira_sharpreg_q1_diff", "lira_setup",
+                                          "lira_accuracy")}
         out["lira_verdict"] = out["lira_caveat"] = "LiRA was skipped in this run."
     first = next(iter(c.recipes))  # the results page's verdict table: the first dataset's best single-query attack
     out |= premise_sentences(study, first)

@@ -112,9 +112,13 @@ def test_influence_precision_note_and_unmeasured_share():
                "share resolved from zero": 0.9}
     note = report.influence_precision_note(precise)
     assert note.startswith("One influence estimate (eq. 2) has a standard error of 0.012 ")
-    assert "0.200 ± 0.020" in note and "for 90.0 % of the measured test points" in note and "noise" not in note
-    noisy = report.influence_precision_note({**precise, "share resolved from zero": 0.12})
-    assert noisy.endswith("so their entropy, and their bucket, rest largely on noise.")
+    assert note.endswith("the median test point's largest influence is 0.200 ± 0.020.")
+    # session 9 referee: the share resolved from zero was said twice, here and in bucket_noise_sentence
+    assert "resolved" not in note and "noise" not in note
+    assert report.influence_precision_note({**precise, "share resolved from zero": 0.12}) == note
+    noisy = report.bucket_noise_sentence({**precise, "share resolved from zero": 0.12})
+    assert "only for 12.0 % of the measured test points" in noisy and "Bonferroni" in noisy
+    assert noisy.endswith("so their entropy, and their bucket, are mostly noise.")
     assert report.influence_precision_note(None).startswith("These estimates come without standard errors")
     assert report.unmeasured_share(665, 4000) == ("16.6 % (665 of 4000 test points), within the book's target of "
                                                   "at most 20 %")
@@ -130,3 +134,23 @@ def test_fashion_class_names_label_the_composition_table():
                                names=class_names("fashion_mnist_cpu"))
     assert list(table.columns) == ["T-shirt/top", "Ankle boot", "total"]
     assert table.loc[1].tolist() == [1, 1, 2]
+
+
+def test_near_unmeasured_share_by_hand():
+    """Session 9 referee: bucket 5 held mostly points whose influence was barely measured.
+    A point is nearly unmeasured when at least 99 % of the subset models agree on whether
+    they classify it correctly (accuracy >= 0.99 or <= 0.01); counted per bucket by hand."""
+    from sharpmem_lib.buckets import near_unmeasured_share
+
+    bucket = np.array([1, 1, 1, 1, 5, 5, 5, 0])
+    acc = np.array([0.5, 0.99, 0.985, 0.01, 1.0, 0.0, 0.7, 1.0])  # 0.99 and 0.01: exactly at the edge, counted
+    n = len(bucket)
+    mb = MemorizationBuckets(np.arange(n), np.zeros(n), bucket, np.full(n, np.nan), SameClassInfluence({}), "test",
+                             bucket > 0, np.zeros(n, int), acc)
+    shares = near_unmeasured_share(mb)
+    assert shares[1] == pytest.approx(2 / 4) and shares[5] == pytest.approx(2 / 3)
+    assert np.isnan(shares[2])  # an empty bucket has no share
+    published = MemorizationBuckets(np.arange(n), np.zeros(n), bucket, np.full(n, np.nan), SameClassInfluence({}),
+                                    "test", bucket > 0, np.zeros(n, int), np.full(n, np.nan))
+    assert np.isnan(near_unmeasured_share(published)[5])  # no per-model correctness: unknown, not 0
+    assert "not known here" in report.near_unmeasured_sentence(near_unmeasured_share(published), 0.99)

@@ -388,7 +388,7 @@ def test_chapter4_two_setting_sweeps_are_worded_as_two_settings():
         assert out[key].startswith("λ = 1 vs λ = 0: "), out[key]
         assert "trend" not in out[key] and "monotone" not in out[key]
     assert "two settings, λ = 0 and λ = 1" in out["lam_grid_note"]
-    assert out["lam_attack_measure"].startswith("the honest attack accuracy at λ = 1 minus at λ = 0")
+    assert out["lam_attack_measure"].startswith("the accuracy of the honest best single-query attack at λ = 1 minus")
     assert out["xi_divergence"].startswith("No run diverged") and "up to ξ = " in out["xi_divergence"]
 
 

@@ -351,3 +351,34 @@ def test_evaluate_runs_attacks_each_run_with_its_own_weight_choices(monkeypatch)
     assert rows[rows.method == "d"].diverged.all()
     with pytest.raises(ValueError, match="which"):
         privacy.evaluate_runs([{"config": "a", "whiches": ("last",)}], None, [0], progress=False)
+
+
+def test_lira_study_keeps_each_targets_train_and_test_accuracy(monkeypatch):
+    """Session 9 referee: chapter 3 printed LiRA's attack numbers without its models'
+    accuracies. lira_study keeps, per algorithm and target, the accuracy on the target's own
+    training subset and on the held-out points, from the stored runs (checked by hand)."""
+    from types import SimpleNamespace
+
+    from sharpmem_lib import privacy, report
+
+    rng = np.random.default_rng(0)
+    n_models, n_train, n_test = 48, 40, 30
+    masks = rng.random((n_models, n_train)) < 0.5
+    runs = {name: SimpleNamespace(masks=masks, correct_train=rng.random((n_models, n_train)) < 0.9,
+                                  correct_test=rng.random((n_models, n_test)) < 0.7,
+                                  confidence_train=rng.random((n_models, n_train)))
+            for name in ("sgd", "sam", "sharpreg")}
+    monkeypatch.setattr("sharpmem_lib.subsampling.run_subsampling_experiment",
+                        lambda config, **kw: (runs[config.train.algorithm], None, None))
+    config = privacy.PrivacyConfig({"digits": "smoke_mlp"}, lira_dataset="digits", lira_models=n_models,
+                                   lira_targets=32, lira_memorization_models=16)
+    lira = privacy.lira_study(config)
+    acc = lira.accuracy.set_index(["algorithm", "target"])
+    assert len(acc) == 3 * 32
+    for name in ("sgd", "sam"):
+        r = runs[name]
+        for t in (0, 31):
+            assert acc.loc[(name, t), "train_acc"] == pytest.approx(r.correct_train[t][r.masks[t]].mean())
+            assert acc.loc[(name, t), "test_acc"] == pytest.approx(r.correct_test[t].mean())
+    assert report.lira_accuracy_sentence(lira.accuracy).startswith("LiRA's target models, mean over 32 targets per "
+                                                                   "algorithm: SGD ")

@@ -138,15 +138,18 @@ def test_bucket_pattern_does_not_decide_on_point_estimates():
 
 
 @pytest.mark.parametrize("low, pattern, start", [
-    ("reproduced", "reproduced", "λ = 3's loss is significantly larger in bucket 1"),
-    ("opposite", "not resolved", "λ = 3 gains accuracy in bucket 1"),
-    ("not resolved", "not resolved", "λ = 3's loss in bucket 1 is not resolved"),
+    ("reproduced", "reproduced", "The accuracy lost from λ = 0 to λ = 3 is significantly larger in bucket 1"),
+    ("opposite", "not resolved", "From λ = 0 to λ = 3, test accuracy in bucket 1 rises"),
+    ("not resolved", "not resolved", "The change in test accuracy from λ = 0 to λ = 3 in bucket 1 is not resolved"),
     ("insufficient", "not resolved", "λ = 3: too few seeds")])
 def test_bucket_pattern_for_an_expected_loss(low, pattern, start):
+    """Session 9 referee: "λ = 1.5's loss in bucket 1" read badly; the sentence says what
+    changed, from which setting to which, in plain words."""
     verdict_b1 = v(low, expected=-1)
     s = report.bucket_pattern(gains(verdict_b1.estimate, 0.0), verdict_b1, "λ = 3", expect="loss",
-                              pattern=v(pattern, expected=-1))
+                              pattern=v(pattern, expected=-1), baseline="λ = 0")
     assert s.startswith(start), s
+    assert "'s loss" not in s
     assert against(s) == (low == "opposite")
     with pytest.raises(ValueError, match="expect='up'"):
         report.bucket_pattern(gains(0, 0), verdict_b1, "sam", expect="up")
@@ -241,8 +244,8 @@ def test_lira_verdict(outcome, phrase):
     assert "as the paper reports" not in s and "beats" not in s and "worse than" not in s
 
 
-@pytest.mark.parametrize("outcome, phrase", [("reproduced", "Confirmatory: DP-SGD lowers it significantly (-3.0 "
-                                                           "points [-4.0, -2.0], Holm-adjusted p = 0.004 over 3 tests"),
+@pytest.mark.parametrize("outcome, phrase", [("reproduced", "Confirmatory: DP-SGD lowers it significantly (−3.0 "
+                                                           "points [−4.0, −2.0], Holm-adjusted p = 0.004 over 3 tests"),
                                              ("opposite", "Confirmatory: DP-SGD raises it significantly (+3.0 points"),
                                              ("not resolved", "Confirmatory: DP-SGD is not distinguishable from SGD"),
                                              ("insufficient", "Confirmatory: DP-SGD has too few seeds")])
@@ -331,7 +334,7 @@ def test_gain_table_says_why_there_is_no_interval():
 def test_verdict_table_status_is_computed():
     table = report.verdict_table({"a": v("reproduced"), "b": v("opposite")}, {"a": "SAM beats SGD in bucket 1"})
     assert table.loc["SAM beats SGD in bucket 1", "status"] == "reproduced" and table.loc["b", "status"] == "opposite"
-    assert table.loc["b", "estimate"] == "-3.0 points" and table.loc["b", "p (Holm)"] == "0.004"
+    assert table.loc["b", "estimate"] == "−3.0 points" and table.loc["b", "p (Holm)"] == "0.004"
     trend_v = verdict(0.69, (NAN, NAN), 0.013, -1, 12, method="exact permutation")
     sharp_v = verdict(12.5, (3.0, 22.0), 0.01, 1, 5, method="t")
     table = report.verdict_table({"t": trend_v, "s": sharp_v}, raw=["s"])
@@ -352,20 +355,26 @@ def test_ceiling_buckets_and_holm_column():
 
 
 @pytest.mark.parametrize("outcome, phrase", [
-    ("reproduced", "SharpReg differs in the direction of the paper's mechanism on attack: -3.0 points"),
-    ("opposite", "SharpReg differs the other way on attack: +3.0 points"),
-    ("not resolved", "SharpReg is not distinguishable from it on attack: -1.0 points"),
+    ("reproduced", "On attack, SharpReg − control is −3.0 points (95 % CI [−4.0, −2.0], p = 0.0013): a difference "
+                   "in the direction of the paper's mechanism."),
+    ("opposite", "On attack, SharpReg − control is +3.0 points (95 % CI [+2.0, +4.0], p = 0.0013): a difference the "
+                 "other way"),
+    ("not resolved", "On attack, SharpReg − control is −1.0 points (95 % CI [−2.0, +0.0], p = 0.1): not "
+                     "distinguishable from the control."),
     ("insufficient", "too few seeds for a test")])
 def test_control_verdict(outcome, phrase):
+    """Session 9 referee: the control sentence was one chain of semicolons; now it says what
+    was compared, then one short sentence per measure (estimate, interval, p, meaning)."""
     control = "SGD at lr × 0.7"
     s = report.control_verdict({"attack": v(outcome, expected=-1)}, "sharpreg", control)
-    assert s.startswith(f"SharpReg against {control}, paired by seed") and phrase in s
+    assert s.startswith(f"SharpReg against {control}, paired by seed") and phrase in s, s
     assert against(s) == (outcome == "opposite")
     # the conclusion 'cannot be told apart' only when nothing differs significantly
     assert ("cannot be told apart from the learning-rate rescale" in s) == (outcome == "not resolved")
+    assert ";" not in s  # short sentences, no chain
     mixed = report.control_verdict({"attack": v(outcome, expected=-1), "λmax / loss": v("reproduced", estimate=12.5)},
                                    "sharpreg", control, raw=["λmax / loss"])
-    assert "λmax / loss: +12.5" in mixed and "cannot be told apart" not in mixed
+    assert "On λmax / loss, SharpReg − control is +12.5 (" in mixed and "cannot be told apart" not in mixed
     with pytest.raises(ValueError, match="verdicts is empty"):
         report.control_verdict({}, "sharpreg", control)
 
@@ -378,7 +387,8 @@ def test_control_verdict_reports_test_accuracy_with_no_paper_direction():
     vs = holm_verdicts({"test accuracy": paired_test(0.05 + rng.normal(0, 0.005, 5))}, {"test accuracy": 0})
     assert vs["test accuracy"].outcome == NO_DIRECTION
     s = report.control_verdict(vs, "sharpreg", "SGD at lr × 0.7")
-    assert "test accuracy: +4.9 points" in s and "no paper direction: reported, not a verdict" in s
+    assert "On test accuracy, SharpReg − control is +4.9 points" in s
+    assert "higher than the control; the paper gives no direction here, so this is reported, not a verdict" in s
     assert not against(s)
 
 
@@ -419,7 +429,7 @@ def test_mitigation_sentences_call_a_minimum_sharper_only_per_unit_loss():
     assert "per unit training loss" in out["sharpreg_sharpness_loss_verdict"]
     assert out["control_scale"] == "0.7" and out["control_verdict"].startswith("SharpReg against SGD at lr × 0.7")
     assert "cannot be told apart" in out["control_verdict"]
-    assert out["lam_bucket1"] == "-5.0" and out["lam_bucket5"] == "n/a" and out["xi_diverged"] == "1.5"
+    assert out["lam_bucket1"] == "−5.0" and out["lam_bucket5"] == "n/a" and out["xi_diverged"] == "1.5"
     assert out["xi_collapsed"] == "none" and out["lowest_attack"] == "DP-SGD (50.0 %)"
     assert {"lam_sharpness_loss_trend", "lam_sharpness_trend", "xi_test_trend", "xi_attack_trend", "lam_test_trend",
             "lam_attack_trend", "lam_label_trend"} <= set(out)
@@ -467,12 +477,16 @@ def test_protocol_vs_optimizer_states_each_with_its_interval_and_compares_only_r
     assert "The protocol's effect is not resolved, so the two are not compared" in s and "more than" not in s
     assert "Neither effect is resolved" in report.protocol_vs_optimizer(_gap(0.043, 0.3), _gap(0.01, 0.4))
     s = report.protocol_vs_optimizer(big, small)
-    assert s.endswith("the protocol moves the attack more than the optimizer does.")
+    assert "the protocol moves the attack more than the optimizer does" in s
     assert "Holm-adjusted p = 0.002" in s
     s = report.protocol_vs_optimizer(small, big)
-    assert s.endswith("the optimizer moves the attack more than the protocol does.")
+    assert "the optimizer moves the attack more than the protocol does" in s
+    assert s.endswith("(read from the two intervals; no test of one against the other was run).")
+    # session 9 referee: overlapping intervals are no test; no sentence may rest a verdict on them
     s = report.protocol_vs_optimizer(_gap(0.02, 0.001), _gap(0.025, 0.001))  # overlapping intervals
-    assert s.endswith("their intervals overlap: which is larger is not resolved.")
+    assert s.endswith("Which of the two moves the attack more was not tested: no test of one against the other "
+                      "was run, so this page does not rank them.")
+    assert "overlap" not in s and "not resolved" not in s.split("Both are resolved")[-1]
 
 
 def test_boundary_best_chooses_on_attacker_data_and_the_selena_style_one_is_labelled():
@@ -526,7 +540,7 @@ def test_significance_view_shows_points_not_fractions():
 @pytest.mark.parametrize("n_non, low, tail", [
     ((1200, 1200), "tpr@0.1%fpr", "1200 non-members per target, so the smallest resolvable false-positive rate "
                                   "is 0.083 %"),
-    ((300, 320), "tpr@0fp", "300-320 non-members per target, so the smallest resolvable false-positive rate is "
+    ((300, 320), "tpr@0fp", "300–320 non-members per target, so the smallest resolvable false-positive rate is "
                             "0.33 %, too coarse for 0.1 %: the table reports TPR at zero false positives instead")])
 def test_lira_setup(n_non, low, tail):
     s = report.lira_setup(128, "digits", 32, 80, 48, n_non, 1 / n_non[0], low)
@@ -551,9 +565,9 @@ def test_bucket_sentences_and_tables():
     verdicts = {("sam", 1): v("reproduced"), ("sam", 5): v("not resolved"), ("swa", 1): v("opposite"),
                 ("swa", 5): v("insufficient"), "top1": v("reproduced", expected=-1)}
     out = report.bucket_sentences(numbers, verdicts)
-    assert out["n_unmeasured"] == "499" and out["n_seeds"] == "3" and out["spearman"] == "-0.75"
+    assert out["n_unmeasured"] == "499" and out["n_seeds"] == "3" and out["spearman"] == "−0.75"
     assert out["entropy_difficulty"].startswith("Spearman's ρ between influence entropy and the subset models' "
-                                                "accuracy over the 400 measured test points: -0.75")
+                                                "accuracy over the 400 measured test points: −0.75")
     assert out["sam_b1"].startswith("SAM beats SGD on bucket 1, as the paper reports")
     assert against(out["swa_b1"]) and "nothing to compare with" in out["sam_pattern"]
     assert out["swa_pattern"].startswith("+16.7 points against bucket 5") and "not Holm-adjusted" in out["swa_pattern"]
@@ -562,7 +576,14 @@ def test_bucket_sentences_and_tables():
     out = report.bucket_sentences(numbers, explored)  # the family is the confirmatory tests', not top1's size 1
     assert "Holm-adjusted over all 3" in out["family_note"] and "optimistic" in out["top1_verdict"]
     skipped = report.bucket_sentences({**numbers, "ground_truth": None, "entropy_difficulty": None}, verdicts)
-    assert skipped["spearman"].startswith("n/a (skipped") and "not available" in skipped["entropy_difficulty"]
+    assert skipped["spearman"].startswith("n/a (the ground-truth check was not run")
+    assert "not available" in skipped["entropy_difficulty"]
+    # session 9 referee: bucket 5 is mostly nearly unmeasured points; said beside the bucket results
+    assert "not known here" in out["near_unmeasured"]  # no shares given
+    near = report.bucket_sentences({**numbers, "near_unmeasured": {1: 0.297, 5: 0.691}}, verdicts)["near_unmeasured"]
+    assert near.startswith("In bucket 5, 69.1 % of the test points are nearly unmeasured (at most 1 % of the subset "
+                           "models disagree with the rest on whether they get it right), against 29.7 % in bucket 1")
+    assert "rest on a handful of models" in near
     table = report.ground_truth_table(numbers["ground_truth"])
     assert list(table.index) == ["entropy", "difficulty", "entropy | difficulty"] and table.iloc[0, 2] == 400
 
@@ -625,9 +646,9 @@ def test_premise_sentence_says_when_the_papers_premise_fails():
     """Referee H2: SAM less accurate than SGD (and a smaller gap) is named beside the attack verdict."""
     gap_small = paired_test([0.05, 0.06, 0.04, 0.05, 0.06, 0.05], [0.09, 0.10, 0.08, 0.10, 0.09, 0.11])
     fails = report.premise_sentence(_acc("opposite"), gap_small)
-    assert fails.startswith("SAM is less accurate than SGD here (-1.3 points [-1.9, -0.7])")
+    assert fails.startswith("SAM is less accurate than SGD here (−1.3 points [−1.9, −0.7])")
     assert "does not hold at this scale" in fails and "generalization gap (train − test accuracy) is smaller" in fails
-    assert f"({100 * gap_small.estimate:+.1f} points" in fails
+    assert f"({100 * gap_small.estimate:+.1f} points".replace("-", "−") in fails
     holds = report.premise_sentence(_acc("reproduced"), gap_small)
     assert holds.startswith("SAM is more accurate than SGD here (+1.3 points") and "does not hold" not in holds
     assert "is smaller than SGD's" in holds
@@ -664,11 +685,11 @@ def test_paper_effect_note_excludes_all_some_or_none():
         return out
 
     all_ = report.paper_effect_note(nr(-0.010, 0.018), effects)
-    assert "excludes an effect as large as the paper's smallest (-3.51 points on texas100)" in all_
+    assert "excludes an effect as large as the paper's smallest (−3.51 points on Texas-100)" in all_
     assert "all 3" in all_ and "does not refute" in all_
     some = report.paper_effect_note(nr(-0.04, 0.018), effects)
-    assert "excludes the paper's effects -17.00 points on cifar100; -5.75 points on cifar10 but includes " \
-           "-3.51 points on texas100" in some
+    assert "excludes the paper's effects −17.00 points on CIFAR-100; −5.75 points on CIFAR-10 but includes " \
+           "−3.51 points on Texas-100" in some
     none = report.paper_effect_note(nr(-0.2, 0.018), effects)
     assert "includes the paper's effects" in none and "excludes" not in none.replace("nor exclude", "")
     assert report.paper_effect_note(v("insufficient", -1), effects).startswith("There is no interval here (too few "
@@ -684,12 +705,12 @@ def test_paper_effect_note_reads_naturally_for_a_resolved_verdict():
     assert opposite.outcome == "opposite"
     s = report.paper_effect_note(opposite, effects)
     assert s.startswith("The difference goes the other way from the paper's, so its interval ([+1.00, +3.00] points) "
-                        "excludes all 3 of the paper's effects, even the smallest (-3.51 points on texas100).")
+                        "excludes all 3 of the paper's effects, even the smallest (−3.51 points on Texas-100).")
     assert "n/a" not in s and "does not refute" in s
     reproduced = verdict(-0.05, (-0.08, -0.02), 0.004, -1, 6, p_value=0.001, method="t", family_size=6)
     assert reproduced.outcome == "reproduced"
     assert report.paper_effect_note(reproduced, effects).startswith("The interval excludes the paper's effects "
-                                                                    "-17.00 points on cifar100 but includes")
+                                                                    "−17.00 points on CIFAR-100 but includes")
 
 
 def test_gain_table_shows_no_holm_p_for_exploratory_or_empty_rows():
@@ -739,7 +760,7 @@ def test_attacker_members_is_computed_per_dataset():
 
     parts = [published_partition(name) for name in ("cifar10", "fashion_mnist_cpu")]
     s = report.attacker_members(parts)
-    assert s == "half of the members (cifar10); 500 of the 2,500 members (20 %) on fashion_mnist_cpu"
+    assert s == "half of the members (CIFAR-10); 500 of the 2,500 members (20 %) on Fashion-MNIST (7,000-image sample)"
 
 
 def test_exploratory_sentences_never_word_agreement_as_a_confirmation():
@@ -789,7 +810,8 @@ def test_control_verdict_does_not_call_a_non_significant_difference_differs():
     rng = __import__("numpy").random.default_rng(3)
     vs = holm_verdicts({"test accuracy": paired_test(rng.normal(0, 0.005, 5))}, {"test accuracy": 0})
     s = report.control_verdict(vs, "sharpreg", "SGD at lr × 0.7")
-    assert "differs on" not in s and "shows no significant difference on test accuracy" in s
+    assert "higher than the control" not in s and "lower than the control" not in s
+    assert "no significant difference (the paper gives no direction here)" in s
 
 
 def test_an_exploratory_trend_says_not_holm_adjusted_once():
@@ -887,7 +909,7 @@ def test_premise_and_gap_sentences_give_train_accuracy_and_gap_in_every_branch()
         s = report.premise_sentence(acc, smaller, "sam", higher_train)
         assert "Paired by seed, SAM's train accuracy is higher than SGD's (+" in s, s
         assert f"its generalization gap (train − test accuracy) is smaller than SGD's ({100 * smaller.estimate:+.1f} " \
-            "points" in s
+            .replace("-", "−") + "points" in s
         assert s.endswith("a smaller gap alone predicts a lower attack accuracy than SGD's, whatever memorization "
                           "does.")
     larger = paired_test([0.09, 0.10, 0.08, 0.10, 0.09, 0.11], [0.05, 0.06, 0.04, 0.05, 0.06, 0.05])
@@ -921,7 +943,7 @@ def test_premise_sentences_give_sharpregs_gap_too():
     assert out["sharpreg_gap"].startswith("Paired by seed, SharpReg's train accuracy is higher than SGD's (+1.9 points")
     assert "generalization gap (train − test accuracy) is larger than SGD's (+3.9 points" in out["sharpreg_gap"]
     assert "a larger gap alone predicts a higher attack accuracy" in out["sharpreg_gap"]
-    assert "SAM's train accuracy is lower than SGD's (-2.1 points" in out["sam_premise"]
+    assert "SAM's train accuracy is lower than SGD's (−2.1 points" in out["sam_premise"]
     assert "a smaller gap alone predicts a lower attack accuracy" in out["sam_premise"]
 
 
@@ -949,10 +971,10 @@ def test_control_conclusion_says_what_the_smaller_step_does():
     control = verdict(0.004, (-0.003, 0.011), 0.17, -1, 5, p_value=0.17, method="t", role="exploratory")
     sr = verdict(0.017, (0.013, 0.022), 0.0048, -1, 5, p_value=0.00048, method="t", family_size=10)
     s = report.control_conclusion(control, sr, "SGD at lr × 0.7")
-    assert s.startswith("SharpReg is not distinguishable from SGD at lr × 0.7 on the honest best single-query attack "
-                        "(SharpReg − SGD at lr × 0.7: +0.4 points [-0.3, +1.1]), while it differs from SGD "
-                        "(SharpReg − SGD: +1.7 points [+1.3, +2.2])")
-    assert "most of SharpReg's difference from SGD is what the smaller step does (exploratory, 5 seeds)." in s
+    assert s == ("On the honest best single-query attack, SharpReg − SGD is +1.7 points [+1.3, +2.2], and SharpReg − "
+                 "SGD at lr × 0.7 is +0.4 points [−0.3, +1.1]. SharpReg is not distinguishable from SGD at lr × 0.7, "
+                 "and its difference from it is less than half its difference from SGD. So most of SharpReg's "
+                 "difference from SGD is what the smaller step does (exploratory, 5 seeds).")
     differs = verdict(0.012, (0.005, 0.019), 0.01, -1, 5, p_value=0.01, method="t", role="exploratory")
     assert "the smaller step alone does not account" in report.control_conclusion(differs, sr, "SGD at lr × 0.7")
     unresolved = verdict(0.002, (-0.01, 0.014), 0.6, -1, 5, p_value=0.6, method="t", family_size=10)
@@ -994,10 +1016,13 @@ def test_results_page_rows_for_the_xi_sweep_and_the_sharpreg_defense_name_what_t
     page's verdict table; the ξ row names its contrast as the λ row does."""
     numbers, verdicts = _chapter4_inputs()
     out = report.mitigation_sentences({**numbers, "grids": {"lam": [0.0, 1.5], "xi": [0.0, 0.3]}}, verdicts)
-    assert out["xi_attack_measure"] == "the honest attack accuracy at ξ = 0.3 minus at ξ = 0, paired by seed"
-    assert out["lam_attack_measure"].startswith("the honest attack accuracy at λ = 1.5 minus at λ = 0")
+    assert out["xi_attack_measure"] == ("the accuracy of the honest best single-query attack at ξ = 0.3 minus at "
+                                        "ξ = 0, paired by seed")  # session 9: which attack, not 'attack accuracy'
+    assert out["lam_attack_measure"].startswith("the accuracy of the honest best single-query attack at λ = 1.5 "
+                                                "minus at λ = 0")
     three = report.mitigation_sentences({**numbers, "grids": {"lam": [0.0, 1.5], "xi": [0.0, 0.3, 0.5]}}, verdicts)
-    assert three["xi_attack_measure"] == "rank correlation of the honest attack accuracy with ξ, within seeds"
+    assert three["xi_attack_measure"] == ("rank correlation of the honest best single-query attack's accuracy with "
+                                          "ξ, within seeds")
     from pathlib import Path
 
     page = (Path(__file__).parents[1] / "book" / "results.md").read_text()
@@ -1065,10 +1090,36 @@ def test_sharpregs_gap_comes_with_its_train_accuracy():
     s = report.gap_sentence("sharpreg", train, gap)
     assert s == ("Paired by seed, SharpReg's train accuracy is higher than SGD's (+1.80 points [+0.04, +3.50]) and "
                  "its generalization gap (train − test accuracy) is not distinguishable from SGD's (+0.9 points "
-                 "[-0.3, +2.1]).")
+                 "[−0.3, +2.1]).")
     larger = SimpleNamespace(estimate=0.02, ci_low=0.01, ci_high=0.03)
     assert report.gap_sentence("sharpreg", train, larger).endswith(
         "is larger than SGD's (+2.0 points [+1.0, +3.0]): a larger gap alone predicts a higher attack accuracy than "
         "SGD's, whatever memorization does.")
     assert "We make the same comparison\n# for SharpReg." in (
         __import__("pathlib").Path(__file__).parents[1] / "notebooks" / "03_privacy_tables.py").read_text()
+
+
+def test_prose_names_datasets_and_uses_the_typographic_minus():
+    """Session 9 referee: sentences said 'fashion_mnist_cpu' and '-0.8 points [-1.8, +0.2]'.
+    Datasets are named as a reader names them; negative numbers in prose take '−'."""
+    assert report.dataset_name("fashion_mnist_cpu") == "Fashion-MNIST (7,000-image sample)"
+    assert report.dataset_name("cifar100") == "CIFAR-100" and report.dataset_name("my_npz") == "my_npz"
+    label = report.table2_label(("table2", "fashion_mnist_cpu", "sam", "single_query", "honest"))
+    assert label == "SAM − SGD in the best single-query attack on Fashion-MNIST (7,000-image sample), honest protocol"
+    s = report.describe_gain(v("not resolved", expected=-1), "sam", "sgd", "bucket 1")
+    assert "-" not in s.replace("single-query", "").replace("t-test", "").replace("Holm-adjusted", ""), s
+    assert "−1.0 points, 95 % CI [−2.0, +0.0]" in s
+    assert report.partial_sentence(__import__("sharpmem_lib.stats", fromlist=["Correlation"]).Correlation(
+        300, -0.18, 0.002, "spearman", 1)).count("partial ρ = −0.18") == 1
+
+
+def test_lira_accuracy_sentence_gives_each_algorithms_train_and_test_accuracy():
+    """Session 9 referee: chapter 3 showed LiRA's results without its models' accuracies;
+    the sentence gives means over targets, computed by hand here."""
+    acc = pd.DataFrame({"algorithm": ["sgd", "sgd", "sam", "sam"], "target": [0, 1, 0, 1],
+                        "train_acc": [1.0, 0.98, 0.95, 0.93], "test_acc": [0.80, 0.82, 0.83, 0.81]})
+    s = report.lira_accuracy_sentence(acc)
+    assert s == ("LiRA's target models, mean over 2 targets per algorithm: SGD 99.0 % on its training subset and "
+                 "81.0 % on held-out points (a gap of 18.0 points); SAM 94.0 % on its training subset and 82.0 % on "
+                 "held-out points (a gap of 12.0 points).")
+    assert "not available" in report.lira_accuracy_sentence(None)
