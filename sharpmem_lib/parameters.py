@@ -26,7 +26,7 @@ from sharpmem_lib.validation import (
     check_str,
 )
 
-__all__ = ["RULES", "COUNT_CAPS", "CHAPTER_CHECKS", "check_parameters", "check_notebook_parameters",
+__all__ = ["RULES", "COUNT_CAPS", "FLOAT_CAPS", "CHAPTER_CHECKS", "check_parameters", "check_notebook_parameters",
            "injected_parameters", "literal_defaults", "papermill_options", "papermill_yaml", "check_papermill_yaml",
            "needed_datasets", "needed_files", "rule_for"]
 
@@ -58,12 +58,34 @@ def _number(minimum=None, maximum=None, open_min=False, open_max=False) -> Rule:
     return lambda name, value, _: check_number(name, value, minimum, maximum, open_min=open_min, open_max=open_max)
 
 
-def _positive(name, value, _):
-    check_number(name, value, 0, open_min=True)
+# Upper bounds on the real-valued knobs: sam_rho=1e300 (or 1.0e+30 for 1.0e-30) passed the check,
+# trained, and diverged with 'try a smaller lr or xi', naming a parameter that was not at fault.
+# Each cap lies far above every profile and the paper (lr 0.1, rho 0.1 / 0.01, lambda 1.5 and
+# sweeps to 3, xi 0.3 and sweeps to 2.5, weight decay 5e-4, AdvReg alpha 3, DP noise 1 and clip 1)
+# and above what these methods are run with anywhere; beyond it a run diverges or does nothing.
+FLOAT_CAPS = {"lr": 10.0, "rho": 10.0, "lam": 100.0, "xi": 100.0, "weight_decay": 1.0, "alpha": 100.0,
+              "noise": 100.0, "clip": 1_000.0}
 
 
-def _nonnegative(name, value, _):
-    check_number(name, value, 0)
+def _capped(kind: str, positive: bool = True) -> Rule:
+    """A finite number > 0 (``positive``) or >= 0, and at most ``FLOAT_CAPS[kind]``."""
+    cap = FLOAT_CAPS[kind]
+
+    def rule(name, value, _):
+        check_number(name, value, 0, open_min=positive)
+        if value > cap:
+            raise ValueError(f"{name}={value!r} is not valid; it must be at most {cap:g} (a guard against typos: "
+                             f"every profile and the paper use far less, and such a {name} diverges or does nothing). "
+                             f"To go beyond on purpose, raise FLOAT_CAPS[{kind!r}] in sharpmem_lib.parameters")
+    return rule
+
+
+def _capped_list(kind: str, example: str) -> Rule:
+    """A non-empty list of distinct numbers >= 0, each at most ``FLOAT_CAPS[kind]``."""
+    item = _capped(kind, positive=False)
+    return lambda name, value, params: check_list(name, value, lambda n, v: item(n, v, params),
+                                                  what=f"numbers >= 0 and <= {FLOAT_CAPS[kind]:g}", example=example,
+                                                  unique=True)
 
 
 def _string(name, value, _):
@@ -123,11 +145,6 @@ def _milestones(name, value, _):
                empty=True, unique=True)
     if list(value) != sorted(value):
         raise ValueError(f"{name}={value!r} is not valid; the epochs must be in increasing order")
-
-
-def _number_list(minimum: float, example: str) -> Rule:
-    return lambda name, value, _: check_list(name, value, lambda n, v: check_number(n, v, minimum),
-                                             what=f"numbers >= {minimum}", example=example, unique=True)
 
 
 def _which(name, value, _):
@@ -200,22 +217,22 @@ RULES: dict[str, Rule] = {
     "split_seeds": _int(1, COUNT_CAPS["seeds"]),
     "epochs": _int(1, COUNT_CAPS["epochs"]),
     "batch_size": _int(1),
-    "lr": _positive,
-    "swa_lr": _positive,
+    "lr": _capped("lr"),
+    "swa_lr": _capped("lr"),
     "swa_start": _number(0, 1, open_max=True),
     "momentum": _number(0, 1, open_max=True),
-    "weight_decay": _nonnegative,
+    "weight_decay": _capped("weight_decay", positive=False),
     "lr_milestones": _milestones,
     "lr_gamma": _number(0, 1, open_min=True),
     "augment": _flag,
     "recipe": _recipe,
     "recipes": _recipes,
-    "sam_rho": _positive,
-    "sharpreg_rho": _positive,
-    "sharpreg_lam": _nonnegative,
-    "sharpreg_xi": _nonnegative,
-    "lams": _number_list(0, "[0.0, 1.0, 2.0]"),
-    "xis": _number_list(0, "[0.0, 0.3, 1.0]"),
+    "sam_rho": _capped("rho"),
+    "sharpreg_rho": _capped("rho"),
+    "sharpreg_lam": _capped("lam", positive=False),
+    "sharpreg_xi": _capped("xi", positive=False),
+    "lams": _capped_list("lam", "[0.0, 1.0, 2.0]"),
+    "xis": _capped_list("xi", "[0.0, 0.3, 1.0]"),
     "n_few": _int(2, COUNT_CAPS["toy"]),
     "n_many": _int(2, COUNT_CAPS["toy"]),
     "n_test": _int(1, COUNT_CAPS["test"]),
@@ -236,11 +253,11 @@ RULES: dict[str, Rule] = {
     "lira_recipe": _optional_recipe,
     "lira_fraction": _number(0, 1, open_min=True, open_max=True),
     "label_smoothing": _number(0, 1, open_max=True),
-    "advreg_alpha": _nonnegative,
+    "advreg_alpha": _capped("alpha", positive=False),
     "selena_models": _int(2, COUNT_CAPS["models"]),
     "selena_excluded": _int(1, COUNT_CAPS["models"]),
-    "dp_noise": _positive,
-    "dp_clip": _positive,
+    "dp_noise": _capped("noise"),
+    "dp_clip": _capped("clip"),
     "sharpness_iters": _int(1, COUNT_CAPS["iters"]),
 }
 
@@ -249,7 +266,7 @@ SUFFIX_RULES: dict[str, Rule] = {
     "_seeds": _int(1, COUNT_CAPS["seeds"]), "_epochs": _int(1, COUNT_CAPS["epochs"]),
     "_models": _int(2, COUNT_CAPS["models"]), "_iters": _int(0, COUNT_CAPS["iters"]),
     "_points": _int(1, COUNT_CAPS["points"]),
-    "_lr": _positive, "_rho": _positive, "_hidden": _widths,
+    "_lr": _capped("lr"), "_rho": _capped("rho"), "_hidden": _widths,
     "_dataset": lambda n, v, p: _dataset(n, v, p, optional=True),
     "_file": _file, "_batch_size": _int(1), "_recipe": _recipe,
 }

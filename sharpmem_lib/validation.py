@@ -60,15 +60,30 @@ def _bad(name: str, value: Any, what: str) -> ValueError:
     return ValueError(f"{name}={value!r} is not valid; it must be {what}")
 
 
-def _quoted_hint(value: Any) -> str:
-    """What to say about a string where a number was meant: YAML 1.1 (PyYAML, papermill) reads
-    ``5e-2`` and ``1e3`` as strings, since its floats need a dot (``5.0e-2``)."""
+_EXPONENT = re.compile(r"\s*([+-]?)(\d+\.?\d*|\.\d+)[eE]([+-]?)(\d+)\s*")
+
+
+def _quoted_hint(value: Any, name: str = "", integer: bool = False) -> str:
+    """What to say about a string where a number was meant. YAML 1.1 (PyYAML, papermill) reads
+    exponent notation as a number only with a dot and a signed exponent (``5.0e-2``, ``1.0e+3``):
+    ``5e-2``, ``1e3`` and ``5.0e2`` are strings. The hint names ``name`` and writes ``value`` in
+    a form YAML reads as a number."""
     if not isinstance(value, str):
         return ""
-    if not re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+\s*", value):
+    match = _EXPONENT.fullmatch(value)
+    if not match:
         return " (without quotes)"
-    return (" (YAML reads exponent notation without a dot, such as 5e-2, as a string: write 0.05 or 5.0e-2; "
-            "and no quotes)")
+    sign, mantissa, exponent_sign, digits = match.groups()
+    written = f"{sign}{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent_sign or '+'}{digits}"
+    number = float(value)
+    plain = str(int(number)) if integer and number.is_integer() else repr(number)
+    if integer:
+        forms = plain if number.is_integer() else "an integer"
+    else:
+        forms = written if "e" in plain or "inf" in plain else f"{plain} or {written}"
+    where = f"{name} as " if not name or "[" in name or forms == "an integer" else f"{name}: "
+    return (f" (YAML reads {value.strip()} as a string: a number in exponent notation needs a dot and a signed "
+            f"exponent; write {where}{forms}, without quotes)")
 
 
 def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> None:
@@ -76,7 +91,7 @@ def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | 
     what = "an integer" + (f" >= {minimum}" if minimum is not None else "") + (
         f" <= {maximum}" if maximum is not None else "")
     if not _is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise _bad(name, value, what + _quoted_hint(value))
+        raise _bad(name, value, what + _quoted_hint(value, name, integer=True))
 
 
 def check_number(name: str, value: Any, minimum: float | None = None, maximum: float | None = None, *,
@@ -89,7 +104,7 @@ def check_number(name: str, value: Any, minimum: float | None = None, maximum: f
         maximum is None or (value < maximum if open_max else value <= maximum))
     if not ok:
         what = "a finite number" + low + (" and" if low and high else "") + high
-        raise _bad(name, value, what + _quoted_hint(value))
+        raise _bad(name, value, what + _quoted_hint(value, name))
 
 
 def check_bool(name: str, value: Any) -> None:

@@ -2,6 +2,7 @@
 goes with, before anything trains; a papermill parameter the notebook lacks is an error."""
 
 import ast
+import re
 
 import jupytext
 import numpy as np
@@ -47,7 +48,7 @@ def test_every_parameter_has_a_rule_and_the_defaults_pass(ipynb):
     check_parameters(ipynb.stem, params)
 
 
-@pytest.mark.parametrize("profile", ["smoke", "default", "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "default", "laptop", "paper"])
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=IDS)
 def test_every_profile_passes_the_checks(profile, ipynb):
     params = {**defaults(ipynb), **load_profile(profile, REPO_ROOT / "notebooks" / "params").get(ipynb.stem, {})}
@@ -56,8 +57,14 @@ def test_every_profile_passes_the_checks(profile, ipynb):
 
 @pytest.mark.parametrize("chapter, change, message", [
     ("00_data_and_models", {"seed": "0"}, r"seed='0' is not valid; it must be an integer >= 0 \(without quotes\)"),
-    ("01_toy_example", {"sam_rho": "5e-2"}, r"sam_rho='5e-2' is not valid; .*YAML reads exponent notation without a "
-     r"dot, such as 5e-2, as a string: write 0.05 or 5.0e-2"),
+    ("01_toy_example", {"sam_rho": "5e-2"}, r"sam_rho='5e-2' is not valid; .*YAML reads 5e-2 as a string: a number in "
+     r"exponent notation needs a dot and a signed exponent; write sam_rho: 0.05 or 5.0e-2, without quotes"),
+    ("04_mitigation", {"sharpreg_xi": "1e3"}, r"sharpreg_xi='1e3' is not valid; .*write sharpreg_xi: 1000.0 or "
+     r"1.0e\+3,"),
+    ("04_mitigation", {"sharpreg_rho": "1.0e300"}, r"sharpreg_rho='1.0e300' .*write sharpreg_rho: 1.0e\+300, without"),
+    ("04_mitigation", {"lams": [0.0, "2e0"]}, r"lams\[1\]='2e0' .*write lams\[1\] as 2.0 or 2.0e\+0, without"),
+    ("00_data_and_models", {"seed": "1e2"}, r"seed='1e2' is not valid; it must be an integer >= 0 \(YAML reads 1e2 "
+     r"as a string: .*write seed: 100, without quotes\)"),
     ("00_data_and_models", {"seed": True}, r"seed=True is not valid; it must be an integer"),
     ("00_data_and_models", {"epochs": 2.5}, r"epochs=2.5 is not valid; it must be an integer >= 1"),
     ("00_data_and_models", {"algorithms": []}, r"algorithms=\[\] is not valid; it must be a non-empty list"),
@@ -134,6 +141,43 @@ def test_a_count_far_above_the_paper_scale_is_refused_as_a_typo(chapter, name, v
     cap = {"n_models": "models", "train_seeds": "seeds", "seeds": "seeds"}.get(name)
     if cap:  # the cap itself passes (the paper profile, far below every cap, passes in the test above)
         check_parameters(chapter, {**defaults(ipynb), name: COUNT_CAPS[cap]}, files=False)
+
+
+@pytest.mark.parametrize("chapter, name, value, cap", [
+    ("01_toy_example", "sam_rho", 1e300, 10), ("04_mitigation", "sharpreg_rho", 10.5, 10),
+    ("00_data_and_models", "lr", 50.0, 10), ("04_mitigation", "sharpreg_lam", 1e6, 100),
+    ("04_mitigation", "sharpreg_xi", 101, 100), ("04_mitigation", "advreg_alpha", 1e9, 100),
+    ("04_mitigation", "dp_noise", 1e4, 100), ("04_mitigation", "dp_clip", 1e5, 1000),
+    ("00_data_and_models", "weight_decay", 5.0, 1),
+])
+def test_a_real_knob_far_above_any_use_is_refused_naming_it(chapter, name, value, cap):
+    """Hostile tester, session 8: sam_rho=1e300 passed the check, trained, and diverged with 'try
+    a smaller lr or xi', naming parameters that were not at fault. Each knob has a documented cap
+    (FLOAT_CAPS, far above every profile: test_every_profile_passes_the_checks), named when hit."""
+    ipynb = REPO_ROOT / "notebooks" / f"{chapter}.ipynb"
+    params = {**defaults(ipynb), name: value}
+    if name not in params:
+        pytest.skip(f"{chapter} has no {name}")
+    with pytest.raises(ValueError, match=re.escape(f"{name}={value!r}") + rf" is not valid; it must be at most {cap:g} "
+                                         r"\(a guard against typos.*FLOAT_CAPS\["):
+        check_parameters(chapter, params, files=False)
+    check_parameters(chapter, {**params, name: float(cap)}, files=False)  # the cap itself passes
+
+
+def test_a_sweep_far_above_any_use_is_refused_naming_the_item():
+    ipynb = REPO_ROOT / "notebooks" / "04_mitigation.ipynb"
+    with pytest.raises(ValueError, match=r"xis\[2\]=500.0 is not valid; it must be at most 100 \(a guard"):
+        check_parameters("04_mitigation", {**defaults(ipynb), "xis": [0.0, 0.3, 500.0]}, files=False)
+    with pytest.raises(ValueError, match=r"lams=5 is not valid; it must be a list of numbers >= 0 and <= 100"):
+        check_parameters("04_mitigation", {**defaults(ipynb), "lams": 5}, files=False)
+
+
+def test_a_suffixed_knob_follows_its_cap():
+    from sharpmem_lib.parameters import rule_for
+
+    rule_for("subset_lr")("subset_lr", 0.05, {})
+    with pytest.raises(ValueError, match=r"probe_rho=20.0 is not valid; it must be at most 10"):
+        rule_for("probe_rho")("probe_rho", 20.0, {})
 
 
 def test_missing_files_are_named_with_where_to_get_them(tmp_path):
