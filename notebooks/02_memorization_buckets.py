@@ -27,7 +27,7 @@
 # thousands of trained models. We *compute* the estimates (eqs. 1-2) for any dataset:
 # many small models, each trained on a random 70 % of the training set, all trained at once
 # by `sharpmem_lib.ensemble`. And we check the metric against ground truth on the
-# synthetic `longtail` data, where every point's subpopulation size is known, something
+# synthetic long-tailed data, where every point's subpopulation size is known, something
 # the paper could not do. The study is `sharpmem_lib.buckets.run_bucket_study`; every model
 # trains with a named recipe (`sharpmem_lib.recipes`).
 
@@ -181,6 +181,8 @@ if study.strata_table is not None:
 # %% [markdown]
 # **SAM.** {glue:text}`sam_b1` {glue:text}`sam_b5` {glue:text}`sam_shape`
 #
+# {glue:text}`near_unmeasured`
+#
 # **SWA.** {glue:text}`swa_b1` {glue:text}`swa_b5` {glue:text}`swa_shape`
 #
 # Influence entropy may track difficulty (the correlation above), so a gain in bucket 1 may
@@ -196,7 +198,7 @@ if study.strata_table is not None:
 # %% [markdown]
 # ## Does influence entropy measure memorization? A check against ground truth
 #
-# On `longtail` (`sharpmem_lib.data.longtail`, after Feldman's long-tail model) every
+# On the synthetic long-tailed data (after Feldman's long-tail model) every
 # class is a mixture of subpopulations with Zipf-distributed sizes, and every example
 # carries the size of its subpopulation. A point from a rare subpopulation can only be
 # classified by memorizing its few relatives, so its influence entropy should be low.
@@ -216,9 +218,9 @@ if study.ground_truth is not None:  # a check of the metric, not a claim: Spearm
 # {glue:text}`median_b1` in bucket 1 and {glue:text}`median_b5` in bucket 5. A positive
 # correlation means the metric does what the paper uses it for: low entropy marks points
 # from rare subpopulations. Plain difficulty (the subset models' accuracy) correlates
-# {glue:text}`gt_difficulty` with subpopulation size; entropy's partial correlation with it,
-# difficulty held fixed, is {glue:text}`gt_partial`: what entropy knows about rarity beyond
-# how hard the point is. {glue:text}`gt_partial_verdict`
+# {glue:text}`gt_difficulty` with subpopulation size. The partial correlation of entropy with
+# subpopulation size, difficulty held fixed, says what entropy knows about rarity beyond how
+# hard the point is. {glue:text}`gt_partial_verdict`
 #
 # ## Running the estimates at scale
 #

@@ -134,11 +134,11 @@ for protocol, title in (("selena", "SELENA's protocol (comparable with the paper
 display(readable_table(target_view(study.target_table())))
 
 # %% [markdown]
-# The power this run has, beside the targets the default book is sized for (issue 16),
-# on the first dataset; a target this run does not reach is shown as not met. Issue 16's
-# half-width target is that of the 95 % interval; the "detectable" column of this chapter's
-# verdict table (and the results page's power column) is the half-width at the level the test
-# is held to after Holm, α/m, which is wider:
+# The power this run has, beside the targets the default profile is sized for, on the first
+# dataset; a target this run does not reach is shown as not met. The half-width target is
+# that of the 95 % interval; the "detectable" column of this chapter's verdict table (and
+# the results page's power column) is the half-width at the level the test is held to after
+# Holm's correction, α/m, which is wider:
 
 # %% tags=["remove-input"]
 glue("power_targets_table", readable_table(power_targets(study)), display=True)  # the results page shows it too
@@ -184,7 +184,7 @@ display(readable_table(study.directions))
 # {glue:text}`n_tests` confirmatory paired tests against SGD, {glue:text}`n_significant` have
 # a Holm-adjusted p < 0.05 (smallest adjusted p = {glue:text}`min_p`). Under the honest
 # protocol: {glue:text}`resolution_verdict` The default profile's small datasets and models
-# are not the paper's CIFAR WideResNets; the `paper` profile reruns this chapter at the
+# are not the paper's CIFAR WideResNets; the paper-scale profile reruns this chapter at the
 # paper's scale on a GPU.
 #
 # Is the paper's premise there to test? {glue:text}`sam_premise` We make the same comparison
@@ -232,9 +232,9 @@ if study.boundary is not None:
 # per example: shadow models that did and did not train on a point give Gaussian models of
 # its logit-scaled confidence, and the score is their likelihood ratio. It is judged where
 # privacy matters, at low false-positive rates, on log-log ROC curves. We use the
-# chapter-2 construction: many models, each trained on a random `lira_fraction` of the training set;
-# each of `lira_targets` of them serves in turn as the target, the rest of a pool as
-# shadows, and models outside that pool estimate memorization. The paper argues that
+# chapter-2 construction: many models, each trained on a random part of the training set;
+# some of them serve in turn as the target, the rest of their pool as its shadows, and
+# models outside that pool estimate memorization (the counts are given below the figures). The paper argues that
 # SAM memorizes atypical points and so exposes them, but never shows attack success by
 # memorization; the last figure does, with the memorization score (eq. 1) of each training
 # point estimated from SGD models that are neither targets nor shadows (so the attack is
@@ -254,7 +254,7 @@ if study.lira is not None:
     display(*lira_gain_views(study.lira))
 
 # %% [markdown]
-# ({glue:text}`lira_setup`.) At 1 % FPR, LiRA finds {glue:text}`lira_sgd_q1` of the most
+# ({glue:text}`lira_setup`.) {glue:text}`lira_accuracy` At 1 % FPR, LiRA finds {glue:text}`lira_sgd_q1` of the most
 # memorized group of SGD's training points against {glue:text}`lira_sgd_q5` of the least
 # memorized measured group; for the most memorized group the rate is {glue:text}`lira_sam_q1` under
 # SAM and {glue:text}`lira_sharpreg_q1` under SharpReg. Paired by target (model k has the
