@@ -27,8 +27,8 @@ from sharpmem_lib.validation import (
 )
 
 __all__ = ["RULES", "COUNT_CAPS", "FLOAT_CAPS", "CHAPTER_CHECKS", "check_parameters", "check_notebook_parameters",
-           "injected_parameters", "literal_defaults", "papermill_options", "papermill_yaml", "check_papermill_yaml",
-           "needed_datasets", "needed_files", "rule_for"]
+           "injected_parameters", "literal_defaults", "notebook_run", "papermill_options", "papermill_yaml",
+           "check_papermill_yaml", "needed_datasets", "needed_files", "rule_for"]
 
 Rule = Callable[[str, Any, dict], None]  # (name, value, every parameter of the chapter)
 
@@ -708,7 +708,20 @@ def check_notebook_parameters(namespace: dict, chapter: str) -> dict:
     names = known or [n for n in namespace if rule_for(n) is not None and not n.startswith("_")]
     params = {n: namespace[n] for n in names if n in namespace}
     check_parameters(chapter, params)
+    global _NOTEBOOK_RUN
+    _NOTEBOOK_RUN = {"chapter": chapter, "injected": None if found is None else list(found[0]), "params": params}
     return params
+
+
+_NOTEBOOK_RUN: dict | None = None  # what the last check_notebook_parameters call saw (one notebook per kernel)
+
+
+def notebook_run() -> dict | None:
+    """What this kernel's :func:`check_notebook_parameters` saw: ``chapter``, ``injected`` (the
+    names papermill injected, None when nothing was: a run by hand) and ``params`` (every
+    parameter's value); None before it ran. :mod:`sharpmem_lib.provenance` says from it how the
+    parameters were given."""
+    return None if _NOTEBOOK_RUN is None else dict(_NOTEBOOK_RUN)
 
 
 def literal_defaults(inspected: dict) -> dict:

@@ -20,7 +20,7 @@ import torch
 import sharpmem_lib
 from sharpmem_lib import store
 
-__all__ = ["cached_entries_table", "git_commit", "provenance_table", "FullTable"]
+__all__ = ["cached_entries_table", "git_commit", "parameter_source", "provenance_table", "FullTable"]
 
 
 def git_commit(path: Path | None = None) -> str:
@@ -63,15 +63,56 @@ def _entries_summary(entries: pd.DataFrame) -> str:
             + ", ".join(f"{c} ({n})" for c, n in counts.items()))
 
 
+PARAMS_DIR = Path(sharpmem_lib.__file__).resolve().parents[1] / "notebooks" / "params"  # in a checkout
+_DIRS = ("data_dir", "results_dir")  # made absolute by the pipeline: not compared with the profile's text
+
+
+def parameter_source(profile: str, run: dict | None = None, params_dir: Path | None = None) -> str:
+    """How this notebook's parameters were given, for the provenance table's ``profile`` row.
+
+    ``run`` is what the notebook's parameter check saw (:func:`sharpmem_lib.parameters.notebook_run`,
+    the default). Nothing injected (a run by hand): ``profile``, the parameters cell's value
+    (its defaults are the default profile's, a test checks). Parameters injected without a
+    ``profile`` (``papermill -p/-y`` directly, not the pipeline): ``none``, naming them. A
+    ``profile`` injected with parameters that are not that profile's (``params_dir``'s file):
+    the profile, naming those given otherwise. A ``run`` of another profile (a stale record)
+    is not used."""
+    from sharpmem_lib.parameters import notebook_run
+
+    run = notebook_run() if run is None else run
+    if not run or run.get("injected") is None or run["params"].get("profile", profile) != profile:
+        return profile
+    injected, values = list(run["injected"]), run["params"]
+    direct = [n for n in injected if n != "profile"]
+    if "profile" not in injected:
+        return (f"none: {', '.join(direct)} given directly (papermill -p/-y, not a profile); the other parameters "
+                f"are the notebook's defaults (those of profile {profile!r})")
+    from sharpmem_lib.profiles import load_profile
+
+    try:
+        chosen = load_profile(profile, params_dir or PARAMS_DIR).get(run["chapter"], {})
+    except (OSError, ValueError):  # no params folder here (an installed package), or an unreadable profile
+        return profile
+    other = [n for n in direct if n not in chosen or (n not in _DIRS and values.get(n) != chosen[n])]
+    missing = [n for n in chosen if n not in injected]
+    if not other and not missing:
+        return profile
+    parts = ([f"{', '.join(other)} given directly"] if other else []) + (
+        [f"{', '.join(missing)} left at the notebook's default"] if missing else [])
+    return f"{profile}, except: {'; '.join(parts)} (not as the profile sets them)"
+
+
 def provenance_table(profile: str, params: dict) -> pd.DataFrame:
     """Provenance of the current run as a two-column table (item, value).
 
-    Wall time is measured from the start of this Python process (the notebook's kernel),
-    so it covers the whole notebook up to this call.
+    The ``profile`` row says how the parameters were given (:func:`parameter_source`): a
+    profile, or parameters given directly to papermill. Wall time is measured from the start
+    of this Python process (the notebook's kernel), so it covers the whole notebook up to
+    this call.
     """
     started = psutil.Process(os.getpid()).create_time()
     rows = [
-        ("profile", profile),
+        ("profile", parameter_source(profile)),
         *((f"parameter: {k}", repr(v)) for k, v in params.items()),
         ("sharpmem_lib version", sharpmem_lib.__version__),
         ("git commit", git_commit()),

@@ -343,3 +343,33 @@ def test_a_parameter_papermill_gets_twice_with_different_values_is_refused(tmp_p
     monkeypatch.setattr(parameters, "_papermill_argv", lambda: pm + ["-p", "seeds", "3", "-p", "seeds", "4"])
     with pytest.raises(ValueError, match=r"'seeds' is given 2 times"):  # the notebook's own check
         check_notebook_parameters(namespace, "01_toy_example")
+
+
+def test_provenance_says_how_the_parameters_were_given(monkeypatch):
+    """Hostile tester, session 8: a notebook executed with papermill directly (-p seeds 3, no
+    profile) showed 'profile: default' under its results, as if the default profile had run."""
+    from sharpmem_lib import parameters
+    from sharpmem_lib.provenance import parameter_source, provenance_table
+
+    monkeypatch.setattr(parameters, "_NOTEBOOK_RUN", None)
+    ipynb = REPO_ROOT / "notebooks" / "01_toy_example.ipynb"
+    cell, smoke = parameters_cell(ipynb), load_profile("smoke", REPO_ROOT / "notebooks" / "params")["01_toy_example"]
+
+    def run(injected: dict) -> str:
+        namespace = {**defaults(ipynb), **injected}
+        history = ["", cell] + (["# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in injected.items())]
+                                if injected else [])
+        check_notebook_parameters({**namespace, "In": history}, "01_toy_example")
+        return provenance_table(namespace["profile"], {}).loc["profile", "value"]
+
+    assert run({}) == "default"  # by hand: the parameters cell, the default profile's values
+    assert run({"seeds": 3, "sam_rho": 0.05}) == ("none: seeds, sam_rho given directly (papermill -p/-y, not a "
+                                                  "profile); the other parameters are the notebook's defaults "
+                                                  "(those of profile 'default')")
+    assert run({**smoke, "profile": "smoke"}) == "smoke"  # as the pipeline injects it
+    assert run({**smoke, "profile": "smoke", "seeds": smoke["seeds"] + 1}) == (
+        "smoke, except: seeds given directly (not as the profile sets them)")
+    partial = {k: v for k, v in smoke.items() if k != "n_test"}
+    assert run({**partial, "profile": "smoke"}) == (
+        "smoke, except: n_test left at the notebook's default (not as the profile sets them)")
+    assert parameter_source("paper") == "paper"  # a record of another profile is not used
