@@ -259,7 +259,10 @@ def format_table1(t1: pd.DataFrame) -> pd.DataFrame:
         for _, row in t1.iterrows():
             cell = f"{100 * row[f'{m}_mean']:.2f}"
             if not (m == "test_acc" and f"{m}_std_split" in row):
-                cell += f" ± {100 * row.get(f'{m}_std_split', row.get(f'{m}_std', 0.0)):.2f}"
+                spread = row.get(f"{m}_std_split", row.get(f"{m}_std", float("nan")))
+                # one attack split (or seed) has no standard deviation: not a spread of 0.00
+                alone = "one attack split" if f"{m}_std_split" in row else "n = 1"
+                cell += f" ± {100 * spread:.2f}" if np.isfinite(spread) else f" ({alone}, no spread)"
             if f"{m}_std_train" in row and np.isfinite(row[f"{m}_std_train"]):
                 cell += f" [± {100 * row[f'{m}_std_train']:.2f}]"
             cells.append(cell)

@@ -208,12 +208,15 @@ def pct(x: float, digits: int = 1) -> str:
 def mean_std_table(summary: pd.DataFrame, index: list[str], metrics: dict[str, str], digits: int = 1) -> pd.DataFrame:
     """Format ``<metric>_mean``/``<metric>_std`` columns as 'mean ± std' percentages.
 
-    ``metrics`` maps a metric name to its display header.
+    ``metrics`` maps a metric name to its display header. A group of one (its std is NaN)
+    shows 'mean (n = 1, no spread)', not a spread of zero; a group without a value, 'n/a'.
     """
     out = summary[index].copy()
     for metric, header in metrics.items():
-        mean, std = summary[f"{metric}_mean"], summary[f"{metric}_std"].fillna(0.0)
-        out[header] = [f"{100 * m:.{digits}f} ± {100 * s:.{digits}f}" for m, s in zip(mean, std)]
+        mean, std = summary[f"{metric}_mean"], summary[f"{metric}_std"]
+        # a one-seed group has no standard deviation (NaN): '± 0.0' would claim a spread of zero
+        out[header] = ["n/a" if math.isnan(m) else f"{100 * m:.{digits}f} (n = 1, no spread)" if math.isnan(s)
+                       else f"{100 * m:.{digits}f} ± {100 * s:.{digits}f}" for m, s in zip(mean, std)]
     return out.set_index(index)
 
 

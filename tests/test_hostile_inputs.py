@@ -854,3 +854,22 @@ def test_a_folder_in_place_of_a_fashion_mnist_file_is_named(tmp_path):
     (folder / "train-images-idx3-ubyte.gz").mkdir()  # was a bare IsADirectoryError
     with pytest.raises(DataFileError, match="train-images-idx3-ubyte.gz: is a directory"):
         data.load_dataset("fashion_mnist", tmp_path)
+
+
+def test_a_one_seed_summary_shows_no_fake_spread():
+    """Hostile tester, session 8: a summary over one seed printed '± 0.0' (pandas' NaN standard
+    deviation of one value, filled with 0), claiming a spread of zero; Table 1 with one attack
+    split printed '± nan'."""
+    import pandas as pd
+
+    from sharpmem_lib.privacy import format_table1, table1
+    from sharpmem_lib.report import mean_std_table
+
+    summary = pd.DataFrame({"method": ["sgd", "sam", "swa"], "acc_mean": [0.9, 0.85, float("nan")],
+                            "acc_std": [0.02, float("nan"), float("nan")]})
+    cells = list(mean_std_table(summary, ["method"], {"acc": "acc (%)"})["acc (%)"])
+    assert cells == ["90.0 ± 2.0", "85.0 (n = 1, no spread)", "n/a"]
+    rows = [{"dataset": "d", "algorithm": a, "train_seed": t, "split_seed": 0, "protocol": "honest", "test_acc": 0.9,
+             "single_query": 0.6 + 0.01 * t, "multi_query": 0.55} for a in ("sgd", "sam") for t in (0, 1)]
+    cell = format_table1(table1(pd.DataFrame(rows))).iloc[0, 1]  # one split: no split spread; two training seeds
+    assert cell == "60.50 (one attack split, no spread) [± 0.71]"
