@@ -882,7 +882,7 @@ def sharpness_word(v: Verdict) -> str:
     return "significantly " + ("higher" if v.estimate > 0 else "lower") + f" than SGD ({p})"
 
 
-def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, raw=()) -> str:
+def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, raw=(), explain: str = "") -> str:
     """``method`` against a control run that differs from it only in what the control
     isolates (SharpReg against SGD at lr × (1 − ξ): the part of ξ that is a learning-rate
     rescale), paired by seed, in short sentences: what was compared, then one sentence per
@@ -891,13 +891,14 @@ def control_verdict(verdicts: Mapping[str, Verdict], method: str, control: str, 
     sign is the paper's mechanism's (lower attack, sharper minimum); measures in ``raw`` are
     shown as they are, the others in percentage points. When no measure differs
     significantly, a last sentence says that ``method`` is not distinguishable from the
-    control at this scale."""
+    control at this scale. ``explain``: what the control is, in words, said once in the
+    first sentence."""
     if not verdicts:
         raise ValueError(f"verdicts is empty; give at least one measure of {method} against {control}")
     name = method_label(method)
     n = max(v.n for v in verdicts.values())
-    head = (f"{name} against {control}, paired by seed: the same training with only the step scaled, exploratory "
-            f"(p not Holm-adjusted), {n} seeds.")
+    head = (f"{name} against {control}, paired by seed{f' ({explain})' if explain else ''}. These tests are "
+            f"exploratory (p not Holm-adjusted), {n} seeds.")
     if all(v.outcome == "insufficient" for v in verdicts.values()):
         return f"{name} against {control}, paired by seed: too few seeds for a test (at least 3 are needed): " \
                "insufficient data."
@@ -1041,7 +1042,9 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     out["control_scale"] = f"{1 - n['sharpreg_xi']:g}"
     control = {CONTROL_MEASURES[m]: v for (f, m), v in verdicts.items() if f == "lr control"}
     out["control_verdict"] = (control_verdict(control, "sharpreg", f"SGD at lr × {out['control_scale']}",
-                                              raw=[CONTROL_MEASURES["lambda_max"], CONTROL_MEASURES["lambda_max/loss"]])
+                                              raw=[CONTROL_MEASURES["lambda_max"], CONTROL_MEASURES["lambda_max/loss"]],
+                                              explain="what SharpReg would be without its sharpness term: the "
+                                                      "same training with the step scaled by 1 − ξ")
                               if control else "No control run: ξ ≥ 1 leaves lr × (1 − ξ) no positive value.")
     sharpreg_test = verdicts.get(("defense", "SharpReg"))
     out["sharpreg_defense_test"] = (defense_test_sentence(sharpreg_test) if sharpreg_test is not None
