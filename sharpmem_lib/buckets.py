@@ -42,7 +42,7 @@ from sharpmem_lib.data import check_feldman_zhang_file, resolve_data_file
 from sharpmem_lib.experiments import Artifact, ExperimentConfig, experiment_config
 from scipy.stats import norm
 
-from sharpmem_lib.memorization import UNMEASURED, SameClassInfluence, buckets, load_feldman_zhang
+from sharpmem_lib.memorization import UNMEASURED, SameClassInfluence, _check_bucket_ids, buckets, load_feldman_zhang
 from sharpmem_lib.stats import Correlation, PairedTest, correlation, paired_test, paired_tests_by, partial_correlation
 from sharpmem_lib.subsampling import SubsamplingConfig, run_subsampling_experiment, subsampling_job
 from sharpmem_lib.validation import check_choice
@@ -254,6 +254,7 @@ def bucket_accuracy_table(artifacts: dict[tuple[str, int], Artifact], test_ids: 
     """
     check_choice("which", which, ["best", "final"])
     bucket = np.asarray(bucket)
+    _check_bucket_ids(bucket, n_buckets)  # a bool mask or an id outside 0..n_buckets: named, not dropped
     strata = [None] if stratum is None else [int(s) for s in np.unique(stratum) if s != UNMEASURED]
     rows = []
     for (method, seed), art in artifacts.items():
@@ -293,6 +294,7 @@ def bucket_composition(bucket: np.ndarray, labels: np.ndarray, n_buckets: int = 
     bucket, labels = np.asarray(bucket), np.asarray(labels)
     if bucket.shape != labels.shape:
         raise ValueError(f"bucket {bucket.shape} and labels {labels.shape} must have one entry per test point")
+    _check_bucket_ids(bucket, n_buckets)
     classes = np.unique(labels)
     groups = [UNMEASURED, *range(1, n_buckets + 1)]
     table = pd.DataFrame([[int(((bucket == g) & (labels == k)).sum()) for k in classes] for g in groups],

@@ -171,8 +171,13 @@ def buckets(entropy: np.ndarray, n_buckets: int = 5, measured: np.ndarray | None
 def _check_bucket_ids(bucket: np.ndarray, n_buckets: int) -> None:
     """Every id in ``bucket`` is :data:`UNMEASURED` (0) or one of 1..``n_buckets``: an id
     outside (a 10-bucket array read with n_buckets=5, a -1 sentinel, 2.5) would be left out
-    of every bucket without a word."""
+    of every bucket without a word. Booleans are not ids: a mask (``bucket == 1``) would read as
+    buckets 0 and 1."""
     check_positive("n_buckets", n_buckets, integer=True)
+    if np.asarray(bucket).dtype == bool:
+        raise ValueError(f"bucket holds booleans (dtype bool); it must hold integer bucket ids, {UNMEASURED} "
+                         f"(unmeasured) or 1..{n_buckets}, such as MemorizationBuckets.bucket (not a mask like "
+                         "bucket == 1)")
     ids = np.unique(bucket)
     bad = ids[~np.isin(ids, np.arange(n_buckets + 1))]
     if len(bad):

@@ -873,3 +873,24 @@ def test_a_one_seed_summary_shows_no_fake_spread():
              "single_query": 0.6 + 0.01 * t, "multi_query": 0.55} for a in ("sgd", "sam") for t in (0, 1)]
     cell = format_table1(table1(pd.DataFrame(rows))).iloc[0, 1]  # one split: no split spread; two training seeds
     assert cell == "60.50 (one attack split, no spread) [± 0.71]"
+
+
+def test_boolean_bucket_ids_are_refused():
+    """Hostile tester, session 8: a bool array (a mask such as bucket == 1) passed as bucket ids
+    read as buckets 0 (unmeasured) and 1; every bucket function now names it."""
+    from sharpmem_lib.buckets import bucket_accuracy_table, bucket_composition
+    from sharpmem_lib.memorization import accuracy_by_bucket, mean_by_bucket
+
+    mask = np.array([True, False, True, True])
+    message = r"bucket holds booleans \(dtype bool\); it must hold integer bucket ids, 0 \(unmeasured\) or 1..5"
+    with pytest.raises(ValueError, match=message):
+        accuracy_by_bucket(np.ones((2, 4), bool), mask)
+    with pytest.raises(ValueError, match=message):
+        mean_by_bucket(np.ones(4), mask)
+    with pytest.raises(ValueError, match=message):
+        bucket_composition(mask, np.array([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match=message):
+        bucket_accuracy_table({}, np.arange(4), np.zeros(4, int), mask)
+    with pytest.raises(ValueError, match=r"bucket holds id\(s\) 7 outside the valid range"):  # checked there too now
+        bucket_accuracy_table({}, np.arange(4), np.zeros(4, int), np.array([0, 1, 7, 2]))
+    assert list(bucket_composition(np.array([0, 1, 1, 5]), np.array([0, 1, 0, 1]))["total"]) == [1, 2, 0, 0, 0, 1]
