@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from sharpmem_lib.tensors import as_tensor, seed_everything, to_float
 from sharpmem_lib.train import (PRECISIONS, BestValidation, Schedule, TrainConfig, _autocast, build_optimizer,
-                                coefficients, precision_context, training_precision)
+                                coefficients, divergence_advice, precision_context, training_precision)
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
 __all__ = ["BACKENDS", "Ensemble", "cannot_stack", "initial_parameters", "subset_masks", "subset_size",
@@ -344,10 +344,10 @@ def train_ensemble(
             bad = [k for k in alive if not math.isfinite(totals[k] / n_sub)]
             if bad and not keep_diverged:
                 raise FloatingPointError(f"{len(bad)} of {n_models} ensemble models diverged in epoch {epoch + 1} with "
-                                         f"{config.describe()}, lr={config.lr}; try a smaller lr or xi")
+                                         f"{config.describe()}, lr={config.lr}; {divergence_advice(config)}")
             for k in bad:  # train_classifier's message, as its run would have raised it
                 diverged[k] = (f"training diverged (mean loss {totals[k] / n_sub}) in epoch {epoch + 1} with "
-                               f"{config.describe()}, lr={config.lr}; try a smaller lr or xi")
+                               f"{config.describe()}, lr={config.lr}; {divergence_advice(config)}")
             alive = [k for k in alive if diverged[k] is None]
             lr_now = optimizer.param_groups[0]["lr"]
             schedule.step(epoch, stack)

@@ -44,6 +44,7 @@ __all__ = [
     "Schedule",
     "TrainConfig",
     "build_optimizer",
+    "divergence_advice",
     "TrainResult",
     "DEVICES",
     "PRECISIONS",
@@ -233,6 +234,20 @@ class Regularizer:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def divergence_advice(config: TrainConfig) -> str:
+    """What to try after ``config`` diverged: a smaller lr, and the knobs its algorithm reads
+    (rho for the two-pass methods, lam and xi where eqs. 4-6 use them), so that the message of a
+    SAM run with a huge rho does not point at lr and xi alone."""
+    knobs = ["lr"]
+    if coefficients(config.algorithm, config.lam, config.xi).needs_second_pass:
+        knobs.append("rho")
+    if config.algorithm in ("sharp", "sharpreg") and config.lam > 0:
+        knobs.append("lam")
+    if config.algorithm == "sharpreg" and config.xi > 0:
+        knobs.append("xi")
+    return "try a smaller " + (knobs[0] if len(knobs) == 1 else f"{', '.join(knobs[:-1])} or {knobs[-1]}")
 
 
 def training_precision(config: TrainConfig, device: torch.device | str, defense: str = "none") -> str:
@@ -557,7 +572,7 @@ def train_classifier(
             if not math.isfinite(mean_loss):
                 raise FloatingPointError(
                     f"training diverged (mean loss {mean_loss}) in epoch {epoch + 1} with "
-                    f"{config.describe()}, lr={config.lr}; try a smaller lr or xi"
+                    f"{config.describe()}, lr={config.lr}; {divergence_advice(config)}"
                 )
             lr_now = optimizer.param_groups[0]["lr"]
             schedule.step(epoch, model)

@@ -894,3 +894,24 @@ def test_boolean_bucket_ids_are_refused():
     with pytest.raises(ValueError, match=r"bucket holds id\(s\) 7 outside the valid range"):  # checked there too now
         bucket_accuracy_table({}, np.arange(4), np.zeros(4, int), np.array([0, 1, 7, 2]))
     assert list(bucket_composition(np.array([0, 1, 1, 5]), np.array([0, 1, 0, 1]))["total"]) == [1, 2, 0, 0, 0, 1]
+
+
+def test_a_diverged_run_points_at_the_knobs_its_algorithm_reads():
+    """Hostile tester, session 8: a SAM run with a huge rho diverged with 'try a smaller lr or xi'
+    (SAM has no xi; its rho was at fault). The advice names lr and the knobs the algorithm reads."""
+    import torch
+
+    from sharpmem_lib.data import load_dataset
+    from sharpmem_lib.models import MLP
+    from sharpmem_lib.train import TrainConfig, divergence_advice, train_classifier
+
+    assert divergence_advice(TrainConfig()) == "try a smaller lr"
+    assert divergence_advice(TrainConfig(algorithm="sam")) == "try a smaller lr or rho"
+    assert divergence_advice(TrainConfig(algorithm="sharpreg", lam=1.5, xi=0.3)) == "try a smaller lr, rho, lam or xi"
+    assert divergence_advice(TrainConfig(algorithm="sharp", lam=1.0)) == "try a smaller lr, rho or lam"
+    d = load_dataset("digits")
+    torch.manual_seed(0)
+    with pytest.raises(FloatingPointError, match=r"diverged .* with sam\(rho=1e\+30\), lr=0.05; try a smaller lr or "
+                                                 r"rho$"):
+        train_classifier(MLP(64, 10, (8,)), d.X[:200], d.y[:200],
+                         TrainConfig(algorithm="sam", rho=1e30, epochs=1, batch_size=100, lr=0.05), progress=False)
