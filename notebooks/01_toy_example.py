@@ -190,8 +190,8 @@ glue("family_note", family_note(next(iter(verdicts.values())).family_size))
 # **Power.** Few atypical points: {glue:text}`power_few` Many: {glue:text}`power_many`
 #
 # Two caveats.
-# The result is for one SAM radius, the `sam_rho` = {glue:text}`rho_used` (the paper uses
-# 0.1); the radius matters, and rerunning this chapter with e.g.
+# The result is for one SAM radius, ρ = {glue:text}`rho_used` (the paper uses 0.1); the
+# radius matters, and rerunning this chapter with e.g.
 # `papermill 01_toy_example.ipynb out.ipynb -p sam_rho 0.5` shows how much. And on this
 # small a problem the seed-to-seed spread is large, so the confidence interval, not the
 # mean alone, is the result to read.

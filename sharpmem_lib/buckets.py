@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sharpmem_lib.data import check_feldman_zhang_file, resolve_data_file
+from sharpmem_lib.data import check_feldman_zhang_file, display_name, resolve_data_file
 from sharpmem_lib.experiments import Artifact, ExperimentConfig, experiment_config
 from scipy.stats import norm
 
@@ -124,8 +124,10 @@ def memorization_buckets(config: SubsamplingConfig, results_dir: str | Path | No
                                                   test_ids, train_ids, train_mem=runs.memorization().value)
         precision = dict(zip(test_ids.tolist(), zip(*top_influence_precision(
             estimate.value, estimate.se, data.y[test_ids], data.y[train_ids]))))
-        source = (f"our estimates from {config.n_models} {config.model} models, each trained on "
-                  f"{config.fraction:.0%} of the {len(train_ids)} training points of {config.dataset}")
+        model = {"mlp": "MLP", "fc": "fully connected", "cnn": "CNN", "wrn16_8": "WRN-16-8"}.get(config.model,
+                                                                                              config.model)
+        source = (f"our estimates from {config.n_models:,} {model} models, each trained on "
+                  f"{config.fraction:.0%} of the {len(train_ids):,} training points of {display_name(config.dataset)}")
         subset_acc = dict(zip(test_ids.tolist(), runs.correct_test.mean(0).tolist()))
     test_ids, entropy = influence.entropy()
     held_out = np.isin(test_ids, partition.validation, invert=True)  # never score on the validation set

@@ -56,6 +56,7 @@ import numpy as np
 from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 
 __all__ = [
+    "display_name",
     "Arrays",
     "BUILTIN_DATASETS",
     "DataDirError",
@@ -841,6 +842,19 @@ DATASETS: dict[str, DatasetInfo] = {
                             published_size=(67_330, 0), feature_shape=(TEXAS_FEATURES,), find=_find_texas100),
 }
 BUILTIN_DATASETS = tuple(DATASETS)
+
+_DISPLAY_NAMES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+                  "purchase100": "Purchase-100", "texas100": "Texas-100", "digits": "scikit-learn's 8×8 digits",
+                  "longtail": "the synthetic long-tailed data", "toy2d": "the 2-D toy mixture"}
+
+
+def display_name(name: str) -> str:
+    """A dataset as a reader names it in prose: 'cifar100' -> 'CIFAR-100', 'fashion_mnist_cpu'
+    -> 'Fashion-MNIST (7,000-image sample)' (its size: :data:`FASHION_CPU_SIZE`); a dataset the
+    library does not know (a user's) keeps its name."""
+    if name == "fashion_mnist_cpu":
+        return f"Fashion-MNIST ({FASHION_CPU_SIZE:,}-image sample)"
+    return _DISPLAY_NAMES.get(str(name), str(name))
 
 # ------------------------------------------------------------------ bring your own data
 

@@ -92,7 +92,7 @@ FIGURES: dict[str, tuple[str, str]] = {
            "Grouped bars of test accuracy in buckets 1 to 5 for SGD, SAM and SharpReg, and the changes against SGD "
            "per bucket with error bars"),
     "5b": (_SWEEP.format(x="ξ of SharpReg (eq. 6)", weights="last-epoch"), _SWEEP_ALT.format(x="xi")),
-    "S4.3": (_SWEEP.format(x="ξ for the learning-rate control, SGD at lr × (1 − ξ) (issue 18 §6; not in the paper)",
+    "S4.3": (_SWEEP.format(x="ξ for the learning-rate control, SGD at lr × (1 − ξ) (not in the paper)",
                            weights="last-epoch"),
              _SWEEP_ALT.format(x="xi, for SGD at a learning rate scaled by 1 - xi")),
     "5c": (_TRADEOFF.format(protocol="SELENA's", note="(the paper's protocol)"), _TRADEOFF_ALT),

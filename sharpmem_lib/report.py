@@ -1730,20 +1730,13 @@ def weights_note(which: str) -> str:
 
 LIRA_SKIPPED = "n/a (LiRA was not run in this profile)"
 
-_DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
-                  "purchase100": "Purchase-100", "texas100": "Texas-100", "digits": "scikit-learn's 8×8 digits",
-                  "longtail": "the synthetic long-tailed data", "toy2d": "the 2-D toy mixture"}
-
-
 def dataset_name(key: str) -> str:
-    """A dataset as a reader names it in prose: 'cifar100' -> 'CIFAR-100', 'fashion_mnist_cpu'
-    -> 'Fashion-MNIST (7,000-image sample)' (its size from :data:`sharpmem_lib.data.FASHION_CPU_SIZE`);
-    a dataset the book does not know (a user's) keeps its key."""
-    if key == "fashion_mnist_cpu":
-        from sharpmem_lib.data import FASHION_CPU_SIZE
+    """A dataset as a reader names it in prose (:func:`sharpmem_lib.data.display_name`):
+    'cifar100' -> 'CIFAR-100', 'fashion_mnist_cpu' -> 'Fashion-MNIST (7,000-image sample)'; a
+    dataset the book does not know (a user's) keeps its key."""
+    from sharpmem_lib.data import display_name
 
-        return f"Fashion-MNIST ({FASHION_CPU_SIZE:,}-image sample)"
-    return _DATASET_NAMES.get(str(key), str(key))
+    return display_name(key)
 
 
 _TABLE2_MEASURES = {"test_acc": "test accuracy", "single_query": "the best single-query attack",

@@ -97,7 +97,7 @@ def test_buckets_recomputed_from_the_subset_models(digits_buckets):
         assert mb.measured[n] == bool(np.any(infl != 0)) and (mb.bucket[n] == 0) == (not mb.measured[n])
         assert mb.labels[n] == data.y[j] and mb.subset_acc[n] == pytest.approx(c.mean())  # the difficulty proxy
     np.testing.assert_array_equal(mb.bucket, buckets(mb.entropy, measured=mb.measured))
-    assert "40 mlp models" in mb.source
+    assert "40 MLP models" in mb.source
 
 
 def test_buckets_come_from_the_cache_the_second_time(digits_buckets, monkeypatch):
