@@ -850,10 +850,10 @@ _DISPLAY_NAMES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifa
 
 def display_name(name: str) -> str:
     """A dataset as a reader names it in prose: 'cifar100' -> 'CIFAR-100', 'fashion_mnist_cpu'
-    -> 'Fashion-MNIST (7,000-image sample)' (its size: :data:`FASHION_CPU_SIZE`); a dataset the
+    -> 'the 7,000-image Fashion-MNIST sample' (its size: :data:`FASHION_CPU_SIZE`); a dataset the
     library does not know (a user's) keeps its name."""
     if name == "fashion_mnist_cpu":
-        return f"Fashion-MNIST ({FASHION_CPU_SIZE:,}-image sample)"
+        return f"the {FASHION_CPU_SIZE:,}-image Fashion-MNIST sample"  # no parentheses: it sits inside some
     return _DISPLAY_NAMES.get(str(name), str(name))
 
 # ------------------------------------------------------------------ bring your own data

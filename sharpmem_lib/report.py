@@ -1732,7 +1732,7 @@ LIRA_SKIPPED = "n/a (LiRA was not run in this profile)"
 
 def dataset_name(key: str) -> str:
     """A dataset as a reader names it in prose (:func:`sharpmem_lib.data.display_name`):
-    'cifar100' -> 'CIFAR-100', 'fashion_mnist_cpu' -> 'Fashion-MNIST (7,000-image sample)'; a
+    'cifar100' -> 'CIFAR-100', 'fashion_mnist_cpu' -> 'the 7,000-image Fashion-MNIST sample'; a
     dataset the book does not know (a user's) keeps its key."""
     from sharpmem_lib.data import display_name
 
@@ -1746,7 +1746,7 @@ _TABLE2_MEASURES = {"test_acc": "test accuracy", "single_query": "the best singl
 def table2_label(key) -> str:
     """A chapter 3 paired test against SGD, key ``("table2", dataset, algorithm, metric,
     protocol)``, named in words for a sentence: 'SAM − SGD in the best single-query attack on
-    Fashion-MNIST (7,000-image sample), honest protocol'."""
+    the 7,000-image Fashion-MNIST sample, honest protocol'."""
     from sharpmem_lib.privacy import PROTOCOL_NAMES
 
     _, d, a, m, protocol = key

@@ -760,7 +760,8 @@ def test_attacker_members_is_computed_per_dataset():
 
     parts = [published_partition(name) for name in ("cifar10", "fashion_mnist_cpu")]
     s = report.attacker_members(parts)
-    assert s == "half of the members (CIFAR-10); 500 of the 2,500 members (20 %) on Fashion-MNIST (7,000-image sample)"
+    assert s == ("half of the members (CIFAR-10); 500 of the 2,500 members (20 %) on the 7,000-image "
+                 "Fashion-MNIST sample")
 
 
 def test_exploratory_sentences_never_word_agreement_as_a_confirmation():
@@ -1102,10 +1103,10 @@ def test_sharpregs_gap_comes_with_its_train_accuracy():
 def test_prose_names_datasets_and_uses_the_typographic_minus():
     """Session 9 referee: sentences said 'fashion_mnist_cpu' and '-0.8 points [-1.8, +0.2]'.
     Datasets are named as a reader names them; negative numbers in prose take '−'."""
-    assert report.dataset_name("fashion_mnist_cpu") == "Fashion-MNIST (7,000-image sample)"
+    assert report.dataset_name("fashion_mnist_cpu") == "the 7,000-image Fashion-MNIST sample"
     assert report.dataset_name("cifar100") == "CIFAR-100" and report.dataset_name("my_npz") == "my_npz"
     label = report.table2_label(("table2", "fashion_mnist_cpu", "sam", "single_query", "honest"))
-    assert label == "SAM − SGD in the best single-query attack on Fashion-MNIST (7,000-image sample), honest protocol"
+    assert label == "SAM − SGD in the best single-query attack on the 7,000-image Fashion-MNIST sample, honest protocol"
     s = report.describe_gain(v("not resolved", expected=-1), "sam", "sgd", "bucket 1")
     assert "-" not in s.replace("single-query", "").replace("t-test", "").replace("Holm-adjusted", ""), s
     assert "−1.0 points, 95 % CI [−2.0, +0.0]" in s
