@@ -299,3 +299,16 @@ def test_provenance_shows_the_commit_that_computed_each_entry_not_the_current_on
     assert list(table["commit"]) == ["a" * 40, store.code_commit()["commit"]]
     row = provenance_table("test", {}).loc["cached results used", "value"]
     assert "2 entries (cache version %d)" % store.CACHE_VERSION in row and "aaaaaaaaaaaa (1)" in row
+
+
+def test_a_named_lock_is_the_key_locks_mechanism_and_checks_its_name(tmp_path):
+    """store.lock (a stacked group's lock): a file in the namespace while held, removed after;
+    a name that is not a plain file name is refused before any folder is made."""
+    with store.lock("group-abc", root=tmp_path, namespace="digits"):
+        assert [p.name for p in (tmp_path / "digits").iterdir()] == [".group-abc.lock"]
+    assert list((tmp_path / "digits").iterdir()) == []
+    for bad in ("", "a/b", ".hidden", 3):
+        with pytest.raises(ValueError, match=r"name=.* is not valid; it must be a file name"):
+            with store.lock(bad, root=tmp_path / "new"):
+                pass
+    assert not (tmp_path / "new").exists()
