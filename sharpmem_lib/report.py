@@ -685,8 +685,8 @@ def _lira_gain(v: Verdict, method: str) -> str:
         return (f"{m} − SGD in LiRA's TPR on {what}: {ev}; too few targets for a test (at least 3 are needed): "
                 "insufficient data.")
     lower = v.estimate < 0
-    moves = f"LiRA's TPR on {what} is {'lower' if lower else 'higher'} under {m} than under SGD " \
-            f"({'less' if lower else 'more'} exposure)"
+    moves = f"LiRA's TPR on {what} is {'lower' if lower else 'higher'} under {m} than under SGD, " \
+            f"{'less' if lower else 'more'} exposure"
     implied = "the direction the paper's Table 1 implies"
     if v.outcome == "reproduced":
         return f"{moves}, {implied} ({ev})" + (f"; {EXPLORATORY_AGREES}." if _exploratory(v) else ".")

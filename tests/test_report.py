@@ -230,9 +230,9 @@ def test_table2_verdict(outcome):
 
 
 @pytest.mark.parametrize("outcome, phrase", [
-    ("reproduced", "LiRA's TPR on the most memorized group is lower under SharpReg than under SGD (less exposure), "
+    ("reproduced", "LiRA's TPR on the most memorized group is lower under SharpReg than under SGD, less exposure, "
                    "the direction the paper's Table 1 implies"),
-    ("opposite", "LiRA's TPR on the most memorized group is higher under SharpReg than under SGD (more exposure)"),
+    ("opposite", "LiRA's TPR on the most memorized group is higher under SharpReg than under SGD, more exposure ("),
     ("not resolved", "is not distinguishable under SharpReg and SGD"),
     ("insufficient", "SharpReg − SGD in LiRA's TPR on the most memorized group")])
 def test_lira_verdict(outcome, phrase):
