@@ -181,9 +181,9 @@ if study.strata_table is not None:
 # %% [markdown]
 # **SAM.** {glue:text}`sam_b1` {glue:text}`sam_b5` {glue:text}`sam_shape`
 #
-# {glue:text}`near_unmeasured`
-#
 # **SWA.** {glue:text}`swa_b1` {glue:text}`swa_b5` {glue:text}`swa_shape`
+#
+# **What bucket 5 holds.** {glue:text}`near_unmeasured`
 #
 # Influence entropy may track difficulty (the correlation above), so a gain in bucket 1 may
 # be a gain on hard points.
