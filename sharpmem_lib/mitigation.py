@@ -630,11 +630,12 @@ def headline_numbers(res: MitigationResults, lam_buckets: pd.DataFrame, method_b
     ``sr_ceiling``), mean ``lmax_<m>`` and
     ``lmax_loss_<m>`` (λmax and λmax / loss) for sgd, sam, sharpreg and ``control``, the
     ξ values that diverged or collapsed, the chapter's (ρ, λ, ξ), the largest λ's label
-    (``top_lam``), and
+    (``top_lam``), the number of training seeds (``train_seeds``: a sweep's rank trend
+    runs over them), and
     :func:`defense_numbers`."""
     c = res.config
     out: dict[str, Any] = {"sharpreg_rho": c.sharpreg_rho, "sharpreg_lam": c.sharpreg_lam, "sharpreg_xi": c.sharpreg_xi,
-                           "top_lam": res.top_lam}
+                           "top_lam": res.top_lam, "train_seeds": c.train_seeds}
     for key, table, method, base in (("lam", lam_buckets, res.top_lam, "λ = 0"), ("sr", method_buckets, "sharpreg",
                                                                                    "sgd")):
         frame = bucket_gain(table, method, base)

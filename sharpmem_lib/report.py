@@ -822,7 +822,14 @@ def control_conclusion(control: Verdict, method_vs_sgd: Verdict, control_name: s
             f"difference from SGD, so how much of it the smaller step does is not resolved {tag}.")
 
 
-def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str, attack: Verdict | None = None) -> str:
+def _rank_trend(v: Verdict) -> bool:
+    """Whether ``v`` comes from a rank trend test (Spearman's ρ with a permutation or t p:
+    :func:`~sharpmem_lib.stats.trend_test`), not from a paired difference."""
+    return "permutation" in v.method or v.method.startswith("asymptotic")
+
+
+def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str, attack: Verdict | None = None, *,
+                     symbol: str = "λ", seeds: int | None = None) -> str:
     """Chapter 4 and the results page, beside the λ test of attack accuracy: the claim is
     about *sharper* minima, so the test bears on it only when the larger λ (``knob``, e.g.
     'λ = 1.5') made the minimum measurably sharper, judged per unit training loss (the
@@ -830,12 +837,27 @@ def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str, attack: Verdic
     in the top Hessian eigenvalue and in it per unit training loss (expected sign +).
     ``attack``: the λ test of attack accuracy (Fig. 4b, expected sign −); when it is resolved
     (reproduced or opposite) and the minimum is not measurably sharper, the sentence says
-    which way the attack moved and that this says nothing about sharper minima."""
-    raw = lambda v: (f"{_signed(v.estimate)} [{_signed(v.ci_low)}, {_signed(v.ci_high)}]"  # noqa: E731
-                     if math.isfinite(v.ci_low) and math.isfinite(v.ci_high)
-                     else f"{_signed(v.estimate)} (no interval)")
-    numbers = (f"paired by seed: top Hessian eigenvalue {raw(lmax)}, per unit training loss {raw(per_loss)}; "
-               f"exploratory, {per_loss.n} seeds").replace("-", "−")
+    which way the attack moved and that this says nothing about sharper minima.
+
+    The numbers in parentheses follow the test (:func:`sharpmem_lib.mitigation.sweep_test`):
+    a sweep of two settings gives paired differences ('paired by seed: ... +0.59 [...];
+    exploratory, 5 seeds'); a longer one rank correlations with ``symbol`` within seeds,
+    each with its permutation p, over n runs ('... 48 runs over 8 seeds' when ``seeds``,
+    the number of training seeds, is given)."""
+    if _rank_trend(per_loss) or _rank_trend(lmax):
+        rho = lambda v: "ρ = n/a" if not math.isfinite(v.estimate) else _rho(v.estimate)  # noqa: E731
+        same = lmax.method == per_loss.method
+        test = lambda v: _TESTS.get(v.method, v.method or "test").removesuffix(" test")  # noqa: E731
+        runs = f"{per_loss.n} runs" + (f" over {seeds} seeds" if seeds else "")
+        numbers = (f"rank correlation with {symbol} within seeds: top Hessian eigenvalue {rho(lmax)} "
+                   f"({test(lmax)} p = {_p(lmax.p_value)}), per unit training loss {rho(per_loss)} "
+                   f"({'' if same else test(per_loss) + ' '}p = {_p(per_loss.p_value)}); exploratory, {runs}")
+    else:
+        raw = lambda v: (f"{_signed(v.estimate)} [{_signed(v.ci_low)}, {_signed(v.ci_high)}]"  # noqa: E731
+                         if math.isfinite(v.ci_low) and math.isfinite(v.ci_high)
+                         else f"{_signed(v.estimate)} (no interval)")
+        numbers = (f"paired by seed: top Hessian eigenvalue {raw(lmax)}, per unit training loss {raw(per_loss)}; "
+                   f"exploratory, {per_loss.n} seeds").replace("-", "−")
     resolved = math.isfinite(per_loss.p_value) and per_loss.p_value < per_loss.alpha and per_loss.outcome != \
         "insufficient"
     if resolved and per_loss.estimate > 0:
@@ -1033,7 +1055,8 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     if ("lam trend", "lambda_max") in verdicts and ("lam trend", "lambda_max/loss") in verdicts:
         out["lam_sharpness_caveat"] = sharpness_caveat(verdicts[("lam trend", "lambda_max")],
                                                        verdicts[("lam trend", "lambda_max/loss")], lam_knob,
-                                                       verdicts.get(("lam trend", "single_query")))
+                                                       verdicts.get(("lam trend", "single_query")),
+                                                       seeds=n.get("train_seeds"))
     else:
         out["lam_sharpness_caveat"] = ("The λ sweep's sharpness was not measured, so whether it made minima sharper "
                                        "is unknown.")

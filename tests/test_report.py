@@ -1124,3 +1124,57 @@ def test_lira_accuracy_sentence_gives_each_algorithms_train_and_test_accuracy():
                  "81.0 % on held-out points (a gap of 18.0 points); SAM 94.0 % on its training subset and 82.0 % on "
                  "held-out points (a gap of 12.0 points).")
     assert "not available" in report.lira_accuracy_sentence(None)
+
+
+def _lam_sweep_verdicts(lams, seeds: int = 8):
+    """The λ sweep's two sharpness tests as chapter 4 makes them (mitigation.sweep_test, then
+    holm_verdicts with the tests exploratory): λmax rises with λ, with seed-level noise."""
+    import numpy as np
+
+    from sharpmem_lib.mitigation import sweep_test
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame([{"lam": lam, "seed": s, "lambda_max": 10 + 2 * lam + rng.normal(0, 1.5),
+                           "lambda_max/loss": 100 + 20 * lam + rng.normal(0, 15)}
+                          for lam in lams for s in range(seeds)])
+    tests = {m: sweep_test(frame, "lam", m) for m in ("lambda_max", "lambda_max/loss")}
+    return tests, holm_verdicts(tests, {m: 1 for m in tests}, exploratory=list(tests))
+
+
+def test_sharpness_caveat_of_a_lambda_trend_gives_rank_correlations_over_runs_not_paired_seeds():
+    """Session 9 (laptop book, 6 λ × 8 seeds): the caveat said 'paired by seed: top Hessian
+    eigenvalue +0.593 (no interval), ...; exploratory, 48 seeds' for what are Spearman ρ
+    within seeds over 48 runs. A trend's caveat names ρ, its permutation p, and runs over seeds."""
+    tests, verdicts = _lam_sweep_verdicts([0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+    assert "permutation" in tests["lambda_max"].method and tests["lambda_max"].n == 48
+    rho = {m: f"{t.estimate:+.2f}".replace("-", "−") for m, t in tests.items()}
+    p = {m: report._p(t.p_value) for m, t in tests.items()}
+    s = report.sharpness_caveat(verdicts["lambda_max"], verdicts["lambda_max/loss"], "A larger λ", seeds=8)
+    assert s == ("A larger λ made the minimum measurably sharper here, so this test bears on the claim (rank "
+                 f"correlation with λ within seeds: top Hessian eigenvalue ρ = {rho['lambda_max']} (permutation p = "
+                 f"{p['lambda_max']}), per unit training loss ρ = {rho['lambda_max/loss']} (p = "
+                 f"{p['lambda_max/loss']}); exploratory, 48 runs over 8 seeds).")
+    assert "paired by seed" not in s and "(no interval)" not in s
+    # without the number of seeds, runs only
+    assert report.sharpness_caveat(verdicts["lambda_max"], verdicts["lambda_max/loss"], "A larger λ").endswith(
+        "; exploratory, 48 runs).")
+    # chapter 4's sentences: the number of seeds comes from headline_numbers' train_seeds
+    numbers, chapter = _chapter4_inputs()
+    chapter = {**chapter, ("lam trend", "lambda_max"): verdicts["lambda_max"],
+               ("lam trend", "lambda_max/loss"): verdicts["lambda_max/loss"]}
+    numbers = {**numbers, "grids": {"lam": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]}, "train_seeds": 8}
+    out = report.mitigation_sentences(numbers, chapter)["lam_sharpness_caveat"]
+    assert out.startswith("A larger λ made the minimum measurably sharper here") and "48 runs over 8 seeds" in out
+    assert "paired by seed" not in out and "48 seeds" not in out
+
+
+def test_sharpness_caveat_of_a_two_setting_lambda_sweep_stays_paired_by_seed():
+    """The same caveat for a sweep of two settings (the default profile): paired differences
+    with their 95 % intervals over seeds, as before; the number of seeds is n, not runs."""
+    tests, verdicts = _lam_sweep_verdicts([0.0, 1.5], seeds=6)
+    assert tests["lambda_max"].method == "t" and tests["lambda_max"].n == 6
+    s = report.sharpness_caveat(verdicts["lambda_max"], verdicts["lambda_max/loss"], "λ = 1.5", seeds=6)
+    lm = tests["lambda_max"]
+    assert f"paired by seed: top Hessian eigenvalue {lm.estimate:+.3g} [{lm.ci_low:+.3g}, {lm.ci_high:+.3g}]".replace(
+        "-", "−") in s
+    assert s.endswith("; exploratory, 6 seeds).") and "ρ" not in s and "runs" not in s
