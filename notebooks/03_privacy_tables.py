@@ -183,8 +183,9 @@ display(readable_table(study.directions))
 # {glue:text}`disagree_list`. Signs alone overstate what this run shows: of this chapter's
 # {glue:text}`n_tests` confirmatory paired tests against SGD, {glue:text}`n_significant` have
 # a Holm-adjusted p < 0.05 (smallest adjusted p = {glue:text}`min_p`). Under the honest
-# protocol: {glue:text}`resolution_verdict` The default profile's small datasets and models
-# are not the paper's CIFAR WideResNets; the paper-scale profile reruns this chapter at the
+# protocol: {glue:text}`resolution_verdict` Unless this run used the paper profile (the
+# provenance table at the end names the profile, datasets and recipes), its datasets and models
+# are smaller than the paper's CIFAR WideResNets; the paper profile reruns this chapter at the
 # paper's scale on a GPU.
 #
 # Is the paper's premise there to test? {glue:text}`sam_premise` We make the same comparison

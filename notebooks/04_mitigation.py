@@ -29,7 +29,11 @@
 # Both are the optimizer of `sharpmem_lib.optim` with gradient coefficients
 # (1 + λ, −λ) and (1 + λ − ξ, −λ) on (g(w), g(w + ε)). The studies are
 # `sharpmem_lib.mitigation`'s; every target trains with a named recipe
-# (`sharpmem_lib.recipes`), so the SGD and SAM targets here are chapter 3's. This chapter sweeps λ and ξ,
+# (`sharpmem_lib.recipes`), so where this chapter's dataset and recipe are chapter 3's (as in
+# the default profile) its SGD and SAM targets are chapter 3's runs; where they differ (the
+# laptop profile trains chapter 3's Fashion-MNIST targets as a small CNN, this chapter's as
+# MLPs) they are trained here. The provenance table at the end names this run's dataset and
+# recipe. This chapter sweeps λ and ξ,
 # compares SharpReg with the defenses the paper compares it with (AdvReg
 # {cite:p}`nasr2018advreg`, MemGuard {cite:p}`jia2019memguard`, SELENA
 # {cite:p}`tang2022selena`) and with cheap baselines (early stopping, label smoothing,

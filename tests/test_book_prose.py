@@ -36,3 +36,45 @@ def test_chapter_markdown_names_no_issue_numbers(chapter):
     prose = "\n".join(markdown)
     assert not re.search(r"\bissues? \d+", prose, flags=re.I), chapter
     assert "fashion_mnist_cpu" not in prose, chapter
+
+
+@pytest.mark.parametrize("profile", ["default", "laptop"])
+def test_the_results_page_note_says_what_each_cpu_profile_runs(profile):
+    """Session 9 (the laptop book): the note said 'chapters 0, 2, 3 and 4 on ... Fashion-MNIST
+    with MLPs' as a fact about this build, while the laptop profile trains a small CNN in
+    chapters 0 and 3 and sweeps λ and ξ over six and seven settings. The note names each CPU
+    profile's model families and sweep sizes (from the profile files) and points to the
+    chapters' provenance tables for what this build ran."""
+    from sharpmem_lib.profiles import load_profile
+    from sharpmem_lib.recipes import get_recipe
+
+    text = (BOOK / "results.md").read_text()
+    note = text[text.index("```{note}"):]
+    note = " ".join(note[:note.index("```", 9)].split())
+    assert "provenance table" in note
+    params = load_profile(profile, NOTEBOOKS / "params")
+    recipes = [params["00_data_and_models"]["recipe"], params["02_memorization_buckets"]["recipe"],
+               *params["03_privacy_tables"]["recipes"].values(), params["04_mitigation"]["recipe"]]
+    words = {"mlp": "MLP", "cnn": "CNN"}
+    assert f"The {profile} profile (" in note, profile
+    start = note.index(f"The {profile} profile (")
+    end = note.find("The laptop profile (") if profile == "default" else -1  # the default's sentences only
+    said = note[start:end] if end > start else note[start:]
+    for model in {get_recipe(r).model for r in recipes}:
+        assert words[model] in said, (profile, model)
+    number = {2: "two", 6: "six", 7: "seven"}
+    for knob in ("lams", "xis"):
+        assert number[len(params["04_mitigation"][knob])] in said, (profile, knob)
+
+
+def test_chapter_4_says_its_targets_are_chapter_3s_only_where_the_recipes_match():
+    """The laptop profile trains chapter 3's Fashion-MNIST targets as a CNN and chapter 4's as
+    MLPs, so chapter 4 may not say, for every build, that its SGD and SAM targets are chapter 3's."""
+    from sharpmem_lib.profiles import load_profile
+
+    laptop = load_profile("laptop", NOTEBOOKS / "params")
+    ch3, ch4 = laptop["03_privacy_tables"], laptop["04_mitigation"]
+    assert ch3["recipes"][ch4["dataset"]] != ch4["recipe"]  # the premise: they differ on the laptop profile
+    prose = " ".join((NOTEBOOKS / "04_mitigation.py").read_text().replace("#", " ").split())
+    assert "so the SGD and SAM targets here are chapter 3's." not in prose
+    assert "where they differ" in prose
