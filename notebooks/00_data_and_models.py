@@ -63,7 +63,7 @@ from sharpmem_lib.models import model_table
 from sharpmem_lib.plots import show_figure, training_curves
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.recipes import recipe_settings, recipe_table
-from sharpmem_lib.report import attacker_members, glue, readable_table
+from sharpmem_lib.report import attacker_members, build_setup, glue, readable_table
 from sharpmem_lib.splits import SPLITS, published_partition, split_table
 
 pd.set_option("display.max_colwidth", None)
@@ -99,6 +99,7 @@ display(dataset_table())
 parts = [published_partition(name) for name in SPLITS]
 partitions = split_table(parts)
 glue("attacker_members", attacker_members(parts))  # the methods page quotes it
+glue("build_setup", build_setup())  # the results page's note: this chapter's profile, models and data
 display(readable_table(partitions))
 glue("partitions", partitions, display=False)  # shown again in the methods chapter
 

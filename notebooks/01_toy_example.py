@@ -78,6 +78,7 @@ from sharpmem_lib.plots import paired_seeds_figure, show_figure, toy_figure
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import (capture_view, claim_verdict, describe_gain, family_note, gain_table, glue, glue_claim,
                                  island_sentence, mean_std_table, power_sentence, readable_table, toy_many_sentence)
+from sharpmem_lib.report import build_setup
 from sharpmem_lib.stats import holm_verdicts, paired_tests_by
 from sharpmem_lib.toy import (CAPTURE, NEAR_BAYES, ToyConfig, cached_toy_experiment, capture_table, paired_gain,
                               power_table, summarize, toy_training)
@@ -168,6 +169,7 @@ glue("rho_used", f"{config.rho:g}")
 glue("claim_verdict", claim_verdict(verdicts[("atypical_acc", "few")], verdicts[("atypical_acc", "many")]))
 glue_claim("toy", verdicts[("atypical_acc", "few")])  # the results page's verdict table
 glue("family_note", family_note(next(iter(verdicts.values())).family_size))
+glue("build_setup", build_setup())  # the results page's note: this chapter's profile, model and data
 
 # %% [markdown]
 # ## What reproduces

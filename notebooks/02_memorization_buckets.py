@@ -83,7 +83,7 @@ from sharpmem_lib.plots import (bucket_accuracy_figure, ground_truth_figure, inf
                                 top1_memorization_figure)
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import (bucket_sentences, gain_table, glue, glue_claim, ground_truth_table, readable_table,
-                                 strata_view)
+                                 strata_view, build_setup)
 from sharpmem_lib.stats import holm_verdicts, paired_gain
 
 config = BucketStudyConfig(dataset, subset_recipe, recipe, n_models, fraction, seeds, sam_rho, swa_start, swa_lr,
@@ -92,7 +92,7 @@ study = run_bucket_study(config, results_dir or None, data_dir=data_dir or None,
                          influence_file=influence_file or None)  # trains only what the results cache lacks
 mb = study.buckets
 verdicts = holm_verdicts(**bucket_family(study))  # the paper's claims form the Holm family; the rest is exploratory
-for name, value in bucket_sentences(bucket_numbers(study), verdicts).items():
+for name, value in (bucket_sentences(bucket_numbers(study), verdicts) | {"build_setup": build_setup()}).items():
     glue(name, value)
 glue_claim("sam_bucket1", verdicts[("sam", 1)])  # the results page's verdict table
 

@@ -98,7 +98,7 @@ from sharpmem_lib.privacy import (GLOBAL_HEADERS, HEADERS, LIRA_HEADERS, Privacy
                                   privacy_study)
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.report import (glue, lira_gain_views, privacy_sentences, readable_table, significance_views,
-                                 target_view, verdict_table)
+                                 target_view, verdict_table, build_setup)
 
 config = PrivacyConfig(
     recipes=recipes, knobs=dict(sam_rho=sam_rho, sharpreg_rho=sharpreg_rho, sharpreg_lam=sharpreg_lam,
@@ -280,6 +280,7 @@ if study.lira is not None:
 display(verdict_table(study.verdicts, study.labels))
 for key, value in privacy_sentences(study).items():  # every number the prose and the results page quote
     glue(key, value)  # including the results page's claim_<name>_attack[_selena]_{number,power,status}
+glue("build_setup", build_setup())  # the results page's note: this chapter's profile, models and data
 
 # %% [markdown]
 # ## Provenance

@@ -105,7 +105,7 @@ from sharpmem_lib.plots import (bucket_accuracy_figure, sharpness_figure, show_f
 from sharpmem_lib.privacy import summarize
 from sharpmem_lib.provenance import provenance_table
 from sharpmem_lib.recipes import recipe_settings
-from sharpmem_lib.report import glue, mitigation_sentences, mitigation_table, readable_table
+from sharpmem_lib.report import build_setup, glue, mitigation_sentences, mitigation_table, readable_table
 from sharpmem_lib.stats import holm_verdicts
 
 config = MitigationConfig(dataset, recipe, lams, xis, sharpreg_rho, sharpreg_lam, sharpreg_xi, sam_rho, train_seeds,
@@ -117,6 +117,7 @@ lam_buckets, method_buckets = bucket_table(res, "lam", "final"), bucket_table(re
 verdicts = holm_verdicts(*(family := chapter_tests(res)), **chapter_roles(res, family[0]))  # claims: Holm family
 for name, value in mitigation_sentences(headline_numbers(res, lam_buckets, method_buckets), verdicts).items():
     glue(name, value)
+glue("build_setup", build_setup())  # the results page's note: this chapter's profile, models and data
 # (mitigation_sentences includes the results page's verdict rows: claim_{lam,xi}_attack_*, claim_sharpreg_defense_*)
 
 # %% [markdown]

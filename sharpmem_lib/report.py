@@ -27,7 +27,7 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
            "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
            "control_verdict", "control_conclusion", "sharpness_caveat", "defense_test_sentence",
-           "mitigation_sentences", "mitigation_label", "bucket_sentences", "strata_view",
+           "mitigation_sentences", "mitigation_label", "build_setup", "bucket_sentences", "strata_view",
            "ground_truth_table",
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
@@ -869,6 +869,66 @@ def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str, attack: Verdic
         return (f"{knob} {moved}, but {shape} here ({numbers}), so this says nothing about whether sharper minima "
                 "lower attack accuracy.")
     return f"{knob} {shape} here, so this test cannot bear on the claim ({numbers})."
+
+
+_MODELS = {"mlp": "MLPs", "cnn": "small CNNs", "wrn16_8": "WideResNet-16-8s", "fc": "fully connected networks"}
+
+
+def _chapter_uses(chapter: str, p: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """What a chapter trains, as (role, dataset, recipe), from its parameter values ``p``
+    (recipe '' for a role without models of its own, such as published estimates)."""
+    published = bool(p.get("influence_file"))
+    if chapter == "00_data_and_models":
+        return [("demonstration targets", p["dataset"], p["recipe"])]
+    if chapter == "01_toy_example":
+        return [("targets", "toy2d", p["recipe"])]
+    if chapter == "02_memorization_buckets":
+        estimates = ("published influence estimates", p["dataset"], "") if published else \
+            ("subset models", p["dataset"], p["subset_recipe"])
+        return [estimates, ("targets", p["dataset"], p["recipe"]),
+                ("ground-truth check", p["ground_truth_dataset"], p["ground_truth_recipe"])]
+    if chapter == "03_privacy_tables":
+        out = [("targets", d, r) for d, r in p["recipes"].items()]
+        if p.get("lira_dataset"):
+            out.append(("LiRA's models", p["lira_dataset"], p.get("lira_recipe") or p["recipes"].get(p["lira_dataset"],
+                                                                                                       "")))
+        if p.get("boundary_dataset"):
+            out.append(("boundary-distance attacks", p["boundary_dataset"], ""))
+        return out
+    if chapter == "04_mitigation":
+        estimates = ("published influence estimates", p["dataset"], "") if published else \
+            ("bucket subset models", p["dataset"], p["bucket_recipe"])
+        return [("targets, sweeps and defenses", p["dataset"], p["recipe"]), estimates]
+    raise ValueError(f"chapter={chapter!r} is not valid; choose from 00_data_and_models, 01_toy_example, "
+                     "02_memorization_buckets, 03_privacy_tables, 04_mitigation")
+
+
+def build_setup(run: Mapping[str, Any] | None = None) -> str:
+    """The results page's note, one chapter at a time: which profile this chapter ran with
+    (:func:`sharpmem_lib.provenance.parameter_source`, as its provenance table's first row)
+    and what it trained on what, from the parameter values its parameter check saw (``run``:
+    :func:`sharpmem_lib.parameters.notebook_run`, the default). E.g. 'the laptop profile:
+    small CNNs on the 7,000-image Fashion-MNIST sample (targets); MLPs on scikit-learn's 8×8
+    digits (targets); ...'."""
+    from sharpmem_lib.data import display_name
+    from sharpmem_lib.parameters import notebook_run
+    from sharpmem_lib.provenance import parameter_source
+    from sharpmem_lib.recipes import get_recipe
+
+    run = notebook_run() if run is None else run
+    if not run:
+        return "not recorded (the chapter's parameter check did not run)"
+    p = run["params"]
+    source = parameter_source(str(p.get("profile", "default")), dict(run))
+    parts = []
+    for role, dataset, recipe in _chapter_uses(run["chapter"], p):
+        if not recipe:
+            parts.append(f"{role} on {display_name(dataset)}")
+            continue
+        model = get_recipe(recipe).model
+        parts.append(f"{_MODELS.get(model, f'{model} models')} on {display_name(dataset)} ({role})")
+    profile = f"the {source} profile" if source == p.get("profile") else f"profile {source}"
+    return f"{profile}: {'; '.join(parts)}"
 
 
 def sharpness_verdict(v: Verdict, method: str, measure: str = "top Hessian eigenvalue") -> str:

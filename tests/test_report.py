@@ -1178,3 +1178,54 @@ def test_sharpness_caveat_of_a_two_setting_lambda_sweep_stays_paired_by_seed():
     assert f"paired by seed: top Hessian eigenvalue {lm.estimate:+.3g} [{lm.ci_low:+.3g}, {lm.ci_high:+.3g}]".replace(
         "-", "−") in s
     assert s.endswith("; exploratory, 6 seeds).") and "ρ" not in s and "runs" not in s
+
+
+def _profile_run(profile: str, chapter: str) -> dict:
+    """What a chapter's parameter check records when the pipeline runs it with ``profile``:
+    every parameter (the default profile's values are the notebooks' defaults), all injected."""
+    from pathlib import Path
+
+    from sharpmem_lib.profiles import load_profile
+
+    params_dir = Path(__file__).resolve().parents[1] / "notebooks" / "params"
+    chosen = load_profile(profile, params_dir).get(chapter, {})
+    params = {**load_profile("default", params_dir)[chapter], **chosen, "profile": profile}
+    return {"chapter": chapter, "injected": ["profile", *chosen], "params": params}
+
+
+def test_build_setup_names_the_profile_and_what_each_chapter_trained_on_what():
+    """Session 9 (the laptop book): the results page said 'chapters 0, 2, 3 and 4 ... with MLPs'
+    whatever the profile. Each chapter now glues its own profile, models and data, from the
+    parameters it ran with: the laptop profile's chapters 0 and 3 train small CNNs."""
+    laptop = {ch: report.build_setup(_profile_run("laptop", ch)) for ch in
+              ("00_data_and_models", "01_toy_example", "02_memorization_buckets", "03_privacy_tables", "04_mitigation")}
+    sample = "the 7,000-image Fashion-MNIST sample"
+    assert laptop["00_data_and_models"] == f"the laptop profile: small CNNs on {sample} (demonstration targets)"
+    assert laptop["01_toy_example"] == "the laptop profile: MLPs on the 2-D toy mixture (targets)"
+    assert laptop["03_privacy_tables"] == (
+        f"the laptop profile: small CNNs on {sample} (targets); MLPs on scikit-learn's 8×8 digits (targets); MLPs "
+        f"on {sample} (LiRA's models); boundary-distance attacks on scikit-learn's 8×8 digits")
+    assert laptop["04_mitigation"].startswith(f"the laptop profile: MLPs on {sample} (targets, sweeps and defenses)")
+    assert report.build_setup(_profile_run("default", "03_privacy_tables")) == (
+        f"the default profile: MLPs on {sample} (targets); MLPs on {sample} (LiRA's models)")
+    paper = report.build_setup(_profile_run("paper", "02_memorization_buckets"))
+    assert paper.startswith("the paper profile: published influence estimates on CIFAR-100; WideResNet-16-8s on "
+                            "CIFAR-100 (targets)")
+    # parameters given otherwise than the profile sets them: said, as in the provenance table's profile row
+    run = _profile_run("laptop", "00_data_and_models")
+    run["params"]["recipe"] = "fashion_mlp"
+    assert report.build_setup(run).startswith("profile laptop, except: recipe given directly")
+    assert report.build_setup({}).startswith("not recorded")
+    with pytest.raises(ValueError, match="chapter='05_x' is not valid"):
+        report.build_setup({"chapter": "05_x", "injected": None, "params": {}})
+
+
+def test_every_chapter_glues_its_build_setup_for_the_results_page():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "book" / "results.md").read_text()
+    for chapter in ("00_data_and_models", "01_toy_example", "02_memorization_buckets", "03_privacy_tables",
+                    "04_mitigation"):
+        assert f"../notebooks/{chapter}.ipynb::build_setup:s" in page, chapter
+        assert '"build_setup"' in (root / "notebooks" / f"{chapter}.py").read_text(), chapter
