@@ -828,6 +828,17 @@ def _rank_trend(v: Verdict) -> bool:
     return "permutation" in v.method or v.method.startswith("asymptotic")
 
 
+def _sharpness_resolved(per_loss: Verdict) -> bool:
+    """Whether a λ contrast in λmax per unit training loss is resolved (p < α, exploratory)."""
+    return math.isfinite(per_loss.p_value) and per_loss.p_value < per_loss.alpha and per_loss.outcome != "insufficient"
+
+
+def sharpened(per_loss: Verdict) -> bool:
+    """Whether the larger λ made the minimum measurably sharper per unit training loss (the
+    rule :func:`sharpness_caveat` uses): resolved and positive."""
+    return _sharpness_resolved(per_loss) and per_loss.estimate > 0
+
+
 def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str, attack: Verdict | None = None, *,
                      symbol: str = "λ", seeds: int | None = None) -> str:
     """Chapter 4 and the results page, beside the λ test of attack accuracy: the claim is
@@ -858,8 +869,7 @@ def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str, attack: Verdic
                          else f"{_signed(v.estimate)} (no interval)")
         numbers = (f"paired by seed: top Hessian eigenvalue {raw(lmax)}, per unit training loss {raw(per_loss)}; "
                    f"exploratory, {per_loss.n} seeds").replace("-", "−")
-    resolved = math.isfinite(per_loss.p_value) and per_loss.p_value < per_loss.alpha and per_loss.outcome != \
-        "insufficient"
+    resolved = _sharpness_resolved(per_loss)
     if resolved and per_loss.estimate > 0:
         return f"{knob} made the minimum measurably sharper here, so this test bears on the claim ({numbers})."
     shape = "made the minimum flatter, not sharper," if resolved else "did not make the minimum measurably sharper"
@@ -1149,6 +1159,10 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
                       ("sharpreg_defense", ("defense", "SharpReg"))):  # the results page's verdict table
         out |= (claim_values(key, verdicts[test]) if test in verdicts else  # a sweep or method that did not run
                 {f"claim_{key}_{part}": "n/a (not run)" for part in ("number", "power", "status")})
+    lam_attack, lam_loss = verdicts.get(("lam trend", "single_query")), verdicts.get(("lam trend", "lambda_max/loss"))
+    if lam_attack is not None and lam_attack.outcome in ("reproduced", "opposite") and (
+            lam_loss is None or not sharpened(lam_loss)):  # the row tests λ, the paper's proxy: not sharper minima
+        out["claim_lam_attack_status"] += " (λ did not measurably sharpen the minimum)"
     for key, family, method in (("lam", "lam", n["top_lam"]), ("sr", "sharpreg", "sharpreg")):
         pattern = _pattern_verdict(verdicts, (family, "pattern"), n.get(f"{key}_pattern"), -1)
         out[f"{key}_bucket_pattern"] = bucket_pattern(n[f"{key}_gain"], verdicts[(family, 1)], method, expect="loss",
