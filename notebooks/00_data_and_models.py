@@ -38,7 +38,9 @@ if importlib.util.find_spec("sharpmem_lib") is None:
                     f"sharpmem[defenses,attacks] @ git+{REPOSITORY}@main"], check=True)
 
 # %% tags=["parameters"]
-profile = "default"  # which notebooks/params/<profile>.yaml produced this run
+# The notebook's defaults, which are the default profile's values. A book built with another
+# profile replaces them: see the next cell ("Parameters of this run") and the provenance table.
+profile = "default"  # the profile these defaults are (notebooks/params/default.yaml)
 dataset = "fashion_mnist_cpu"  # the demo's dataset (see the table below)
 algorithms = ["sgd", "sam"]  # trained side by side
 recipe = "fashion_mlp"  # model and training settings (sharpmem_lib.recipes; the paper's: cifar_wrn16_8)

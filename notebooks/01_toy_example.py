@@ -54,7 +54,9 @@ if importlib.util.find_spec("sharpmem_lib") is None:
                     f"sharpmem[defenses,attacks] @ git+{REPOSITORY}@main"], check=True)
 
 # %% tags=["parameters"]
-profile = "default"  # which notebooks/params/<profile>.yaml produced this run
+# The notebook's defaults, which are the default profile's values. A book built with another
+# profile replaces them: see the next cell ("Parameters of this run") and the provenance table.
+profile = "default"  # the profile these defaults are (notebooks/params/default.yaml)
 n_few = 400  # training points in panel (b): the atypical cluster gets ~ n_few * 0.5 * atypical_weight
 n_many = 2000  # training points in panel (c)
 n_test = 20000  # test points (one sample, shared by every model)

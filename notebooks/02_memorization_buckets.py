@@ -48,7 +48,9 @@ if importlib.util.find_spec("sharpmem_lib") is None:
                     f"sharpmem[defenses,attacks] @ git+{REPOSITORY}@main"], check=True)
 
 # %% tags=["parameters"]
-profile = "default"  # which notebooks/params/<profile>.yaml produced this run
+# The notebook's defaults, which are the default profile's values. A book built with another
+# profile replaces them: see the next cell ("Parameters of this run") and the provenance table.
+profile = "default"  # the profile these defaults are (notebooks/params/default.yaml)
 dataset = "fashion_mnist_cpu"  # the dataset whose test points are bucketed
 subset_recipe = "fashion_mlp_subset"  # sharpmem_lib.recipes: the subset-trained models of the estimates
 n_models = 2000  # subset-trained models for the Feldman-Zhang estimates

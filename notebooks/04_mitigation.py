@@ -63,9 +63,11 @@ if importlib.util.find_spec("sharpmem_lib") is None:
                     f"sharpmem[defenses,attacks] @ git+{REPOSITORY}@main"], check=True)
 
 # %% tags=["parameters"]
-profile = "default"  # which notebooks/params/<profile>.yaml produced this run
+# The notebook's defaults, which are the default profile's values. A book built with another
+# profile replaces them: see the next cell ("Parameters of this run") and the provenance table.
+profile = "default"  # the profile these defaults are (notebooks/params/default.yaml)
 dataset = "fashion_mnist_cpu"
-recipe = "fashion_mlp"  # sharpmem_lib.recipes: model and training (chapter 3's, whose cached targets are reused)
+recipe = "fashion_mlp"  # sharpmem_lib.recipes (chapter 3's cached targets are reused if it is chapter 3's)
 sharpreg_rho = 0.01  # the paper's radius for eq. 4 and SharpReg (its footnote 4)
 lams = [0.0, 1.5]  # Fig. 4 (lambda 0 is SGD)
 sharpreg_lam = 1.5  # Fig. 5, as the paper: (rho, lambda, xi) of (0.01, 1.5, 0.3)
@@ -80,7 +82,7 @@ selena_models = 4  # SELENA's K (the paper's code: 25)
 selena_excluded = 2  # SELENA's L (the paper's code: 10)
 dp_noise = 1.0  # DP-SGD noise multiplier
 dp_clip = 0.1  # DP-SGD per-example clipping norm (1.0 diverged on fashion_mlp at lr 0.05, batch 32)
-bucket_recipe = "fashion_mlp_subset"  # chapter 2's subset models (cached there), for the buckets
+bucket_recipe = "fashion_mlp_subset"  # the buckets' subset models (chapter 2's cache if it is its subset_recipe)
 bucket_models = 2000
 influence_file = ""  # Feldman & Zhang's file, for cifar100 (see chapter 2)
 sharpness_iters = 20  # power iterations for the top Hessian eigenvalue

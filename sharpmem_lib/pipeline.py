@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ from sharpmem_lib.profiles import load_profile, profile_parameters
 from sharpmem_lib.report import BOOK_BUILD_ENV  # set for the kernels while the book's notebooks execute
 
 __all__ = ["REPO_ROOT", "BOOK_BUILD_ENV", "notebook_paths", "plan_notebooks", "execute_notebooks", "tidy_for_reading",
+           "injected_cell_header",
            "stage_book", "build_book", "recipe_uses", "training_plan"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -246,12 +248,37 @@ def execute_notebooks(plan: list[tuple[Path, dict]], out_dir: Path, log=print) -
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
+INJECTED_HEADER = "# Parameters"  # how papermill's injected-parameters cell begins
+
+
+def injected_cell_header(source: str) -> str:
+    """Papermill's injected-parameters cell ``source`` with its first line, ``# Parameters``,
+    replaced by one that says these are the run's values: its profile's (the cell's
+    ``profile``), which replace the notebook's defaults in the cell above. Idempotent."""
+    lines = source.split("\n")
+    if not lines or lines[0].strip() != INJECTED_HEADER:
+        return source
+    profile = None
+    try:
+        for node in ast.parse(source).body:
+            names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+            if isinstance(node, ast.Assign) and "profile" in names and isinstance(node.value, ast.Constant):
+                profile = node.value.value
+    except SyntaxError:
+        pass
+    where = f"the {profile!r} profile, notebooks/params/{profile}.yaml" if profile else "the build's"
+    lines[0] = (f"# Parameters of this run ({where}): these values replace the notebook's defaults above "
+                "(see also the provenance table at the end)")
+    return "\n".join(lines)
+
+
 def tidy_for_reading(path: Path) -> None:
     """Make an executed notebook read well as a book page, in place.
 
-    Papermill's injected-parameters cell gets ``remove-cell``: the parameters cell above it
-    documents every parameter, and the provenance table at the end lists the values used.
-    Progress-bar widgets (tqdm with ipywidgets) are dropped with the notebook's widget
+    Papermill's injected-parameters cell stays visible, headed by what it is
+    (:func:`injected_cell_header`): the parameters cell above it shows the notebook's defaults
+    (the default profile's), and a reader of another profile's book must see the values that
+    replaced them. Progress-bar widgets (tqdm with ipywidgets) are dropped with the notebook's widget
     state: a static page cannot show them, and myst-nb would fetch a widget manager from
     the internet for them.
     """
@@ -260,8 +287,10 @@ def tidy_for_reading(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            tags.append("remove-cell")
+        if "injected-parameters" in tags:
+            if "remove-cell" in tags:
+                tags.remove("remove-cell")
+            cell.source = injected_cell_header(cell.source)
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
     nb.metadata.pop("widgets", None)

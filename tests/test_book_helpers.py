@@ -87,9 +87,12 @@ def test_figures_use_readable_fonts_and_fit_the_column():
     plt.close(fig)
 
 
-def test_tidy_for_reading_hides_injected_parameters_and_drops_widgets(tmp_path):
+def test_tidy_for_reading_shows_injected_parameters_and_drops_widgets(tmp_path):
+    """A laptop or smoke book shows the values its profile injected (the parameters cell
+    above shows the notebook's defaults, the default profile's), headed by what they are."""
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["injected-parameters"]})
+    params = nbformat.v4.new_code_cell("# Parameters\nprofile = 'smoke'\nseeds = 2\n",
+                                       metadata={"tags": ["injected-parameters", "remove-cell"]})
     bar = nbformat.v4.new_output("display_data", data={pipeline.WIDGET_VIEW: {"model_id": "x"}, "text/plain": "0%|"})
     text = nbformat.v4.new_output("stream", name="stdout", text="done\n")
     work = nbformat.v4.new_code_cell("train()", outputs=[bar, text])
@@ -99,7 +102,13 @@ def test_tidy_for_reading_hides_injected_parameters_and_drops_widgets(tmp_path):
     nbformat.write(nb, path)
     pipeline.tidy_for_reading(path)
     out = nbformat.read(path, as_version=4)
-    assert out.cells[0].metadata.tags == ["injected-parameters", "remove-cell"]
+    assert out.cells[0].metadata.tags == ["injected-parameters"]
+    header, *rest = out.cells[0].source.split("\n")
+    assert header.startswith("# Parameters of this run (the 'smoke' profile")
+    assert "notebooks/params/smoke.yaml" in header and "replace the notebook's defaults above" in header
+    assert rest == ["profile = 'smoke'", "seeds = 2", ""]
+    pipeline.tidy_for_reading(path)  # a second pass leaves it as it is
+    assert nbformat.read(path, as_version=4).cells[0].source == out.cells[0].source
     assert [o.output_type for o in out.cells[1].outputs] == ["stream"]
     assert "widgets" not in out.metadata
 
