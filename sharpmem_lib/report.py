@@ -32,6 +32,7 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
            "lira_groups", "privacy_sentences", "toy_many_sentence", "premise_sentence", "premise_sentences",
+           "chapter4_setup", "chapters_differ",
            "paper_effects", "paper_effect_note", "gap_sentence", "weights_note",
            "attacker_members", "bucket_noise_sentence", "partial_sentence", "near_unmeasured_sentence",
            "dataset_name", "lira_accuracy_sentence", "table2_label",
@@ -1710,12 +1711,46 @@ def gap_sentence(method: str, train=None, gap=None) -> str:
     return head + "."
 
 
-def table1_attack_note(v: Verdict, weights: str, paper_effect: float | None = None, method: str = "SharpReg") -> str:
+def _recipe_words(recipe: str) -> str:
+    """'small CNNs, fashion_cnn,': a recipe's model in words, then its name."""
+    from sharpmem_lib.recipes import get_recipe
+
+    try:
+        model = get_recipe(recipe).model
+    except (KeyError, ValueError):
+        return recipe
+    return f"{_MODELS.get(model, f'{model} models')}, {recipe},"
+
+
+def chapters_differ(recipe3: str | None = None, recipe4: str | None = None, dataset3: str | None = None,
+                    dataset4: str | None = None, weights3: str = "best-validation weights") -> str:
+    """Why chapter 3's Table 1 numbers and chapter 4's SharpReg − SGD numbers differ: always the
+    weights attacked (best-validation in chapter 3, last-epoch in chapter 4); also the recipe
+    (model and training) and the dataset when those differ, e.g. on the laptop profile
+    ('fashion_cnn (small CNNs) in chapter 3, fashion_mlp (MLPs) in chapter 4'). Recipes not
+    known (None): the weights only."""
+    parts = []
+    if dataset3 and dataset4 and dataset3 != dataset4:
+        parts.append(f"the dataset ({dataset_name(dataset3)} in chapter 3, {dataset_name(dataset4)} in chapter 4)")
+    if recipe3 and recipe4 and recipe3 != recipe4:
+        parts.append(f"their recipe, architecture included ({_recipe_words(recipe3)} in chapter 3; "
+                     f"{_recipe_words(recipe4)} in chapter 4)")
+    if weights3 != "last-epoch weights":  # chapter 4 attacks every model's last-epoch weights
+        parts.append(f"the weights attacked ({weights3.removesuffix(' weights')} in chapter 3, last-epoch in "
+                     "chapter 4)")
+    if not parts:
+        return "The two chapters attack models of the same recipe at the same (last-epoch) weights."
+    what = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and in " + parts[-1]
+    return f"The two chapters' models differ in {what}, so their numbers differ."
+
+
+def table1_attack_note(v: Verdict, weights: str, paper_effect: float | None = None, method: str = "SharpReg",
+                       differ: str | None = None) -> str:
     """The results page, beside chapter 4's confirmatory SharpReg − SGD attack test: what
     chapter 3's Table 1 rows say about the same difference (``v``: its honest best
     single-query attack verdict, at ``weights``), whether the paper's own effect
-    (``paper_effect``, a fraction: CIFAR-100's) lies outside its interval, and that the two
-    chapters' models differ in their weights."""
+    (``paper_effect``, a fraction: CIFAR-100's) lies outside its interval, and how the two
+    chapters' models differ (``differ``: :func:`chapters_differ`; default: in their weights)."""
     head = f"Chapter 3's Table 1 models ({weights}, n = {v.n}) give {method} − SGD {_ci_text(v)}"
     if v.outcome == "insufficient":
         return head + ": too few seeds for a test, insufficient data."
@@ -1731,7 +1766,7 @@ def table1_attack_note(v: Verdict, weights: str, paper_effect: float | None = No
     if paper_effect is not None and math.isfinite(v.ci_low) and not v.ci_low <= paper_effect <= v.ci_high:
         head += f"; its interval excludes the paper's {100 * paper_effect:+.1f}".replace("-", "−") + \
             " points on CIFAR-100"
-    return head + ". The two chapters' models differ in the weights attacked, so their numbers differ."
+    return head + ". " + (differ or chapters_differ())
 
 
 def premise_sentence(acc: Verdict, gap=None, method: str = "sam", train=None) -> str:
@@ -1864,14 +1899,19 @@ def lira_accuracy_sentence(accuracy: pd.DataFrame | None) -> str:
     return f"LiRA's target models, mean over {n} targets per algorithm: " + "; ".join(parts) + "."
 
 
-def premise_sentences(study, dataset: str) -> dict[str, str]:
+def premise_sentences(study, dataset: str, mitigation: tuple[str, str] | None = None) -> dict[str, str]:
     """``sam_premise`` (:func:`premise_sentence`, honest protocol; the premise is SAM's),
     ``<method>_gap`` (:func:`gap_sentence`: train accuracy and generalization gap against
     SGD, paired by seed) and ``<method>_paper_effects`` (:func:`paper_effect_note` for the honest best single-query
-    attack) on ``dataset``, for SAM and SharpReg where they ran."""
+    attack) on ``dataset``, for SAM and SharpReg where they ran. ``mitigation``: chapter 4's
+    (dataset, recipe), so ``chapters_differ`` names what differs besides the weights."""
     from sharpmem_lib.stats import paired_test
 
-    out: dict[str, str] = {}
+    recipe3 = dict(getattr(getattr(study, "config", None), "recipes", None) or {}).get(dataset)
+    ds4, recipe4 = mitigation or (None, None)
+    weights = {"best": "best-validation weights", "final": "last-epoch weights"}.get(
+        getattr(getattr(study, "config", None), "which", "best"), "best-validation weights")
+    out: dict[str, str] = {"chapters_differ": chapters_differ(recipe3, recipe4, dataset, ds4, weights)}
     targets = study.target_table()
 
     def paired(name: str, column: str):
@@ -1896,18 +1936,31 @@ def premise_sentences(study, dataset: str) -> dict[str, str]:
         if name == "sam":
             out["sam_premise"] = premise_sentence(acc, gap, name, train)
         else:
-            weights = {"best": "best-validation weights", "final": "last-epoch weights"}.get(
-                getattr(getattr(study, "config", None), "which", "best"), "best-validation weights")
             out["sharpreg_table1_note"] = table1_attack_note(
-                attack, weights, paper_effects(study.paper, name).get("cifar100"))
+                attack, weights, paper_effects(study.paper, name).get("cifar100"), differ=out["chapters_differ"])
         out[f"{name}_paper_effects"] = (paper_effect_note(attack, paper_effects(study.paper, name))
                                         or f"The paper's Table 1 gives no effect of {method_label(name)} to compare.")
     return out
 
 
-def privacy_sentences(study) -> dict[str, Any]:
+def chapter4_setup(profile: str) -> tuple[str, str] | None:
+    """Chapter 4's (dataset, recipe) in ``profile`` (notebooks/params/<profile>.yaml), for
+    chapter 3's note on how the two chapters' models differ; None where it cannot be read."""
+    from sharpmem_lib.profiles import load_profile
+    from sharpmem_lib.provenance import PARAMS_DIR
+
+    try:
+        p = load_profile(profile, PARAMS_DIR).get("04_mitigation", {})
+    except (OSError, ValueError):
+        return None
+    return (p["dataset"], p["recipe"]) if "dataset" in p and "recipe" in p else None
+
+
+def privacy_sentences(study, mitigation: tuple[str, str] | None = None) -> dict[str, Any]:
     """Every value chapter 3's prose and the results page quote, by glue name, computed from
-    a :class:`sharpmem_lib.privacy.PrivacyStudy` (numbers as text; the tables as frames)."""
+    a :class:`sharpmem_lib.privacy.PrivacyStudy` (numbers as text; the tables as frames).
+    ``mitigation``: chapter 4's (dataset, recipe) (:func:`chapter4_setup`), for
+    ``chapters_differ``."""
     from sharpmem_lib.privacy import format_table1
 
     verdicts, sign = study.verdicts, study.paper_sign
@@ -1967,7 +2020,7 @@ def privacy_sentences(study) -> dict[str, Any]:
                                           "lira_accuracy")}
         out["lira_verdict"] = out["lira_caveat"] = "LiRA was skipped in this run."
     first = next(iter(c.recipes))  # the results page's verdict table: the first dataset's best single-query attack
-    out |= premise_sentences(study, first)
+    out |= premise_sentences(study, first, mitigation)
     for name in ("sam", "sharpreg"):
         for protocol, suffix in (("honest", ""), ("selena", "_selena")):
             key = ("table2", first, name, "single_query", protocol)

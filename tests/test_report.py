@@ -1097,6 +1097,23 @@ def test_table1_attack_note_reconciles_chapter3_with_chapter4():
         report.table1_attack_note(flat, "w")
 
 
+def test_table1_attack_note_names_the_recipe_when_the_chapters_train_different_models():
+    """Referee 2 item 12: on the laptop profile chapter 3's Fashion targets are small CNNs
+    (fashion_cnn) and chapter 4's MLPs (fashion_mlp): the note must not blame the weights alone."""
+    t1 = verdict(0.009, (0.002, 0.017), 0.06, -1, 14, p_value=0.015, method="t", family_size=8)
+    laptop = report.chapters_differ("fashion_cnn", "fashion_mlp", "fashion_mnist_cpu", "fashion_mnist_cpu")
+    s = report.table1_attack_note(t1, "best-validation weights", differ=laptop)
+    assert s.endswith("differ in their recipe, architecture included (small CNNs, fashion_cnn, in chapter 3; MLPs, "
+                      "fashion_mlp, in chapter 4) and in the weights attacked (best-validation in chapter 3, "
+                      "last-epoch in chapter 4), so their numbers differ.")
+    same = report.chapters_differ("fashion_mlp", "fashion_mlp", "fashion_mnist_cpu", "fashion_mnist_cpu")
+    assert same == ("The two chapters' models differ in the weights attacked (best-validation in chapter 3, "
+                    "last-epoch in chapter 4), so their numbers differ.")
+    assert report.chapter4_setup("laptop") == ("fashion_mnist_cpu", "fashion_mlp")
+    text = open(__import__("pathlib").Path(__file__).parents[1] / "book" / "results.md").read()
+    assert "03_privacy_tables.ipynb::chapters_differ:s" in text and "not directly comparable" not in text
+
+
 def test_sharpregs_gap_comes_with_its_train_accuracy():
     """Referee H7 (5): SharpReg's train accuracy was printed alone, with '[+0.0, ...]' under
     'higher'; the gap difference always follows, and a bound near 0 gets two decimals."""
