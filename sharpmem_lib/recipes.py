@@ -106,8 +106,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
          lr=0.05, epochs=60, batch_size=32),
     _mlp("digits_mlp_buckets", (64,), "CPU: chapter 2's SGD/SAM/SWA targets on digits (reruns with dataset digits)",
          lr=0.05, epochs=40, batch_size=32),
-    _mlp("digits_mlp_subset", (64,), "CPU: subset models on digits and chapter 2's longtail ground-truth check "
-         "(the default's Fashion-MNIST subset models are fashion_mlp_subset)", lr=0.05, epochs=10, batch_size=32),
+    _mlp("digits_mlp_subset", (64,), "CPU: subset models (Feldman-Zhang estimates) on digits or longtail, one "
+         "hidden layer of 64, 10 epochs (the default and paper profiles' chapter 2 longtail ground-truth check)",
+         lr=0.05, epochs=10, batch_size=32),
     _mlp("digits_mlp_demo", None, "CPU: chapter 0's demo on digits (MLP's default widths; the default profile's "
          "chapter 0 uses fashion_mlp)", lr=0.05, epochs=40, batch_size=64),
     # CPU (default profile) on Fashion-MNIST (fashion_mnist_cpu's 2,500 members): an over-parameterised MLP
@@ -122,13 +123,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     # validation weights at epoch 24: 0.557); 784-512-10 80 epochs x0.2 at 40/60: gap 16.1, AUC 0.577, 10.8 s;
     # 784-512-512-10 60 epochs: gap 15.4, AUC 0.574, 13.3 s;
     # fashion_cnn 30 epochs: train 77.8 %, test 73.7 %, AUC 0.528, 68 s training, 29 min per attack split at load 7.5)
-    _mlp("fashion_mlp", (128,), "CPU: chapters 0, 3 and 4's targets on fashion_mnist_cpu, sized by "
-         "benchmarks/power_sizing.py: 784-128-10, lr 0.05 x0.2 at epoch 20 of 30, batch 32", lr=0.05, epochs=30,
+    _mlp("fashion_mlp", (128,), "CPU: MLP targets on fashion_mnist_cpu (the default profile's chapters 0, 2, 3 "
+         "and 4, the laptop's 2 and 4), sized by benchmarks/power_sizing.py: 784-128-10, lr 0.05 x0.2 at epoch 20 "
+         "of 30, batch 32", lr=0.05, epochs=30,
          batch_size=32, lr_milestones=(20,)),
     # (pilot of 16 subset models on 50 % of the 2,500 members: SGD 0.43 s/model, 85 % accuracy on its own training
     # points vs 79 % on the held-out ones; SAM 1.2 s/model; 784-64-10 for 12 epochs: 89 % vs 81 %, 0.8 and 4.1 s)
-    _mlp("fashion_mlp_lira", (32,), "CPU: chapter 3's LiRA models on fashion_mnist_cpu (targets and shadows, 3 "
-         "algorithms): 784-32-10, 8 epochs, x0.2 at 5, batch 32, so that 3 x 48 of them fit the default book",
+    _mlp("fashion_mlp_lira", (32,), "CPU: LiRA models on fashion_mnist_cpu (targets and shadows, 3 algorithms; "
+         "the default and laptop profiles' chapter 3): 784-32-10, 8 epochs, x0.2 at 5, batch 32, so that 3 x 48 of "
+         "them fit the default book",
          lr=0.05, epochs=8, batch_size=32, lr_milestones=(5,)),
     # (pilot of 100 models: 2 epochs leave 26 % of test points never misclassified, 13.5 % extrapolated to 2,000
     # models; 5 epochs 36 % and 23 %). Measured at 2,000 models (H5, chapter 2's default: n_models 2000, also chapter
@@ -136,8 +139,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     # test accuracy / mean memorization score / CPU s on 1 thread: 2 epochs 10.1 % / 71.7 % / 0.018 / 44 s;
     # 3 epochs 16.6 % / 74.4 % / 0.027 / ~55 s; 5 epochs 21.2 % (misses issue 16's <= 20 %) / 76.9 % / 0.041 / 69 s.
     # 3 epochs: the most memorization that keeps the unmeasured share under 20 %.
-    _mlp("fashion_mlp_subset", (32,), "CPU: subset models (Feldman-Zhang estimates) on fashion_mnist_cpu: 784-32-10, "
-         "3 epochs, so that 2,000 of them fit and most test points are sometimes misclassified", lr=0.05, epochs=3,
+    _mlp("fashion_mlp_subset", (32,), "CPU: subset models (Feldman-Zhang estimates) on fashion_mnist_cpu or longtail "
+         "(the default profile's chapters 2 and 4; the laptop's also its ground-truth check): 784-32-10, 3 epochs, "
+         "so that 2,000 of them fit and most test points are sometimes misclassified", lr=0.05, epochs=3,
          batch_size=64),
     # laptop profile (~90 min): the paper's models are convolutional; a small CNN on the same split.
     # Pilots (benchmarks/power_sizing.py --recipe fashion_cnn, SGD, seed 0 unless said, best-validation weights
@@ -159,10 +163,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     # 4,096 images, 78 with batches of 512 (the same scores); one whole evaluation through the old CNN took ~400.
     Recipe("fashion_cnn", "cnn", TrainConfig(lr=0.01, momentum=0.9, weight_decay=0.0, epochs=25, batch_size=64,
                                              lr_milestones=(15,)),
-           {"width": 16}, "CPU, laptop profile (chapters 0 and 3): SmallCNN width 16 (conv-pool x 2, linear head) on "
-           "fashion_mnist_cpu, lr 0.01 x0.2 at epoch 15 of 25, batch 64"),
+           {"width": 16}, "CPU: a small CNN (the laptop profile's chapters 0 and 3): SmallCNN width 16 (conv-pool "
+           "x 2, linear head) on fashion_mnist_cpu, lr 0.01 x0.2 at epoch 15 of 25, batch 64"),
     # chapter 1's toy example (Fig. 1; the paper gives no settings): a 2-64-64-2 MLP on the 2-D mixture
-    _mlp("toy_mlp", (64, 64), "chapter 1's toy example (Fig. 1 gives no settings): 200 epochs", lr=0.05,
+    _mlp("toy_mlp", (64, 64), "chapter 1's toy example (Fig. 1 gives no settings; the default and laptop "
+         "profiles): 200 epochs", lr=0.05,
          epochs=200, batch_size=32),
     _mlp("toy_mlp_paper", (64, 64), "chapter 1's toy example on the paper profile: 300 epochs", lr=0.05,
          epochs=300, batch_size=32),

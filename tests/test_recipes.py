@@ -184,3 +184,16 @@ def test_toy_recipes_keep_chapter1s_configs():
     for bad in ("cifar_wrn16_8", "purchase_fc", "digits_mlp_demo"):  # a model, optimizer or setting the toy lacks
         with pytest.raises(ValueError, match=f"recipe='{bad}' is not valid for the toy example"):
             toy_training(bad)
+
+
+def test_recipe_descriptions_name_the_profile_whose_chapters_they_cite():
+    """A recipe's description says what it is; where it names the chapters that use it, it says
+    under which profile (a laptop book's chapter 0 trains fashion_cnn, not the default's fashion_mlp),
+    or that they are reruns or smoke tests."""
+    import re
+
+    for name, recipe in RECIPES.items():
+        if re.search(r"chapters? \d", recipe.source):
+            assert re.search(r"profile|reruns|smoke", recipe.source), (name, recipe.source)
+    assert "the default profile's chapters 0, 2, 3" in RECIPES["fashion_mlp"].source
+    assert "the default and paper profiles' chapter 2" in RECIPES["digits_mlp_subset"].source
