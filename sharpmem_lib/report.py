@@ -26,7 +26,7 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "unmeasured_share", "influence_precision_note",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
            "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
-           "control_verdict", "control_conclusion", "sharpness_caveat", "defense_test_sentence",
+           "control_verdict", "control_conclusion", "sharpness_caveat", "short_of_holm", "defense_test_sentence",
            "mitigation_sentences", "mitigation_label", "build_setup", "bucket_sentences", "strata_view",
            "ground_truth_table",
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
@@ -724,6 +724,18 @@ Label smoothing and early stopping are the book's baselines (the paper lists the
 regularizers "studied as defenses"), so a result against them is not against the paper."""
 
 
+def short_of_holm(v: Verdict, method: str, what: str = "attack accuracy") -> str:
+    """For a confirmatory test that is not resolved although its 95 % interval excludes 0:
+    'by the unadjusted interval SharpReg raises attack accuracy, the opposite of the paper's
+    direction, but short of its Holm level' (never 'not distinguishable'). Empty otherwise."""
+    sign = _ci_sign(v)
+    if v.outcome != "not resolved" or not sign:
+        return ""
+    moves = "raises" if sign > 0 else "lowers"
+    way = "the paper's direction" if sign == v.expected_sign else "the opposite of the paper's direction"
+    return f"by the unadjusted interval {method} {moves} {what}, {way}, but short of its Holm level"
+
+
 def defense_verdict(verdicts: Mapping[str, Verdict], what: str = "the honest best single-query attack") -> str:
     """Chapter 4, Fig. 5c: each defense against SGD, paired by seed, in attack accuracy (the
     paper's expectation: lower, sign −1). The confirmatory tests (in the chapter's Holm family:
@@ -753,6 +765,8 @@ def defense_verdict(verdicts: Mapping[str, Verdict], what: str = "the honest bes
             out.append(f"Confirmatory: {k} raises it significantly ({ev}){why}")
         elif v.outcome == "insufficient":
             out.append(f"Confirmatory: {k} has too few seeds for a test (n = {v.n}): insufficient data.")
+        elif short_of_holm(v, k):
+            out.append(f"Confirmatory: {short_of_holm(v, k, 'it')} ({ev}): not resolved.")
         else:
             out.append(f"Confirmatory: {k} is not distinguishable from SGD ({ev}): not resolved.")
     rest = {k: v for k, v in verdicts.items() if k not in confirmatory}
@@ -791,6 +805,8 @@ def defense_test_sentence(v: Verdict, method: str = "SharpReg", what: str = "the
     if v.outcome == "reproduced":
         tail = f"; {EXPLORATORY_AGREES}" if _exploratory(v) else ", as the paper reports"
         return head + f": {method} lowers attack accuracy{tail}."
+    if short_of_holm(v, method):
+        return head + f": {short_of_holm(v, method)}: not resolved."
     return head + ": not resolved."
 
 
@@ -800,8 +816,11 @@ def control_conclusion(control: Verdict, method_vs_sgd: Verdict, control_name: s
     ``method``'s difference from SGD in ``what``, in short sentences. ``control``: ``method``
     − the control run (SGD at lr × (1 − ξ)), exploratory; ``method_vs_sgd``: ``method`` − SGD
     at the full learning rate, same weights. When the method differs from SGD but not from its
-    control, and the control difference is less than half the difference from SGD, most of
-    that difference is what the smaller step does. Labelled exploratory, with n."""
+    control, and the control difference is less than half the difference from SGD, the point
+    estimate puts most of that difference on the smaller step; the control interval's bound in
+    the direction of the SGD difference says how many of those points the sharpness term may
+    still account for (absence of evidence is not evidence of absence). Labelled exploratory,
+    with n."""
     m = method_label(method)
     if "insufficient" in (control.outcome, method_vs_sgd.outcome):
         return f"Too few seeds to say what the smaller step does to {m}'s {what} (exploratory)."
@@ -809,18 +828,27 @@ def control_conclusion(control: Verdict, method_vs_sgd: Verdict, control_name: s
     versus_sgd = f"{m} − SGD is {_ci_text(method_vs_sgd)}"
     versus_control = f"{m} − {control_name} is {_ci_text(control)}"
     if method_vs_sgd.outcome not in ("reproduced", "opposite"):
+        short = short_of_holm(method_vs_sgd, m, "it")
+        if short:
+            return (f"On {what}, {versus_sgd}: {short}, so its difference from SGD is not established and the "
+                    f"control ({versus_control}) is not asked to explain it {tag}.")
         return (f"On {what}, {versus_sgd}: {m} is not resolved from SGD, so the control has no difference to "
                 f"explain {tag}.")
     head = f"On {what}, {versus_sgd}, and {versus_control}."
     if math.isfinite(control.p_value) and control.p_value < control.alpha:
         return (head + f" {m} also differs from {control_name}, so the smaller step alone does not account for its "
                 f"difference from SGD {tag}.")
+    total = 100 * abs(method_vs_sgd.estimate)
+    bound = 100 * (control.ci_high if method_vs_sgd.estimate > 0 else -control.ci_low)  # the sharpness term's most
+    allows = ("the interval allows all of it to come from the sharpness term" if not math.isfinite(bound)
+              or bound >= total else f"the interval allows up to {max(bound, 0):.1f} of those {total:.1f} points "
+              "to come from the sharpness term")
     if abs(control.estimate) < abs(method_vs_sgd.estimate) / 2:
-        return (head + f" {m} is not distinguishable from {control_name}, and its difference from it is less than "
-                f"half its difference from SGD. So most of {m}'s difference from SGD is what the smaller step does "
-                f"{tag}.")
-    return (head + f" {m} is not distinguishable from {control_name}, but that difference is not small against its "
-            f"difference from SGD, so how much of it the smaller step does is not resolved {tag}.")
+        return (head + f" {m} − {control_name} is not resolved; its point estimate is less than half {m}'s "
+                f"difference from SGD, so the point estimate puts most of that difference on the smaller step, but "
+                f"{allows} {tag}.")
+    return (head + f" {m} − {control_name} is not resolved, but not small against {m}'s difference from SGD: "
+            f"how much of it the smaller step does is not resolved; {allows} {tag}.")
 
 
 def _rank_trend(v: Verdict) -> bool:
