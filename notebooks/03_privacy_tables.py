@@ -60,7 +60,9 @@ if importlib.util.find_spec("sharpmem_lib") is None:
                     f"sharpmem[defenses,attacks] @ git+{REPOSITORY}@main"], check=True)
 
 # %% tags=["parameters"]
-profile = "default"  # which notebooks/params/<profile>.yaml produced this run
+# The notebook's defaults, which are the default profile's values. A book built with another
+# profile replaces them: see the next cell ("Parameters of this run") and the provenance table.
+profile = "default"  # the profile these defaults are (notebooks/params/default.yaml)
 recipes = {"fashion_mnist_cpu": "fashion_mlp"}  # dataset -> training recipe (sharpmem_lib.recipes)
 sam_rho = 0.1  # the paper's SAM radius
 sharpreg_rho = 0.01  # the paper's SharpReg settings (eq. 6)
@@ -97,8 +99,8 @@ from sharpmem_lib.plots import group_tpr_figure, roc_figure, show_figure
 from sharpmem_lib.privacy import (GLOBAL_HEADERS, HEADERS, LIRA_HEADERS, PrivacyConfig, format_table1, power_targets,
                                   privacy_study)
 from sharpmem_lib.provenance import provenance_table
-from sharpmem_lib.report import (glue, lira_gain_views, privacy_sentences, readable_table, significance_views,
-                                 target_view, verdict_table, build_setup)
+from sharpmem_lib.report import (chapter4_setup, glue, lira_gain_views, privacy_sentences, readable_table,
+                                 significance_views, target_view, verdict_table, build_setup)
 
 config = PrivacyConfig(
     recipes=recipes, knobs=dict(sam_rho=sam_rho, sharpreg_rho=sharpreg_rho, sharpreg_lam=sharpreg_lam,
@@ -278,7 +280,7 @@ if study.lira is not None:
 
 # %% tags=["remove-input"]
 display(verdict_table(study.verdicts, study.labels))
-for key, value in privacy_sentences(study).items():  # every number the prose and the results page quote
+for key, value in privacy_sentences(study, chapter4_setup(profile)).items():  # every number the prose quotes
     glue(key, value)  # including the results page's claim_<name>_attack[_selena]_{number,power,status}
 glue("build_setup", build_setup())  # the results page's note: this chapter's profile, models and data
 
