@@ -181,9 +181,9 @@ if study.strata_table is not None:
     display(strata_view(gain_within_strata(study.strata_table, "sam")))
 
 # %% [markdown]
-# **SAM.** {glue:text}`sam_b1` {glue:text}`sam_b5` {glue:text}`sam_shape`
+# **SAM.** {glue:text}`sam_shape` {glue:text}`sam_b5`
 #
-# **SWA.** {glue:text}`swa_b1` {glue:text}`swa_b5` {glue:text}`swa_shape`
+# **SWA.** {glue:text}`swa_shape` {glue:text}`swa_b5`
 #
 # **What bucket 5 holds.** {glue:text}`near_unmeasured`
 #
@@ -214,13 +214,13 @@ if study.ground_truth is not None:  # a check of the metric, not a claim: Spearm
     display(subpopulation_table(gt, size))
 
 # %% [markdown]
-# Over the measured test points ({glue:text}`gt_unmeasured` are unmeasured and left out),
+# On {glue:text}`gt_scope`,
 # Spearman's correlation between influence entropy and true subpopulation size is
 # {glue:text}`spearman` (p = {glue:text}`spearman_p`); the median subpopulation size is
-# {glue:text}`median_b1` in bucket 1 and {glue:text}`median_b5` in bucket 5. A positive
+# {glue:text}`gt_medians`. A positive
 # correlation means the metric does what the paper uses it for: low entropy marks points
-# from rare subpopulations. Plain difficulty (the subset models' accuracy) correlates
-# {glue:text}`gt_difficulty` with subpopulation size. The partial correlation of entropy with
+# from rare subpopulations. The subset models' accuracy on the point (its ease, the opposite
+# of difficulty) correlates {glue:text}`gt_difficulty` with subpopulation size. The partial correlation of entropy with
 # subpopulation size, difficulty held fixed, says what entropy knows about rarity beyond how
 # hard the point is. {glue:text}`gt_partial_verdict`
 #

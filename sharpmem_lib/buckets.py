@@ -584,8 +584,8 @@ def bucket_numbers(study: BucketStudy) -> dict:
     measured" row of :func:`influence_precision`), entropy vs difficulty (a Correlation, or None without the proxy), the
     mean top-1 memorization per bucket, per method the gain frame by bucket, the ceiling
     buckets and the bucket-1-minus-comparison test (:func:`pattern_test`), the seeds, and
-    the ground-truth check (:func:`ground_truth_check`, median subpopulation sizes in
-    buckets 1 and 5; None when skipped)."""
+    the ground-truth check (:func:`ground_truth_check`; its test points and unmeasured ones,
+    the median subpopulation size in each of buckets 1 to 5; None when skipped)."""
     from sharpmem_lib.memorization import mean_by_bucket
     from sharpmem_lib.stats import paired_gain
 
@@ -603,9 +603,10 @@ def bucket_numbers(study: BucketStudy) -> dict:
     out["ground_truth"] = None if gt is None else ground_truth_check(gt, study.subpop_size)
     if gt is not None:
         size = study.subpop_size
-        out["gt_unmeasured"] = gt.n_unmeasured
-        out["median_b1"], out["median_b5"] = (float(np.median(size[gt.bucket == b])) if (gt.bucket == b).any()
-                                              else float("nan") for b in (1, 5))
+        out["gt_unmeasured"], out["gt_n_test"] = gt.n_unmeasured, len(gt.test_ids)
+        out["gt_medians"] = [float(np.median(size[gt.bucket == b])) if (gt.bucket == b).any() else float("nan")
+                             for b in range(1, 6)]  # buckets 1..5 (0 = unmeasured)
+        out["median_b1"], out["median_b5"] = out["gt_medians"][0], out["gt_medians"][-1]
     return out
 
 
