@@ -158,11 +158,14 @@ def claim_number(v: Verdict) -> str:
 
 def claim_power(v: Verdict) -> str:
     """The measured power behind a claim's verdict: the smallest difference the design
-    resolves at the level the test is actually held to (α/m after Holm for a confirmatory
-    test of a family of m, α for an exploratory one), and n. '±1.8 points at level 0.0045
-    (Holm over 11 tests), n = 5'. Without an interval (trend tests, constant differences,
+    resolves at the level the test is held to (α/m for a confirmatory test of a family of
+    m, α for an exploratory one), and n. '±1.8 points at level 0.0045 (α/m, Holm's first and
+    strictest step over 11 tests: conservative), n = 5'. α/m is the level of the smallest p
+    only: Holm holds the k-th smallest to α/(m − k + 1), so a test later in the order may be
+    resolved with a raw p above α/m, and the column is conservative for it. Without an interval (trend tests, constant differences,
     too few pairs) it says so."""
-    where = (f"Holm over {v.family_size} test{'s' if v.family_size != 1 else ''}" if v.role == "confirmatory"
+    where = (f"α/m, Holm's first and strictest step over {v.family_size} test{'s' if v.family_size != 1 else ''}: "
+             "conservative" if v.role == "confirmatory"
              else "exploratory, not adjusted" if v.role == "exploratory" else "empty")
     if v.role == "empty":
         return f"none: the test is empty (every run at the 100 % ceiling), n = {v.n}"
@@ -241,6 +244,8 @@ _TESTS = {"t": "paired t-test", "exact sign-flip": "exact sign-flip test",
 def _p(p: float) -> str:
     if p is None or not math.isfinite(p):
         return "n/a"
+    if 0.0495 <= p < 0.0505:  # would print '0.05' on either side of α: three digits say which
+        return f"{p:.3g}"
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
 

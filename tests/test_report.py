@@ -531,7 +531,8 @@ def test_claim_power_states_the_detectable_difference_after_holm():
     tests = {k: paired_test(0.01 * k + rng.normal(0, 0.01, 5)) for k in range(3)}
     vs = holm_verdicts(tests, {0: 1, 1: 1, 2: 0})
     s = report.claim_power(vs[1])
-    assert s.startswith(f"±{100 * vs[1].half_width:.1f} points at level 0.025 (Holm over 2 tests), n = 5")
+    assert s.startswith(f"±{100 * vs[1].half_width:.1f} points at level 0.025 (α/m, Holm's first and strictest "
+                        "step over 2 tests: conservative), n = 5")
     assert "exploratory, not adjusted" in report.claim_power(vs[2]) and "0.05" in report.claim_power(vs[2])
     assert report.claim_power(v("insufficient")).startswith("none: too few pairs")
     assert set(report.claim_values("x", vs[1])) == {"claim_x_number", "claim_x_power", "claim_x_status"}
@@ -540,6 +541,14 @@ def test_claim_power_states_the_detectable_difference_after_holm():
     assert list(table["role"]) == ["confirmatory", "confirmatory", "exploratory"]
     assert table.loc["2", "status"] == "no paper direction" and table.loc["2", "p (Holm)"] == "–"
     assert table.loc["1", "detectable (level)"].startswith("±") and "at 0.025" in table.loc["1", "detectable (level)"]
+
+
+def test_a_p_value_that_rounds_to_alpha_gets_three_digits():
+    """Referee 2 item 9: 'Holm-adjusted p = 0.05 ... not resolved' was ambiguous (0.0503 or 0.0497?)."""
+    assert report._p(0.0503) == "0.0503" and report._p(0.0497) == "0.0497"
+    assert report._p(0.0461) == "0.046" and report._p(0.0061) == "0.0061" and report._p(0.00048) == "4.8e-04"
+    t = verdict(0.01, (-0.001, 0.021), 0.0503, 1, 8, p_value=0.0101, method="t", family_size=5)
+    assert "Holm-adjusted p = 0.0503 over 5 tests" in report.evidence(t)
 
 
 def test_significance_view_shows_points_not_fractions():
