@@ -162,8 +162,8 @@ def claim_power(v: Verdict) -> str:
     m, α for an exploratory one), and n. '±1.8 points at level 0.0045 (α/m, Holm's first and
     strictest step over 11 tests: conservative), n = 5'. α/m is the level of the smallest p
     only: Holm holds the k-th smallest to α/(m − k + 1), so a test later in the order may be
-    resolved with a raw p above α/m, and the column is conservative for it. Without an interval (trend tests, constant differences,
-    too few pairs) it says so."""
+    resolved with a raw p above α/m, and the column is conservative for it. Without an
+    interval (trend tests, constant differences, too few pairs) it says so."""
     where = (f"α/m, Holm's first and strictest step over {v.family_size} test{'s' if v.family_size != 1 else ''}: "
              "conservative" if v.role == "confirmatory"
              else "exploratory, not adjusted" if v.role == "exploratory" else "empty")
