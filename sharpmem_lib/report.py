@@ -22,7 +22,7 @@ from sharpmem_lib.stats import NO_DIRECTION, Verdict
 __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", "significance_views", "lira_gain_views",
            "mitigation_table", "power_note", "pattern_outcome", "shrink_outcome", "significance_view", "target_view",
            "boundary_best_selena", "readable_table", "readable_name", "readable_value", "in_book_build",
-           "mean_std_table", "pct", "describe_gain", "gain_table", "ground_truth_scope",
+           "mean_std_table", "pct", "describe_gain", "gain_table", "ground_truth_scope", "chance_note",
            "unmeasured_share", "influence_precision_note",
            "bucket_pattern", "method_label", "top1_trend", "trend", "claim_verdict", "family_note", "table2_verdict",
            "lira_verdict", "defense_verdict", "sharpness_verdict", "sharpness_word", "dp_gap_note", "verdict_table",
@@ -1565,7 +1565,8 @@ def _with_ci(v: Verdict) -> str:
     return f"{_points(v.estimate)}{ci}, p = {_p(v.p_value)}{adj}, n = {v.n}"
 
 
-def protocol_vs_optimizer(gap: Verdict, effect: Verdict, gap_where: str = "", effect_where: str = "") -> str:
+def protocol_vs_optimizer(gap: Verdict, effect: Verdict, gap_where: str = "", effect_where: str = "",
+                          of: int = 1) -> str:
     """Chapter 3: how far SELENA's choices on the evaluation sets move the best single-query
     attack over the honest protocol (``gap``: the largest such paired difference, exploratory)
     against the largest optimizer − SGD difference under the honest protocol (``effect``,
@@ -1573,11 +1574,14 @@ def protocol_vs_optimizer(gap: Verdict, effect: Verdict, gap_where: str = "", ef
     both are resolved (p, Holm-adjusted where it is in the family, below α). No test of one
     size against the other is computed, so an order is stated only when every size in one
     interval exceeds every size in the other (a conservative reading of the two intervals),
-    and otherwise the sentence says that their order was not tested."""
-    g_at = f" ({gap_where})" if gap_where else ""
+    and otherwise the sentence says that their order was not tested. ``of``: how many protocol
+    gaps ``gap`` is the largest of ('by up to +0.5 points (the largest of the 3 gaps, ...)')."""
+    g_at = (f" (the largest of the {of} gaps{', ' + gap_where if gap_where else ''})" if of > 1
+            else f" ({gap_where})" if gap_where else "")
     e_at = f" ({effect_where})" if effect_where else ""
     head = (f"SELENA's choices on the evaluation sets move the best single-query attack, against the honest "
-            f"protocol, by {_with_ci(gap)}{g_at}; the largest optimizer − SGD difference under the honest protocol is "
+            f"protocol, by {'up to ' if of > 1 else ''}{_with_ci(gap)}{g_at}; the largest optimizer − SGD "
+            "difference under the honest protocol is "
             f"{_with_ci(effect)}{e_at}.")
     if not (_resolved(gap) and _resolved(effect)):
         which = [w for w, v in (("the protocol's", gap), ("the optimizer's", effect)) if not _resolved(v)]
@@ -2016,6 +2020,21 @@ def chapter4_setup(profile: str) -> tuple[str, str] | None:
     return (p["dataset"], p["recipe"]) if "dataset" in p and "recipe" in p else None
 
 
+def chance_note(chance: Mapping[str, tuple[float, float]]) -> str:
+    """Chapter 3, beside its verdicts and directions: the datasets whose honest attacks are at
+    chance (:func:`sharpmem_lib.privacy.chance_datasets`: dataset -> AUC range over targets),
+    whose rows stay in the Holm family (chosen before the results) but carry no membership
+    signal; empty when there is none."""
+    if not chance:
+        return ""
+    names = sorted(chance)
+    parts = [f"on {dataset_name(d)} the honest attacks are at chance (AUC {chance[d][0]:.2f}–{chance[d][1]:.2f} "
+             "over its targets)" for d in names]
+    which = "its rows carry" if len(names) == 1 else "their rows carry"
+    return (f"{'; '.join(parts)[0].upper()}{'; '.join(parts)[1:]}, so {which} no membership signal and their signs "
+            "are not evidence either way (the rows stay in the Holm family, which was fixed before the results).")
+
+
 def privacy_sentences(study, mitigation: tuple[str, str] | None = None) -> dict[str, Any]:
     """Every value chapter 3's prose and the results page quote, by glue name, computed from
     a :class:`sharpmem_lib.privacy.PrivacyStudy` (numbers as text; the tables as frames).
@@ -2031,6 +2050,9 @@ def privacy_sentences(study, mitigation: tuple[str, str] | None = None) -> dict[
     agree = int(settled["agrees"].astype(bool).sum())
     out |= {"table1_paper": format_table1(study.paper), "directions": dirs, "n_directions": str(len(settled)),
             "n_agree": f"{agree} {'has' if agree == 1 else 'have'}", "disagree_list": disagreement_list(dirs)}
+    from sharpmem_lib.privacy import chance_datasets
+
+    out["chance_note"] = chance_note(chance_datasets(study.target_table()))
     gap = study.protocol_gap()
     gaps = {k: v for k, v in verdicts.items() if k[0] == "gap" and math.isfinite(v.estimate)}
     effects = {k: v for k, v in verdicts.items() if k[0] == "table2" and k[3] == "single_query" and k[4] == "honest"
@@ -2041,7 +2063,7 @@ def privacy_sentences(study, mitigation: tuple[str, str] | None = None) -> dict[
         ke = max(effects, key=lambda k: abs(effects[k].estimate))
         out["protocol_vs_optimizer"] = protocol_vs_optimizer(
             gaps[kg], effects[ke], f"{method_label(kg[2])} on {dataset_name(kg[1])}, exploratory",
-            f"{method_label(ke[2])} on {dataset_name(ke[1])}, in the chapter's Holm family")
+            f"{method_label(ke[2])} on {dataset_name(ke[1])}, in the chapter's Holm family", of=len(gaps))
     else:
         out["protocol_vs_optimizer"] = "No paired comparison of the protocols and the optimizers could be made."
     family = {k: v for k, v in verdicts.items() if v.role == "confirmatory"}
