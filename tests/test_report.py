@@ -552,6 +552,13 @@ def test_claim_power_states_the_detectable_difference_after_holm():
     assert table.loc["1", "detectable (level)"].startswith("±") and "at 0.025" in table.loc["1", "detectable (level)"]
 
 
+def test_the_results_page_glues_the_xi_test_accuracy_trend_it_says_is_tested():
+    """Referee 2 item 9: 'The ξ sweep is tested on test accuracy ...' without that test's sentence."""
+    text = open(__import__("pathlib").Path(__file__).parents[1] / "book" / "results.md").read()
+    said = text.index("The ξ sweep is tested on test accuracy")
+    assert "04_mitigation.ipynb::xi_test_trend:s" in text[said - 600:said]
+
+
 def test_a_p_value_that_rounds_to_alpha_gets_three_digits():
     """Referee 2 item 9: 'Holm-adjusted p = 0.05 ... not resolved' was ambiguous (0.0503 or 0.0497?)."""
     assert report._p(0.0503) == "0.0503" and report._p(0.0497) == "0.0497"
