@@ -182,7 +182,7 @@ display(readable_table(study.directions))
 # Of the {glue:text}`n_directions` effects whose direction the paper reports consistently,
 # {glue:text}`n_agree` the same sign in this run (means under SELENA's protocol, as the
 # paper's). Those that do not:
-# {glue:text}`disagree_list`. Signs alone overstate what this run shows: of this chapter's
+# {glue:text}`disagree_list`. {glue:text}`chance_note` Signs alone overstate what this run shows: of this chapter's
 # {glue:text}`n_tests` confirmatory paired tests against SGD, {glue:text}`n_significant` have
 # a Holm-adjusted p < 0.05 (smallest adjusted p = {glue:text}`min_p`). Under the honest
 # protocol: {glue:text}`resolution_verdict` Unless this run used the paper profile (the
@@ -273,7 +273,7 @@ if study.lira is not None:
 # one (primary: nothing chosen on evaluation data) and SELENA's (comparable with the paper),
 # for test accuracy, the best single-query attack and the label-only (multi-query) attack.
 # Under the honest protocol, see above; under SELENA's:
-# {glue:text}`resolution_verdict_selena` "Exploratory" tests are reported with unadjusted
+# {glue:text}`resolution_verdict_selena` {glue:text}`chance_note` "Exploratory" tests are reported with unadjusted
 # p-values and decide nothing: those the paper gives no single direction for ("no paper
 # direction"), LiRA's (the paper runs no LiRA) and the protocol gaps. "detectable" is the
 # smallest difference each test resolves at the level it is held to (α/m after Holm).

@@ -35,7 +35,7 @@ from sharpmem_lib.validation import check_choice, check_fraction, check_positive
 __all__ = ["boundary_attack", "default_label_only", "evaluate_privacy", "evaluate_runs", "summarize", "table1",
            "table2", "significance", "paired_tests", "paper_directions", "format_table1",
            "directions", "PrivacyConfig", "PrivacyStudy", "LiraStudy", "privacy_study", "lira_study",
-           "POWER_TARGETS", "power_targets"]
+           "POWER_TARGETS", "power_targets", "chance_datasets"]
 
 METRICS = ("test_acc", "single_query", "multi_query")
 
@@ -246,6 +246,24 @@ def paper_directions(paper_t2: pd.DataFrame) -> dict[tuple[str, str], int]:
 
 HEADERS = {"test_acc": "test acc (%)", "single_query": "single-query attack (%)",
            "multi_query": "multi-query attack (%)"}
+
+
+def chance_datasets(targets: pd.DataFrame, tol: float = 0.02) -> dict[str, tuple[float, float]]:
+    """Datasets whose honest best single-query attack has no membership signal: the mean AUC
+    against SGD's targets is within ``tol`` of 0.5 (chance). ``targets``: one row per target,
+    :meth:`PrivacyStudy.target_table` (index (dataset, algorithm, train_seed), column
+    ``single_auc``). Returns dataset -> (lowest, highest) AUC over that dataset's targets of
+    every algorithm. A fixed rule, not a choice of the Holm family: such rows stay in it, and
+    their signs are no evidence either way."""
+    if tol < 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    auc = targets["single_auc"]
+    out = {}
+    for dataset, rows in auc.groupby(level="dataset", sort=False):
+        sgd = rows[rows.index.get_level_values("algorithm") == "sgd"]
+        if len(sgd) and abs(float(sgd.mean()) - 0.5) <= tol:
+            out[dataset] = (float(rows.min()), float(rows.max()))
+    return out
 
 
 def format_table1(t1: pd.DataFrame) -> pd.DataFrame:

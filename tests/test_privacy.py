@@ -222,6 +222,9 @@ def test_privacy_study_assembles_every_target_and_the_chapters_family(tmp_path, 
     out = privacy_sentences(study)
     assert {"claim_sam_attack_power", "claim_sam_attack_selena_status", "resolution_verdict_selena",
             "boundary_best_selena"} <= set(out)
+    from sharpmem_lib.report import chance_note
+
+    assert out["chance_note"] == chance_note(privacy.chance_datasets(targets))  # beside the verdicts (item 16)
     assert out["n_tests"] == str(sum(np.isfinite(study.verdicts[k].p_adjusted) for k in family))
     assert "95 % CI" in out["protocol_vs_optimizer"] or "no interval" in out["protocol_vs_optimizer"]
     gap = study.protocol_gap()
@@ -382,3 +385,21 @@ def test_lira_study_keeps_each_targets_train_and_test_accuracy(monkeypatch):
             assert acc.loc[(name, t), "test_acc"] == pytest.approx(r.correct_test[t].mean())
     assert report.lira_accuracy_sentence(lira.accuracy).startswith("LiRA's target models, mean over 32 targets per "
                                                                    "algorithm: SGD ")
+
+
+def test_chance_datasets_names_only_datasets_whose_sgd_attack_is_at_chance():
+    """Referee item 16: a dataset whose honest best-attack AUC against SGD is within 0.02 of 0.5
+    carries no membership signal; it is named with its AUC range over every target."""
+    from sharpmem_lib.privacy import chance_datasets
+
+    rows = [("digits", "sgd", 0, 0.505), ("digits", "sgd", 1, 0.49), ("digits", "sam", 0, 0.512),
+            ("fashion_mnist_cpu", "sgd", 0, 0.56), ("fashion_mnist_cpu", "sgd", 1, 0.57),
+            ("fashion_mnist_cpu", "sam", 0, 0.51)]
+    targets = pd.DataFrame(rows, columns=["dataset", "algorithm", "train_seed", "single_auc"]).set_index(
+        ["dataset", "algorithm", "train_seed"])
+    chance = chance_datasets(targets)
+    assert list(chance) == ["digits"]  # mean SGD AUC 0.4975; Fashion-MNIST's 0.565 is signal
+    assert chance["digits"] == pytest.approx((0.49, 0.512))
+    assert chance_datasets(targets, tol=0.07).keys() == {"digits", "fashion_mnist_cpu"}  # |0.565 - 0.5| <= 0.07
+    with pytest.raises(ValueError, match="tol"):
+        chance_datasets(targets, tol=-0.1)
