@@ -1885,7 +1885,9 @@ def paper_effects(paper: pd.DataFrame, method: str, metric: str = "single_query"
 
 def paper_effect_note(v: Verdict, effects: Mapping[str, float]) -> str:
     """Beside a verdict: which of the paper's per-dataset effects (:func:`paper_effects`) its
-    95 % interval excludes, worded as a bound at this build's scale, not as a refutation of
+    interval excludes, at the level the test is held to (estimate ± ``half_width`` at
+    ``level``, α/m for a confirmatory test, as the power column) where the verdict has one, else
+    its 95 % interval, the level named either way; worded as a bound at this build's scale, not as a refutation of
     the paper's effects at theirs. A verdict without an interval (too few seeds) says that
     nothing can be compared; one resolved against the paper's direction whose interval
     excludes every effect says that the difference goes the other way. Empty without effects."""
@@ -1894,22 +1896,28 @@ def paper_effect_note(v: Verdict, effects: Mapping[str, float]) -> str:
     if v.outcome == "insufficient" or not (math.isfinite(v.ci_low) and math.isfinite(v.ci_high)):
         return "There is no interval here (too few seeds), so nothing can be set against the paper's effect sizes."
     on = lambda d: f"{_signed(100 * effects[d], '+.2f')} points on {dataset_name(d)}"  # noqa: E731
-    out = [d for d, e in effects.items() if not v.ci_low <= e <= v.ci_high]
+    level, hw = getattr(v, "level", NAN), getattr(v, "half_width", NAN)
+    if math.isfinite(level) and math.isfinite(hw) and level < v.alpha:  # the level the test is held to (α/m)
+        low, high = v.estimate - hw, v.estimate + hw
+        name = f"{100 * (1 - level):.3g} % interval (the level the test is held to, {level:.2g})"
+    else:
+        low, high, name = v.ci_low, v.ci_high, "95 % interval"
+    out = [d for d, e in effects.items() if not low <= e <= high]
     inside = [d for d in effects if d not in out]
     scale = (" This bounds the effect in this build's setting (its data, models and scale), not at the paper's: "
              "it does not refute the paper's effects, which are measured on other data with larger models.")
     if not out:
-        return ("The interval includes the paper's effects (" + "; ".join(on(d) for d in effects)
+        return (f"The {name} includes the paper's effects (" + "; ".join(on(d) for d in effects)
                 + "), so this build can neither confirm nor exclude effects of the paper's size.")
     smallest = min(out, key=lambda d: abs(effects[d]))
-    ci = _minus(f"[{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}]") + " points"
+    ci = _minus(f"[{100 * low:+.2f}, {100 * high:+.2f}]") + " points"
     if not inside and v.outcome == "opposite":
-        return (f"The difference goes the other way from the paper's, so its interval ({ci}) excludes all "
+        return (f"The difference goes the other way from the paper's, so its {name} ({ci}) excludes all "
                 f"{len(effects)} of the paper's effects, even the smallest ({on(smallest)})." + scale)
     if not inside:
-        return (f"The interval excludes an effect as large as the paper's smallest ({on(smallest)}), and so all "
+        return (f"The {name} ({ci}) excludes an effect as large as the paper's smallest ({on(smallest)}), and so all "
                 f"{len(effects)} of the paper's effects." + scale)
-    return ("The interval excludes the paper's effects " + "; ".join(on(d) for d in out) + " but includes "
+    return (f"The {name} excludes the paper's effects " + "; ".join(on(d) for d in out) + " but includes "
             + "; ".join(on(d) for d in inside) + "." + scale)
 
 

@@ -764,6 +764,24 @@ def test_paper_effect_note_excludes_all_some_or_none():
     assert report.paper_effect_note(nr(-0.010, 0.018), {}) == ""
 
 
+def test_paper_effect_note_bounds_at_the_level_the_test_is_held_to():
+    """Referee 2 item 15: the 95 % interval excluded −3.51 points, but the test is held to
+    α/16, and at that level the interval includes it."""
+    from sharpmem_lib.stats import holm_verdicts
+
+    rng = __import__("numpy").random.default_rng(3)
+    z = rng.normal(0, 1, 12)
+    diffs = -0.005 + 0.0395 * (z - z.mean()) / z.std(ddof=1)  # se 0.0114: 95 % [−3.0, +2.0], 99.7 % [−4.8, +3.8]
+    tests = {k: paired_test(diffs if k == 0 else rng.normal(0, 0.01, 12)) for k in range(16)}
+    t = holm_verdicts(tests, {k: -1 for k in range(16)})[0]
+    assert t.outcome == "not resolved" and t.level == pytest.approx(0.05 / 16)
+    effects = {"texas100": -0.0351}
+    assert not t.ci_low <= -0.0351 <= t.ci_high  # the 95 % interval excludes it ...
+    assert t.estimate - t.half_width < -0.0351  # ... the test's level does not
+    s = report.paper_effect_note(t, effects)
+    assert s.startswith("The 99.7 % interval (the level the test is held to, 0.0031) includes the paper's effects")
+
+
 def test_paper_effect_note_reads_naturally_for_a_resolved_verdict():
     """Referee: an opposite verdict read 'n/a (the verdict is opposite; the paper's effect sizes
     are compared only with a not-resolved interval)'."""
@@ -771,12 +789,13 @@ def test_paper_effect_note_reads_naturally_for_a_resolved_verdict():
     opposite = verdict(0.02, (0.01, 0.03), 0.004, -1, 6, p_value=0.001, method="t", family_size=6)
     assert opposite.outcome == "opposite"
     s = report.paper_effect_note(opposite, effects)
-    assert s.startswith("The difference goes the other way from the paper's, so its interval ([+1.00, +3.00] points) "
+    assert s.startswith("The difference goes the other way from the paper's, so its 95 % interval ([+1.00, +3.00] "
+                        "points) "
                         "excludes all 3 of the paper's effects, even the smallest (−3.51 points on Texas-100).")
     assert "n/a" not in s and "does not refute" in s
     reproduced = verdict(-0.05, (-0.08, -0.02), 0.004, -1, 6, p_value=0.001, method="t", family_size=6)
     assert reproduced.outcome == "reproduced"
-    assert report.paper_effect_note(reproduced, effects).startswith("The interval excludes the paper's effects "
+    assert report.paper_effect_note(reproduced, effects).startswith("The 95 % interval excludes the paper's effects "
                                                                     "−17.00 points on CIFAR-100 but includes")
 
 
