@@ -32,7 +32,7 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
            "lira_groups", "privacy_sentences", "toy_many_sentence", "premise_sentence", "premise_sentences",
-           "chapter4_setup", "chapters_differ",
+           "chapter4_setup", "chapters_differ", "lira_fit_sentence", "lira_memorization_sentence",
            "paper_effects", "paper_effect_note", "gap_sentence", "weights_note",
            "attacker_members", "bucket_noise_sentence", "partial_sentence", "near_unmeasured_sentence",
            "dataset_name", "lira_accuracy_sentence", "table2_label",
@@ -722,15 +722,52 @@ LIRA_DEPENDENCE = ("the paired tests treat the targets as independent, but each 
 """The caveat beside every LiRA paired-by-target number: no cheap test respects the shared shadows."""
 
 
-def lira_verdict(sam: Verdict, sharpreg: Verdict) -> str:
+def lira_fit_sentence(accuracy: pd.DataFrame | None, methods=("sam", "sharpreg")) -> str:
+    """LiRA, beside its verdict: whether each method's LiRA models fit their training subsets
+    less or more than SGD's (mean train accuracy over targets, from
+    :attr:`sharpmem_lib.privacy.LiraStudy.accuracy`), which alone predicts less or more
+    exposure whatever memorization does. Empty without SGD's accuracies."""
+    if accuracy is None or not len(accuracy) or "sgd" not in set(accuracy["algorithm"]):
+        return ""
+    train = accuracy.groupby("algorithm", sort=False)["train_acc"].mean()
+    parts = []
+    for m in methods:
+        if m not in train.index or train[m] == train["sgd"]:
+            continue
+        less = train[m] < train["sgd"]
+        parts.append(f"{method_label(m)}'s LiRA models fit their training points {'less' if less else 'more'} than "
+                     f"SGD's ({pct(train[m])} vs {pct(train['sgd'])} train accuracy), which alone predicts "
+                     f"{'less' if less else 'more'} exposure")
+    return ("; ".join(parts) + ".") if parts else ""
+
+
+def lira_memorization_sentence(models: int, sizes: Mapping[int, int] | None) -> str:
+    """LiRA, beside its verdict: memorization is estimated from only ``models`` models, and the
+    share of training points with no measured score (group 0 of ``sizes``)."""
+    total = sum((sizes or {}).values())
+    head = f"Memorization here is estimated from only {models} models"
+    if not total:
+        return head + "."
+    u = (sizes or {}).get(0, 0)
+    return head + (f", and {100 * u / total:.0f} % of the training points ({u:,} of {total:,}) have no measured score, "
+                   "so they are in no group.")
+
+
+def lira_verdict(sam: Verdict, sharpreg: Verdict, memorization_models: int | None = None,
+                 sizes: Mapping[int, int] | None = None, accuracy: pd.DataFrame | None = None) -> str:
     """Chapter 3, LiRA: paired by target, on the most memorized group of the training points
     with a measured memorization score. The paper runs no LiRA; its Table 1 implies that SAM
     exposes more than SGD (+) and SharpReg less (−). Ends with :data:`LIRA_DEPENDENCE`: the
-    targets share shadow models, which the paired tests ignore."""
+    targets share shadow models, which the paired tests ignore; with ``memorization_models``
+    (and the groups' ``sizes``) and the models' ``accuracy``, also how many models estimate
+    memorization, how many points it leaves unmeasured (:func:`lira_memorization_sentence`) and
+    how well each method's models fit (:func:`lira_fit_sentence`)."""
     both = sam.outcome == sharpreg.outcome == "reproduced"
     lead = "Both directions the paper's Table 1 implies appear with a calibrated attack. " if both else ""
+    extra = [lira_memorization_sentence(memorization_models, sizes)] if memorization_models else []
+    extra += [x for x in [lira_fit_sentence(accuracy)] if x]
     return (lead + " ".join(_lira_gain(v, name) for v, name in ((sam, "sam"), (sharpreg, "sharpreg")))
-            + f" A caveat: {LIRA_DEPENDENCE}. The paper does not run LiRA.")
+            + "".join(f" {x}" for x in extra) + f" A caveat: {LIRA_DEPENDENCE}. The paper does not run LiRA.")
 
 
 PAPER_DEFENSES = ("SharpReg", "AdvReg", "MemGuard", "SELENA", "DP-SGD")
@@ -2103,7 +2140,9 @@ def privacy_sentences(study, mitigation: tuple[str, str] | None = None) -> dict[
         out |= {f"lira_{m}_q1_diff": evidence(verdicts[("lira", m, 1)], "targets") for m in ("sam", "sharpreg")}
         out["lira_caveat"] = f"A caveat: {LIRA_DEPENDENCE}."
         out["lira_accuracy"] = lira_accuracy_sentence(getattr(lira, "accuracy", None))
-        out["lira_verdict"] = lira_verdict(verdicts[("lira", "sam", 1)], verdicts[("lira", "sharpreg", 1)])
+        out["lira_verdict"] = lira_verdict(verdicts[("lira", "sam", 1)], verdicts[("lira", "sharpreg", 1)],
+                                           c.lira_memorization_models, lira.group_sizes,
+                                           getattr(lira, "accuracy", None))
     else:
         out |= {k: LIRA_SKIPPED for k in ("lira_sgd_q1", "lira_sgd_q5", "lira_sam_q1", "lira_sharpreg_q1",
                                           "lira_sam_q1_diff", "lira_sharpreg_q1_diff", "lira_setup",

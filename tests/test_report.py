@@ -214,6 +214,21 @@ def test_lira_verdict_says_the_targets_share_shadow_models():
     assert "targets share models" in s and "optimistic" in s
 
 
+def test_lira_verdict_says_how_few_models_estimate_memorization_and_how_well_each_method_fits():
+    """Referee 2 item 7: memorization from only K models with P % of points unmeasured, and
+    SAM's LiRA models fitting less than SGD's (77.5 % vs 85.5 %), which alone predicts less exposure."""
+    acc = pd.DataFrame({"algorithm": ["sgd", "sgd", "sam", "sam", "sharpreg", "sharpreg"], "target": [0, 1] * 3,
+                        "train_acc": [0.85, 0.86, 0.77, 0.78, 0.88, 0.88], "test_acc": [0.8] * 6})
+    s = report.lira_verdict(v("reproduced", role="exploratory"), v("not resolved", -1, role="exploratory"), 48,
+                            {0: 300, 1: 540, 2: 540, 3: 540, 4: 540, 5: 540}, acc)
+    assert "Memorization here is estimated from only 48 models, and 10 % of the training points (300 of 3,000) have " \
+           "no measured score" in s
+    assert "SAM's LiRA models fit their training points less than SGD's (77.5 % vs 85.5 % train accuracy), which " \
+           "alone predicts less exposure" in s
+    assert "SharpReg's LiRA models fit their training points more than SGD's (88.0 % vs 85.5 %" in s
+    assert s.endswith("The paper does not run LiRA.")
+
+
 def test_top1_trend_needs_bucket_1():
     assert report.top1_trend(v("reproduced", expected=-1), [NAN] * 5).startswith("cannot be compared")
 
