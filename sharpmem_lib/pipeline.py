@@ -266,9 +266,8 @@ def injected_cell_header(source: str) -> str:
                 profile = node.value.value
     except SyntaxError:
         pass
-    where = f"the {profile!r} profile, notebooks/params/{profile}.yaml" if profile else "the build's"
-    lines[0] = (f"# Parameters of this run ({where}): these values replace the notebook's defaults above "
-                "(see also the provenance table at the end)")
+    where = f"the {profile!r} profile (notebooks/params/{profile}.yaml)" if profile else "the build's values"
+    lines[0] = f"# Parameters of this run: {where}, replacing the defaults above"  # short: a code cell's width
     return "\n".join(lines)
 
 

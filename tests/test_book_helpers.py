@@ -104,8 +104,8 @@ def test_tidy_for_reading_shows_injected_parameters_and_drops_widgets(tmp_path):
     out = nbformat.read(path, as_version=4)
     assert out.cells[0].metadata.tags == ["injected-parameters"]
     header, *rest = out.cells[0].source.split("\n")
-    assert header.startswith("# Parameters of this run (the 'smoke' profile")
-    assert "notebooks/params/smoke.yaml" in header and "replace the notebook's defaults above" in header
+    assert header == ("# Parameters of this run: the 'smoke' profile (notebooks/params/smoke.yaml), replacing the "
+                      "defaults above")
     assert rest == ["profile = 'smoke'", "seeds = 2", ""]
     pipeline.tidy_for_reading(path)  # a second pass leaves it as it is
     assert nbformat.read(path, as_version=4).cells[0].source == out.cells[0].source
