@@ -185,6 +185,7 @@ display(readable_table(res.sharpness.groupby("method", sort=False)[["train_loss"
 # {glue:text}`sharpreg_sharper`; and SGD at the learning rate scaled by 1 − ξ
 # {glue:text}`lmax_loss_control`. {glue:text}`sam_sharpness_loss_verdict`
 # {glue:text}`sharpreg_sharpness_loss_verdict` {glue:text}`lam_sharpness_loss_trend`
+# {glue:text}`sharpreg_loss`
 # Sharpness measured by the top eigenvalue also depends on the parametrization
 # {cite:p}`dinh2017sharp`, so these numbers say where each optimizer stopped, not how it
 # generalizes.
@@ -227,7 +228,7 @@ display(readable_table(control_table(res)))
 # %% [markdown]
 # {glue:text}`xi_divergence` (A run diverges when its loss turns non-finite or rises, or its
 # accuracy falls to chance.) {glue:text}`xi_grid_note` Over the settings that trained:
-# {glue:text}`xi_test_trend` {glue:text}`xi_attack_trend`
+# {glue:text}`xi_test_trend` {glue:text}`xi_attack_trend` {glue:text}`control_xi_move`
 #
 # The ξ sweep is tested on test accuracy and on the honest best single-query attack only,
 # the attack that this chapter's SharpReg − SGD test (Fig. 5c) also uses; honest, because

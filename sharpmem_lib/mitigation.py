@@ -628,7 +628,9 @@ def headline_numbers(res: MitigationResults, lam_buckets: pd.DataFrame, method_b
     SharpReg − SGD in buckets 1 and 5; NaN where a bucket is empty), the gains per bucket
     (``lam_gain``, ``sr_gain``) and the buckets where every run scores 100 % (``lam_ceiling``,
     ``sr_ceiling``), mean ``lmax_<m>`` and
-    ``lmax_loss_<m>`` (λmax and λmax / loss) for sgd, sam, sharpreg and ``control``, the
+    ``lmax_loss_<m>`` (λmax and λmax / loss) and ``loss_<m>`` (final training loss, the
+    sharpness table's) for sgd, sam, sharpreg and ``control``; ``xi_attack_means`` and
+    ``control_attack_means`` ({ξ: honest best single-query attack}, :func:`control_table`'s); the
     ξ values that diverged or collapsed, the chapter's (ρ, λ, ξ), the largest λ's label
     (``top_lam``), the number of training seeds (``train_seeds``: a sweep's rank trend
     runs over them), and
@@ -645,11 +647,20 @@ def headline_numbers(res: MitigationResults, lam_buckets: pd.DataFrame, method_b
         gain = frame.set_index("bucket")["gain"] if len(frame) else pd.Series(dtype=float)
         for b in (1, 5):
             out[f"{key}_bucket{b}"] = float(gain.get(b, np.nan))
-    means = res.sharpness.groupby("method")[["lambda_max", "lambda_max/loss"]].mean()
+    columns = ["lambda_max", "lambda_max/loss"] + (["train_loss"] if "train_loss" in res.sharpness else [])
+    means = res.sharpness.groupby("method")[columns].mean()
     for name, method in (("sgd", "sgd"), ("sam", "sam"), ("sharpreg", "sharpreg"), ("control", CONTROL)):
         known = method in means.index
         out[f"lmax_{name}"] = float(means.loc[method, "lambda_max"]) if known else np.nan
         out[f"lmax_loss_{name}"] = float(means.loc[method, "lambda_max/loss"]) if known else np.nan
+        out[f"loss_{name}"] = float(means.loc[method, "train_loss"]) if known and "train_loss" in means else np.nan
+    try:  # the honest best single-query attack per ξ, SharpReg's and its learning-rate control's
+        table = control_table(res)
+        out["xi_attack_means"] = {float(x): float(table.loc[x, "SharpReg single-query (%)"]) / 100 for x in table.index}
+        out["control_attack_means"] = {float(x): float(table.loc[x, "control single-query (%)"]) / 100
+                                       for x in table.index}
+    except (KeyError, ValueError, AttributeError):  # no control or ξ runs in this study
+        out["xi_attack_means"], out["control_attack_means"] = {}, {}
     out["bucket_source"] = res.buckets.source
     outcomes = xi_outcomes(res)
     out["xi_diverged"], out["xi_collapsed"] = outcomes["diverged"], outcomes["collapsed"]

@@ -32,7 +32,8 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "evidence", "island_sentence", "power_sentence", "capture_view", "disagreement_list",
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
            "lira_groups", "privacy_sentences", "toy_many_sentence", "premise_sentence", "premise_sentences",
-           "chapter4_setup", "chapters_differ", "lira_fit_sentence", "lira_memorization_sentence",
+           "chapter4_setup", "chapters_differ", "training_loss_sentence", "control_move_sentence",
+           "lira_fit_sentence", "lira_memorization_sentence",
            "paper_effects", "paper_effect_note", "gap_sentence", "weights_note",
            "attacker_members", "bucket_noise_sentence", "partial_sentence", "near_unmeasured_sentence",
            "dataset_name", "lira_accuracy_sentence", "table2_label",
@@ -1212,6 +1213,9 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     else:
         out["lam_sharpness_caveat"] = ("The λ sweep's sharpness was not measured, so whether it made minima sharper "
                                        "is unknown.")
+    out["sharpreg_loss"] = training_loss_sentence(n.get("loss_sharpreg", NAN), n.get("loss_sgd", NAN))
+    out["control_xi_move"] = control_move_sentence(n.get("xi_attack_means"), n.get("control_attack_means"),
+                                                   grids.get("xi", ()))
     out["xi_diverged"], out["xi_collapsed"] = values(n["xi_diverged"]), values(n["xi_collapsed"])
     out["xi_divergence"] = divergence_sentence(n["xi_diverged"], n["xi_collapsed"], n.get("xi_values", ()))
     out["control_scale"] = f"{1 - n['sharpreg_xi']:g}"
@@ -1251,6 +1255,39 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
                                                       at_ceiling=n[f"{key}_ceiling"], pattern=pattern,
                                                       baseline="λ = 0" if key == "lam" else "SGD")
     return out
+
+
+def training_loss_sentence(sharpreg: float, sgd: float) -> str:
+    """Chapter 4 and the results page: SharpReg's final training loss against SGD's (means over
+    seeds, the sharpness table's). The paper gives ξ the role of keeping the training loss away
+    from zero ("a proxy to early stopping"), so a lower loss runs against that role. Not tested:
+    exploratory. Empty where either is unknown."""
+    if not (math.isfinite(sharpreg) and math.isfinite(sgd)) or sharpreg == sgd:
+        return ""
+    pair = f"{sharpreg:.3g} vs {sgd:.3g}, means over seeds"
+    if sharpreg < sgd:
+        return (f"SharpReg ends at a lower training loss than SGD ({pair}), not higher, against the role the paper "
+                "gives ξ of keeping the training loss away from zero as a proxy to early stopping (exploratory, "
+                "not tested).")
+    return (f"SharpReg ends at a higher training loss than SGD ({pair}), in line with the role the paper gives ξ of "
+            "keeping the training loss away from zero as a proxy to early stopping (exploratory, not tested).")
+
+
+def control_move_sentence(sharpreg: Mapping[float, float] | None, control: Mapping[float, float] | None,
+                          grid) -> str:
+    """Chapter 4, beside a two-setting ξ verdict: how the learning-rate control's honest best
+    single-query attack moves between the same two ξ (means, :func:`sharpmem_lib.mitigation.
+    control_table`'s), beside SharpReg's, so a reader sees whether the smaller step alone moves
+    it the same way. Empty unless the grid has two settings that both ran."""
+    g = sorted(float(x) for x in grid or ())
+    if len(g) != 2 or not sharpreg or not control or not all(x in sharpreg and x in control for x in g):
+        return ""
+    lo, hi = g
+    d_sr, d_ctl = sharpreg[hi] - sharpreg[lo], control[hi] - control[lo]
+    way = ("the same way" if d_sr * d_ctl > 0 else "the other way" if d_sr * d_ctl < 0 else "differently")
+    return (f"The learning-rate control (SGD at lr × (1 − ξ)) moves {way} from ξ = {lo:g} to ξ = {hi:g}: its honest "
+            f"best single-query attack goes from {pct(control[lo])} to {pct(control[hi])}, SharpReg's from "
+            f"{pct(sharpreg[lo])} to {pct(sharpreg[hi])} (means, not tested).")
 
 
 def _pattern_verdict(verdicts: Mapping[Any, Verdict], key, pattern, sign: int) -> Verdict | None:

@@ -258,6 +258,10 @@ def test_the_chapters_family_and_sentences_build_from_a_study():
     assert numbers["dp_epsilon"] == 3.0 and numbers["top_lam"] == "λ = 1"
     # the control at the chapter's ξ enters the sharpness means
     assert numbers["lmax_loss_control"] == pytest.approx(7.0 / 0.15)
+    assert numbers["loss_control"] == pytest.approx(0.15) and 0.1 <= numbers["loss_sharpreg"] <= 0.2
+    table = mit.control_table(res)
+    assert numbers["control_attack_means"][0.3] == pytest.approx(table.loc[0.3, "control single-query (%)"] / 100)
+    assert set(numbers["xi_attack_means"]) == {0.0, 0.3, 0.5}
     out = report.mitigation_sentences(numbers, verdicts)
     assert out["control_verdict"].startswith("SharpReg against SGD at lr × 0.7")
     assert all(isinstance(v, str) for v in out.values())
