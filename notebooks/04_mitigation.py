@@ -226,8 +226,8 @@ show_figure(sweep_figure(summarize(res.controls.results, ["xi", "protocol"]), "x
 display(readable_table(control_table(res)))
 
 # %% [markdown]
-# {glue:text}`xi_divergence` (A run diverges when its loss turns non-finite or rises, or its
-# accuracy falls to chance.) {glue:text}`xi_grid_note` Over the settings that trained:
+# {glue:text}`xi_divergence` {glue:text}`xi_grid_note` {glue:text}`xi_test_drop` Over the
+# settings that trained:
 # {glue:text}`xi_test_trend` {glue:text}`xi_attack_trend` {glue:text}`control_xi_move`
 #
 # The ξ sweep is tested on test accuracy and on the honest best single-query attack only,

@@ -630,7 +630,8 @@ def headline_numbers(res: MitigationResults, lam_buckets: pd.DataFrame, method_b
     ``sr_ceiling``), mean ``lmax_<m>`` and
     ``lmax_loss_<m>`` (λmax and λmax / loss) and ``loss_<m>`` (final training loss, the
     sharpness table's) for sgd, sam, sharpreg and ``control``; ``xi_attack_means`` and
-    ``control_attack_means`` ({ξ: honest best single-query attack}, :func:`control_table`'s); the
+    ``control_attack_means`` ({ξ: honest best single-query attack}, :func:`control_table`'s),
+    ``xi_test_means`` and ``control_test_means`` (the same for test accuracy); the
     ξ values that diverged or collapsed, the chapter's (ρ, λ, ξ), the largest λ's label
     (``top_lam``), the number of training seeds (``train_seeds``: a sweep's rank trend
     runs over them), and
@@ -659,8 +660,11 @@ def headline_numbers(res: MitigationResults, lam_buckets: pd.DataFrame, method_b
         out["xi_attack_means"] = {float(x): float(table.loc[x, "SharpReg single-query (%)"]) / 100 for x in table.index}
         out["control_attack_means"] = {float(x): float(table.loc[x, "control single-query (%)"]) / 100
                                        for x in table.index}
+        out["xi_test_means"] = {float(x): float(table.loc[x, "SharpReg test acc (%)"]) / 100 for x in table.index}
+        out["control_test_means"] = {float(x): float(table.loc[x, "control test acc (%)"]) / 100 for x in table.index}
     except (KeyError, ValueError, AttributeError):  # no control or ξ runs in this study
-        out["xi_attack_means"], out["control_attack_means"] = {}, {}
+        out["xi_attack_means"], out["control_attack_means"], out["xi_test_means"], out["control_test_means"] = \
+            {}, {}, {}, {}
     out["bucket_source"] = res.buckets.source
     outcomes = xi_outcomes(res)
     out["xi_diverged"], out["xi_collapsed"] = outcomes["diverged"], outcomes["collapsed"]

@@ -33,6 +33,7 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
            "lira_groups", "privacy_sentences", "toy_many_sentence", "premise_sentence", "premise_sentences",
            "chapter4_setup", "chapters_differ", "training_loss_sentence", "control_move_sentence",
+           "largest_drop_sentence",
            "lira_fit_sentence", "lira_memorization_sentence",
            "paper_effects", "paper_effect_note", "gap_sentence", "weights_note",
            "attacker_members", "bucket_noise_sentence", "partial_sentence", "near_unmeasured_sentence",
@@ -649,18 +650,49 @@ def grid_note(knob: str, grid, figure: str) -> str:
         return (f"This sweep has two settings, {knob} = {grid[0]:g} and {knob} = {grid[1]:g}: the lines of Figs. "
                 f"{figure} join two points, and the tests compare the two settings paired by seed; they show a "
                 "difference, not a trend.")
-    return f"The sweep has {len(grid)} settings ({', '.join(f'{x:g}' for x in grid)}); its tests are rank trends."
+    return f"Its tests compare {len(grid)} settings ({', '.join(f'{x:g}' for x in grid)}) as rank trends."
 
 
-def divergence_sentence(diverged, collapsed, grid) -> str:
-    """Chapter 4's ξ sweep: which ξ diverged or collapsed to chance, and how far the grid goes
-    (a grid that stops early can say nothing about larger ξ)."""
-    top = f"the grid goes up to ξ = {max(grid):g}" if len(grid) else "the grid is empty"
+def divergence_sentence(diverged, collapsed, grid, tested=None, runs: int | None = None,
+                        total: int | None = None) -> str:
+    """Chapter 4's ξ sweep: how many settings the grid has and how far it goes (a grid that
+    stops early can say nothing about larger ξ), which ξ diverged (a run's loss turned
+    non-finite or rose, or its training accuracy stayed at chance: a training failure) and
+    which collapsed (runs that trained, but whose mean test accuracy is below twice chance),
+    each defined where it is said; with ``tested`` (the settings the tests compare) and
+    ``runs`` of ``total`` runs, what the tests leave out."""
     values = lambda xs: ", ".join(f"{x:g}" for x in xs)  # noqa: E731
-    said = (f"training diverged at ξ = {values(diverged)}" if len(diverged) else "no run diverged")
-    said += (f"; test accuracy collapsed to near chance at ξ = {values(collapsed)}" if len(collapsed) else
-             "; none collapsed to chance accuracy")
-    return f"{said[0].upper()}{said[1:]} ({top})."
+    top = (f"the grid has {len(grid)} setting{'s' if len(grid) != 1 else ''}, up to ξ = {max(grid):g}" if len(grid)
+           else "the grid is empty")
+    said = (f"training diverged at ξ = {values(diverged)} (a run diverges when its loss turns non-finite or rises, "
+            "or its training accuracy stays at chance)" if len(diverged) else "no run diverged")
+    said += (f"; of the settings that trained, test accuracy collapsed to near chance (a mean below twice chance) at "
+             f"ξ = {values(collapsed)}" if len(collapsed) else
+             "; no setting collapsed to near-chance test accuracy (a mean below twice chance)")
+    out = f"{said[0].upper()}{said[1:]} ({top})."
+    if tested is not None and (len(diverged) or len(collapsed)):
+        out += (f" Diverged runs and collapsed settings are left out of the tests, which compare {len(tested)} "
+                f"setting{'s' if len(tested) != 1 else ''} (ξ = {values(sorted(tested))})"
+                + (f": {runs} of {total} runs." if runs and total else "."))
+    return out
+
+
+def largest_drop_sentence(sharpreg: Mapping[float, float] | None, control: Mapping[float, float] | None,
+                          threshold: float = 0.05) -> str:
+    """Chapter 4's ξ sweep: the setting where SharpReg's test accuracy falls furthest below its
+    learning-rate control's (means, :func:`sharpmem_lib.mitigation.control_table`'s), when the
+    drop exceeds ``threshold`` (5 points): such a setting can drive the test-accuracy trend.
+    Empty otherwise."""
+    common = [x for x in (sharpreg or {}) if x in (control or {})]
+    if not common:
+        return ""
+    x = max(common, key=lambda k: control[k] - sharpreg[k])
+    drop = control[x] - sharpreg[x]
+    if not drop > threshold:
+        return ""
+    return (f"At ξ = {x:g} SharpReg's test accuracy is {100 * drop:.1f} points below its learning-rate control's "
+            f"({pct(sharpreg[x])} vs {pct(control[x])}), the largest drop of the sweep: a drop of this size can drive "
+            "the test-accuracy trend on its own (means, not tested).")
 
 
 def _names(keys) -> str:
@@ -1217,7 +1249,12 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     out["control_xi_move"] = control_move_sentence(n.get("xi_attack_means"), n.get("control_attack_means"),
                                                    grids.get("xi", ()))
     out["xi_diverged"], out["xi_collapsed"] = values(n["xi_diverged"]), values(n["xi_collapsed"])
-    out["xi_divergence"] = divergence_sentence(n["xi_diverged"], n["xi_collapsed"], n.get("xi_values", ()))
+    xi_trend = verdicts.get(("xi trend", "test_acc"))
+    xi_runs = xi_trend.n if xi_trend is not None and _rank_trend(xi_trend) else None
+    xi_total = len(n.get("xi_values", ())) * n["train_seeds"] if n.get("train_seeds") else None
+    out["xi_divergence"] = divergence_sentence(n["xi_diverged"], n["xi_collapsed"], n.get("xi_values", ()),
+                                               grids.get("xi"), xi_runs, xi_total)
+    out["xi_test_drop"] = largest_drop_sentence(n.get("xi_test_means"), n.get("control_test_means"))
     out["control_scale"] = f"{1 - n['sharpreg_xi']:g}"
     control = {CONTROL_MEASURES[m]: v for (f, m), v in verdicts.items() if f == "lr control"}
     out["control_verdict"] = (control_verdict(control, "sharpreg", f"SGD at lr × {out['control_scale']}",

@@ -899,12 +899,39 @@ def test_defense_verdict_says_unadjusted_for_exploratory_and_spares_the_books_ba
 def test_divergence_sentence_says_when_no_run_diverged():
     """Referee M6: 'Training diverged at ξ = none.'"""
     assert report.divergence_sentence([], [], [0.0, 0.3]) == (
-        "No run diverged; none collapsed to chance accuracy (the grid goes up to ξ = 0.3).")
+        "No run diverged; no setting collapsed to near-chance test accuracy (a mean below twice chance) (the grid has "
+        "2 settings, up to ξ = 0.3).")
     s = report.divergence_sentence([1.5], [1.0], [0.0, 1.0, 1.5])
-    assert s.startswith("Training diverged at ξ = 1.5; test accuracy collapsed to near chance at ξ = 1")
+    assert s.startswith("Training diverged at ξ = 1.5 (a run diverges when its loss turns non-finite or rises, or its "
+                        "training accuracy stays at chance); of the settings that trained, test accuracy collapsed to "
+                        "near chance (a mean below twice chance) at ξ = 1")
     numbers, verdicts = _chapter4_inputs()
     out = report.mitigation_sentences({**numbers, "xi_diverged": [], "xi_values": [0.0, 0.3]}, verdicts)
     assert out["xi_divergence"].startswith("No run diverged") and "none" not in out["xi_divergence"].split(";")[0]
+
+
+def test_the_xi_sweep_says_how_many_settings_the_grid_has_and_what_the_tests_leave_out():
+    """Referee 2 item 14 (laptop): 'The sweep has 5 settings' although the grid has 7 and
+    ξ = 1, 1.5 diverged (40 of 56 runs tested); and a 17-point drop against the control at
+    ξ = 0.8 that drives the test-accuracy trend went unsaid."""
+    grid, tested = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5], [0.0, 0.2, 0.4, 0.6, 0.8]
+    s = report.divergence_sentence([1.0, 1.5], [], grid, tested, 40, 56)
+    assert "(the grid has 7 settings, up to ξ = 1.5)" in s
+    assert s.endswith("Diverged runs and collapsed settings are left out of the tests, which compare 5 settings "
+                      "(ξ = 0, 0.2, 0.4, 0.6, 0.8): 40 of 56 runs.")
+    assert report.grid_note("ξ", tested, "5b") == "Its tests compare 5 settings (0, 0.2, 0.4, 0.6, 0.8) as rank trends."
+    sr = {0.0: 0.826, 0.4: 0.82, 0.8: 0.659}
+    ctl = {0.0: 0.828, 0.4: 0.83, 0.8: 0.833}
+    d = report.largest_drop_sentence(sr, ctl)
+    assert d.startswith("At ξ = 0.8 SharpReg's test accuracy is 17.4 points below its learning-rate control's "
+                        "(65.9 % vs 83.3 %), the largest drop of the sweep")
+    assert report.largest_drop_sentence({0.0: 0.826}, {0.0: 0.828}) == ""
+    numbers, verdicts = _chapter4_inputs()
+    trend = report.mitigation_sentences({**numbers, "xi_diverged": [1.0, 1.5], "xi_values": grid, "train_seeds": 8,
+                                         "grids": {"xi": tested}, "xi_test_means": sr, "control_test_means": ctl},
+                                        verdicts)
+    assert "which compare 5 settings (ξ = 0, 0.2, 0.4, 0.6, 0.8)." in trend["xi_divergence"]  # paired n: no run count
+    assert trend["xi_test_drop"] == d
 
 
 def test_control_verdict_does_not_call_a_non_significant_difference_differs():
