@@ -210,7 +210,7 @@ show_figure(bucket_accuracy_figure(method_buckets), "5a", *FIGURES["5a"])
 # update direction is (1 + λ − ξ) g(w) − λ g(w + ε), whose coefficients sum to 1 − ξ: at
 # ξ = 1 only the sharpness term's gradient is left, and beyond it the step climbs the
 # loss. The paper warns that too large a ξ breaks training. Runs that diverge are marked in
-# the figure; none is dropped.
+# the figure and left out of the tests (below).
 #
 # Because the coefficients sum to 1 − ξ, part of what ξ does is shrink the step: without
 # the sharpness term, SharpReg would be SGD at lr × (1 − ξ). The control runs exactly that
