@@ -33,7 +33,7 @@ __all__ = ["glue", "glue_claim", "claim_number", "claim_power", "claim_values", 
            "significance_counts", "protocol_vs_optimizer", "boundary_setup", "boundary_best", "lira_setup",
            "lira_groups", "privacy_sentences", "toy_many_sentence", "premise_sentence", "premise_sentences",
            "chapter4_setup", "chapters_differ", "training_loss_sentence", "control_move_sentence",
-           "largest_drop_sentence",
+           "largest_drop_sentence", "near_holm_boundary",
            "lira_fit_sentence", "lira_memorization_sentence",
            "paper_effects", "paper_effect_note", "gap_sentence", "weights_note",
            "attacker_members", "bucket_noise_sentence", "partial_sentence", "near_unmeasured_sentence",
@@ -191,9 +191,22 @@ def power_note(v: Verdict) -> str:
 
 def claim_values(key: str, v: Verdict) -> dict[str, str]:
     """The results page's glue for one claim, by name: ``claim_<key>_number``,
-    ``claim_<key>_power`` and ``claim_<key>_status`` (see :func:`glue_claim`)."""
+    ``claim_<key>_power`` and ``claim_<key>_status`` (see :func:`glue_claim`); a status whose
+    Holm-adjusted p is near α (:func:`near_holm_boundary`) says so."""
+    status = v.outcome
+    if near_holm_boundary(v):
+        status += f" (close to the Holm boundary: Holm-adjusted p = {_p(v.p_adjusted)}, n = {v.n})"
     return {f"claim_{key}_number": claim_number(v), f"claim_{key}_power": claim_power(v),
-            f"claim_{key}_status": v.outcome}
+            f"claim_{key}_status": status}
+
+
+def near_holm_boundary(v: Verdict, factor: float = 1.2) -> bool:
+    """Whether a confirmatory verdict's Holm-adjusted p lies within ``factor`` of α (on either
+    side): its status could flip with a seed or two more, and the results table says so."""
+    p = v.p_adjusted
+    return (getattr(v, "role", "confirmatory") == "confirmatory" and v.outcome in ("reproduced", "opposite",
+                                                                                  "not resolved")
+            and math.isfinite(p) and v.alpha / factor <= p <= v.alpha * factor)
 
 
 def glue_claim(key: str, v: Verdict) -> None:

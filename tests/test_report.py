@@ -574,6 +574,18 @@ def test_the_results_page_glues_the_xi_test_accuracy_trend_it_says_is_tested():
     assert "04_mitigation.ipynb::xi_test_trend:s" in text[said - 600:said]
 
 
+def test_a_status_near_the_holm_boundary_says_so():
+    """Referee 2 item 2 (optional part): a verdict whose Holm-adjusted p is within ×1.2 of 0.05."""
+    near = verdict(-0.008, (-0.015, -0.001), 0.046, -1, 8, p_value=0.0061, method="t", family_size=8)
+    assert near.outcome == "reproduced" and report.near_holm_boundary(near)
+    assert report.claim_values("x", near)["claim_x_status"] == ("reproduced (close to the Holm boundary: "
+                                                               "Holm-adjusted p = 0.046, n = 8)")
+    far = verdict(-0.008, (-0.015, -0.001), 0.004, -1, 8, p_value=0.0005, method="t", family_size=8)
+    assert report.claim_values("x", far)["claim_x_status"] == "reproduced"
+    explo = verdict(-0.008, (-0.015, -0.001), 0.046, -1, 8, p_value=0.046, method="t", role="exploratory")
+    assert not report.near_holm_boundary(explo)
+
+
 def test_a_p_value_that_rounds_to_alpha_gets_three_digits():
     """Referee 2 item 9: 'Holm-adjusted p = 0.05 ... not resolved' was ambiguous (0.0503 or 0.0497?)."""
     assert report._p(0.0503) == "0.0503" and report._p(0.0497) == "0.0497"
