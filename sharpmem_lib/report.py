@@ -1951,8 +1951,9 @@ def table1_attack_note(v: Verdict, weights: str, paper_effect: float | None = No
                  f"({p}): not resolved")
     else:
         head += f" ({p}): not resolved"
-    if paper_effect is not None and math.isfinite(v.ci_low) and not v.ci_low <= paper_effect <= v.ci_high:
-        head += f"; its interval excludes the paper's {100 * paper_effect:+.1f}".replace("-", "−") + \
+    low, high, name = _test_interval(v)
+    if paper_effect is not None and math.isfinite(low) and not low <= paper_effect <= high:
+        head += f"; its {name} excludes the paper's {100 * paper_effect:+.1f}".replace("-", "−") + \
             " points on CIFAR-100"
     return head + ". " + (differ or chapters_differ())
 
@@ -2007,6 +2008,18 @@ def paper_effects(paper: pd.DataFrame, method: str, metric: str = "single_query"
     return out
 
 
+def _test_interval(v: Verdict) -> tuple[float, float, str]:
+    """(low, high, name): the interval at the level the test is held to (estimate ±
+    ``half_width`` at ``level``, α/m for a confirmatory test) where the verdict records one
+    below α, else its 95 % interval; ``name`` says which ('99.7 % interval (the level the test
+    is held to, 0.0031)' or '95 % interval')."""
+    level, hw = getattr(v, "level", NAN), getattr(v, "half_width", NAN)
+    if math.isfinite(level) and math.isfinite(hw) and level < v.alpha:
+        return (v.estimate - hw, v.estimate + hw,
+                f"{100 * (1 - level):.3g} % interval (the level the test is held to, {level:.2g})")
+    return v.ci_low, v.ci_high, "95 % interval"
+
+
 def paper_effect_note(v: Verdict, effects: Mapping[str, float]) -> str:
     """Beside a verdict: which of the paper's per-dataset effects (:func:`paper_effects`) its
     interval excludes, at the level the test is held to (estimate ± ``half_width`` at
@@ -2020,12 +2033,7 @@ def paper_effect_note(v: Verdict, effects: Mapping[str, float]) -> str:
     if v.outcome == "insufficient" or not (math.isfinite(v.ci_low) and math.isfinite(v.ci_high)):
         return "There is no interval here (too few seeds), so nothing can be set against the paper's effect sizes."
     on = lambda d: f"{_signed(100 * effects[d], '+.2f')} points on {dataset_name(d)}"  # noqa: E731
-    level, hw = getattr(v, "level", NAN), getattr(v, "half_width", NAN)
-    if math.isfinite(level) and math.isfinite(hw) and level < v.alpha:  # the level the test is held to (α/m)
-        low, high = v.estimate - hw, v.estimate + hw
-        name = f"{100 * (1 - level):.3g} % interval (the level the test is held to, {level:.2g})"
-    else:
-        low, high, name = v.ci_low, v.ci_high, "95 % interval"
+    low, high, name = _test_interval(v)
     out = [d for d, e in effects.items() if not low <= e <= high]
     inside = [d for d in effects if d not in out]
     scale = (" This bounds the effect in this build's setting (its data, models and scale), not at the paper's: "

@@ -1290,7 +1290,13 @@ def test_table1_attack_note_reconciles_chapter3_with_chapter4():
     assert s.startswith("Chapter 3's Table 1 models (best-validation weights, n = 14) give SharpReg − SGD +0.9 points "
                         "[+0.2, +1.7]: by the unadjusted interval SharpReg raises attack accuracy there, but short of "
                         "its Holm level (Holm-adjusted p = 0.06 over 8 tests): not resolved")
-    assert "excludes the paper's −17.0 points on CIFAR-100" in s
+    assert "its 95 % interval excludes the paper's −17.0 points on CIFAR-100" in s
+    from sharpmem_lib.stats import holm_verdicts  # with a recorded level: the interval at the test's level, named
+
+    rng = __import__("numpy").random.default_rng(4)
+    held = holm_verdicts({k: paired_test(0.009 + rng.normal(0, 0.01, 14)) for k in range(8)}, {k: -1 for k in range(8)})
+    assert "its 99.4 % interval (the level the test is held to, 0.0063) excludes the paper's −17.0 points" in \
+        report.table1_attack_note(held[0], "w", -0.17)
     flat = verdict(0.001, (-0.005, 0.007), 0.9, -1, 14, p_value=0.7, method="t", family_size=8)
     assert ": not resolved" in report.table1_attack_note(flat, "w") and "raises" not in \
         report.table1_attack_note(flat, "w")
