@@ -1477,3 +1477,27 @@ def test_chance_note_says_which_rows_carry_no_membership_signal():
                            "targets), so its rows carry no membership signal and their signs are not evidence")
     assert "stay in the Holm family" in note
     assert report.chance_note({}) == ""
+
+
+def test_claim_verdict_calls_a_sign_reversal_with_many_atypical_points_no_shrink():
+    """Hostile tester: few +10 points (reproduced), many −6 points [−9, −3], p = 0.004: SAM is
+    significantly worse than SGD with many atypical points. Welch's few − many resolves, but a
+    reversal is not 'the advantage shrinks, to −6.0 points': it is against Fig. 1(c)'s equal accuracy."""
+    few, many = sampled(0.10, 0.01, outcome="reproduced"), sampled(-0.06, 0.015)
+    assert many.p_value < 0.05 and report.shrink_outcome(few, many).outcome == "reproduced"
+    s = report.claim_verdict(few, many)
+    assert "shrinks" not in s and "The paper's picture reproduces" not in s
+    assert "once they are well sampled SAM is significantly worse than SGD (−6.0 points, unadjusted p = " in s
+    assert s.endswith("against the paper's Fig. 1(c), which draws equal accuracy there (exploratory).")
+    # a many gap that is not resolved, or ≥ 0, is still a shrink
+    assert "shrinks significantly" in report.claim_verdict(few, sampled(-0.01, 0.015))
+
+
+def test_largest_drop_sentence_ignores_non_finite_means():
+    """Hostile tester: a NaN mean made max() pick it and the real 40-point drop went unsaid."""
+    nan, inf = float("nan"), float("inf")
+    s = report.largest_drop_sentence({0.0: nan, 1.0: 0.5}, {0.0: 0.9, 1.0: 0.9})
+    assert s.startswith("At ξ = 1 SharpReg's test accuracy is 40.0 points below")
+    assert report.largest_drop_sentence({0.0: 0.5, 1.0: 0.5}, {0.0: 0.9, 1.0: nan}).startswith("At ξ = 0 ")
+    assert report.largest_drop_sentence({0.0: -inf}, {0.0: 0.9}) == ""
+    assert report.largest_drop_sentence({0.0: nan}, {0.0: 0.9}) == ""
