@@ -272,6 +272,11 @@ def _floor_shown(v: Verdict) -> bool:
     return (math.isfinite(floor) and floor >= 1e-300 and not str(getattr(v, "method", "")).startswith("asymptotic"))
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 seed', '5 seeds': a count with its noun in the right number (nouns in -s only)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _minus(text: str) -> str:
     """``text`` with the typographic minus (−) for the ASCII hyphen of its negative numbers:
     prose writes '−0.8 points', not '-0.8 points'. For numbers only, never for words."""
@@ -424,7 +429,7 @@ def claim_verdict(few: Verdict, many: Verdict) -> str:
     with many atypical points (unadjusted, as :func:`toy_many_sentence`), that is said: it is
     against Fig. 1(c), not half of the picture."""
     if few.outcome == "insufficient":
-        return (f"The paper's picture cannot be tested in this run: {few.n} seeds, at least 3 are needed "
+        return (f"The paper's picture cannot be tested in this run: {_count(few.n, 'seed')}, at least 3 are needed "
                 "(insufficient data).")
     ev = _evidence(few)
     if few.outcome == "opposite":
@@ -784,7 +789,9 @@ def lira_fit_sentence(accuracy: pd.DataFrame | None, methods=("sam", "sharpreg")
     train = accuracy.groupby("algorithm", sort=False)["train_acc"].mean()
     parts = []
     for m in methods:
-        if m not in train.index or train[m] == train["sgd"]:
+        if m not in train.index or not (math.isfinite(train[m]) and math.isfinite(train["sgd"])):
+            continue  # no accuracy to set against SGD's: no claim with 'n/a' as its evidence
+        if pct(train[m]) == pct(train["sgd"]):  # equal as printed: neither 'more' nor 'less'
             continue
         less = train[m] < train["sgd"]
         parts.append(f"{method_label(m)}'s LiRA models fit their training points {'less' if less else 'more'} than "
@@ -797,7 +804,7 @@ def lira_memorization_sentence(models: int, sizes: Mapping[int, int] | None) -> 
     """LiRA, beside its verdict: memorization is estimated from only ``models`` models, and the
     share of training points with no measured score (group 0 of ``sizes``)."""
     total = sum((sizes or {}).values())
-    head = f"Memorization here is estimated from only {models} models"
+    head = f"Memorization here is estimated from only {_count(models, 'model')}"
     if not total:
         return head + "."
     u = (sizes or {}).get(0, 0)
@@ -837,6 +844,8 @@ def short_of_holm(v: Verdict, method: str, what: str = "attack accuracy") -> str
     if v.outcome != "not resolved" or not sign:
         return ""
     moves = "raises" if sign > 0 else "lowers"
+    if not v.expected_sign:  # the paper gives no direction here: name none
+        return f"by the unadjusted interval {method} {moves} {what}, but short of its Holm level"
     way = "the paper's direction" if sign == v.expected_sign else "the opposite of the paper's direction"
     return f"by the unadjusted interval {method} {moves} {what}, {way}, but short of its Holm level"
 
@@ -929,7 +938,10 @@ def control_conclusion(control: Verdict, method_vs_sgd: Verdict, control_name: s
     m = method_label(method)
     if "insufficient" in (control.outcome, method_vs_sgd.outcome):
         return f"Too few seeds to say what the smaller step does to {m}'s {what} (exploratory)."
-    tag = f"(exploratory, {control.n} seeds)"
+    tag = f"(exploratory, {_count(control.n, 'seed')})"
+    if not math.isfinite(control.estimate):  # no pair of the control left: nothing to draw from it
+        return (f"On {what}, the {control_name} control has no estimate (no pair of runs to compare), so it "
+                f"says nothing about {m}'s difference from SGD {tag}.")
     versus_sgd = f"{m} − SGD is {_ci_text(method_vs_sgd)}"
     versus_control = f"{m} − {control_name} is {_ci_text(control)}"
     if method_vs_sgd.outcome not in ("reproduced", "opposite"):
@@ -993,7 +1005,7 @@ def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str, attack: Verdic
         rho = lambda v: "ρ = n/a" if not math.isfinite(v.estimate) else _rho(v.estimate)  # noqa: E731
         same = lmax.method == per_loss.method
         test = lambda v: _TESTS.get(v.method, v.method or "test").removesuffix(" test")  # noqa: E731
-        runs = f"{per_loss.n} runs" + (f" over {seeds} seeds" if seeds else "")
+        runs = _count(per_loss.n, "run") + (f" over {_count(seeds, 'seed')}" if seeds else "")
         numbers = (f"rank correlation with {symbol} within seeds: top Hessian eigenvalue {rho(lmax)} "
                    f"({test(lmax)} p = {_p(lmax.p_value)}), per unit training loss {rho(per_loss)} "
                    f"({'' if same else test(per_loss) + ' '}p = {_p(per_loss.p_value)}); exploratory, {runs}")
@@ -1002,7 +1014,10 @@ def sharpness_caveat(lmax: Verdict, per_loss: Verdict, knob: str, attack: Verdic
                          if math.isfinite(v.ci_low) and math.isfinite(v.ci_high)
                          else f"{_signed(v.estimate)} (no interval)")
         numbers = (f"paired by seed: top Hessian eigenvalue {raw(lmax)}, per unit training loss {raw(per_loss)}; "
-                   f"exploratory, {per_loss.n} seeds").replace("-", "−")
+                   f"exploratory, {_count(per_loss.n, 'seed')}").replace("-", "−")
+        if per_loss.outcome == "insufficient" or not math.isfinite(per_loss.estimate):
+            return (f"The sharpness at {knob} could not be measured here (too few seeds: "
+                    f"{_count(per_loss.n, 'seed')}), so this test cannot bear on the claim (exploratory).")
     resolved = _sharpness_resolved(per_loss)
     if resolved and per_loss.estimate > 0:
         return f"{knob} made the minimum measurably sharper here, so this test bears on the claim ({numbers})."
@@ -2173,9 +2188,11 @@ def chance_note(chance: Mapping[str, tuple[float, float]]) -> str:
     signal; empty when there is none."""
     if not chance:
         return ""
+    def auc(lo_hi) -> str:  # min–max of the finite ends, whichever order they come in
+        ends = sorted(x for x in lo_hi if x is not None and math.isfinite(x))
+        return f"AUC {ends[0]:.2f}–{ends[-1]:.2f} over its targets" if ends else "no finite AUC"
     names = sorted(chance)
-    parts = [f"on {dataset_name(d)} the honest attacks are at chance (AUC {chance[d][0]:.2f}–{chance[d][1]:.2f} "
-             "over its targets)" for d in names]
+    parts = [f"on {dataset_name(d)} the honest attacks are at chance ({auc(chance[d])})" for d in names]
     which = "its rows carry" if len(names) == 1 else "their rows carry"
     return (f"{'; '.join(parts)[0].upper()}{'; '.join(parts)[1:]}, so {which} no membership signal and their signs "
             "are not evidence either way (the rows stay in the Holm family, which was fixed before the results).")

@@ -1501,3 +1501,52 @@ def test_largest_drop_sentence_ignores_non_finite_means():
     assert report.largest_drop_sentence({0.0: 0.5, 1.0: 0.5}, {0.0: 0.9, 1.0: nan}).startswith("At ξ = 0 ")
     assert report.largest_drop_sentence({0.0: -inf}, {0.0: 0.9}) == ""
     assert report.largest_drop_sentence({0.0: nan}, {0.0: 0.9}) == ""
+
+
+def _raw(outcome="not resolved", est=0.01, lo=-0.01, hi=0.03, p=0.3, n=5, sign=-1, role="exploratory",
+         method="paired t-test"):
+    """A Verdict built field by field, as the hostile tester's probes did (NaN fields included)."""
+    from sharpmem_lib.stats import Verdict
+    return Verdict(outcome, est, lo, hi, p, p, n, sign, alpha=0.05, method=method, role=role)
+
+
+def test_short_of_holm_names_no_paper_direction_when_the_paper_gives_none():
+    s = report.short_of_holm(_raw(est=0.02, lo=0.005, hi=0.035, p=0.02, sign=0), "SharpReg")
+    assert s == "by the unadjusted interval SharpReg raises attack accuracy, but short of its Holm level"
+    assert "opposite of the paper's direction" in report.short_of_holm(
+        _raw(est=0.02, lo=0.005, hi=0.035, p=0.02, sign=-1), "SharpReg")
+
+
+def test_lira_fit_sentence_skips_nan_rows_and_printed_ties():
+    nan = float("nan")
+    acc = pd.DataFrame({"algorithm": ["sgd", "sam", "sharpreg"], "train_acc": [0.9, nan, 0.8]})
+    s = report.lira_fit_sentence(acc)
+    assert "n/a" not in s and "SAM" not in s and s.startswith("SharpReg's LiRA models fit their training points less")
+    assert report.lira_fit_sentence(pd.DataFrame({"algorithm": ["sgd", "sam"], "train_acc": [nan, 0.8]})) == ""
+    assert report.lira_fit_sentence(pd.DataFrame({"algorithm": ["sgd", "sam"], "train_acc": [0.99999, 1.0]})) == ""
+
+
+def test_control_conclusion_draws_nothing_from_a_control_without_estimate():
+    nan = float("nan")
+    good = _raw("reproduced", est=-0.04, lo=-0.06, hi=-0.02, p=0.001, role="confirmatory")
+    s = report.control_conclusion(_raw(est=nan, lo=nan, hi=nan, p=nan), good, "SGD at lr × (1 − ξ)")
+    assert "nan" not in s and "has no estimate" in s and "says nothing about SharpReg's difference from SGD" in s
+
+
+def test_sharpness_caveat_says_unmeasured_and_counts_in_the_right_number():
+    nan = float("nan")
+    ins = _raw("insufficient", est=nan, lo=nan, hi=nan, p=nan, n=1, sign=1)
+    s = report.sharpness_caveat(ins, ins, "λ = 1.5")
+    assert "nan" not in s and "could not be measured" in s and "1 seed)" in s and "1 seeds" not in s
+    rank = _raw(est=0.3, p=0.2, n=1, sign=1, method="spearman permutation")
+    if report._rank_trend(rank):
+        assert "1 runs" not in report.sharpness_caveat(rank, rank, "λ", seeds=1)
+    assert "1 seeds" not in report.claim_verdict(_raw("insufficient", n=1, sign=1), _raw("insufficient", n=1, sign=1))
+    assert report.lira_memorization_sentence(1, {1: 5}).startswith("Memorization here is estimated from only 1 model,")
+
+
+def test_chance_note_skips_nan_and_orders_the_range():
+    nan = float("nan")
+    assert "nan" not in report.chance_note({"digits": (nan, nan)})
+    assert "AUC 0.49–0.51" in report.chance_note({"digits": (0.51, 0.49)})
+    assert "AUC 0.50–0.50" in report.chance_note({"digits": (0.5, nan)})
