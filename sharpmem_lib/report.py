@@ -684,6 +684,9 @@ def divergence_sentence(diverged, collapsed, grid, tested=None, runs: int | None
     which collapsed (runs that trained, but whose mean test accuracy is below twice chance),
     each defined where it is said; with ``tested`` (the settings the tests compare) and
     ``runs`` of ``total`` runs, what the tests leave out."""
+    finite = lambda xs: [x for x in xs if math.isfinite(x)]  # noqa: E731  a NaN setting names no ξ
+    diverged, collapsed, grid = finite(diverged), finite(collapsed), finite(grid)
+    tested = None if tested is None else finite(tested)
     values = lambda xs: ", ".join(f"{x:g}" for x in xs)  # noqa: E731
     top = (f"the grid has {len(grid)} setting{'s' if len(grid) != 1 else ''}, up to ξ = {max(grid):g}" if len(grid)
            else "the grid is empty")
@@ -693,7 +696,9 @@ def divergence_sentence(diverged, collapsed, grid, tested=None, runs: int | None
              f"ξ = {values(collapsed)}" if len(collapsed) else
              "; no setting collapsed to near-chance test accuracy (a mean below twice chance)")
     out = f"{said[0].upper()}{said[1:]} ({top})."
-    if tested is not None and (len(diverged) or len(collapsed)):
+    if tested is not None and not len(tested) and (len(diverged) or len(collapsed)):
+        out += " No setting is left to test: every one diverged or collapsed, so the sweep's tests compare nothing."
+    elif tested is not None and (len(diverged) or len(collapsed)):
         out += (f" Diverged runs and collapsed settings are left out of the tests, which compare {len(tested)} "
                 f"setting{'s' if len(tested) != 1 else ''} (ξ = {values(sorted(tested))})"
                 + (f": {runs} of {total} runs." if runs and total else "."))

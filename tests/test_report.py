@@ -1550,3 +1550,11 @@ def test_chance_note_skips_nan_and_orders_the_range():
     assert "nan" not in report.chance_note({"digits": (nan, nan)})
     assert "AUC 0.49–0.51" in report.chance_note({"digits": (0.51, 0.49)})
     assert "AUC 0.50–0.50" in report.chance_note({"digits": (0.5, nan)})
+
+
+def test_divergence_sentence_when_every_setting_diverged_and_with_nan_settings():
+    nan = float("nan")
+    s = report.divergence_sentence([0.0, 0.3, 1.0], [], [0.0, 0.3, 1.0], tested=[], runs=0, total=15)
+    assert "No setting is left to test" in s and "compare 0 settings" not in s and "(ξ = )" not in s
+    s = report.divergence_sentence([nan], [], [0.0, nan], tested=[0.0], runs=2, total=4)
+    assert "nan" not in s and "the grid has 1 setting, up to ξ = 0" in s
