@@ -83,6 +83,8 @@ def load_profile(name: str, params_dir: Path, notebooks: list[str] | None = None
                          f"(e.g. '01_toy_example: {{seeds: 3}}'), one of {chapter_names(params_dir)}")
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
         raise ValueError(f"{path}: expected a mapping of notebook name -> parameters")
+    # a top-level key starting with 'x-' holds only an anchor for merge keys (`x-common: &c {...}`): no notebook
+    data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
     valid = chapter_names(params_dir) if notebooks is None else list(notebooks)
     unknown = sorted(str(k) for k in data if k not in valid) if valid else []  # no notebooks beside: no check
     if unknown:

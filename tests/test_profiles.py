@@ -69,3 +69,19 @@ def test_yaml_merge_keys_work_and_a_repeat_beside_them_is_still_refused(tmp_path
     (tmp_path / "twice.yaml").write_text(text + "  seeds: 4\n")
     with pytest.raises(ValueError, match=r"twice.yaml: YAML syntax error at line 8, column 3: 'seeds' is given twice"):
         load_profile("twice", tmp_path, chapter_names(PARAMS_DIR))
+
+
+def test_a_top_level_x_key_holds_a_merge_anchor_and_is_no_notebook(tmp_path):
+    """Hostile tester: book/rerun.md said merge keys work 'as in any YAML file', but a
+    top-level anchor section was refused as 'not a notebook'. A key starting with 'x-' holds
+    only the anchor; any other unknown key is still refused."""
+    text = "x-common: &c {seeds: 3, sam_rho: 0.1}\n01_toy_example:\n  <<: *c\n  seeds: 2\n"
+    (tmp_path / "anchored.yaml").write_text(text)
+    assert load_profile("anchored", tmp_path, chapter_names(PARAMS_DIR)) == {
+        "01_toy_example": {"seeds": 2, "sam_rho": 0.1}}
+    (tmp_path / "bare.yaml").write_text(text.replace("x-common", "common"))
+    with pytest.raises(ValueError, match=r"\['common'\] is not a notebook"):
+        load_profile("bare", tmp_path, chapter_names(PARAMS_DIR))
+    (tmp_path / "only.yaml").write_text("x-common: &c {seeds: 3}\n")
+    with pytest.raises(ValueError, match="sets no parameter|empty"):
+        load_profile("only", tmp_path, chapter_names(PARAMS_DIR))
