@@ -72,7 +72,7 @@ def _capped(kind: str, positive: bool = True) -> Rule:
     cap = FLOAT_CAPS[kind]
 
     def rule(name, value, _):
-        check_number(name, value, 0, open_min=positive)
+        check_number(name, value, 0, open_min=positive, cap=cap)
         if value > cap:
             raise ValueError(f"{name}={value!r} is not valid; it must be at most {cap:g} (a guard against typos: "
                              f"every profile and the paper use far less, and such a {name} diverges or does nothing). "

@@ -63,11 +63,12 @@ def _bad(name: str, value: Any, what: str) -> ValueError:
 _EXPONENT = re.compile(r"\s*([+-]?)(\d+\.?\d*|\.\d+)[eE]([+-]?)(\d+)\s*")
 
 
-def _quoted_hint(value: Any, name: str = "", integer: bool = False) -> str:
+def _quoted_hint(value: Any, name: str = "", integer: bool = False, fits=None) -> str:
     """What to say about a string where a number was meant. YAML 1.1 (PyYAML, papermill) reads
     exponent notation as a number only with a dot and a signed exponent (``5.0e-2``, ``1.0e+3``):
     ``5e-2``, ``1e3`` and ``5.0e2`` are strings. The hint names ``name`` and writes ``value`` in
-    a form YAML reads as a number."""
+    a form YAML reads as a number, only when that number would pass the knob's checks
+    (``fits``); otherwise it says the number is out of range."""
     if not isinstance(value, str):
         return ""
     match = _EXPONENT.fullmatch(value)
@@ -76,6 +77,9 @@ def _quoted_hint(value: Any, name: str = "", integer: bool = False) -> str:
     sign, mantissa, exponent_sign, digits = match.groups()
     written = f"{sign}{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent_sign or '+'}{digits}"
     number = float(value)
+    if fits is not None and not fits(number):  # '5e-500', '-5e-2', '1e300': no form of it would pass
+        return (f" (YAML reads {value.strip()} as a string: a number in exponent notation needs a dot and a signed "
+                f"exponent; as a number, {value.strip()} would be out of range too)")
     plain = str(int(number)) if integer and number.is_integer() else repr(number)
     if integer:
         forms = plain if number.is_integer() else "an integer"
@@ -90,21 +94,24 @@ def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | 
     """Raise ``ValueError`` unless ``value`` is an int (not a bool, not a string) in range."""
     what = "an integer" + (f" >= {minimum}" if minimum is not None else "") + (
         f" <= {maximum}" if maximum is not None else "")
-    if not _is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise _bad(name, value, what + _quoted_hint(value, name, integer=True))
+    fits = lambda x: (minimum is None or x >= minimum) and (maximum is None or x <= maximum)  # noqa: E731
+    if not _is_int(value) or not fits(value):
+        raise _bad(name, value, what + _quoted_hint(value, name, integer=True, fits=fits))
 
 
 def check_number(name: str, value: Any, minimum: float | None = None, maximum: float | None = None, *,
-                 open_min: bool = False, open_max: bool = False) -> None:
+                 open_min: bool = False, open_max: bool = False, cap: float | None = None) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite int or float in the given range
-    (``open_min`` / ``open_max`` exclude the bound)."""
+    (``open_min`` / ``open_max`` exclude the bound). ``cap``: a further upper bound the caller
+    checks itself (with its own message), so a quoted number above it gets no 'write X' hint."""
     low = "" if minimum is None else (f" > {minimum}" if open_min else f" >= {minimum}")
     high = "" if maximum is None else (f" < {maximum}" if open_max else f" <= {maximum}")
-    ok = _is_number(value) and (minimum is None or (value > minimum if open_min else value >= minimum)) and (
-        maximum is None or (value < maximum if open_max else value <= maximum))
-    if not ok:
+    in_range = lambda x: math.isfinite(x) and (minimum is None or (x > minimum if open_min else x >= minimum)) and (  # noqa: E731
+        maximum is None or (x < maximum if open_max else x <= maximum))
+    fits = lambda x: in_range(x) and (cap is None or x <= cap)  # noqa: E731
+    if not (_is_number(value) and in_range(value)):  # above ``cap``: the caller's own message
         what = "a finite number" + low + (" and" if low and high else "") + high
-        raise _bad(name, value, what + _quoted_hint(value, name))
+        raise _bad(name, value, what + _quoted_hint(value, name, fits=fits))
 
 
 def check_bool(name: str, value: Any) -> None:

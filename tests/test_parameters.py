@@ -59,9 +59,11 @@ def test_every_profile_passes_the_checks(profile, ipynb):
     ("00_data_and_models", {"seed": "0"}, r"seed='0' is not valid; it must be an integer >= 0 \(without quotes\)"),
     ("01_toy_example", {"sam_rho": "5e-2"}, r"sam_rho='5e-2' is not valid; .*YAML reads 5e-2 as a string: a number in "
      r"exponent notation needs a dot and a signed exponent; write sam_rho: 0.05 or 5.0e-2, without quotes"),
-    ("04_mitigation", {"sharpreg_xi": "1e3"}, r"sharpreg_xi='1e3' is not valid; .*write sharpreg_xi: 1000.0 or "
-     r"1.0e\+3,"),
-    ("04_mitigation", {"sharpreg_rho": "1.0e300"}, r"sharpreg_rho='1.0e300' .*write sharpreg_rho: 1.0e\+300, without"),
+    ("04_mitigation", {"sharpreg_xi": "5e-1"}, r"sharpreg_xi='5e-1' is not valid; .*write sharpreg_xi: 0.5 or "
+     r"5.0e-1,"),
+    # a quoted number the knob would refuse gets no 'write X' hint (1000 > ξ's range, 1e300 > ρ's cap)
+    ("04_mitigation", {"sharpreg_xi": "1e3"}, r"sharpreg_xi='1e3' is not valid; .*as a number, 1e3 would be out of "),
+    ("04_mitigation", {"sharpreg_rho": "1.0e300"}, r"sharpreg_rho='1.0e300' .*as a number, 1.0e300 would be out of "),
     ("04_mitigation", {"lams": [0.0, "2e0"]}, r"lams\[1\]='2e0' .*write lams\[1\] as 2.0 or 2.0e\+0, without"),
     ("00_data_and_models", {"seed": "1e2"}, r"seed='1e2' is not valid; it must be an integer >= 0 \(YAML reads 1e2 "
      r"as a string: .*write seed: 100, without quotes\)"),
@@ -373,3 +375,15 @@ def test_provenance_says_how_the_parameters_were_given(monkeypatch):
     assert run({**partial, "profile": "smoke"}) == (
         "smoke, except: n_test left at the notebook's default (not as the profile sets them)")
     assert parameter_source("paper") == "paper"  # a record of another profile is not used
+
+
+@pytest.mark.parametrize("name, text", [("lr", "5e-500"), ("lr", "-5e-2"), ("sam_rho", "1e300"), ("seeds", "-1e2")])
+def test_exponent_hint_suggests_no_value_the_knob_refuses(name, text):
+    """Hostile tester: the hint for '5e-500' said 'write lr: 0.0', which the validator then refuses."""
+    from sharpmem_lib import parameters as P
+
+    with pytest.raises(ValueError) as err:
+        P.rule_for(name)(name, text, {})
+    assert f"as a number, {text} would be out of range too" in str(err.value) and "write " not in str(err.value)
+    with pytest.raises(ValueError, match=r"write lr: 0.05 or 5.0e-2, without quotes"):
+        P.rule_for("lr")("lr", "5e-2", {})
