@@ -305,6 +305,15 @@ def _key_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _inside(root: Path, namespace: str) -> Path:
+    """``root / namespace``, refusing a namespace that would leave the results folder
+    (absolute, or with a '..' part): entries and locks stay under ``root``."""
+    if not isinstance(namespace, str) or Path(namespace).is_absolute() or ".." in Path(namespace).parts:
+        raise ValueError(f"namespace={namespace!r} is not valid; it must be a relative folder inside the results "
+                         "folder (not absolute, no '..'), e.g. 'digits'")
+    return root / namespace
+
+
 @contextlib.contextmanager
 def lock(name: str, *, root: str | Path | None = None, namespace: str = "") -> Iterator[None]:
     """Hold the store's inter-process lock ``<root>/<namespace>/.<name>.lock`` (the same
@@ -313,7 +322,7 @@ def lock(name: str, *, root: str | Path | None = None, namespace: str = "") -> I
     ``name``: a file-name-safe identifier, e.g. an :func:`entry_key` with a prefix."""
     if not isinstance(name, str) or not name or Path(name).name != name or name.startswith("."):
         raise ValueError(f"name={name!r} is not valid; it must be a file name (no folders, not starting with '.')")
-    folder = results_root(root) / namespace
+    folder = _inside(results_root(root), namespace)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -395,7 +404,7 @@ def get_or_compute(kind: str, config: dict, compute: Callable[[Path, Path], dict
         raise ValueError(f"config={config!r} is not valid; it must be a dict of JSON data")
     key = entry_key(kind, config, precision)
     expected = (json.loads(json.dumps(config)), precision, CACHE_VERSION)
-    folder = results_root(root) / namespace / key
+    folder = _inside(results_root(root), namespace) / key
     # Fast path without the lock: complete entries are immutable once renamed into place.
     try:
         found, value = _read(folder, key, expected, load, retry_diverged)

@@ -312,3 +312,15 @@ def test_a_named_lock_is_the_key_locks_mechanism_and_checks_its_name(tmp_path):
             with store.lock(bad, root=tmp_path / "new"):
                 pass
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("namespace", ["/tmp/elsewhere", "..", "digits/../../up", 3])
+def test_a_namespace_that_escapes_the_results_folder_is_refused(tmp_path, namespace):
+    """Hostile tester: store.lock created '<root>/../x' and an absolute namespace's folder."""
+    root = tmp_path / "results"
+    with pytest.raises(ValueError, match=r"namespace=.* is not valid; it must be a relative folder inside"):
+        with store.lock("group-abc", root=root, namespace=namespace):
+            pass
+    with pytest.raises(ValueError, match=r"namespace=.* is not valid"):
+        store.cached_json("k", {}, lambda: 1, root=root, namespace=namespace)
+    assert not (tmp_path / "up").exists() and not root.exists()
