@@ -178,6 +178,10 @@ def _check_bucket_ids(bucket: np.ndarray, n_buckets: int) -> None:
         raise ValueError(f"bucket holds booleans (dtype bool); it must hold integer bucket ids, {UNMEASURED} "
                          f"(unmeasured) or 1..{n_buckets}, such as MemorizationBuckets.bucket (not a mask like "
                          "bucket == 1)")
+    kind = np.asarray(bucket).dtype
+    if kind.kind not in "iuf":  # strings ('1' is not 1), objects (None), complex: not ids
+        raise ValueError(f"bucket holds {kind} values; it must hold integer bucket ids, {UNMEASURED} (unmeasured) or "
+                         f"1..{n_buckets}, such as MemorizationBuckets.bucket")
     ids = np.unique(bucket)
     bad = ids[~np.isin(ids, np.arange(n_buckets + 1))]
     if len(bad):

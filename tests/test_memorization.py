@@ -210,3 +210,14 @@ def test_top_influencers_leave_out_unmeasured_training_points():
     assert ids.tolist() == [1, 3] and scores.tolist() == [0.3, -0.1]
     assert len(sci.top_influencers(1, k=4)[0]) == 0
     assert sci.top_influencers(0, k=4, measured_only=False)[0].tolist() == [1, 0, 2, 3]
+
+
+@pytest.mark.parametrize("bucket", [np.array(["1", "2", "0", "1"]), np.array([1, 2, None, 0], dtype=object),
+                                    np.array([1, 2, 0, 1], dtype=complex)])
+def test_bucket_ids_that_are_not_numbers_get_a_clear_error(bucket):
+    """Hostile tester: a string array was 'outside the valid range: 0, 1, 2' and an object
+    array with None raised a bare TypeError from np.unique."""
+    from sharpmem_lib.memorization import accuracy_by_bucket
+
+    with pytest.raises(ValueError, match=r"bucket holds .* values; it must hold integer bucket ids, 0 \(unmeasured\)"):
+        accuracy_by_bucket(np.array([[1, 0, 1, 1]], bool), bucket, 5)
