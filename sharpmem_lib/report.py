@@ -314,7 +314,7 @@ def _evidence(v: Verdict, pairs: str = "seeds", value=_points) -> str:
             parts.append(f"Holm-adjusted p = {_p(v.p_adjusted)} over {v.family_size} tests")
         if math.isfinite(getattr(v, "half_width", NAN)) and value is _points:
             parts.append(f"detectable difference ±{100 * v.half_width:.1f} points at level {v.level:.2g}")
-    parts.append(f"{v.n} {pairs}")
+    parts.append(f"{v.n} {pairs[:-1] if v.n == 1 and pairs.endswith('s') else pairs}")  # '1 seed', not '1 seeds'
     if getattr(v, "dropped", 0):  # a pair with a diverged member is not compared; say how many
         parts[-1] += f" ({v.dropped} {'pair' if v.dropped == 1 else 'pairs'} left out: a member diverged)"
     return ", ".join(parts)
@@ -813,6 +813,8 @@ def lira_memorization_sentence(models: int, sizes: Mapping[int, int] | None) -> 
     if not total:
         return head + "."
     u = (sizes or {}).get(0, 0)
+    if not u:  # not '0 % of the training points (0 of 5) have no measured score'
+        return head + f", and every one of the {total:,} training points has a measured score."
     return head + (f", and {100 * u / total:.0f} % of the training points ({u:,} of {total:,}) have no measured score, "
                    "so they are in no group.")
 

@@ -1558,3 +1558,11 @@ def test_divergence_sentence_when_every_setting_diverged_and_with_nan_settings()
     assert "No setting is left to test" in s and "compare 0 settings" not in s and "(ξ = )" not in s
     s = report.divergence_sentence([nan], [], [0.0, nan], tested=[0.0], runs=2, total=4)
     assert "nan" not in s and "the grid has 1 setting, up to ξ = 0" in s
+
+
+def test_evidence_and_memorization_sentences_count_one_in_the_singular():
+    one = _raw(est=0.02, lo=0.01, hi=0.03, p=0.02, n=1)
+    assert report.evidence(one).endswith(", 1 seed") and report.evidence(one, "targets").endswith(", 1 target")
+    s = report.lira_memorization_sentence(4, {1: 5})
+    assert s == ("Memorization here is estimated from only 4 models, and every one of the 5 training points has a "
+                 "measured score.")
