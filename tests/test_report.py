@@ -1566,3 +1566,12 @@ def test_evidence_and_memorization_sentences_count_one_in_the_singular():
     s = report.lira_memorization_sentence(4, {1: 5})
     assert s == ("Memorization here is estimated from only 4 models, and every one of the 5 training points has a "
                  "measured score.")
+
+
+def test_claim_verdict_names_the_reversal_even_when_welch_cannot_be_run():
+    """Many: −5 points, p = 0.001, but no standard error for Welch's test (too few to test the
+    shrink): the reversal against Fig. 1(c) is still said, not only 'too few seeds'."""
+    few = _raw("reproduced", est=0.1, lo=0.05, hi=0.15, p=0.001, n=3, sign=1, role="confirmatory")
+    many = _raw(est=-0.05, lo=-0.08, hi=-0.02, p=0.001, n=3, sign=1)
+    s = report.claim_verdict(few, many)
+    assert "SAM is significantly worse than SGD (−5.0 points, unadjusted p = 0.001" in s and "shrinks" not in s
