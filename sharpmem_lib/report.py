@@ -161,13 +161,12 @@ def claim_number(v: Verdict) -> str:
 def claim_power(v: Verdict) -> str:
     """The measured power behind a claim's verdict: the smallest difference the design
     resolves at the level the test is held to (α/m for a confirmatory test of a family of
-    m, α for an exploratory one), and n. '±1.8 points at level 0.0045 (α/m, Holm's first and
-    strictest step over 11 tests: conservative), n = 5'. α/m is the level of the smallest p
+    m, α for an exploratory one), and n. '±1.8 points at level 0.0045 (α/m over 11 tests),
+    n = 5'. α/m is the level of the smallest p (the results page's header says so)
     only: Holm holds the k-th smallest to α/(m − k + 1), so a test later in the order may be
     resolved with a raw p above α/m, and the column is conservative for it. Without an
     interval (trend tests, constant differences, too few pairs) it says so."""
-    where = (f"α/m, Holm's first and strictest step over {v.family_size} test{'s' if v.family_size != 1 else ''}: "
-             "conservative" if v.role == "confirmatory"
+    where = (f"α/m over {v.family_size} test{'s' if v.family_size != 1 else ''}" if v.role == "confirmatory"
              else "exploratory, not adjusted" if v.role == "exploratory" else "empty")
     if v.role == "empty":
         return f"none: the test is empty (every run at the 100 % ceiling), n = {v.n}"
@@ -1326,7 +1325,9 @@ def mitigation_sentences(numbers: Mapping[str, Any], verdicts: Mapping[Any, Verd
     lam_attack, lam_loss = verdicts.get(("lam trend", "single_query")), verdicts.get(("lam trend", "lambda_max/loss"))
     if lam_attack is not None and lam_attack.outcome in ("reproduced", "opposite") and (
             lam_loss is None or not sharpened(lam_loss)):  # the row tests λ, the paper's proxy: not sharper minima
-        out["claim_lam_attack_status"] += " (λ did not measurably sharpen the minimum)"
+        status, note = out["claim_lam_attack_status"], "λ did not measurably sharpen the minimum"
+        out["claim_lam_attack_status"] = (status[:-1] + f"; {note})" if status.endswith(")")  # one parenthesis
+                                          else status + f" ({note})")
     for key, family, method in (("lam", "lam", n["top_lam"]), ("sr", "sharpreg", "sharpreg")):
         pattern = _pattern_verdict(verdicts, (family, "pattern"), n.get(f"{key}_pattern"), -1)
         out[f"{key}_bucket_pattern"] = bucket_pattern(n[f"{key}_gain"], verdicts[(family, 1)], method, expect="loss",

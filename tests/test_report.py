@@ -555,8 +555,7 @@ def test_claim_power_states_the_detectable_difference_after_holm():
     tests = {k: paired_test(0.01 * k + rng.normal(0, 0.01, 5)) for k in range(3)}
     vs = holm_verdicts(tests, {0: 1, 1: 1, 2: 0})
     s = report.claim_power(vs[1])
-    assert s.startswith(f"±{100 * vs[1].half_width:.1f} points at level 0.025 (α/m, Holm's first and strictest "
-                        "step over 2 tests: conservative), n = 5")
+    assert s.startswith(f"±{100 * vs[1].half_width:.1f} points at level 0.025 (α/m over 2 tests), n = 5")
     assert "exploratory, not adjusted" in report.claim_power(vs[2]) and "0.05" in report.claim_power(vs[2])
     assert report.claim_power(v("insufficient")).startswith("none: too few pairs")
     assert set(report.claim_values("x", vs[1])) == {"claim_x_number", "claim_x_power", "claim_x_status"}
@@ -1142,6 +1141,11 @@ def test_the_lambda_attack_row_status_says_when_lambda_did_not_sharpen_the_minim
     sharper = {**opposite, ("lam trend", "lambda_max/loss"): v("reproduced", 1, role="exploratory")}
     assert report.mitigation_sentences(numbers, sharper)["claim_lam_attack_status"] == "opposite"
     assert report.mitigation_sentences(numbers, verdicts)["claim_lam_attack_status"] == "not resolved"
+    near = verdict(0.008, (0.004, 0.012), 0.049, -1, 5, p_value=0.0061, method="t", family_size=10)
+    assert report.near_holm_boundary(near)  # both notes in one parenthesis, not '(…) (…)'
+    assert report.mitigation_sentences(numbers, {**verdicts, ("lam trend", "single_query"): near})[
+        "claim_lam_attack_status"] == ("opposite (close to the Holm boundary: Holm-adjusted p = 0.049, n = 5; "
+                                       "λ did not measurably sharpen the minimum)")
     text = open(__import__("pathlib").Path(__file__).parents[1] / "book" / "results.md").read()
     assert "| A larger λ in eq. 4 lowers attack accuracy (§5, Fig. 4b)" in text and "Sharper minima (larger" not in text
 
