@@ -146,7 +146,7 @@ def claim_number(v: Verdict) -> str:
     """This build's number for a claim in the results page's verdict table: the estimate
     (percentage points, or Spearman's ρ for a trend test), its 95 % interval and n.
     '+2.4 points [+0.3, +4.5], n = 5'; 'ρ = −0.41 [−0.70, −0.05], n = 12'."""
-    trend = "permutation" in v.method or v.method.startswith("asymptotic")
+    trend = _rank_trend(v)
     if not math.isfinite(v.estimate):
         return f"n/a (n = {v.n})"
     scale, unit, digits = (1, "", 2) if trend else (100, " points", 1)
@@ -166,7 +166,7 @@ def claim_power(v: Verdict) -> str:
     only: Holm holds the k-th smallest to α/(m − k + 1), so a test later in the order may be
     resolved with a raw p above α/m, and the column is conservative for it. Without an
     interval (trend tests, constant differences, too few pairs) it says so."""
-    where = (f"α/m over {v.family_size} test{'s' if v.family_size != 1 else ''}" if v.role == "confirmatory"
+    where = (f"α/m over {_count(v.family_size, 'test')}" if v.role == "confirmatory"
              else "exploratory, not adjusted" if v.role == "exploratory" else "empty")
     if v.role == "empty":
         return f"none: the test is empty (every run at the 100 % ceiling), n = {v.n}"
@@ -175,7 +175,7 @@ def claim_power(v: Verdict) -> str:
     if not math.isfinite(v.level):
         return f"n/a: no test level recorded (not from a chapter's family), n = {v.n}"
     if not math.isfinite(v.half_width):
-        kind = "a rank trend test" if ("permutation" in v.method or v.method.startswith("asymptotic")) else \
+        kind = "a rank trend test" if _rank_trend(v) else \
             "an exact test without an interval"
         floor = f", smallest attainable p {_p(v.p_min)}" if _floor_shown(v) else ""
         return f"no interval ({kind}{floor}), level {v.level:.2g} ({where}), n = {v.n}"
@@ -656,7 +656,7 @@ def contrast(v: Verdict, what: str, knob: str, low: float, high: float, claim: s
 def sweep_sentence(v: Verdict, what: str, knob: str, claim: str, grid, value=_points) -> str:
     """:func:`contrast` when the sweep has exactly two settings (``grid``), else :func:`trend`."""
     grid = sorted(grid)
-    if len(grid) == 2 and "permutation" not in v.method and not v.method.startswith("asymptotic"):
+    if len(grid) == 2 and not _rank_trend(v):
         return contrast(v, what, knob, grid[0], grid[1], claim, value)
     return trend(v, what, knob, claim)
 
@@ -687,7 +687,7 @@ def divergence_sentence(diverged, collapsed, grid, tested=None, runs: int | None
     diverged, collapsed, grid = finite(diverged), finite(collapsed), finite(grid)
     tested = None if tested is None else finite(tested)
     values = lambda xs: ", ".join(f"{x:g}" for x in xs)  # noqa: E731
-    top = (f"the grid has {len(grid)} setting{'s' if len(grid) != 1 else ''}, up to ξ = {max(grid):g}" if len(grid)
+    top = (f"the grid has {_count(len(grid), 'setting')}, up to ξ = {max(grid):g}" if len(grid)
            else "the grid is empty")
     said = (f"training diverged at ξ = {values(diverged)} (a run diverges when its loss turns non-finite or rises, "
             "or its training accuracy stays at chance)" if len(diverged) else "no run diverged")
@@ -698,8 +698,8 @@ def divergence_sentence(diverged, collapsed, grid, tested=None, runs: int | None
     if tested is not None and not len(tested) and (len(diverged) or len(collapsed)):
         out += " No setting is left to test: every one diverged or collapsed, so the sweep's tests compare nothing."
     elif tested is not None and (len(diverged) or len(collapsed)):
-        out += (f" Diverged runs and collapsed settings are left out of the tests, which compare {len(tested)} "
-                f"setting{'s' if len(tested) != 1 else ''} (ξ = {values(sorted(tested))})"
+        out += (f" Diverged runs and collapsed settings are left out of the tests, which compare "
+                f"{_count(len(tested), 'setting')} (ξ = {values(sorted(tested))})"
                 + (f": {runs} of {total} runs." if runs and total else "."))
     return out
 
@@ -1594,7 +1594,7 @@ def verdict_table(verdicts: Mapping[Any, Verdict], claims: Mapping[Any, str] | N
                                               else f"[{100 * v.ci_low:+.1f}, {100 * v.ci_high:+.1f}]")
         if not math.isfinite(v.estimate):
             est = "n/a"
-        elif "permutation" in v.method or v.method.startswith("asymptotic"):
+        elif _rank_trend(v):
             est = _rho(v.estimate)
         elif key in set(raw):
             est = _signed(v.estimate)
@@ -1869,7 +1869,7 @@ def lira_groups(sizes: Mapping[int, int]) -> str:
     share = f"{100 * zero / total:.1f} %" if total else "0 %"
     out = (f"{zero} of the {total} training points ({share}) have no measured memorization (a score of exactly 0, "
            f"or no estimate) and form a group of their own, left out of the ranking; the other {total - zero} are "
-           f"ranked into {k} equal-count group{'s' if k != 1 else ''} (1 = most memorized)")
+           f"ranked into {_count(k, 'equal-count group')} (1 = most memorized)")
     if k < 5:
         out += f", fewer than five because only {total - zero} points have a non-zero score"
     return out
